@@ -149,12 +149,10 @@ fn m_plus_one_erasures_always_fail() {
 #[test]
 fn large_random_objects_decode_under_rotating_erasures() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let big = std::env::var("TESSERA_EC_BIG").is_ok();
     for codec in CODECS {
         for (k, m) in PROFILES {
             let c = coder(codec, k, m, tessera_ec::DEFAULT_STRIPE_SIZE);
-            let max = if big { 64 << 20 } else { 12 << 20 };
-            let size = rng.random_range(1..=max);
+            let size = rng.random_range(1..=64 << 20);
             let data = random_bytes(&mut rng, size);
             let shards = c.encode_object(PIECE, &data).unwrap();
             let all = subsets(k + m, m);
