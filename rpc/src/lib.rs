@@ -6,10 +6,12 @@
 //! Depends only on `tessera-common`. Services never import each other; they
 //! talk through what this crate defines.
 //!
-//! Today it holds the health service that every role serves. The metadata,
-//! datanode and gateway protocols arrive with their issues.
+//! Today it holds the health service that every role serves, the metadata
+//! records and Raft commands (`proto::meta`), and the S3 naming rules both
+//! the gateway and the metadata service enforce (`names`).
 
 mod health;
+pub mod names;
 
 /// Generated protobuf and tonic code, one module per proto package.
 pub mod proto {
@@ -17,6 +19,11 @@ pub mod proto {
     #[allow(missing_docs, clippy::all)]
     pub mod health {
         tonic::include_proto!("tessera.health.v1");
+    }
+    /// `tessera.meta.v1`: metadata records (as stored) and Raft commands.
+    #[allow(missing_docs, clippy::all)]
+    pub mod meta {
+        tonic::include_proto!("tessera.meta.v1");
     }
 }
 

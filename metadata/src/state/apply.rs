@@ -1,0 +1,292 @@
+//! Applying one command: every check first, then the writes, collected in
+//! [`Writes`] so that a refused command leaves no trace.
+
+use rocksdb::{ColumnFamily, WriteBatch};
+use tessera_rpc::names::{bucket_name_problem, key_problem};
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::command_result::Outcome;
+use tessera_rpc::proto::meta::condition::Kind;
+use tessera_rpc::proto::meta::{
+    AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
+    DeleteObject, Done, GcEntry, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, ShardSet, UploadRecord, body,
+};
+
+use super::MetaState;
+use super::multipart::{MAX_PART_NUMBER, bare_etag, check_completion, multipart_etag};
+use crate::MetaError;
+use crate::keys;
+use crate::record::{decode, encode};
+
+/// Puts and deletes of one command, in order.
+#[derive(Default)]
+pub(crate) struct Writes {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Garbage entries queued by this command (their sequence numbers).
+    garbage: u16,
+}
+
+impl Writes {
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((key, Some(value)));
+    }
+    fn delete(&mut self, key: Vec<u8>) {
+        self.ops.push((key, None));
+    }
+    /// Queues the shards of `body` for garbage collection.
+    fn collect(&mut self, index: u64, now_ms: u64, body: Option<&Body>) {
+        if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
+            let entry = GcEntry { shards: Some(shards.clone()), queued_ms: now_ms };
+            self.put(keys::garbage(index, self.garbage), encode(&entry));
+            self.garbage += 1;
+        }
+    }
+    pub(crate) fn into_batch(self, batch: &mut WriteBatch, cf: &ColumnFamily) {
+        for (k, v) in self.ops {
+            match v {
+                Some(v) => batch.put_cf(cf, k, v),
+                None => batch.delete_cf(cf, k),
+            }
+        }
+    }
+}
+
+fn done() -> Outcome {
+    Outcome::Done(Done {})
+}
+
+fn check_key(key: &str) -> Result<(), MetaError> {
+    key_problem(key).map_or(Ok(()), |p| Err(MetaError::KeyTooLong(p)))
+}
+
+/// Every shard set an object record points at.
+fn bodies(rec: &ObjectRecord) -> impl Iterator<Item = &Body> {
+    rec.body.iter().chain(rec.parts.iter().filter_map(|p| p.body.as_ref()))
+}
+
+fn shard_pgs(rec: &ObjectRecord) -> Vec<u32> {
+    let mut pgs: Vec<u32> = bodies(rec)
+        .filter_map(|b| match &b.kind {
+            Some(body::Kind::Shards(ShardSet { pg, .. })) => Some(*pg),
+            _ => None,
+        })
+        .collect();
+    pgs.sort_unstable();
+    pgs.dedup();
+    pgs
+}
+
+/// Checks an If-Match / If-None-Match condition against the current object.
+fn check_condition(cond: Option<&Condition>, current: Option<&ObjectRecord>) -> Result<(), MetaError> {
+    match (cond.and_then(|c| c.kind.as_ref()), current) {
+        (Some(Kind::IfNoneMatchAny(true)), Some(_)) => Err(MetaError::PreconditionFailed),
+        (Some(Kind::IfMatch(_)), None) => Err(MetaError::NoSuchKey),
+        (Some(Kind::IfMatch(etag)), Some(cur)) if bare_etag(etag) != "*" && bare_etag(etag) != cur.etag => {
+            Err(MetaError::PreconditionFailed)
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn apply(st: &MetaState, index: u64, cmd: &Command, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let now = cmd.now_ms;
+    match cmd.op.as_ref().ok_or_else(|| MetaError::InvalidArgument("empty command".into()))? {
+        Op::CreateBucket(c) => create_bucket(st, now, c, w),
+        Op::DeleteBucket(c) => delete_bucket(st, index, now, c, w),
+        Op::PutObject(c) => put_object(st, index, now, c, w),
+        Op::DeleteObject(c) => delete_object(st, index, now, c, w),
+        Op::CreateUpload(c) => create_upload(st, now, c, w),
+        Op::PutPart(c) => put_part(st, index, now, c, w),
+        Op::CompleteUpload(c) => complete_upload(st, index, now, c, w),
+        Op::AbortUpload(c) => abort_upload(st, index, now, c, w),
+    }
+}
+
+fn create_bucket(st: &MetaState, now: u64, c: &CreateBucket, w: &mut Writes) -> Result<Outcome, MetaError> {
+    if let Some(p) = bucket_name_problem(&c.name) {
+        return Err(MetaError::InvalidBucketName(p));
+    }
+    if let Some(existing) = st.bucket(&c.name)? {
+        return Err(if existing.owner == c.owner {
+            MetaError::BucketAlreadyOwnedByYou
+        } else {
+            MetaError::BucketAlreadyExists
+        });
+    }
+    let rec = BucketRecord { name: c.name.clone(), owner: c.owner.clone(), created_ms: now, ec: c.ec };
+    w.put(keys::bucket(&c.name), encode(&rec));
+    Ok(done())
+}
+
+fn delete_bucket(st: &MetaState, index: u64, now: u64, c: &DeleteBucket, w: &mut Writes) -> Result<Outcome, MetaError> {
+    st.require_bucket(&c.name)?;
+    if st.has_any(&keys::objects_prefix(&c.name, ""))? {
+        return Err(MetaError::BucketNotEmpty);
+    }
+    // In-progress uploads die with the bucket; their parts become garbage.
+    for (k, v) in st.scan(&keys::uploads_prefix(&c.name, ""))? {
+        let up: UploadRecord = decode(&v)?;
+        drop_upload_parts(st, index, now, &up.upload_id, &[], w)?;
+        w.delete(k);
+    }
+    w.delete(keys::bucket(&c.name));
+    Ok(done())
+}
+
+/// Stores `rec` at (bucket, key), replacing (and collecting) what was there.
+fn store_object(
+    index: u64,
+    now: u64,
+    bucket: &str,
+    key: &str,
+    old: Option<&ObjectRecord>,
+    rec: &ObjectRecord,
+    w: &mut Writes,
+) {
+    if let Some(old) = old {
+        for b in bodies(old) {
+            w.collect(index, now, Some(b));
+        }
+        for pg in shard_pgs(old) {
+            w.delete(keys::pg_entry(pg, bucket, key));
+        }
+    }
+    for pg in shard_pgs(rec) {
+        w.put(keys::pg_entry(pg, bucket, key), Vec::new());
+    }
+    w.put(keys::object(bucket, key), encode(rec));
+}
+
+fn put_object(st: &MetaState, index: u64, now: u64, c: &PutObject, w: &mut Writes) -> Result<Outcome, MetaError> {
+    st.require_bucket(&c.bucket)?;
+    check_key(&c.key)?;
+    let mut rec = c.record.clone().ok_or_else(|| MetaError::InvalidArgument("put without a record".into()))?;
+    if rec.body.is_none() || !rec.parts.is_empty() {
+        return Err(MetaError::InvalidArgument("a simple object has a body and no parts".into()));
+    }
+    let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
+    check_condition(c.condition.as_ref(), old.as_ref())?;
+    rec.last_modified_ms = now;
+    store_object(index, now, &c.bucket, &c.key, old.as_ref(), &rec, w);
+    Ok(Outcome::Object(rec))
+}
+
+fn delete_object(st: &MetaState, index: u64, now: u64, c: &DeleteObject, w: &mut Writes) -> Result<Outcome, MetaError> {
+    st.require_bucket(&c.bucket)?;
+    check_key(&c.key)?;
+    if let Some(old) = st.get::<ObjectRecord>(&keys::object(&c.bucket, &c.key))? {
+        for b in bodies(&old) {
+            w.collect(index, now, Some(b));
+        }
+        for pg in shard_pgs(&old) {
+            w.delete(keys::pg_entry(pg, &c.bucket, &c.key));
+        }
+        w.delete(keys::object(&c.bucket, &c.key));
+    }
+    Ok(done()) // deleting a missing key succeeds, as in S3
+}
+
+fn valid_upload_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn create_upload(st: &MetaState, now: u64, c: &CreateUpload, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut up = c.upload.clone().ok_or_else(|| MetaError::InvalidArgument("upload without a record".into()))?;
+    st.require_bucket(&up.bucket)?;
+    check_key(&up.key)?;
+    if !valid_upload_id(&up.upload_id) {
+        return Err(MetaError::InvalidArgument("upload id must be 1-64 letters, digits, '-' or '_'".into()));
+    }
+    let k = keys::upload(&up.bucket, &up.key, &up.upload_id);
+    if st.get::<UploadRecord>(&k)?.is_some() {
+        return Err(MetaError::InvalidArgument("upload id already in use".into()));
+    }
+    up.initiated_ms = now;
+    w.put(k, encode(&up));
+    Ok(done())
+}
+
+fn require_upload(st: &MetaState, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, MetaError> {
+    st.require_bucket(bucket)?;
+    check_key(key)?;
+    st.get(&keys::upload(bucket, key, upload_id))?.ok_or(MetaError::NoSuchUpload)
+}
+
+fn put_part(st: &MetaState, index: u64, now: u64, c: &PutPart, w: &mut Writes) -> Result<Outcome, MetaError> {
+    require_upload(st, &c.bucket, &c.key, &c.upload_id)?;
+    let mut part = c.part.clone().ok_or_else(|| MetaError::InvalidArgument("part without a record".into()))?;
+    if !(1..=MAX_PART_NUMBER).contains(&part.number) {
+        return Err(MetaError::InvalidArgument(format!("part number must be 1 to {MAX_PART_NUMBER}")));
+    }
+    let k = keys::part(&c.upload_id, part.number);
+    if let Some(old) = st.get::<PartRecord>(&k)? {
+        w.collect(index, now, old.body.as_ref()); // re-uploaded part: the old data is garbage
+    }
+    part.last_modified_ms = now;
+    w.put(k, encode(&part));
+    Ok(done())
+}
+
+/// Deletes the part records of an upload, collecting every part not in `keep`.
+fn drop_upload_parts(
+    st: &MetaState,
+    index: u64,
+    now: u64,
+    upload_id: &str,
+    keep: &[u32],
+    w: &mut Writes,
+) -> Result<(), MetaError> {
+    for (k, v) in st.scan(&keys::parts_prefix(upload_id))? {
+        let part: PartRecord = decode(&v)?;
+        if !keep.contains(&part.number) {
+            w.collect(index, now, part.body.as_ref());
+        }
+        w.delete(k);
+    }
+    Ok(())
+}
+
+fn complete_upload(
+    st: &MetaState,
+    index: u64,
+    now: u64,
+    c: &CompleteUpload,
+    w: &mut Writes,
+) -> Result<Outcome, MetaError> {
+    let up = require_upload(st, &c.bucket, &c.key, &c.upload_id)?;
+    let stored: Vec<PartRecord> =
+        st.scan(&keys::parts_prefix(&c.upload_id))?.iter().map(|(_, v)| decode(v)).collect::<Result<_, _>>()?;
+    let chosen = check_completion(&c.parts, &stored)?;
+    let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
+    check_condition(c.condition.as_ref(), old.as_ref())?;
+    let etags: Vec<&str> = chosen.iter().map(|p| p.etag.as_str()).collect();
+    let rec = ObjectRecord {
+        size: chosen.iter().map(|p| p.size).sum(),
+        etag: multipart_etag(&etags)?,
+        last_modified_ms: now,
+        meta: up.meta.clone(),
+        checksums: Vec::new(),
+        body: None,
+        parts: chosen
+            .iter()
+            .map(|p| PartRef {
+                number: p.number,
+                size: p.size,
+                etag: p.etag.clone(),
+                body: p.body.clone(),
+                checksums: p.checksums.clone(),
+            })
+            .collect(),
+    };
+    let keep: Vec<u32> = chosen.iter().map(|p| p.number).collect();
+    drop_upload_parts(st, index, now, &c.upload_id, &keep, w)?;
+    w.delete(keys::upload(&c.bucket, &c.key, &c.upload_id));
+    store_object(index, now, &c.bucket, &c.key, old.as_ref(), &rec, w);
+    Ok(Outcome::Object(rec))
+}
+
+fn abort_upload(st: &MetaState, index: u64, now: u64, c: &AbortUpload, w: &mut Writes) -> Result<Outcome, MetaError> {
+    require_upload(st, &c.bucket, &c.key, &c.upload_id)?;
+    drop_upload_parts(st, index, now, &c.upload_id, &[], w)?;
+    w.delete(keys::upload(&c.bucket, &c.key, &c.upload_id));
+    Ok(done())
+}
