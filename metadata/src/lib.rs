@@ -19,6 +19,9 @@
 mod db;
 mod error;
 mod keys;
+// openraft fixes the storage error type (StorageError, ~224 bytes) in its traits.
+#[allow(clippy::result_large_err)]
+pub mod raft;
 mod record;
 pub mod state;
 
