@@ -12,19 +12,24 @@
 //!  reads (get, list, uploads, pg index) ◄───────────────────────────┘
 //! ```
 //!
-//! Built so far: the state machine ([`MetaState`]) with its key layout,
-//! S3 listing semantics and multipart rules. The Raft node and the gRPC
-//! service are the next steps of the metadata issue.
+//! A node ([`run`]) serves three gRPC services on one port: Raft between
+//! metadata nodes, the metadata API ([`MetaService`], used through
+//! `tessera_rpc::MetaClient`) and health. Reads are linearizable (read
+//! index); writes are Raft commands applied by [`MetaState`].
 
 mod db;
 mod error;
 mod keys;
+mod node;
 // openraft fixes the storage error type (StorageError, ~224 bytes) in its traits.
 #[allow(clippy::result_large_err)]
 pub mod raft;
 mod record;
+mod service;
 pub mod state;
 
 pub use db::{CF_LOG, CF_RAFT, CF_SM, open_db};
 pub use error::MetaError;
+pub use node::{MetaConfig, run, serve};
+pub use service::MetaService;
 pub use state::MetaState;

@@ -528,3 +528,50 @@ fn delimiter_listing_of_many_segments_pages_exactly() {
         assert_eq!(seen, if delim { 50 } else { 2500 });
     }
 }
+
+#[test]
+fn a_command_applied_twice_never_collects_live_shards() {
+    // Regression: a leader change can make a client retry a write that did
+    // commit; the second application must not queue the record's own shards
+    // as garbage.
+    let dir = tempfile::tempdir().unwrap();
+    let st = open(dir.path());
+    let create = Command {
+        now_ms: 1,
+        op: Some(Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "o".into(), ec: None })),
+    };
+    apply_real(&st, 1, &create).unwrap();
+    let put = Command {
+        now_ms: 2,
+        op: Some(Op::PutObject(PutObject {
+            bucket: "bkt".into(),
+            key: "k".into(),
+            record: Some(ObjectRecord { etag: md5_hex(1), body: Some(body(42, 1)), ..Default::default() }),
+            condition: None,
+        })),
+    };
+    apply_real(&st, 2, &put).unwrap();
+    apply_real(&st, 3, &put).unwrap();
+    assert!(st.garbage(10).unwrap().is_empty(), "re-applied put collected its own shards");
+    let upload = UploadRecord { bucket: "bkt".into(), key: "m".into(), upload_id: "u1".into(), ..Default::default() };
+    apply_real(&st, 4, &Command { now_ms: 4, op: Some(Op::CreateUpload(CreateUpload { upload: Some(upload) })) })
+        .unwrap();
+    let part = Command {
+        now_ms: 5,
+        op: Some(Op::PutPart(PutPart {
+            bucket: "bkt".into(),
+            key: "m".into(),
+            upload_id: "u1".into(),
+            part: Some(PartRecord {
+                number: 1,
+                size: 10,
+                etag: md5_hex(2),
+                body: Some(body(43, 1)),
+                ..Default::default()
+            }),
+        })),
+    };
+    apply_real(&st, 5, &part).unwrap();
+    apply_real(&st, 6, &part).unwrap();
+    assert!(st.garbage(10).unwrap().is_empty(), "re-applied part collected its own shards");
+}

@@ -11,6 +11,7 @@
 //! the gateway and the metadata service enforce (`names`).
 
 mod health;
+mod meta_client;
 pub mod names;
 
 /// Generated protobuf and tonic code, one module per proto package.
@@ -25,6 +26,12 @@ pub mod proto {
     pub mod meta {
         tonic::include_proto!("tessera.meta.v1");
     }
+    /// `tessera.raft.v1`: Raft messages between metadata nodes.
+    #[allow(missing_docs, clippy::all)]
+    pub mod raft {
+        tonic::include_proto!("tessera.raft.v1");
+    }
 }
 
 pub use health::HealthService;
+pub use meta_client::{LEADER_HEADER, MetaClient, MetaClientConfig, MetaClientError, NOT_LEADER_HEADER};

@@ -8,6 +8,7 @@
 //! ```
 
 mod log_store;
+mod network;
 mod state_machine;
 
 use std::io::Cursor;
@@ -15,6 +16,7 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
+pub use network::{NetworkFactory, PeerClient, RaftService};
 pub use state_machine::StateMachineStore;
 
 /// A Raft entry's application payload: a prost-encoded

@@ -132,7 +132,16 @@ fn delete_bucket(st: &MetaState, index: u64, now: u64, c: &DeleteBucket, w: &mut
     Ok(done())
 }
 
+fn data_id(b: &Body) -> Option<&[u8]> {
+    match &b.kind {
+        Some(body::Kind::Shards(s)) => Some(&s.data_id),
+        _ => None,
+    }
+}
+
 /// Stores `rec` at (bucket, key), replacing (and collecting) what was there.
+/// Shards the new record still references are never collected, so a command
+/// applied twice (a client retry after a leader change) loses nothing.
 fn store_object(
     index: u64,
     now: u64,
@@ -143,7 +152,8 @@ fn store_object(
     w: &mut Writes,
 ) {
     if let Some(old) = old {
-        for b in bodies(old) {
+        let live: Vec<&[u8]> = bodies(rec).filter_map(data_id).collect();
+        for b in bodies(old).filter(|b| data_id(b).is_none_or(|id| !live.contains(&id))) {
             w.collect(index, now, Some(b));
         }
         for pg in shard_pgs(old) {
@@ -219,7 +229,13 @@ fn put_part(st: &MetaState, index: u64, now: u64, c: &PutPart, w: &mut Writes) -
     }
     let k = keys::part(&c.upload_id, part.number);
     if let Some(old) = st.get::<PartRecord>(&k)? {
-        w.collect(index, now, old.body.as_ref()); // re-uploaded part: the old data is garbage
+        // A re-uploaded part's old data is garbage, unless this is the same
+        // upload applied again.
+        let same =
+            old.body.as_ref().and_then(data_id).is_some_and(|id| Some(id) == part.body.as_ref().and_then(data_id));
+        if !same {
+            w.collect(index, now, old.body.as_ref());
+        }
     }
     part.last_modified_ms = now;
     w.put(k, encode(&part));

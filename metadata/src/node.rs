@@ -1,0 +1,143 @@
+//! One metadata node: the composition root. Opens RocksDB, starts Raft,
+//! serves the Raft, metadata and health services on one gRPC port, and
+//! stops cleanly when `shutdown` flips.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, Raft, SnapshotPolicy};
+use tessera_common::NodeId;
+use tessera_rpc::HealthService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::raft::{LogStore, NetworkFactory, RaftService, StateMachineStore};
+use crate::service::MetaService;
+use crate::{MetaError, MetaState, open_db};
+
+/// How to run one metadata node.
+#[derive(Clone, Debug)]
+pub struct MetaConfig {
+    /// This node's Raft id: unique in the cluster, never reused.
+    pub node_id: u64,
+    /// Address of the gRPC port.
+    pub listen: SocketAddr,
+    /// URL peers and clients use to reach this node; `http://{listen}` if unset.
+    pub advertise: Option<String>,
+    /// Where the node's RocksDB lives.
+    pub data_dir: PathBuf,
+    /// Make this node the single voter of a new cluster if it has no Raft
+    /// state yet. Other nodes join through `AddLearner` and `ChangeMembership`.
+    pub bootstrap: bool,
+    /// Leader heartbeat interval.
+    pub heartbeat: Duration,
+    /// A follower that hears no leader for a random time in this range starts an election.
+    pub election_timeout: (Duration, Duration),
+    /// Build a snapshot (and purge the log behind it) after this many entries.
+    pub snapshot_after_entries: u64,
+}
+
+impl MetaConfig {
+    /// Defaults for node `node_id` listening on `listen` with data in `data_dir`.
+    pub fn new(node_id: u64, listen: SocketAddr, data_dir: PathBuf) -> Self {
+        MetaConfig {
+            node_id,
+            listen,
+            advertise: None,
+            data_dir,
+            bootstrap: false,
+            heartbeat: Duration::from_millis(250),
+            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            snapshot_after_entries: 10_000,
+        }
+    }
+
+    /// Refuses settings that cannot work.
+    pub fn validate(&self) -> Result<(), MetaError> {
+        let bad = |m: &str| Err(MetaError::InvalidArgument(format!("metadata config: {m}")));
+        if self.node_id == 0 {
+            return bad("node_id must be at least 1");
+        }
+        if self.election_timeout.0 <= self.heartbeat * 2 || self.election_timeout.1 <= self.election_timeout.0 {
+            return bad("election timeout must exceed two heartbeats and max must exceed min");
+        }
+        if self.snapshot_after_entries == 0 {
+            return bad("snapshot_after_entries must be positive");
+        }
+        Ok(())
+    }
+
+    fn raft_config(&self) -> Result<openraft::Config, MetaError> {
+        openraft::Config {
+            cluster_name: "tessera-meta".into(),
+            heartbeat_interval: self.heartbeat.as_millis() as u64,
+            election_timeout_min: self.election_timeout.0.as_millis() as u64,
+            election_timeout_max: self.election_timeout.1.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
+            max_in_snapshot_log_to_keep: self.snapshot_after_entries / 10,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| MetaError::InvalidArgument(format!("raft config: {e}")))
+    }
+}
+
+/// Binds `config.listen` and serves until `shutdown` becomes true.
+pub async fn run(config: MetaConfig, shutdown: watch::Receiver<bool>) -> Result<(), MetaError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| MetaError::InvalidArgument(format!("cannot listen on {}: {e}", config.listen)))?;
+    serve(config, listener, shutdown).await
+}
+
+/// Serves on an already bound listener until `shutdown` becomes true.
+pub async fn serve(
+    config: MetaConfig,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), MetaError> {
+    config.validate()?;
+    let local = listener.local_addr().map_err(|e| MetaError::InvalidArgument(e.to_string()))?;
+    let advertise = config.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
+    let db = open_db(&config.data_dir)?;
+    let state = MetaState::new(db.clone());
+    let raft = Raft::new(
+        config.node_id,
+        Arc::new(config.raft_config()?),
+        NetworkFactory,
+        LogStore::new(db.clone()),
+        StateMachineStore::new(state.clone()),
+    )
+    .await
+    .map_err(|e| MetaError::Storage(format!("raft start: {e}")))?;
+    if config.bootstrap && !raft.is_initialized().await.map_err(|e| MetaError::Storage(e.to_string()))? {
+        let members = BTreeMap::from([(config.node_id, BasicNode::new(advertise.clone()))]);
+        raft.initialize(members).await.map_err(|e| MetaError::Storage(format!("bootstrap: {e}")))?;
+        tracing::info!(node = config.node_id, %advertise, "bootstrapped a new metadata cluster");
+    }
+    let health = HealthService::new("meta", NodeId(config.node_id));
+    health.set_serving(true);
+    tracing::info!(node = config.node_id, %local, "metadata node serving");
+    let served = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(RaftService::server(raft.clone()))
+        .add_service(MetaService::server(raft.clone(), state, config.node_id))
+        .add_service(health.into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+    let stopped = raft.shutdown().await;
+    served.map_err(|e| MetaError::Storage(format!("grpc server: {e}")))?;
+    stopped.map_err(|e| MetaError::Storage(format!("raft shutdown: {e}")))?;
+    tracing::info!(node = config.node_id, "metadata node stopped");
+    Ok(())
+}

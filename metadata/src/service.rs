@@ -1,0 +1,258 @@
+//! The metadata gRPC service. The only place that maps outcomes to gRPC
+//! statuses: a follower answers UNAVAILABLE marked not-leader (with the
+//! leader's URL when known); domain rejections travel in replies.
+
+use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, Raft};
+use prost::Message;
+use tessera_rpc::proto::meta::meta_server::{Meta, MetaServer};
+use tessera_rpc::proto::meta::*;
+use tessera_rpc::{LEADER_HEADER, NOT_LEADER_HEADER};
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+use crate::raft::{RaftRequest, TypeConfig};
+use crate::state::list::ListQuery;
+use crate::{MetaError, MetaState};
+
+/// Serves the `tessera.meta.v1.Meta` API of one node.
+pub struct MetaService {
+    raft: Raft<TypeConfig>,
+    state: MetaState,
+    node_id: u64,
+}
+
+/// S3 never lists more than this many entries per page.
+const MAX_PAGE: u32 = 1000;
+
+impl MetaService {
+    /// The service of node `node_id`, wrapped for a tonic server.
+    pub fn server(raft: Raft<TypeConfig>, state: MetaState, node_id: u64) -> MetaServer<Self> {
+        MetaServer::new(MetaService { raft, state, node_id })
+    }
+
+    /// Confirms leadership through a read index and waits until the state
+    /// machine has applied up to it: a read after this sees every write
+    /// acknowledged before it began.
+    async fn linearize(&self) -> Result<(), Status> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(not_leader(&f)),
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(marked(Status::unavailable(format!("leadership not confirmed: {e}")), None))
+            }
+            Err(RaftError::Fatal(e)) => Err(Status::internal(format!("raft stopped: {e}"))),
+        }
+    }
+
+    /// Runs a blocking state read off the runtime threads.
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&MetaState) -> T + Send + 'static) -> Result<T, Status> {
+        self.linearize().await?;
+        let st = self.state.clone();
+        tokio::task::spawn_blocking(move || f(&st))
+            .await
+            .map_err(|e| Status::internal(format!("read task failed: {e}")))
+    }
+
+    fn status(&self) -> ClusterStatusReply {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), voter: voters.contains(id) })
+            .collect();
+        ClusterStatusReply {
+            node_id: self.node_id,
+            leader_id: m.current_leader,
+            term: m.current_term,
+            last_applied: m.last_applied.map_or(0, |l| l.index),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            members,
+        }
+    }
+}
+
+/// Marks a status as "not the leader, nothing applied", naming the leader.
+fn marked(mut s: Status, leader: Option<&BasicNode>) -> Status {
+    s.metadata_mut().insert(NOT_LEADER_HEADER, MetadataValue::from_static("1"));
+    if let Some(v) = leader.and_then(|n| MetadataValue::try_from(n.addr.as_str()).ok()) {
+        s.metadata_mut().insert(LEADER_HEADER, v);
+    }
+    s
+}
+
+fn not_leader(f: &ForwardToLeader<u64, BasicNode>) -> Status {
+    marked(Status::unavailable("not the leader"), f.leader_node.as_ref())
+}
+
+fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Status {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(&f),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => Status::failed_precondition(e.to_string()),
+        RaftError::Fatal(e) => Status::unavailable(format!("raft stopped: {e}")),
+    }
+}
+
+fn storage(e: MetaError) -> Status {
+    tracing::error!(error = %e, "metadata storage failure");
+    Status::internal("metadata storage failure")
+}
+
+fn failure_of(e: MetaError) -> Result<Failure, Status> {
+    match e {
+        MetaError::Storage(_) => Err(storage(e)),
+        other => Ok(other.to_failure()),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn page_size(requested: u32) -> usize {
+    requested.min(MAX_PAGE) as usize
+}
+
+#[tonic::async_trait]
+impl Meta for MetaService {
+    async fn write(&self, req: Request<Command>) -> Result<Response<CommandResult>, Status> {
+        let mut cmd = req.into_inner();
+        cmd.now_ms = now_ms();
+        let resp = self.raft.client_write(RaftRequest(cmd.encode_to_vec())).await.map_err(write_error)?;
+        let result = CommandResult::decode(resp.data.0.as_slice())
+            .map_err(|e| Status::internal(format!("undecodable result: {e}")))?;
+        Ok(Response::new(result))
+    }
+
+    async fn get_bucket(&self, req: Request<BucketRequest>) -> Result<Response<BucketReply>, Status> {
+        let name = req.into_inner().name;
+        let r = self.read(move |st| st.bucket(&name)).await?;
+        Ok(Response::new(match r {
+            Ok(Some(b)) => BucketReply { bucket: Some(b), failure: None },
+            Ok(None) => BucketReply { bucket: None, failure: Some(MetaError::NoSuchBucket.to_failure()) },
+            Err(e) => BucketReply { bucket: None, failure: Some(failure_of(e)?) },
+        }))
+    }
+
+    async fn list_buckets(&self, _req: Request<ListBucketsRequest>) -> Result<Response<ListBucketsReply>, Status> {
+        let buckets = self.read(|st| st.buckets()).await?.map_err(storage)?;
+        Ok(Response::new(ListBucketsReply { buckets }))
+    }
+
+    async fn get_object(&self, req: Request<ObjectRequest>) -> Result<Response<ObjectReply>, Status> {
+        let r = req.into_inner();
+        let got = self.read(move |st| st.object(&r.bucket, &r.key)).await?;
+        Ok(Response::new(match got {
+            Ok(Some(o)) => ObjectReply { object: Some(o), failure: None },
+            Ok(None) => ObjectReply { object: None, failure: Some(MetaError::NoSuchKey.to_failure()) },
+            Err(e) => ObjectReply { object: None, failure: Some(failure_of(e)?) },
+        }))
+    }
+
+    async fn list_objects(&self, req: Request<ListObjectsRequest>) -> Result<Response<ListObjectsReply>, Status> {
+        let r = req.into_inner();
+        let q = ListQuery { prefix: r.prefix, delimiter: r.delimiter, after: r.after, max_keys: page_size(r.max_keys) };
+        let bucket = r.bucket;
+        let got = self.read(move |st| st.list_objects(&bucket, &q)).await?;
+        Ok(Response::new(match got {
+            Ok(page) => ListObjectsReply {
+                objects: page
+                    .items
+                    .into_iter()
+                    .map(|(key, record)| ListedObject { key, record: Some(record) })
+                    .collect(),
+                common_prefixes: page.common_prefixes,
+                is_truncated: page.is_truncated,
+                last: page.last,
+                failure: None,
+            },
+            Err(e) => ListObjectsReply { failure: Some(failure_of(e)?), ..Default::default() },
+        }))
+    }
+
+    async fn get_upload(&self, req: Request<UploadRequest>) -> Result<Response<UploadReply>, Status> {
+        let r = req.into_inner();
+        let got = self.read(move |st| st.upload(&r.bucket, &r.key, &r.upload_id)).await?;
+        Ok(Response::new(match got {
+            Ok(Some(u)) => UploadReply { upload: Some(u), failure: None },
+            Ok(None) => UploadReply { upload: None, failure: Some(MetaError::NoSuchUpload.to_failure()) },
+            Err(e) => UploadReply { upload: None, failure: Some(failure_of(e)?) },
+        }))
+    }
+
+    async fn list_uploads(&self, req: Request<ListUploadsRequest>) -> Result<Response<ListUploadsReply>, Status> {
+        let r = req.into_inner();
+        let max = page_size(r.max_uploads);
+        let got = self
+            .read(move |st| {
+                st.list_uploads(
+                    &r.bucket,
+                    &r.prefix,
+                    r.delimiter.as_deref(),
+                    r.key_marker.as_deref(),
+                    r.upload_id_marker.as_deref(),
+                    max,
+                )
+            })
+            .await?;
+        Ok(Response::new(match got {
+            Ok(page) => {
+                let (next_key_marker, next_upload_id_marker) = match page.next {
+                    Some((k, id)) => (Some(k), Some(id)),
+                    None => (None, None),
+                };
+                ListUploadsReply {
+                    uploads: page.uploads,
+                    common_prefixes: page.common_prefixes,
+                    is_truncated: page.is_truncated,
+                    next_key_marker,
+                    next_upload_id_marker,
+                    failure: None,
+                }
+            }
+            Err(e) => ListUploadsReply { failure: Some(failure_of(e)?), ..Default::default() },
+        }))
+    }
+
+    async fn list_parts(&self, req: Request<ListPartsRequest>) -> Result<Response<ListPartsReply>, Status> {
+        let r = req.into_inner();
+        let max = page_size(r.max_parts);
+        let got = self.read(move |st| st.list_parts(&r.bucket, &r.key, &r.upload_id, r.after_part, max)).await?;
+        Ok(Response::new(match got {
+            Ok((parts, is_truncated)) => ListPartsReply { parts, is_truncated, failure: None },
+            Err(e) => ListPartsReply { failure: Some(failure_of(e)?), ..Default::default() },
+        }))
+    }
+
+    /// The answering node's own view (not forwarded to the leader), so each
+    /// node's progress can be watched.
+    async fn cluster_status(
+        &self,
+        _req: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusReply>, Status> {
+        Ok(Response::new(self.status()))
+    }
+
+    async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<ClusterStatusReply>, Status> {
+        let r = req.into_inner();
+        self.raft.add_learner(r.id, BasicNode::new(r.addr), true).await.map_err(write_error)?;
+        Ok(Response::new(self.status()))
+    }
+
+    async fn change_membership(
+        &self,
+        req: Request<ChangeMembershipRequest>,
+    ) -> Result<Response<ClusterStatusReply>, Status> {
+        let voters: BTreeSet<u64> = req.into_inner().voters.into_iter().collect();
+        if voters.is_empty() {
+            return Err(Status::invalid_argument("a cluster needs at least one voter"));
+        }
+        self.raft.change_membership(voters, false).await.map_err(write_error)?;
+        Ok(Response::new(self.status()))
+    }
+}

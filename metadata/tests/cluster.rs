@@ -1,0 +1,303 @@
+//! A real metadata cluster in-process: three (then four) nodes on loopback
+//! ports with their own RocksDB directories, talking gRPC. Covers fail-over,
+//! catch-up after restart (including by snapshot once the log was purged),
+//! membership changes under writes, and read-after-write across clients.
+
+// A test that meets an error should fail loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tessera_metadata::{MetaConfig, MetaError, serve};
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::command_result::Outcome;
+use tessera_rpc::proto::meta::*;
+use tessera_rpc::{MetaClient, MetaClientConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+struct Node {
+    id: u64,
+    addr: String,
+    dir: PathBuf,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), MetaError>>,
+}
+
+async fn start(id: u64, root: &Path, bootstrap: bool, port: u16) -> Node {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let dir = root.join(format!("n{id}"));
+    let mut cfg = MetaConfig::new(id, local, dir.clone());
+    cfg.bootstrap = bootstrap;
+    cfg.heartbeat = Duration::from_millis(50);
+    cfg.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    cfg.snapshot_after_entries = 50;
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(serve(cfg, listener, rx));
+    Node { id, addr: format!("http://{local}"), dir, stop, task }
+}
+
+impl Node {
+    fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    async fn stop(self) -> (u64, u16) {
+        let port = self.port();
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+        (self.id, port)
+    }
+
+    fn client(&self) -> MetaClient {
+        client(vec![self.addr.clone()])
+    }
+}
+
+fn client(endpoints: Vec<String>) -> MetaClient {
+    let mut cfg = MetaClientConfig::new(endpoints);
+    cfg.call_timeout = Duration::from_secs(3);
+    cfg.deadline = Duration::from_secs(20);
+    MetaClient::new(cfg)
+}
+
+fn put(bucket: &str, key: &str, tag: u64) -> Command {
+    let record = ObjectRecord {
+        size: 8,
+        etag: format!("{tag:032x}"),
+        body: Some(Body { kind: Some(body::Kind::InlineData(tag.to_le_bytes().to_vec())) }),
+        ..Default::default()
+    };
+    Command {
+        now_ms: 0,
+        op: Some(Op::PutObject(PutObject {
+            bucket: bucket.into(),
+            key: key.into(),
+            record: Some(record),
+            condition: None,
+        })),
+    }
+}
+
+async fn must_write(c: &MetaClient, cmd: Command) -> Outcome {
+    let r = c.write(cmd).await.unwrap().outcome.unwrap();
+    assert!(!matches!(r, Outcome::Failure(_)), "write refused: {r:?}");
+    r
+}
+
+async fn create_bucket(c: &MetaClient, name: &str) {
+    must_write(
+        c,
+        Command {
+            now_ms: 0,
+            op: Some(Op::CreateBucket(CreateBucket { name: name.into(), owner: "root".into(), ec: None })),
+        },
+    )
+    .await;
+}
+
+/// Asserts every acknowledged (key, tag) reads back through `c`.
+async fn check_acked(c: &MetaClient, bucket: &str, acked: &[(String, u64)]) {
+    for (key, tag) in acked {
+        let r = c.get_object(bucket, key).await.unwrap();
+        let o = r.object.unwrap_or_else(|| panic!("acked {key} is missing: {:?}", r.failure));
+        assert_eq!(o.etag, format!("{tag:032x}"), "{key}");
+    }
+}
+
+/// Waits until `node` reports a leader and has applied at least `index`.
+async fn wait_applied(node: &Node, index: u64) -> ClusterStatusReply {
+    let c = node.client();
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = c.cluster_status().await
+            && s.leader_id.is_some()
+            && s.last_applied >= index
+        {
+            return s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "node {} did not reach index {index}", node.id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn three_node_cluster(root: &Path) -> (Vec<Node>, MetaClient) {
+    let n1 = start(1, root, true, 0).await;
+    let n2 = start(2, root, false, 0).await;
+    let n3 = start(3, root, false, 0).await;
+    let c = client(vec![n1.addr.clone(), n2.addr.clone(), n3.addr.clone()]);
+    wait_applied(&n1, 1).await;
+    c.add_learner(2, &n2.addr).await.unwrap();
+    c.add_learner(3, &n3.addr).await.unwrap();
+    let status = c.change_membership(vec![1, 2, 3]).await.unwrap();
+    assert_eq!(status.members.iter().filter(|m| m.voter).count(), 3);
+    (vec![n1, n2, n3], c)
+}
+
+fn leader_of(nodes: &[Node], status: &ClusterStatusReply) -> usize {
+    nodes.iter().position(|n| Some(n.id) == status.leader_id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_over_restart_and_snapshot_catch_up() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, c) = three_node_cluster(root.path()).await;
+    create_bucket(&c, "videos").await;
+
+    // Read-after-write across two clients that start from different nodes.
+    let reader = client(nodes.iter().rev().map(|n| n.addr.clone()).collect());
+    let mut acked = Vec::new();
+    for i in 0..60u64 {
+        let key = format!("seg-{i:04}.ts");
+        must_write(&c, put("videos", &key, i)).await;
+        acked.push((key.clone(), i));
+        let seen = reader.get_object("videos", &key).await.unwrap().object.expect("read-after-write");
+        assert_eq!(seen.etag, format!("{i:032x}"));
+    }
+
+    // Kill the leader: a new one takes over and writes continue.
+    let status = c.cluster_status().await.unwrap();
+    let old = nodes.remove(leader_of(&nodes, &status));
+    let (old_id, old_port) = old.stop().await;
+    let stopped_at = Instant::now();
+    must_write(&c, put("videos", "after-failover", 1000)).await;
+    let failover = stopped_at.elapsed();
+    println!("first write after leader stop: {failover:?}");
+    assert!(failover < Duration::from_secs(5), "fail-over took {failover:?}");
+    acked.push(("after-failover".into(), 1000));
+    for i in 60..200u64 {
+        let key = format!("seg-{i:04}.ts");
+        must_write(&c, put("videos", &key, i)).await;
+        acked.push((key, i));
+    }
+    check_acked(&c, "videos", &acked).await;
+
+    // The old leader restarts on the same port and data; the log it missed
+    // was purged behind snapshots (every 50 entries), so it must catch up by
+    // installing a snapshot.
+    let leader_status = c.cluster_status().await.unwrap();
+    let back = start(old_id, root.path(), false, old_port).await;
+    let caught_up = wait_applied(&back, leader_status.last_applied).await;
+    assert!(caught_up.snapshot_index.is_some(), "caught up without a snapshot: {caught_up:?}");
+    nodes.push(back);
+
+    // Stop the current leader again: whoever leads now (possibly the node
+    // that caught up by snapshot) must serve every acknowledged write.
+    let status = c.cluster_status().await.unwrap();
+    let leader = nodes.remove(leader_of(&nodes, &status));
+    leader.stop().await;
+    check_acked(&c, "videos", &acked).await;
+    let listed = c
+        .list_objects(ListObjectsRequest {
+            bucket: "videos".into(),
+            prefix: "seg-".into(),
+            max_keys: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.len(), 200);
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_under_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, c) = three_node_cluster(root.path()).await;
+    create_bucket(&c, "media").await;
+
+    let writer_client = c.clone();
+    let (done_tx, mut done_rx) = watch::channel(false);
+    let writer = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut i = 0u64;
+        while !*done_rx.borrow_and_update() {
+            let key = format!("obj-{i:05}");
+            match writer_client.write(put("media", &key, i)).await {
+                Ok(r) if !matches!(r.outcome, Some(Outcome::Failure(_))) => acked.push((key, i)),
+                Ok(r) => panic!("write refused: {r:?}"),
+                Err(e) => println!("write {i} not acknowledged: {e}"),
+            }
+            i += 1;
+        }
+        acked
+    });
+
+    // Add node 4 as a learner, promote it, then retire node 1.
+    let n4 = start(4, root.path(), false, 0).await;
+    c.add_learner(4, &n4.addr).await.unwrap();
+    c.change_membership(vec![1, 2, 3, 4]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = c.change_membership(vec![2, 3, 4]).await.unwrap();
+    let voters: Vec<u64> = status.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    assert_eq!(voters, [2, 3, 4]);
+    nodes.push(n4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let n1 = nodes.remove(0);
+    n1.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    done_tx.send(true).unwrap();
+    let acked = writer.await.unwrap();
+    println!("{} writes acknowledged during the membership changes", acked.len());
+    assert!(acked.len() > 20, "writes kept flowing: {}", acked.len());
+    let fresh = client(nodes.iter().map(|n| n.addr.clone()).collect());
+    check_acked(&fresh, "media", &acked).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_redirect_and_refusals_are_typed() {
+    let root = tempfile::tempdir().unwrap();
+    let (nodes, c) = three_node_cluster(root.path()).await;
+    // A client that only knows a follower still reaches the leader.
+    let status = c.cluster_status().await.unwrap();
+    let follower = nodes.iter().find(|n| Some(n.id) != status.leader_id).unwrap();
+    let via_follower = follower.client();
+    create_bucket(&via_follower, "bkt").await;
+    let r = via_follower.get_bucket("bkt").await.unwrap();
+    assert_eq!(r.bucket.unwrap().name, "bkt");
+    assert_eq!(
+        via_follower.leader_hint(),
+        nodes.iter().find(|n| Some(n.id) == status.leader_id).map(|n| n.addr.clone())
+    );
+    // Domain refusals come back as typed failures, not transport errors.
+    let again = c
+        .write(Command {
+            now_ms: 0,
+            op: Some(Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "root".into(), ec: None })),
+        })
+        .await
+        .unwrap();
+    match again.outcome {
+        Some(Outcome::Failure(f)) => assert_eq!(f.code(), failure::Code::BucketAlreadyOwnedByYou),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let missing = c.get_object("bkt", "nope").await.unwrap();
+    assert_eq!(missing.failure.unwrap().code(), failure::Code::NoSuchKey);
+    let no_bucket = c.get_object("nobkt", "k").await.unwrap();
+    assert_eq!(no_bucket.failure.unwrap().code(), failure::Code::NoSuchBucket);
+    // With the majority gone, writes fail as unavailable or unknown, never succeed.
+    let mut nodes = nodes;
+    let keep = nodes.remove(0);
+    for n in nodes {
+        n.stop().await;
+    }
+    let lonely = {
+        let mut cfg = MetaClientConfig::new(vec![keep.addr.clone()]);
+        cfg.call_timeout = Duration::from_secs(1);
+        cfg.deadline = Duration::from_secs(3);
+        MetaClient::new(cfg)
+    };
+    let r = lonely.write(put("bkt", "k", 1)).await;
+    assert!(r.is_err(), "a minority must not acknowledge a write: {r:?}");
+    assert!(r.unwrap_err().is_retryable());
+    let _ = keep.dir.exists();
+    keep.stop().await;
+}

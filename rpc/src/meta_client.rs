@@ -1,0 +1,322 @@
+//! The typed client of the metadata service. It finds the Raft leader by
+//! following not-leader answers, retries with back-off, and puts a timeout on
+//! every call.
+//!
+//! Retry rules (a retried write must never apply twice by the client's doing):
+//! - a not-leader answer proves nothing was applied: any call is retried at
+//!   the named leader (or, with no leader known yet, after a back-off);
+//! - a failed connect proves the request was never sent: retried elsewhere;
+//! - a call that was sent and then timed out or lost its connection is
+//!   retried only if it is a read; a write returns [`MetaClientError::Unknown`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Response, Status};
+
+use crate::proto::meta::meta_client::MetaClient as MetaGrpc;
+use crate::proto::meta::*;
+
+/// gRPC metadata entry naming the leader's URL in a not-leader answer.
+pub const LEADER_HEADER: &str = "x-tessera-leader";
+/// gRPC metadata entry marking an answer as "not the leader" (nothing applied).
+pub const NOT_LEADER_HEADER: &str = "x-tessera-not-leader";
+
+/// Why a metadata call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaClientError {
+    /// No leader answered within the deadline; nothing was applied.
+    #[error("metadata service unavailable: {0}")]
+    Unavailable(String),
+    /// A write was sent but its answer was lost: it may or may not have applied.
+    #[error("metadata write outcome unknown: {0}")]
+    Unknown(String),
+    /// The service refused the call itself (a bug or a malformed request).
+    #[error("metadata service refused the call: {0}")]
+    Refused(Status),
+}
+
+impl MetaClientError {
+    /// Whether an S3 client should retry (503): unavailable or unknown.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, MetaClientError::Refused(_))
+    }
+}
+
+/// Where the metadata cluster is and how patient to be with it.
+#[derive(Clone, Debug)]
+pub struct MetaClientConfig {
+    /// URLs of metadata nodes (`http://host:port`); any subset will do.
+    pub endpoints: Vec<String>,
+    /// Timeout of one attempt.
+    pub call_timeout: Duration,
+    /// Total time a call may take across retries.
+    pub deadline: Duration,
+    /// First back-off between attempts; doubled up to 1 s.
+    pub min_backoff: Duration,
+}
+
+impl MetaClientConfig {
+    /// Defaults for `endpoints`: 5 s per attempt, 15 s overall.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        MetaClientConfig {
+            endpoints,
+            call_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(15),
+            min_backoff: Duration::from_millis(20),
+        }
+    }
+}
+
+/// A client of the metadata cluster; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct MetaClient {
+    inner: std::sync::Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: MetaClientConfig,
+    leader: Mutex<Option<String>>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+enum Attempt<T> {
+    Done(T),
+    Retry { forget: bool },
+    Fail(MetaClientError),
+}
+
+/// True when the status comes from a connection that was refused, so the
+/// request cannot have reached the server (a cached channel reconnecting to
+/// a stopped node fails this way).
+fn never_sent(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = e.source();
+    }
+    false
+}
+
+impl MetaClient {
+    /// A client for the cluster at `config.endpoints`. Connects lazily.
+    pub fn new(config: MetaClientConfig) -> Self {
+        MetaClient {
+            inner: std::sync::Arc::new(Inner {
+                config,
+                leader: Mutex::new(None),
+                channels: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The leader URL this client currently believes in.
+    pub fn leader_hint(&self) -> Option<String> {
+        self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_leader(&self, addr: Option<String>) {
+        *self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+    }
+
+    async fn channel(&self, addr: &str) -> Result<Channel, String> {
+        if let Some(c) = self.inner.channels.lock().unwrap_or_else(|p| p.into_inner()).get(addr) {
+            return Ok(c.clone());
+        }
+        let ch = Endpoint::from_shared(addr.to_owned())
+            .map_err(|e| format!("bad metadata address {addr}: {e}"))?
+            .connect_timeout(self.inner.config.call_timeout)
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        self.inner.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.to_owned(), ch.clone());
+        Ok(ch)
+    }
+
+    fn drop_channel(&self, addr: &str) {
+        self.inner.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(addr);
+    }
+
+    /// One attempt against `addr`, classified for the retry loop.
+    async fn attempt<T, F, Fut>(&self, addr: &str, idempotent: bool, f: &mut F) -> Attempt<T>
+    where
+        F: FnMut(MetaGrpc<Channel>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let ch = match self.channel(addr).await {
+            Ok(ch) => ch,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "metadata node unreachable");
+                return Attempt::Retry { forget: true }; // never sent: safe to retry
+            }
+        };
+        match tokio::time::timeout(self.inner.config.call_timeout, f(MetaGrpc::new(ch))).await {
+            Ok(Ok(resp)) => Attempt::Done(resp.into_inner()),
+            Ok(Err(status)) if status.metadata().get(NOT_LEADER_HEADER).is_some() => {
+                let hint = status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let forget = hint.is_none() || hint.as_deref() == Some(addr);
+                self.set_leader(hint.filter(|h| h != addr));
+                Attempt::Retry { forget }
+            }
+            Ok(Err(status)) if matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled) => {
+                self.drop_channel(addr);
+                if idempotent || never_sent(&status) {
+                    Attempt::Retry { forget: true }
+                } else {
+                    Attempt::Fail(MetaClientError::Unknown(format!("{addr}: {status}")))
+                }
+            }
+            Ok(Err(status)) => Attempt::Fail(MetaClientError::Refused(status)),
+            Err(_) if idempotent => Attempt::Retry { forget: true },
+            Err(_) => Attempt::Fail(MetaClientError::Unknown(format!(
+                "{addr}: no answer within {:?}",
+                self.inner.config.call_timeout
+            ))),
+        }
+    }
+
+    async fn call<T, F, Fut>(&self, idempotent: bool, mut f: F) -> Result<T, MetaClientError>
+    where
+        F: FnMut(MetaGrpc<Channel>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let cfg = &self.inner.config;
+        if cfg.endpoints.is_empty() {
+            return Err(MetaClientError::Unavailable("no metadata endpoints configured".into()));
+        }
+        let start = Instant::now();
+        let mut next = 0usize;
+        let mut backoff = cfg.min_backoff;
+        loop {
+            let addr = match self.leader_hint() {
+                Some(l) => l,
+                None => {
+                    next += 1;
+                    cfg.endpoints[next % cfg.endpoints.len()].clone()
+                }
+            };
+            match self.attempt(&addr, idempotent, &mut f).await {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry { forget } => {
+                    if start.elapsed() >= cfg.deadline {
+                        return Err(MetaClientError::Unavailable(format!(
+                            "no leader answered within {:?}",
+                            cfg.deadline
+                        )));
+                    }
+                    if forget {
+                        if self.leader_hint().as_deref() == Some(addr.as_str()) {
+                            self.set_leader(None);
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a command through Raft (not retried once sent).
+    pub async fn write(&self, cmd: Command) -> Result<CommandResult, MetaClientError> {
+        self.call(false, |mut c| {
+            let cmd = cmd.clone();
+            async move { c.write(cmd).await }
+        })
+        .await
+    }
+
+    /// A bucket's record (linearizable).
+    pub async fn get_bucket(&self, name: &str) -> Result<BucketReply, MetaClientError> {
+        let req = BucketRequest { name: name.to_owned() };
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.get_bucket(req).await }
+        })
+        .await
+    }
+
+    /// All buckets (linearizable).
+    pub async fn list_buckets(&self) -> Result<ListBucketsReply, MetaClientError> {
+        self.call(true, |mut c| async move { c.list_buckets(ListBucketsRequest {}).await }).await
+    }
+
+    /// An object's record (linearizable).
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectReply, MetaClientError> {
+        let req = ObjectRequest { bucket: bucket.to_owned(), key: key.to_owned() };
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.get_object(req).await }
+        })
+        .await
+    }
+
+    /// One page of objects (linearizable).
+    pub async fn list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsReply, MetaClientError> {
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.list_objects(req).await }
+        })
+        .await
+    }
+
+    /// An in-progress upload (linearizable).
+    pub async fn get_upload(&self, req: UploadRequest) -> Result<UploadReply, MetaClientError> {
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.get_upload(req).await }
+        })
+        .await
+    }
+
+    /// One page of in-progress uploads (linearizable).
+    pub async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsReply, MetaClientError> {
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.list_uploads(req).await }
+        })
+        .await
+    }
+
+    /// One page of an upload's parts (linearizable).
+    pub async fn list_parts(&self, req: ListPartsRequest) -> Result<ListPartsReply, MetaClientError> {
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.list_parts(req).await }
+        })
+        .await
+    }
+
+    /// The cluster as the first node that answers sees it (the leader, when
+    /// this client knows which one it is).
+    pub async fn cluster_status(&self) -> Result<ClusterStatusReply, MetaClientError> {
+        self.call(true, |mut c| async move { c.cluster_status(ClusterStatusRequest {}).await }).await
+    }
+
+    /// Adds node `id` at `addr` as a learner and waits until it has caught up.
+    pub async fn add_learner(&self, id: u64, addr: &str) -> Result<ClusterStatusReply, MetaClientError> {
+        let req = AddLearnerRequest { id, addr: addr.to_owned() };
+        self.call(false, |mut c| {
+            let req = req.clone();
+            async move { c.add_learner(req).await }
+        })
+        .await
+    }
+
+    /// Makes `voters` the voting members (others stay as learners or leave).
+    pub async fn change_membership(&self, voters: Vec<u64>) -> Result<ClusterStatusReply, MetaClientError> {
+        let req = ChangeMembershipRequest { voters };
+        self.call(false, |mut c| {
+            let req = req.clone();
+            async move { c.change_membership(req).await }
+        })
+        .await
+    }
+}
