@@ -42,6 +42,9 @@ pub enum MetaError {
     /// A part other than the last is smaller than 5 MiB.
     #[error("part {0} is smaller than the 5 MiB minimum")]
     EntityTooSmall(u32),
+    /// The access key does not exist.
+    #[error("no such access key")]
+    NoSuchAccessKey,
     /// Any other malformed request.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -68,6 +71,7 @@ impl MetaError {
             MetaError::InvalidPartOrder => Code::InvalidPartOrder,
             MetaError::EntityTooSmall(_) => Code::EntityTooSmall,
             MetaError::InvalidArgument(_) => Code::InvalidArgument,
+            MetaError::NoSuchAccessKey => Code::NoSuchAccessKey,
             MetaError::Storage(_) => Code::Unspecified,
         };
         Failure { code: code as i32, message: self.to_string() }
@@ -91,6 +95,7 @@ impl MetaError {
             Code::InvalidPartOrder => MetaError::InvalidPartOrder,
             Code::EntityTooSmall => MetaError::EntityTooSmall(0),
             Code::InvalidArgument => MetaError::InvalidArgument(msg),
+            Code::NoSuchAccessKey => MetaError::NoSuchAccessKey,
             Code::Unspecified => MetaError::Storage(msg),
         }
     }

@@ -9,6 +9,9 @@
 //! | `p` parts | `p` upload_id be32(part) | PartRecord |
 //! | `g` pg index | `g` be32(pg) len(bucket) bucket key | (empty) |
 //! | `x` garbage | `x` be64(log index) be16(seq) | GcEntry |
+//! | `c` cluster map | `cmap` | ClusterMap::to_bytes |
+//! | `n` datanodes | `n` be64(node id) | DatanodeRecord |
+//! | `k` access keys | `k` access key id | AccessKeyRecord |
 //!
 //! Bucket names are at most 63 bytes, so one length byte prefixes them and a
 //! bucket's keys form one contiguous range (range-friendly, for a later
@@ -22,6 +25,22 @@ pub(crate) const UPLOADS: u8 = b'u';
 pub(crate) const PARTS: u8 = b'p';
 pub(crate) const PG_INDEX: u8 = b'g';
 pub(crate) const GARBAGE: u8 = b'x';
+pub(crate) const DATANODES: u8 = b'n';
+pub(crate) const ACCESS_KEYS: u8 = b'k';
+/// The one key of the cluster map.
+pub(crate) const CLUSTER_MAP: &[u8] = b"cmap";
+
+pub(crate) fn datanode(node: u64) -> Vec<u8> {
+    let mut k = vec![DATANODES];
+    k.extend_from_slice(&node.to_be_bytes());
+    k
+}
+
+pub(crate) fn access_key(id: &str) -> Vec<u8> {
+    let mut k = vec![ACCESS_KEYS];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
 
 pub(crate) fn bucket(name: &str) -> Vec<u8> {
     let mut k = vec![BUCKETS];

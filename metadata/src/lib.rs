@@ -20,6 +20,7 @@
 mod db;
 mod error;
 mod keys;
+mod liveness;
 mod node;
 // openraft fixes the storage error type (StorageError, ~224 bytes) in its traits.
 #[allow(clippy::result_large_err)]

@@ -15,6 +15,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use tessera_common::worker::{WorkerConfig, spawn_worker};
+
+use crate::liveness::{LivenessTable, LivenessWorker};
 use crate::raft::{LogStore, NetworkFactory, RaftService, StateMachineStore};
 use crate::service::MetaService;
 use crate::{MetaError, MetaState, open_db};
@@ -39,6 +42,12 @@ pub struct MetaConfig {
     pub election_timeout: (Duration, Duration),
     /// Build a snapshot (and purge the log behind it) after this many entries.
     pub snapshot_after_entries: u64,
+    /// A disk whose datanode has not reported it healthy for this long is marked down.
+    pub disk_down_after: Duration,
+    /// A disk down for this long is marked out: placement moves its data.
+    pub disk_out_after: Duration,
+    /// How often the leader's liveness worker looks.
+    pub liveness_interval: Duration,
 }
 
 impl MetaConfig {
@@ -53,6 +62,9 @@ impl MetaConfig {
             heartbeat: Duration::from_millis(250),
             election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
             snapshot_after_entries: 10_000,
+            disk_down_after: Duration::from_secs(15),
+            disk_out_after: Duration::from_secs(600),
+            liveness_interval: Duration::from_secs(1),
         }
     }
 
@@ -67,6 +79,9 @@ impl MetaConfig {
         }
         if self.snapshot_after_entries == 0 {
             return bad("snapshot_after_entries must be positive");
+        }
+        if self.disk_out_after <= self.disk_down_after || self.liveness_interval.is_zero() {
+            return bad("disk_out_after must exceed disk_down_after, and liveness_interval be positive");
         }
         Ok(())
     }
@@ -119,13 +134,27 @@ pub async fn serve(
         raft.initialize(members).await.map_err(|e| MetaError::Storage(format!("bootstrap: {e}")))?;
         tracing::info!(node = config.node_id, %advertise, "bootstrapped a new metadata cluster");
     }
+    let liveness = LivenessTable::default();
+    let (workers_stop, workers_rx) = watch::channel(false);
+    let liveness_worker = spawn_worker(
+        LivenessWorker::new(
+            raft.clone(),
+            state.clone(),
+            liveness.clone(),
+            config.node_id,
+            config.disk_down_after,
+            config.disk_out_after,
+        ),
+        WorkerConfig { idle_interval: config.liveness_interval, ..WorkerConfig::default() },
+        workers_rx,
+    );
     let health = HealthService::new("meta", NodeId(config.node_id));
     health.set_serving(true);
     tracing::info!(node = config.node_id, %local, "metadata node serving");
     let served = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(RaftService::server(raft.clone()))
-        .add_service(MetaService::server(raft.clone(), state, config.node_id))
+        .add_service(MetaService::server(raft.clone(), state, config.node_id, liveness))
         .add_service(health.into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             while !*shutdown.borrow() {
@@ -135,6 +164,10 @@ pub async fn serve(
             }
         })
         .await;
+    workers_stop.send_replace(true);
+    if let Err(e) = liveness_worker.join().await {
+        tracing::warn!(error = %e, "liveness worker ended badly");
+    }
     let stopped = raft.shutdown().await;
     served.map_err(|e| MetaError::Storage(format!("grpc server: {e}")))?;
     stopped.map_err(|e| MetaError::Storage(format!("raft shutdown: {e}")))?;

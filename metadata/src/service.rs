@@ -14,6 +14,7 @@ use tessera_rpc::{LEADER_HEADER, NOT_LEADER_HEADER};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
+use crate::liveness::LivenessTable;
 use crate::raft::{RaftRequest, TypeConfig};
 use crate::state::list::ListQuery;
 use crate::{MetaError, MetaState};
@@ -23,6 +24,7 @@ pub struct MetaService {
     raft: Raft<TypeConfig>,
     state: MetaState,
     node_id: u64,
+    liveness: LivenessTable,
 }
 
 /// S3 never lists more than this many entries per page.
@@ -30,8 +32,19 @@ const MAX_PAGE: u32 = 1000;
 
 impl MetaService {
     /// The service of node `node_id`, wrapped for a tonic server.
-    pub fn server(raft: Raft<TypeConfig>, state: MetaState, node_id: u64) -> MetaServer<Self> {
-        MetaServer::new(MetaService { raft, state, node_id })
+    pub fn server(raft: Raft<TypeConfig>, state: MetaState, node_id: u64, liveness: LivenessTable) -> MetaServer<Self> {
+        MetaServer::new(MetaService { raft, state, node_id, liveness })
+    }
+
+    /// Fails unless this node currently leads (no read index: for calls
+    /// whose answer does not depend on the latest state).
+    fn require_leader(&self) -> Result<(), Status> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader == Some(self.node_id) {
+            return Ok(());
+        }
+        let leader = m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).cloned());
+        Err(marked(Status::unavailable("not the leader"), leader.as_ref()))
     }
 
     /// Confirms leadership through a read index and waits until the state
@@ -109,6 +122,17 @@ fn failure_of(e: MetaError) -> Result<Failure, Status> {
         other => Ok(other.to_failure()),
     }
 }
+
+fn map_reply(st: &MetaState) -> Result<ClusterMapReply, MetaError> {
+    let map = st.cluster_map()?;
+    Ok(ClusterMapReply {
+        epoch: map.as_ref().map_or(0, |m| m.epoch),
+        map: map.map(|m| m.to_bytes()).unwrap_or_default(),
+        datanodes: st.datanodes()?,
+    })
+}
+
+type MapStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<ClusterMapReply, Status>> + Send>>;
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -229,6 +253,60 @@ impl Meta for MetaService {
         }))
     }
 
+    async fn get_cluster_map(&self, _req: Request<ClusterMapRequest>) -> Result<Response<ClusterMapReply>, Status> {
+        let reply = self.read(map_reply).await?.map_err(storage)?;
+        Ok(Response::new(reply))
+    }
+
+    type WatchClusterMapStream = MapStream;
+
+    async fn watch_cluster_map(&self, req: Request<ClusterMapRequest>) -> Result<Response<MapStream>, Status> {
+        self.linearize().await?;
+        let after = req.into_inner().after_epoch;
+        let changes = self.state.subscribe_map_changes();
+        let stream =
+            futures::stream::unfold((changes, self.state.clone(), after), |(mut changes, st, after)| async move {
+                loop {
+                    let s2 = st.clone();
+                    let reply = match tokio::task::spawn_blocking(move || map_reply(&s2)).await {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => return Some((Err(storage(e)), (changes, st, after))),
+                        Err(e) => return Some((Err(Status::internal(e.to_string())), (changes, st, after))),
+                    };
+                    if reply.epoch > after {
+                        let epoch = reply.epoch;
+                        return Some((Ok(reply), (changes, st, epoch)));
+                    }
+                    if changes.changed().await.is_err() {
+                        return None; // the node is shutting down
+                    }
+                }
+            });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatReply>, Status> {
+        self.require_leader()?;
+        self.liveness.record(&req.into_inner());
+        let st = self.state.clone();
+        let epoch = tokio::task::spawn_blocking(move || st.cluster_map())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(storage)?
+            .map_or(0, |m| m.epoch);
+        Ok(Response::new(HeartbeatReply { epoch }))
+    }
+
+    async fn get_access_key(&self, req: Request<AccessKeyRequest>) -> Result<Response<AccessKeyReply>, Status> {
+        let id = req.into_inner().access_key_id;
+        let got = self.read(move |st| st.access_key(&id)).await?;
+        Ok(Response::new(match got {
+            Ok(Some(key)) => AccessKeyReply { key: Some(key), failure: None },
+            Ok(None) => AccessKeyReply { key: None, failure: Some(MetaError::NoSuchAccessKey.to_failure()) },
+            Err(e) => AccessKeyReply { key: None, failure: Some(failure_of(e)?) },
+        }))
+    }
+
     /// The answering node's own view (not forwarded to the leader), so each
     /// node's progress can be watched.
     async fn cluster_status(
@@ -239,6 +317,10 @@ impl Meta for MetaService {
     }
 
     async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<ClusterStatusReply>, Status> {
+        // openraft validates a change against this node's own membership
+        // before it checks leadership, so a lagging follower would refuse a
+        // valid change; only the leader may judge it.
+        self.require_leader()?;
         let r = req.into_inner();
         self.raft.add_learner(r.id, BasicNode::new(r.addr), true).await.map_err(write_error)?;
         Ok(Response::new(self.status()))
@@ -248,6 +330,7 @@ impl Meta for MetaService {
         &self,
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<ClusterStatusReply>, Status> {
+        self.require_leader()?;
         let voters: BTreeSet<u64> = req.into_inner().voters.into_iter().collect();
         if voters.is_empty() {
             return Err(Status::invalid_argument("a cluster needs at least one voter"));

@@ -132,6 +132,8 @@ async fn three_node_cluster(root: &Path) -> (Vec<Node>, MetaClient) {
     wait_applied(&n1, 1).await;
     c.add_learner(2, &n2.addr).await.unwrap();
     c.add_learner(3, &n3.addr).await.unwrap();
+    // Regression: this change used to reach learner 2 before it knew of
+    // learner 3, which refused it as invalid instead of redirecting.
     let status = c.change_membership(vec![1, 2, 3]).await.unwrap();
     assert_eq!(status.members.iter().filter(|m| m.voter).count(), 3);
     (vec![n1, n2, n3], c)
@@ -300,4 +302,97 @@ async fn followers_redirect_and_refusals_are_typed() {
     assert!(r.unwrap_err().is_retryable());
     let _ = keep.dir.exists();
     keep.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_disks_go_down_then_out_and_come_back() {
+    let root = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let mut cfg = MetaConfig::new(1, local, root.path().join("n1"));
+    cfg.bootstrap = true;
+    cfg.heartbeat = Duration::from_millis(50);
+    cfg.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    cfg.disk_down_after = Duration::from_millis(600);
+    cfg.disk_out_after = Duration::from_millis(1500);
+    cfg.liveness_interval = Duration::from_millis(100);
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(serve(cfg, listener, rx));
+    let c = client(vec![format!("http://{local}")]);
+
+    let register = Command {
+        now_ms: 0,
+        op: Some(Op::RegisterDatanode(RegisterDatanode {
+            node: Some(DatanodeRecord {
+                node_id: 7,
+                addr: "http://127.0.0.1:1".into(),
+                zone: "z".into(),
+                rack: "r".into(),
+                host: "h".into(),
+                disks: vec![DiskInfo { id: 70, capacity_bytes: 1 << 40 }],
+                registered_ms: 0,
+            }),
+        })),
+    };
+    must_write(&c, register).await;
+    let mut watch = c.watch_cluster_map(0).await.unwrap();
+    let state_of = |reply: &ClusterMapReply| {
+        let map = tessera_placement::ClusterMap::from_bytes(&reply.map).unwrap();
+        let d = map.disk(tessera_common::DiskId(70)).unwrap().state;
+        (d.up, d.is_in)
+    };
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(state_of(&first), (true, true));
+    assert_eq!(first.datanodes.len(), 1);
+
+    // Heartbeats keep it up.
+    let hb = HeartbeatRequest {
+        node_id: 7,
+        disks: vec![DiskUsage { disk: 70, used_bytes: 1, capacity_bytes: 1 << 40, healthy: true }],
+    };
+    let mut silent_since = Instant::now();
+    for _ in 0..10 {
+        c.heartbeat(hb.clone()).await.unwrap();
+        silent_since = Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state_of(&c.get_cluster_map().await.unwrap()), (true, true));
+
+    // Silence: down, then out, each seen on the watch stream.
+    let mut seen = vec![];
+    while seen.last() != Some(&(false, false)) {
+        let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
+        seen.push(state_of(&reply));
+    }
+    assert_eq!(seen, [(false, true), (false, false)]);
+    assert!(silent_since.elapsed() >= Duration::from_millis(1500));
+
+    // An unhealthy report does not count as alive.
+    let sick = HeartbeatRequest {
+        node_id: 7,
+        disks: vec![DiskUsage { disk: 70, used_bytes: 1, capacity_bytes: 1 << 40, healthy: false }],
+    };
+    c.heartbeat(sick).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(state_of(&c.get_cluster_map().await.unwrap()), (false, false));
+
+    // Healthy again: back up and in.
+    c.heartbeat(hb).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(state_of(&reply), (true, true));
+
+    // Access keys over the wire.
+    let key = AccessKeyRecord {
+        access_key_id: "TESSERAKEY1".into(),
+        secret_key: "s3cr3t-s3cr3t".into(),
+        created_ms: 0,
+        description: String::new(),
+    };
+    must_write(&c, Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) }).await;
+    assert_eq!(c.get_access_key("TESSERAKEY1").await.unwrap().key.unwrap().secret_key, "s3cr3t-s3cr3t");
+    assert_eq!(c.get_access_key("NOPE").await.unwrap().failure.unwrap().code(), failure::Code::NoSuchAccessKey);
+
+    drop(watch);
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
 }

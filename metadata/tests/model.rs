@@ -248,6 +248,7 @@ impl Model {
                 self.drop_parts(&c.upload_id, &[]);
                 Ok(None)
             }
+            other => panic!("the model covers bucket, object and multipart commands only, not {other:?}"),
         }
     }
 

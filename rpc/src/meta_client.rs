@@ -294,6 +294,39 @@ impl MetaClient {
         .await
     }
 
+    /// The cluster map and datanodes (linearizable).
+    pub async fn get_cluster_map(&self) -> Result<ClusterMapReply, MetaClientError> {
+        self.call(true, |mut c| async move { c.get_cluster_map(ClusterMapRequest { after_epoch: 0 }).await }).await
+    }
+
+    /// A stream of cluster maps: the current one if newer than `after_epoch`,
+    /// then each new epoch. It ends when the serving node stops; watch again.
+    pub async fn watch_cluster_map(
+        &self,
+        after_epoch: u64,
+    ) -> Result<tonic::Streaming<ClusterMapReply>, MetaClientError> {
+        self.call(true, |mut c| async move { c.watch_cluster_map(ClusterMapRequest { after_epoch }).await }).await
+    }
+
+    /// Reports a datanode's disks to the leader; returns the map epoch.
+    pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatReply, MetaClientError> {
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.heartbeat(req).await }
+        })
+        .await
+    }
+
+    /// An access key with its secret (linearizable).
+    pub async fn get_access_key(&self, access_key_id: &str) -> Result<AccessKeyReply, MetaClientError> {
+        let req = AccessKeyRequest { access_key_id: access_key_id.to_owned() };
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.get_access_key(req).await }
+        })
+        .await
+    }
+
     /// The cluster as the first node that answers sees it (the leader, when
     /// this client knows which one it is).
     pub async fn cluster_status(&self) -> Result<ClusterStatusReply, MetaClientError> {

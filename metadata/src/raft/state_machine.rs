@@ -17,7 +17,7 @@ use openraft::{StorageError, StoredMembership};
 use prost::Message;
 use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
-use tessera_rpc::proto::meta::{Command, CommandResult, command_result::Outcome};
+use tessera_rpc::proto::meta::{Command, CommandResult, command::Op, command_result::Outcome};
 
 use super::{RaftResponse, TypeConfig, from_bytes, io_err, to_bytes};
 use crate::db::{CF_RAFT, CF_SM};
@@ -170,6 +170,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let (_, mut membership) = self.applied()?;
         let mut out = Vec::new();
+        let mut map_changed = false;
         for entry in entries {
             let mut batch = WriteBatch::default();
             let response = match &entry.payload {
@@ -180,10 +181,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 EntryPayload::Normal(req) => {
                     let result = match Command::decode(req.0.as_slice()) {
-                        Ok(cmd) => self
-                            .state
-                            .apply(entry.log_id.index, &cmd, &mut batch)
-                            .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+                        Ok(cmd) => {
+                            map_changed |= matches!(cmd.op, Some(Op::RegisterDatanode(_) | Op::SetDiskState(_)));
+                            self.state
+                                .apply(entry.log_id.index, &cmd, &mut batch)
+                                .map_err(|e| sm_err(ErrorVerb::Write, &e))?
+                        }
                         // Deterministic on every replica: the entry is refused, not the node.
                         Err(e) => CommandResult {
                             outcome: Some(Outcome::Failure(
@@ -197,6 +200,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             batch.put_cf(self.cf(CF_SM)?, KEY_APPLIED, to_bytes(&(Some(entry.log_id), membership.clone())));
             self.db().write(batch).map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, &e))?;
             out.push(response);
+        }
+        if map_changed {
+            self.state.notify_map_changed();
         }
         Ok(out)
     }
@@ -227,6 +233,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db().write_opt(batch, &w).map_err(|e| io_err(subject, ErrorVerb::Write, &e))?;
+        self.state.notify_map_changed();
         self.save_snapshot(&StoredSnapshot { meta: meta.clone(), data })
     }
 

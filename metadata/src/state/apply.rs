@@ -26,10 +26,10 @@ pub(crate) struct Writes {
 }
 
 impl Writes {
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push((key, Some(value)));
     }
-    fn delete(&mut self, key: Vec<u8>) {
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
         self.ops.push((key, None));
     }
     /// Queues the shards of `body` for garbage collection.
@@ -98,6 +98,10 @@ pub(crate) fn apply(st: &MetaState, index: u64, cmd: &Command, w: &mut Writes) -
         Op::PutPart(c) => put_part(st, index, now, c, w),
         Op::CompleteUpload(c) => complete_upload(st, index, now, c, w),
         Op::AbortUpload(c) => abort_upload(st, index, now, c, w),
+        Op::RegisterDatanode(c) => super::cluster::register_datanode(st, now, c, w),
+        Op::SetDiskState(c) => super::cluster::set_disk_state(st, c, w),
+        Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
+        Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
     }
 }
 

@@ -10,6 +10,7 @@
 //! ```
 
 mod apply;
+mod cluster;
 pub mod list;
 pub mod multipart;
 
@@ -29,6 +30,8 @@ use list::{KeyCursor, ListPage, ListQuery, list_page};
 #[derive(Clone)]
 pub struct MetaState {
     db: Arc<DB>,
+    /// Counts applied changes of the cluster map, for watchers.
+    map_changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for MetaState {
@@ -53,7 +56,18 @@ pub struct UploadPage {
 impl MetaState {
     /// The state machine over `db` (opened by [`crate::open_db`]).
     pub fn new(db: Arc<DB>) -> Self {
-        MetaState { db }
+        MetaState { db, map_changes: Arc::new(tokio::sync::watch::channel(0).0) }
+    }
+
+    /// Tells watchers the cluster map may have changed (called after the
+    /// change is written).
+    pub fn notify_map_changed(&self) {
+        self.map_changes.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that wakes after every applied map change.
+    pub fn subscribe_map_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.map_changes.subscribe()
     }
 
     /// The database, for the Raft storage that shares it.

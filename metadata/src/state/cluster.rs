@@ -1,0 +1,141 @@
+//! Commands on the cluster map, datanode records and access keys.
+
+use tessera_common::{DiskId, NodeId};
+use tessera_placement::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host};
+use tessera_rpc::proto::meta::command_result::Outcome;
+use tessera_rpc::proto::meta::{
+    AccessKeyRecord, CreateAccessKey, DatanodeRecord, DeleteAccessKey, Done, RegisterDatanode, SetDiskState,
+};
+
+use super::MetaState;
+use super::apply::Writes;
+use crate::MetaError;
+use crate::keys;
+use crate::record::encode;
+
+const GIB: u64 = 1 << 30;
+
+fn invalid(msg: impl Into<String>) -> MetaError {
+    MetaError::InvalidArgument(msg.into())
+}
+
+fn map_error(e: tessera_placement::MapError) -> MetaError {
+    invalid(e.to_string())
+}
+
+/// Placement weight of a disk: its capacity in GiB, at least 1.
+fn weight(capacity_bytes: u64) -> u64 {
+    (capacity_bytes / GIB).max(1)
+}
+
+fn store_map(map: &ClusterMap, w: &mut Writes) {
+    w.put(keys::CLUSTER_MAP.to_vec(), map.to_bytes());
+}
+
+pub(crate) fn register_datanode(
+    st: &MetaState,
+    now: u64,
+    c: &RegisterDatanode,
+    w: &mut Writes,
+) -> Result<Outcome, MetaError> {
+    let mut node = c.node.clone().ok_or_else(|| invalid("registration without a node"))?;
+    if node.node_id == 0 || node.addr.is_empty() || node.disks.is_empty() {
+        return Err(invalid("a datanode needs an id, an address and at least one disk"));
+    }
+    let mut ids: Vec<u32> = node.disks.iter().map(|d| d.id).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|p| p[0] == p[1]) {
+        return Err(invalid("disk ids of a datanode must be distinct"));
+    }
+    let mut map = st.cluster_map()?.unwrap_or(ClusterMap::new(DEFAULT_PG_COUNT).map_err(map_error)?);
+    let nid = NodeId(node.node_id);
+    for d in &node.disks {
+        if let Some((_, _, owner, _)) = map.disks().find(|(_, _, _, disk)| disk.id == DiskId(d.id))
+            && owner.node != nid
+        {
+            return Err(invalid(format!("disk {} belongs to node {}", d.id, owner.node)));
+        }
+    }
+    let known = map.hosts().any(|h| h.node == nid);
+    if known {
+        // A restart: disks come back up and in; new disks join; capacities refresh.
+        for d in &node.disks {
+            let id = DiskId(d.id);
+            if map.disk(id).is_some() {
+                map.set_disk_state(id, DiskState::HEALTHY).map_err(map_error)?;
+                map.set_disk_weight(id, weight(d.capacity_bytes)).map_err(map_error)?;
+            } else {
+                map.add_disk(nid, Disk { id, weight: weight(d.capacity_bytes), state: DiskState::HEALTHY })
+                    .map_err(map_error)?;
+            }
+        }
+    } else {
+        let disks = node
+            .disks
+            .iter()
+            .map(|d| Disk { id: DiskId(d.id), weight: weight(d.capacity_bytes), state: DiskState::HEALTHY })
+            .collect();
+        let host = Host { node: nid, name: node.host.clone(), disks };
+        map.add_host(&node.zone, &node.rack, host).map_err(map_error)?;
+    }
+    node.registered_ms = now;
+    store_map(&map, w);
+    w.put(keys::datanode(node.node_id), encode(&node));
+    Ok(Outcome::Done(Done {}))
+}
+
+pub(crate) fn set_disk_state(st: &MetaState, c: &SetDiskState, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut map = st.cluster_map()?.ok_or_else(|| invalid("no cluster map yet"))?;
+    map.set_disk_state(DiskId(c.disk), DiskState { up: c.up, is_in: c.is_in }).map_err(map_error)?;
+    store_map(&map, w);
+    Ok(Outcome::Done(Done {}))
+}
+
+fn valid_access_key_id(id: &str) -> bool {
+    (3..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+pub(crate) fn create_access_key(
+    st: &MetaState,
+    now: u64,
+    c: &CreateAccessKey,
+    w: &mut Writes,
+) -> Result<Outcome, MetaError> {
+    let mut key = c.key.clone().ok_or_else(|| invalid("no key given"))?;
+    if !valid_access_key_id(&key.access_key_id) {
+        return Err(invalid("an access key id is 3 to 128 letters and digits"));
+    }
+    if key.secret_key.len() < 8 || key.secret_key.len() > 128 {
+        return Err(invalid("a secret key is 8 to 128 characters"));
+    }
+    if st.access_key(&key.access_key_id)?.is_some() {
+        return Err(invalid("access key id already exists"));
+    }
+    key.created_ms = now;
+    w.put(keys::access_key(&key.access_key_id), encode(&key));
+    Ok(Outcome::Done(Done {}))
+}
+
+pub(crate) fn delete_access_key(st: &MetaState, c: &DeleteAccessKey, w: &mut Writes) -> Result<Outcome, MetaError> {
+    st.access_key(&c.access_key_id)?.ok_or(MetaError::NoSuchAccessKey)?;
+    w.delete(keys::access_key(&c.access_key_id));
+    Ok(Outcome::Done(Done {}))
+}
+
+impl MetaState {
+    /// The cluster map, once a datanode has registered.
+    pub fn cluster_map(&self) -> Result<Option<ClusterMap>, MetaError> {
+        let raw = self.db().get_pinned_cf(crate::db::cf(self.db(), crate::db::CF_SM)?, keys::CLUSTER_MAP)?;
+        raw.map(|b| ClusterMap::from_bytes(&b).map_err(|e| MetaError::Storage(format!("cluster map: {e}")))).transpose()
+    }
+
+    /// Every registered datanode, by id.
+    pub fn datanodes(&self) -> Result<Vec<DatanodeRecord>, MetaError> {
+        self.scan(&[keys::DATANODES])?.iter().map(|(_, v)| crate::record::decode(v)).collect()
+    }
+
+    /// An access key with its secret.
+    pub fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>, MetaError> {
+        self.get(&keys::access_key(id))
+    }
+}

@@ -1,0 +1,124 @@
+//! The cluster map, datanode records and access keys in the state machine.
+
+// A test that meets an error should fail loudly.
+#![allow(clippy::unwrap_used)]
+
+use rocksdb::WriteBatch;
+use tessera_common::DiskId;
+use tessera_metadata::{MetaState, open_db};
+use tessera_placement::{PlacementRule, Placer};
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::command_result::Outcome;
+use tessera_rpc::proto::meta::*;
+
+fn apply(st: &MetaState, index: u64, op: Op) -> Result<(), failure::Code> {
+    let mut batch = WriteBatch::default();
+    let r = st.apply(index, &Command { now_ms: index, op: Some(op) }, &mut batch).unwrap();
+    st.db().write(batch).unwrap();
+    match r.outcome.unwrap() {
+        Outcome::Failure(f) => Err(f.code()),
+        _ => Ok(()),
+    }
+}
+
+fn datanode(id: u64, zone: &str, disks: &[u32]) -> Op {
+    Op::RegisterDatanode(RegisterDatanode {
+        node: Some(DatanodeRecord {
+            node_id: id,
+            addr: format!("http://10.0.0.{id}:7100"),
+            zone: zone.into(),
+            rack: "r1".into(),
+            host: format!("host{id}"),
+            disks: disks.iter().map(|&d| DiskInfo { id: d, capacity_bytes: 100 << 30 }).collect(),
+            registered_ms: 0,
+        }),
+    })
+}
+
+#[test]
+fn datanodes_build_the_map_and_states_bump_the_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = MetaState::new(open_db(dir.path()).unwrap());
+    assert!(st.cluster_map().unwrap().is_none());
+    for (i, zone) in ["z1", "z2", "z3", "z1", "z2", "z3"].iter().enumerate() {
+        let id = i as u64 + 1;
+        apply(&st, id, datanode(id, zone, &[id as u32 * 10, id as u32 * 10 + 1])).unwrap();
+    }
+    let map = st.cluster_map().unwrap().unwrap();
+    assert_eq!(map.epoch, 6);
+    assert_eq!(map.zones.len(), 3);
+    assert_eq!(map.disks().count(), 12);
+    assert_eq!(map.disk(DiskId(10)).unwrap().weight, 100, "weight is capacity in GiB");
+    assert_eq!(st.datanodes().unwrap().len(), 6);
+    // The stored map places PGs over six hosts in three zones.
+    let p = Placer::new(&map, PlacementRule::default()).unwrap();
+    assert!(!p.fell_back());
+
+    // Re-registration after a restart: no duplicate host; disks back up; new disk joins.
+    apply(&st, 7, Op::SetDiskState(SetDiskState { disk: 10, up: false, is_in: false })).unwrap();
+    assert!(!st.cluster_map().unwrap().unwrap().disk(DiskId(10)).unwrap().state.is_in);
+    apply(&st, 8, datanode(1, "z1", &[10, 11, 12])).unwrap();
+    let map = st.cluster_map().unwrap().unwrap();
+    assert_eq!(map.hosts().count(), 6);
+    assert_eq!(map.disks().count(), 13);
+    assert!(map.disk(DiskId(10)).unwrap().state.is_in && map.disk(DiskId(10)).unwrap().state.up);
+    assert!(map.epoch > 6);
+
+    // Refusals: a disk of another node, duplicate disks, no disks, unknown disk.
+    assert_eq!(apply(&st, 9, datanode(9, "z1", &[20])), Err(failure::Code::InvalidArgument));
+    assert_eq!(apply(&st, 10, datanode(9, "z1", &[90, 90])), Err(failure::Code::InvalidArgument));
+    assert_eq!(apply(&st, 11, datanode(9, "z1", &[])), Err(failure::Code::InvalidArgument));
+    assert_eq!(
+        apply(&st, 12, Op::SetDiskState(SetDiskState { disk: 999, up: true, is_in: true })),
+        Err(failure::Code::InvalidArgument)
+    );
+    assert_eq!(st.datanodes().unwrap().len(), 6, "refused registrations store nothing");
+}
+
+#[test]
+fn access_keys_are_created_read_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = MetaState::new(open_db(dir.path()).unwrap());
+    let key = |id: &str, secret: &str| {
+        Op::CreateAccessKey(CreateAccessKey {
+            key: Some(AccessKeyRecord {
+                access_key_id: id.into(),
+                secret_key: secret.into(),
+                created_ms: 0,
+                description: "test".into(),
+            }),
+        })
+    };
+    apply(&st, 1, key("AKIDEXAMPLE1", "wJalrXUtnFEMI/K7MDENG")).unwrap();
+    let k = st.access_key("AKIDEXAMPLE1").unwrap().unwrap();
+    assert_eq!(k.secret_key, "wJalrXUtnFEMI/K7MDENG");
+    assert_eq!(k.created_ms, 1);
+    assert_eq!(apply(&st, 2, key("AKIDEXAMPLE1", "another-secret")), Err(failure::Code::InvalidArgument));
+    assert_eq!(apply(&st, 3, key("a!", "long-enough-secret")), Err(failure::Code::InvalidArgument));
+    assert_eq!(apply(&st, 4, key("AKIDEXAMPLE2", "short")), Err(failure::Code::InvalidArgument));
+    apply(&st, 5, Op::DeleteAccessKey(DeleteAccessKey { access_key_id: "AKIDEXAMPLE1".into() })).unwrap();
+    assert!(st.access_key("AKIDEXAMPLE1").unwrap().is_none());
+    assert_eq!(
+        apply(&st, 6, Op::DeleteAccessKey(DeleteAccessKey { access_key_id: "AKIDEXAMPLE1".into() })),
+        Err(failure::Code::NoSuchAccessKey)
+    );
+}
+
+#[test]
+fn a_corrupt_database_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let st = MetaState::new(open_db(dir.path()).unwrap());
+        apply(&st, 1, datanode(1, "z", &[1])).unwrap();
+    }
+    // Overwrite every table and manifest file with garbage of the same length.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("MANIFEST") || name.ends_with(".sst") || name == "CURRENT" {
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            std::fs::write(&path, vec![0x5a; len.max(1)]).unwrap();
+        }
+    }
+    assert!(open_db(dir.path()).is_err(), "a corrupt database must be an error, never silently repaired");
+}
