@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use openraft::Raft;
 use prost::Message;
 use tessera_common::worker::{StepResult, Worker};
-use tessera_rpc::proto::meta::{Command, HeartbeatRequest, SetDiskState, command::Op};
+use tessera_rpc::proto::meta::{Command, DiskUsage, HeartbeatRequest, SetDiskState, command::Op};
 
 use crate::MetaState;
 use crate::raft::{RaftRequest, TypeConfig};
@@ -29,6 +29,7 @@ use crate::raft::{RaftRequest, TypeConfig};
 #[derive(Clone, Debug, Default)]
 pub struct LivenessTable {
     last_ok: Arc<Mutex<HashMap<u32, Instant>>>,
+    usage: Arc<Mutex<HashMap<u32, DiskUsage>>>,
 }
 
 impl LivenessTable {
@@ -39,6 +40,18 @@ impl LivenessTable {
         for d in hb.disks.iter().filter(|d| d.healthy) {
             t.insert(d.disk, now);
         }
+        drop(t);
+        let mut u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        for d in &hb.disks {
+            u.insert(d.disk, *d);
+        }
+    }
+
+    /// The last report of every disk, by disk id.
+    pub fn usage(&self) -> Vec<DiskUsage> {
+        let mut v: Vec<DiskUsage> = self.usage.lock().unwrap_or_else(|p| p.into_inner()).values().copied().collect();
+        v.sort_by_key(|d| d.disk);
+        v
     }
 
     fn last_ok(&self, disk: u32) -> Option<Instant> {

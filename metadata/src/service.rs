@@ -129,6 +129,7 @@ fn map_reply(st: &MetaState) -> Result<ClusterMapReply, MetaError> {
         epoch: map.as_ref().map_or(0, |m| m.epoch),
         map: map.map(|m| m.to_bytes()).unwrap_or_default(),
         datanodes: st.datanodes()?,
+        usage: Vec::new(),
     })
 }
 
@@ -254,7 +255,8 @@ impl Meta for MetaService {
     }
 
     async fn get_cluster_map(&self, _req: Request<ClusterMapRequest>) -> Result<Response<ClusterMapReply>, Status> {
-        let reply = self.read(map_reply).await?.map_err(storage)?;
+        let mut reply = self.read(map_reply).await?.map_err(storage)?;
+        reply.usage = self.liveness.usage();
         Ok(Response::new(reply))
     }
 

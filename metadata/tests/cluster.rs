@@ -356,7 +356,9 @@ async fn silent_disks_go_down_then_out_and_come_back() {
         silent_since = Instant::now();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(state_of(&c.get_cluster_map().await.unwrap()), (true, true));
+    let reply = c.get_cluster_map().await.unwrap();
+    assert_eq!(state_of(&reply), (true, true));
+    assert_eq!(reply.usage, hb.disks, "the leader shows the last reported usage");
 
     // Silence: down, then out, each seen on the watch stream.
     let mut seen = vec![];
