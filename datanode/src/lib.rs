@@ -3,7 +3,18 @@
 //! rebalance, garbage collection) (DESIGN.md §5, §7).
 //!
 //! May depend on `tessera-common`, `tessera-rpc`, `tessera-ec` and
-//! `tessera-placement`; never on the metadata or gateway crates.
+//! `tessera-placement`; never on the metadata or gateway crates. It never
+//! decodes and never sees bucket or key names.
 //!
-//! Not built yet: the service arrives with the datanode issue. Until then
-//! this crate exports nothing, so nothing can mistake it for working.
+//! Built so far: the shard file format ([`ShardHeader`]) and the disk store
+//! ([`FsDisk`]): crash-safe writes (temp, fsync, rename, directory fsync),
+//! verified reads that tell missing from corrupt, listing, usage. The gRPC
+//! service, registration/heartbeats and the scrubber come next.
+
+mod disk;
+mod error;
+mod shard;
+
+pub use disk::{DiskUsage, FsDisk, ShardPage, ShardStat, ShardWriter};
+pub use error::ShardError;
+pub use shard::{FORMAT_VERSION, HEADER_LEN, MAGIC, ShardHeader, ShardKey};

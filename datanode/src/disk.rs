@@ -1,0 +1,386 @@
+//! One disk: a directory of shard files (DESIGN.md §5).
+//!
+//! ```text
+//!  <root>/DISK_ID                 which disk this directory is
+//!  <root>/tmp/                    writes in progress (emptied at open)
+//!  <root>/shards/<aa>/<bb>/<data id>.<part>.<shard>
+//!
+//!  create ─► tmp file: header, then [hash][block] per stripe (each hash checked)
+//!  finish ─► fsync file ─► rename into shards/ ─► fsync directory ─► durable
+//! ```
+//!
+//! A shard is either wholly there or not there: a writer that is dropped,
+//! killed or runs out of space leaves only a temp file, removed on drop or
+//! at the next open. Renaming over an existing file makes concurrent puts of
+//! one shard resolve to one complete file. A failed write or fsync marks the
+//! disk failed: it refuses writes from then on (an fsync is never retried).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tessera_common::DiskId;
+use tessera_ec::{BlockAddress, HASH_LEN, block_hash, verify_frame};
+
+use crate::ShardError;
+use crate::shard::{HEADER_LEN, ShardHeader, ShardKey, frame_len};
+
+/// Size and age of a stored shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardStat {
+    /// File length in bytes.
+    pub len: u64,
+    /// When the file was last written.
+    pub modified: SystemTime,
+}
+
+/// One page of a disk's shards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardPage {
+    /// Shards in on-disk order.
+    pub keys: Vec<ShardKey>,
+    /// Pass back to continue after this page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// Bytes used and total on the disk's filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Used bytes.
+    pub used_bytes: u64,
+    /// Capacity in bytes.
+    pub capacity_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: DiskId,
+    root: PathBuf,
+    failed: AtomicBool,
+}
+
+/// A disk directory holding shard files. Cheap to clone. Blocking I/O: the
+/// service calls it from blocking threads.
+#[derive(Clone, Debug)]
+pub struct FsDisk {
+    inner: Arc<Inner>,
+}
+
+fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl FsDisk {
+    /// Opens (or initializes) the disk at `root` as disk `id`, removing any
+    /// temp files a crash left. A directory initialized for another disk id
+    /// is refused.
+    pub fn open(id: DiskId, root: &Path) -> Result<Self, ShardError> {
+        let io = |what: &str| {
+            let p = root.display().to_string();
+            let what = what.to_owned();
+            move |e| ShardError::io(format!("{what} {p}"), e)
+        };
+        fs::create_dir_all(root.join("shards")).map_err(io("create"))?;
+        let id_file = root.join("DISK_ID");
+        match fs::read_to_string(&id_file) {
+            Ok(s) if s.trim() == id.to_string() => {}
+            Ok(s) => {
+                return Err(ShardError::BadRequest(format!(
+                    "{} belongs to disk {}, not {id}",
+                    root.display(),
+                    s.trim()
+                )));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::write(&id_file, format!("{id}\n")).map_err(io("write disk id in"))?;
+                File::open(&id_file).and_then(|f| f.sync_all()).map_err(io("fsync disk id in"))?;
+                fsync_dir(root).map_err(io("fsync"))?;
+            }
+            Err(e) => return Err(io("read disk id in")(e)),
+        }
+        let tmp = root.join("tmp");
+        if tmp.exists() {
+            let mut left = 0;
+            for entry in fs::read_dir(&tmp).map_err(io("list temp files in"))? {
+                let path = entry.map_err(io("list temp files in"))?.path();
+                fs::remove_file(&path).map_err(io("remove temp file in"))?;
+                left += 1;
+            }
+            if left > 0 {
+                tracing::info!(disk = %id, left, "removed temp files of interrupted writes");
+            }
+        }
+        fs::create_dir_all(&tmp).map_err(io("create"))?;
+        Ok(FsDisk { inner: Arc::new(Inner { id, root: root.to_path_buf(), failed: AtomicBool::new(false) }) })
+    }
+
+    /// The disk's id.
+    pub fn id(&self) -> DiskId {
+        self.inner.id
+    }
+
+    /// Whether a write or fsync has failed on this disk.
+    pub fn is_failed(&self) -> bool {
+        self.inner.failed.load(Ordering::Acquire)
+    }
+
+    fn fail(&self, what: &str, e: &std::io::Error) {
+        if !self.inner.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(disk = %self.inner.id, error = %e, "{what} failed: disk taken out of service for writes");
+        }
+    }
+
+    fn shard_dir(&self, key: &ShardKey) -> PathBuf {
+        let (a, b) = key.fan_out();
+        self.inner.root.join("shards").join(a).join(b)
+    }
+
+    /// Where shard `key` lives.
+    pub fn shard_path(&self, key: &ShardKey) -> PathBuf {
+        self.shard_dir(key).join(key.file_name())
+    }
+
+    /// Starts writing shard `header.key`. Nothing is visible until
+    /// [`ShardWriter::finish`].
+    pub fn create(&self, header: ShardHeader) -> Result<ShardWriter, ShardError> {
+        if self.is_failed() {
+            return Err(ShardError::DiskFailed(self.inner.id));
+        }
+        header.validate()?;
+        let tmp = self.inner.root.join("tmp").join(format!(
+            "{}.{}.tmp",
+            header.key.file_name(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| self.write_error("create temp file", e))?;
+        let stripes = header.stripes()?;
+        let mut w = ShardWriter { disk: self.clone(), header, file: None, tmp, next_stripe: 0, stripes, done: false };
+        file.write_all(&header.encode()).map_err(|e| self.write_error("write header", e))?;
+        w.file = Some(file);
+        Ok(w)
+    }
+
+    fn write_error(&self, what: &str, e: std::io::Error) -> ShardError {
+        if is_no_space(&e) {
+            ShardError::NoSpace(self.inner.id)
+        } else {
+            self.fail(what, &e);
+            ShardError::io(format!("{what} on disk {}", self.inner.id), e)
+        }
+    }
+
+    fn open_shard(&self, key: &ShardKey) -> Result<(File, ShardHeader), ShardError> {
+        let mut f = match File::open(self.shard_path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(ShardError::Missing(*key)),
+            Err(e) => return Err(ShardError::io(format!("open shard {key}"), e)),
+        };
+        let mut hb = [0u8; HEADER_LEN];
+        match f.read_exact(&mut hb) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                return Err(ShardError::Corrupt { key: *key, stripe: None, reason: "shorter than its header".into() });
+            }
+            Err(e) => return Err(ShardError::io(format!("read shard {key}"), e)),
+        }
+        let header = ShardHeader::decode(&hb, *key)?;
+        let len = f.metadata().map_err(|e| ShardError::io(format!("stat shard {key}"), e))?.len();
+        if len != header.file_len()? {
+            return Err(ShardError::Corrupt {
+                key: *key,
+                stripe: None,
+                reason: format!("length {len}, expected {}", header.file_len()?),
+            });
+        }
+        Ok((f, header))
+    }
+
+    /// The header of shard `key`.
+    pub fn read_header(&self, key: &ShardKey) -> Result<ShardHeader, ShardError> {
+        Ok(self.open_shard(key)?.1)
+    }
+
+    /// Reads and verifies the frames (`[hash][block]`) of `stripes`.
+    /// A missing file is [`ShardError::Missing`]; a bad block is
+    /// [`ShardError::Corrupt`] naming its stripe — never bad bytes.
+    pub fn read_frames(&self, key: &ShardKey, stripes: Range<u64>) -> Result<(ShardHeader, Vec<Bytes>), ShardError> {
+        let (mut f, header) = self.open_shard(key)?;
+        let total = header.stripes()?;
+        if stripes.start > stripes.end || stripes.end > total {
+            return Err(ShardError::BadRequest(format!("stripes {stripes:?} outside 0..{total}")));
+        }
+        let mut frames = Vec::with_capacity((stripes.end - stripes.start) as usize);
+        if stripes.is_empty() {
+            return Ok((header, frames));
+        }
+        f.seek(SeekFrom::Start(header.frame_offset(stripes.start)?))
+            .map_err(|e| ShardError::io(format!("seek shard {key}"), e))?;
+        for s in stripes {
+            let mut frame = vec![0u8; frame_len(&header, s)?];
+            f.read_exact(&mut frame).map_err(|e| ShardError::io(format!("read shard {key}"), e))?;
+            let addr = BlockAddress { data_id: *key.data_id.as_bytes(), part: key.part, shard: key.shard, stripe: s };
+            if verify_frame(&addr, &frame, frame.len() - HASH_LEN).is_err() {
+                return Err(ShardError::Corrupt { key: *key, stripe: Some(s), reason: "block hash mismatch".into() });
+            }
+            frames.push(Bytes::from(frame));
+        }
+        Ok((header, frames))
+    }
+
+    /// Removes shard `key`; `false` if it was not there.
+    pub fn delete(&self, key: &ShardKey) -> Result<bool, ShardError> {
+        match fs::remove_file(self.shard_path(key)) {
+            Ok(()) => {
+                fsync_dir(&self.shard_dir(key)).map_err(|e| self.write_error("fsync directory", e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(ShardError::io(format!("delete shard {key}"), e)),
+        }
+    }
+
+    /// Size and modification time of shard `key`.
+    pub fn stat(&self, key: &ShardKey) -> Result<ShardStat, ShardError> {
+        match fs::metadata(self.shard_path(key)) {
+            Ok(m) => Ok(ShardStat { len: m.len(), modified: m.modified().map_err(|e| ShardError::io("mtime", e))? }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(ShardError::Missing(*key)),
+            Err(e) => Err(ShardError::io(format!("stat shard {key}"), e)),
+        }
+    }
+
+    /// Up to `max` shards after the cursor `after` (from a previous page).
+    /// Files that are not shard files are skipped.
+    pub fn list(&self, after: Option<&str>, max: usize) -> Result<ShardPage, ShardError> {
+        let sorted = |dir: &Path| -> Result<Vec<String>, ShardError> {
+            let mut names = Vec::new();
+            match fs::read_dir(dir) {
+                Ok(rd) => {
+                    for e in rd {
+                        names.push(
+                            e.map_err(|e| ShardError::io("list disk", e))?.file_name().to_string_lossy().into_owned(),
+                        );
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(ShardError::io("list disk", e)),
+            }
+            names.sort();
+            Ok(names)
+        };
+        let root = self.inner.root.join("shards");
+        let mut page = ShardPage::default();
+        for a in sorted(&root)? {
+            for b in sorted(&root.join(&a))? {
+                for name in sorted(&root.join(&a).join(&b))? {
+                    let cursor = format!("{a}/{b}/{name}");
+                    if after.is_some_and(|after| cursor.as_str() <= after) {
+                        continue;
+                    }
+                    let Some(key) = ShardKey::parse_file_name(&name) else { continue };
+                    if page.keys.len() == max {
+                        return Ok(page);
+                    }
+                    page.keys.push(key);
+                    page.next = Some(cursor);
+                }
+            }
+        }
+        page.next = None;
+        Ok(page)
+    }
+
+    /// Used and total bytes of the disk's filesystem.
+    pub fn usage(&self) -> Result<DiskUsage, ShardError> {
+        let st = rustix::fs::statvfs(&self.inner.root).map_err(|e| ShardError::io("statvfs", e.into()))?;
+        let capacity_bytes = st.f_blocks * st.f_frsize;
+        let free = st.f_bavail * st.f_frsize;
+        Ok(DiskUsage { used_bytes: capacity_bytes.saturating_sub(free), capacity_bytes })
+    }
+}
+
+/// A shard being written. Dropping it without [`ShardWriter::finish`]
+/// removes the temp file; nothing becomes visible.
+pub struct ShardWriter {
+    disk: FsDisk,
+    header: ShardHeader,
+    file: Option<File>,
+    tmp: PathBuf,
+    next_stripe: u64,
+    stripes: u64,
+    done: bool,
+}
+
+impl ShardWriter {
+    /// Appends the frame of the next stripe. The hash must match the block
+    /// at its address: a block damaged on the way is refused, not stored.
+    pub fn write_frame(&mut self, hash: &[u8; HASH_LEN], block: &[u8]) -> Result<(), ShardError> {
+        let s = self.next_stripe;
+        if s >= self.stripes {
+            return Err(ShardError::BadRequest(format!("shard has {} stripes; got more", self.stripes)));
+        }
+        let want = self.header.block_len_of(s)?;
+        if block.len() != want {
+            return Err(ShardError::BadRequest(format!("stripe {s}: block of {} bytes, expected {want}", block.len())));
+        }
+        let k = self.header.key;
+        let addr = BlockAddress { data_id: *k.data_id.as_bytes(), part: k.part, shard: k.shard, stripe: s };
+        if &block_hash(&addr, block) != hash {
+            return Err(ShardError::BadRequest(format!("stripe {s}: block does not match its hash")));
+        }
+        let f = self.file.as_mut().ok_or_else(|| ShardError::BadRequest("writer already closed".into()))?;
+        let r = f.write_all(hash).and_then(|()| f.write_all(block));
+        r.map_err(|e| self.disk.write_error("write shard", e))?;
+        self.next_stripe += 1;
+        Ok(())
+    }
+
+    /// Makes the shard durable and visible: fsync, rename, fsync directory.
+    pub fn finish(mut self) -> Result<(), ShardError> {
+        if self.next_stripe != self.stripes {
+            return Err(ShardError::BadRequest(format!(
+                "shard ended after {} of {} stripes",
+                self.next_stripe, self.stripes
+            )));
+        }
+        let f = self.file.take().ok_or_else(|| ShardError::BadRequest("writer already closed".into()))?;
+        f.sync_all().map_err(|e| self.disk.write_error("fsync shard", e))?;
+        drop(f);
+        let dir = self.disk.shard_dir(&self.header.key);
+        fs::create_dir_all(&dir).map_err(|e| self.disk.write_error("create shard directory", e))?;
+        fs::rename(&self.tmp, dir.join(self.header.key.file_name()))
+            .map_err(|e| self.disk.write_error("rename shard", e))?;
+        self.done = true;
+        fsync_dir(&dir).map_err(|e| self.disk.write_error("fsync shard directory", e))?;
+        // The fan-out directories may be new: make their entries durable too.
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent).map_err(|e| self.disk.write_error("fsync fan-out directory", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            self.file.take();
+            if let Err(e) = fs::remove_file(&self.tmp)
+                && e.kind() != ErrorKind::NotFound
+            {
+                tracing::warn!(path = %self.tmp.display(), error = %e, "could not remove temp file; removed at next open");
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The disk store: durable, all-or-nothing shard files, verified reads, and
+//! the failure paths (abandoned and crashed writes, corruption, bad input,
+//! concurrent writers, a full disk).
+
+// A test that meets an error should fail loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use bytes::Bytes;
+use rand::RngCore;
+use tessera_common::{DataId, DiskId};
+use tessera_datanode::{FsDisk, ShardError, ShardHeader, ShardKey};
+use tessera_ec::{CodecId, PieceId, StripeCoder, StripeLayout, new_codec};
+
+const K: usize = 4;
+const M: usize = 2;
+
+fn coder() -> StripeCoder {
+    StripeCoder::new(new_codec(CodecId::DEFAULT, K, M).unwrap(), StripeLayout::new(K, M, 64 * 1024).unwrap()).unwrap()
+}
+
+fn random(len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    rand::rng().fill_bytes(&mut v);
+    v
+}
+
+fn header(data_id: DataId, shard: u16, len: u64) -> ShardHeader {
+    ShardHeader {
+        key: ShardKey { data_id, part: 0, shard },
+        codec: CodecId::DEFAULT.as_u16(),
+        k: K as u8,
+        m: M as u8,
+        block_len: coder().layout().block_len() as u32,
+        piece_len: len,
+    }
+}
+
+/// Encodes `data` and writes every shard to `disk`; returns the data id.
+fn store_object(disk: &FsDisk, data: &[u8]) -> DataId {
+    let id = DataId::new();
+    let c = coder();
+    let piece = PieceId { data_id: *id.as_bytes(), part: 0 };
+    let l = *c.layout();
+    let mut writers: Vec<_> =
+        (0..K + M).map(|s| disk.create(header(id, s as u16, data.len() as u64)).unwrap()).collect();
+    for s in 0..l.stripe_count(data.len() as u64) {
+        let start = l.stripe_offset(s) as usize;
+        let enc = c
+            .encode_stripe(piece, s, Bytes::copy_from_slice(&data[start..start + l.stripe_len(data.len() as u64, s)]))
+            .unwrap();
+        for (w, b) in writers.iter_mut().zip(&enc.blocks) {
+            w.write_frame(&b.hash, &b.data).unwrap();
+        }
+    }
+    for w in writers {
+        w.finish().unwrap();
+    }
+    id
+}
+
+fn read_object(disk: &FsDisk, id: DataId, len: u64) -> Vec<u8> {
+    let c = coder();
+    let piece = PieceId { data_id: *id.as_bytes(), part: 0 };
+    let stripes = c.layout().stripe_count(len);
+    let shards: Vec<Option<Bytes>> = (0..K + M)
+        .map(|s| {
+            let (_, frames) = disk.read_frames(&ShardKey { data_id: id, part: 0, shard: s as u16 }, 0..stripes).ok()?;
+            Some(Bytes::from(frames.concat()))
+        })
+        .collect();
+    c.decode_range(piece, len, &shards, 0..len).unwrap().0
+}
+
+fn open(dir: &Path) -> FsDisk {
+    FsDisk::open(DiskId(1), dir).unwrap()
+}
+
+#[test]
+fn shards_round_trip_through_the_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    for len in [1usize, 1000, 64 * 1024, 64 * 1024 + 1, 1 << 20] {
+        let data = random(len);
+        let id = store_object(&disk, &data);
+        assert_eq!(read_object(&disk, id, len as u64), data, "len {len}");
+        let key = ShardKey { data_id: id, part: 0, shard: 0 };
+        assert_eq!(disk.stat(&key).unwrap().len, disk.read_header(&key).unwrap().file_len().unwrap());
+        let (_, two) = disk.read_frames(&key, 0..1).unwrap();
+        assert_eq!(two.len(), 1, "a block range reads only what it asks for");
+    }
+    // Reopening keeps everything, and the disk id is checked.
+    let data = random(5000);
+    let id = store_object(&disk, &data);
+    drop(disk);
+    let disk = open(dir.path());
+    assert_eq!(read_object(&disk, id, 5000), data);
+    assert!(matches!(FsDisk::open(DiskId(2), dir.path()), Err(ShardError::BadRequest(_))));
+}
+
+#[test]
+fn unfinished_writes_leave_nothing_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let id = DataId::new();
+    let key = ShardKey { data_id: id, part: 0, shard: 0 };
+    let c = coder();
+    let enc = c.encode_stripe(PieceId { data_id: *id.as_bytes(), part: 0 }, 0, Bytes::from(random(64 * 1024))).unwrap();
+
+    // Dropped after one of two stripes.
+    let mut w = disk.create(header(id, 0, 3 * 64 * 1024)).unwrap();
+    w.write_frame(&enc.blocks[0].hash, &enc.blocks[0].data).unwrap();
+    drop(w);
+    assert!(matches!(disk.read_frames(&key, 0..1), Err(ShardError::Missing(_))));
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "temp file removed on drop");
+
+    // Finished too early.
+    let mut w = disk.create(header(id, 0, 3 * 64 * 1024)).unwrap();
+    w.write_frame(&enc.blocks[0].hash, &enc.blocks[0].data).unwrap();
+    assert!(matches!(w.finish(), Err(ShardError::BadRequest(_))));
+    assert!(matches!(disk.stat(&key), Err(ShardError::Missing(_))));
+
+    // A crash mid-write (no destructor runs): the temp file stays until the
+    // next open, which removes it; the shard never appears.
+    let mut w = disk.create(header(id, 0, 3 * 64 * 1024)).unwrap();
+    w.write_frame(&enc.blocks[0].hash, &enc.blocks[0].data).unwrap();
+    std::mem::forget(w);
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1);
+    drop(disk);
+    let disk = open(dir.path());
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "open removes crashed writes");
+    assert!(matches!(disk.read_frames(&key, 0..1), Err(ShardError::Missing(_))));
+}
+
+#[test]
+fn bad_frames_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let id = DataId::new();
+    let enc =
+        coder().encode_stripe(PieceId { data_id: *id.as_bytes(), part: 0 }, 0, Bytes::from(random(1000))).unwrap();
+    let b = &enc.blocks[1];
+    let mut w = disk.create(header(id, 1, 1000)).unwrap();
+    assert!(matches!(w.write_frame(&b.hash, &b.data[1..]), Err(ShardError::BadRequest(_))), "wrong length");
+    let mut bad = b.data.to_vec();
+    bad[0] ^= 1;
+    assert!(matches!(w.write_frame(&b.hash, &bad), Err(ShardError::BadRequest(_))), "damaged in transit");
+    assert!(
+        matches!(w.write_frame(&enc.blocks[2].hash, &enc.blocks[2].data), Err(ShardError::BadRequest(_))),
+        "another shard's block"
+    );
+    w.write_frame(&b.hash, &b.data).unwrap();
+    assert!(
+        matches!(w.write_frame(&b.hash, &b.data), Err(ShardError::BadRequest(_))),
+        "more stripes than the header says"
+    );
+    w.finish().unwrap();
+    let mut out_of_range = header(id, 6, 1000);
+    assert!(matches!(disk.create(out_of_range), Err(ShardError::BadRequest(_))));
+    out_of_range.key.shard = 0;
+    out_of_range.k = 0;
+    assert!(disk.create(out_of_range).is_err());
+    let key = ShardKey { data_id: id, part: 0, shard: 1 };
+    assert!(matches!(disk.read_frames(&key, 0..2), Err(ShardError::BadRequest(_))), "range past the end");
+}
+
+#[test]
+fn corruption_is_reported_as_corrupt_and_missing_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let data = random(300_000);
+    let id = store_object(&disk, &data);
+    let key = |s| ShardKey { data_id: id, part: 0, shard: s };
+    let h = disk.read_header(&key(0)).unwrap();
+
+    // A flipped bit in stripe 2's block of shard 0.
+    let p0 = disk.shard_path(&key(0));
+    let mut bytes = std::fs::read(&p0).unwrap();
+    bytes[h.frame_offset(2).unwrap() as usize + 40] ^= 0x04;
+    std::fs::write(&p0, &bytes).unwrap();
+    match disk.read_frames(&key(0), 0..h.stripes().unwrap()) {
+        Err(ShardError::Corrupt { stripe: Some(2), .. }) => {}
+        other => panic!("expected corrupt stripe 2, got {other:?}"),
+    }
+    assert!(disk.read_frames(&key(0), 0..2).is_ok(), "undamaged stripes still read");
+
+    // Truncated shard 1, zeroed header of shard 2, deleted shard 3.
+    let p1 = disk.shard_path(&key(1));
+    let len = std::fs::metadata(&p1).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&p1).unwrap().set_len(len - 100).unwrap();
+    assert!(matches!(disk.read_frames(&key(1), 0..1), Err(ShardError::Corrupt { stripe: None, .. })));
+    let p2 = disk.shard_path(&key(2));
+    let mut b2 = std::fs::read(&p2).unwrap();
+    b2[..64].fill(0);
+    std::fs::write(&p2, &b2).unwrap();
+    assert!(matches!(disk.read_frames(&key(2), 0..1), Err(ShardError::Corrupt { stripe: None, .. })));
+    assert!(disk.delete(&key(3)).unwrap());
+    assert!(!disk.delete(&key(3)).unwrap());
+    assert!(matches!(disk.read_frames(&key(3), 0..1), Err(ShardError::Missing(_))));
+    // A shard file copied under another shard's name fails its block hashes.
+    std::fs::copy(disk.shard_path(&key(4)), disk.shard_path(&key(3))).unwrap();
+    assert!(disk.read_frames(&key(3), 0..1).is_err());
+}
+
+#[test]
+fn concurrent_puts_of_one_shard_leave_one_complete_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let id = DataId::new();
+    let data = random(200_000);
+    let c = coder();
+    let l = *c.layout();
+    let piece = PieceId { data_id: *id.as_bytes(), part: 0 };
+    let frames: Vec<_> = (0..l.stripe_count(200_000))
+        .map(|s| {
+            let start = l.stripe_offset(s) as usize;
+            c.encode_stripe(piece, s, Bytes::copy_from_slice(&data[start..start + l.stripe_len(200_000, s)]))
+                .unwrap()
+                .blocks[0]
+                .clone()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let mut w = disk.create(header(id, 0, 200_000)).unwrap();
+                for f in &frames {
+                    w.write_frame(&f.hash, &f.data).unwrap();
+                }
+                w.finish().unwrap();
+            });
+            scope.spawn(|| {
+                // Readers meanwhile see the whole shard or none of it.
+                match disk.read_frames(&ShardKey { data_id: id, part: 0, shard: 0 }, 0..frames.len() as u64) {
+                    Ok((_, got)) => assert_eq!(got.len(), frames.len()),
+                    Err(ShardError::Missing(_)) => {}
+                    Err(e) => panic!("reader saw a partial shard: {e}"),
+                }
+            });
+        }
+    });
+    let (_, got) = disk.read_frames(&ShardKey { data_id: id, part: 0, shard: 0 }, 0..frames.len() as u64).unwrap();
+    assert_eq!(got.len(), frames.len());
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn listing_pages_cover_every_shard_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let mut want = Vec::new();
+    for _ in 0..20 {
+        let id = store_object(&disk, &random(100));
+        want.extend((0..(K + M) as u16).map(|s| ShardKey { data_id: id, part: 0, shard: s }));
+    }
+    std::fs::write(disk.shard_path(&want[0]).with_file_name("not-a-shard"), b"x").unwrap();
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = disk.list(cursor.as_deref(), 7).unwrap();
+        assert!(page.keys.len() <= 7);
+        got.extend(page.keys);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let u = disk.usage().unwrap();
+    assert!(u.capacity_bytes > 0 && u.used_bytes <= u.capacity_bytes);
+}
+
+#[test]
+fn a_full_disk_stores_nothing_and_keeps_working() {
+    if !rustix::process::geteuid().is_root() {
+        println!("needs root to mount a small tmpfs; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount tmpfs");
+    let result = std::panic::catch_unwind(|| {
+        let disk = open(&mnt);
+        let id = DataId::new();
+        let data = random(2 << 20);
+        let c = coder();
+        let l = *c.layout();
+        let piece = PieceId { data_id: *id.as_bytes(), part: 0 };
+        let mut w = disk.create(header(id, 0, data.len() as u64)).unwrap();
+        let mut err = None;
+        for s in 0..l.stripe_count(data.len() as u64) {
+            let start = l.stripe_offset(s) as usize;
+            let enc = c
+                .encode_stripe(
+                    piece,
+                    s,
+                    Bytes::copy_from_slice(&data[start..start + l.stripe_len(data.len() as u64, s)]),
+                )
+                .unwrap();
+            let b = &enc.blocks[0];
+            if let Err(e) = w.write_frame(&b.hash, &b.data) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(err, Some(ShardError::NoSpace(_))), "expected NoSpace, got {err:?}");
+        drop(w);
+        assert!(!disk.is_failed(), "a full disk is not a failed disk");
+        assert_eq!(std::fs::read_dir(mnt.join("tmp")).unwrap().count(), 0, "the partial write is gone");
+        assert!(matches!(disk.stat(&ShardKey { data_id: id, part: 0, shard: 0 }), Err(ShardError::Missing(_))));
+        // Space is back: a small shard still fits.
+        let small = store_object(&disk, &random(1000));
+        assert_eq!(read_object(&disk, small, 1000).len(), 1000);
+    });
+    let unmounted = std::process::Command::new("umount").arg(&mnt).status().unwrap();
+    assert!(unmounted.success(), "umount tmpfs");
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
