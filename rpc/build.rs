@@ -2,7 +2,7 @@
 //! generates tonic code into OUT_DIR.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/health.proto", "proto/meta.proto", "proto/raft.proto"];
+    let protos = ["proto/health.proto", "proto/meta.proto", "proto/raft.proto", "proto/data.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

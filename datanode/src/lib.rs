@@ -8,13 +8,16 @@
 //!
 //! Built so far: the shard file format ([`ShardHeader`]) and the disk store
 //! ([`FsDisk`]): crash-safe writes (temp, fsync, rename, directory fsync),
-//! verified reads that tell missing from corrupt, listing, usage. The gRPC
-//! service, registration/heartbeats and the scrubber come next.
+//! verified reads that tell missing from corrupt, listing, usage; and the
+//! gRPC service over them ([`DataService`]). Registration and heartbeats
+//! with the metadata service, and the scrubber, come next.
 
 mod disk;
 mod error;
+mod service;
 mod shard;
 
 pub use disk::{DiskUsage, FsDisk, ShardPage, ShardStat, ShardWriter};
 pub use error::ShardError;
+pub use service::{DataService, MAX_MESSAGE_BYTES, server_builder, status_of};
 pub use shard::{FORMAT_VERSION, HEADER_LEN, MAGIC, ShardHeader, ShardKey};

@@ -26,6 +26,11 @@ pub mod proto {
     pub mod meta {
         tonic::include_proto!("tessera.meta.v1");
     }
+    /// `tessera.data.v1`: the datanode's shard service.
+    #[allow(missing_docs, clippy::all)]
+    pub mod data {
+        tonic::include_proto!("tessera.data.v1");
+    }
     /// `tessera.raft.v1`: Raft messages between metadata nodes.
     #[allow(missing_docs, clippy::all)]
     pub mod raft {

@@ -1,0 +1,248 @@
+//! The datanode gRPC service over the node's disks, and the one place that
+//! maps [`ShardError`] to gRPC statuses.
+//!
+//! ```text
+//!  PutShard stream ──frames──► bounded channel (4) ──► blocking writer: verify, write, fsync, rename
+//!  GetShard ──► blocking reader: verify 4 stripes at a time ──► bounded channel (4) ──► stream
+//! ```
+//! The bounded channels give backpressure both ways; a shard never sits in
+//! memory whole. Reader and writer tasks live only as long as their request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use tessera_common::DataId;
+use tessera_ec::HASH_LEN;
+use tessera_rpc::proto::data::data_server::{Data, DataServer};
+use tessera_rpc::proto::data::*;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{FsDisk, ShardError, ShardHeader, ShardKey};
+
+/// Largest gRPC message: one frame of a 16 MiB block, with room to spare.
+pub const MAX_MESSAGE_BYTES: usize = 20 << 20;
+/// Stripes read per step of a GetShard.
+const READ_BATCH: u64 = 4;
+
+/// Maps a shard error to the gRPC status the protocol documents.
+pub fn status_of(e: ShardError) -> Status {
+    match e {
+        ShardError::Missing(k) => Status::not_found(format!("shard {k} not found")),
+        ShardError::Corrupt { key, stripe, reason } => {
+            Status::data_loss(format!("shard {key} corrupt at stripe {stripe:?}: {reason}"))
+        }
+        ShardError::NoSpace(d) => Status::resource_exhausted(format!("disk {d} is full")),
+        ShardError::DiskFailed(d) => Status::unavailable(format!("disk {d} has failed")),
+        ShardError::BadRequest(m) => Status::invalid_argument(m),
+        e @ ShardError::Io { .. } => {
+            tracing::error!(error = %e, "shard i/o failure");
+            Status::internal("shard i/o failure")
+        }
+    }
+}
+
+/// Serves the `tessera.data.v1.Data` API for a set of disks.
+#[derive(Clone)]
+pub struct DataService {
+    disks: Arc<HashMap<u32, FsDisk>>,
+}
+
+impl DataService {
+    /// The service over `disks`, wrapped for a tonic server with message
+    /// limits sized for shard frames.
+    pub fn server(disks: Vec<FsDisk>) -> DataServer<Self> {
+        let disks = disks.into_iter().map(|d| (d.id().get(), d)).collect();
+        DataServer::new(DataService { disks: Arc::new(disks) })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn locate(&self, r: Option<&ShardRef>) -> Result<(FsDisk, ShardKey), Status> {
+        let r = r.ok_or_else(|| Status::invalid_argument("no shard named"))?;
+        let disk = self
+            .disks
+            .get(&r.disk)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no disk {} on this node", r.disk)))?;
+        let id: [u8; 16] =
+            r.data_id.as_slice().try_into().map_err(|_| Status::invalid_argument("a data id is 16 bytes"))?;
+        let shard = u16::try_from(r.shard).map_err(|_| Status::invalid_argument("shard index out of range"))?;
+        Ok((disk, ShardKey { data_id: DataId::from_bytes(id), part: r.part, shard }))
+    }
+}
+
+/// A tonic server builder tuned for bulk shard transfer: large HTTP/2
+/// windows so a stream is not throttled by flow control, and no Nagle delay.
+pub fn server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(32 << 20))
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+}
+
+fn ref_of(disk: u32, k: &ShardKey) -> ShardRef {
+    ShardRef { disk, data_id: k.data_id.as_bytes().to_vec(), part: k.part, shard: u32::from(k.shard) }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ShardError> + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("disk task failed: {e}")))?
+        .map_err(status_of)
+}
+
+#[tonic::async_trait]
+impl Data for DataService {
+    async fn put_shard(&self, req: Request<Streaming<PutShardRequest>>) -> Result<Response<PutShardReply>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty put stream"))?;
+        let (disk, key) = self.locate(first.shard.as_ref())?;
+        let g =
+            first.geometry.ok_or_else(|| Status::invalid_argument("the first message carries the shard geometry"))?;
+        let narrow =
+            |v: u32, what: &str| u8::try_from(v).map_err(|_| Status::invalid_argument(format!("{what} out of range")));
+        let header = ShardHeader {
+            key,
+            codec: u16::try_from(g.codec).map_err(|_| Status::invalid_argument("codec out of range"))?,
+            k: narrow(g.k, "k")?,
+            m: narrow(g.m, "m")?,
+            block_len: g.block_len,
+            piece_len: g.piece_len,
+        };
+        let (tx, mut rx) = mpsc::channel::<ShardFrame>(4);
+        let writer = tokio::task::spawn_blocking(move || -> Result<(), ShardError> {
+            let mut w = disk.create(header)?;
+            while let Some(f) = rx.blocking_recv() {
+                let hash: [u8; HASH_LEN] = f
+                    .hash
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ShardError::BadRequest("a frame hash is 32 bytes".into()))?;
+                w.write_frame(&hash, &f.block)?;
+            }
+            w.finish() // fails, storing nothing, unless every stripe arrived
+        });
+        let mut next = first.frame;
+        let mut broken = None;
+        loop {
+            if let Some(f) = next.take()
+                && tx.send(f).await.is_err()
+            {
+                break; // the writer stopped: its result says why
+            }
+            match stream.message().await {
+                Ok(Some(m)) => next = m.frame,
+                Ok(None) => break,
+                Err(status) => {
+                    broken = Some(status);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = writer.await.map_err(|e| Status::internal(format!("disk task failed: {e}")))?;
+        if let Some(status) = broken {
+            return Err(status); // the client's stream broke: whatever the writer did is not acknowledged
+        }
+        written.map_err(status_of)?;
+        Ok(Response::new(PutShardReply {}))
+    }
+
+    type GetShardStream = ReceiverStream<Result<ShardFrame, Status>>;
+
+    async fn get_shard(&self, req: Request<GetShardRequest>) -> Result<Response<Self::GetShardStream>, Status> {
+        let r = req.into_inner();
+        let (disk, key) = self.locate(r.shard.as_ref())?;
+        let d = disk.clone();
+        let header = blocking(move || d.read_header(&key)).await?;
+        let total = header.stripes().map_err(status_of)?;
+        let end = r.first_stripe.checked_add(r.stripe_count).filter(|&e| e <= total);
+        let Some(end) = end else {
+            return Err(Status::invalid_argument(format!(
+                "stripes {}+{} outside 0..{total}",
+                r.first_stripe, r.stripe_count
+            )));
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let first = r.first_stripe;
+        // Request-scoped: ends when the range is sent or the client goes away.
+        tokio::task::spawn_blocking(move || {
+            let mut s = first;
+            while s < end {
+                let upto = (s + READ_BATCH).min(end);
+                match disk.read_frames(&key, s..upto) {
+                    Ok((_, frames)) => {
+                        for f in frames {
+                            let frame =
+                                ShardFrame { hash: f.slice(..HASH_LEN).to_vec(), block: f.slice(HASH_LEN..).to_vec() };
+                            if tx.blocking_send(Ok(frame)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if tx.blocking_send(Err(status_of(e))).is_err() {
+                            tracing::debug!("reader gone before the error was sent");
+                        }
+                        return;
+                    }
+                }
+                s = upto;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn delete_shard(&self, req: Request<ShardRef>) -> Result<Response<DeleteShardReply>, Status> {
+        let (disk, key) = self.locate(Some(req.get_ref()))?;
+        let existed = blocking(move || disk.delete(&key)).await?;
+        Ok(Response::new(DeleteShardReply { existed }))
+    }
+
+    async fn stat_shard(&self, req: Request<ShardRef>) -> Result<Response<StatShardReply>, Status> {
+        let (disk, key) = self.locate(Some(req.get_ref()))?;
+        let st = blocking(move || disk.stat(&key)).await?;
+        let modified_ms = st.modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Ok(Response::new(StatShardReply { len: st.len, modified_ms }))
+    }
+
+    async fn list_shards(&self, req: Request<ListShardsRequest>) -> Result<Response<ListShardsReply>, Status> {
+        let r = req.into_inner();
+        let disk = self
+            .disks
+            .get(&r.disk)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no disk {} on this node", r.disk)))?;
+        let max = r.max.clamp(1, 10_000) as usize;
+        let after = r.after;
+        let page = blocking(move || disk.list((!after.is_empty()).then_some(after.as_str()), max)).await?;
+        Ok(Response::new(ListShardsReply {
+            shards: page.keys.iter().map(|k| ref_of(r.disk, k)).collect(),
+            next: page.next.unwrap_or_default(),
+        }))
+    }
+
+    async fn disk_usage(&self, _req: Request<DiskUsageRequest>) -> Result<Response<DiskUsageReply>, Status> {
+        let disks: Vec<FsDisk> = self.disks.values().cloned().collect();
+        let statuses = blocking(move || {
+            let mut out = Vec::new();
+            for d in disks {
+                let u = d.usage()?;
+                out.push(DiskStatus {
+                    disk: d.id().get(),
+                    used_bytes: u.used_bytes,
+                    capacity_bytes: u.capacity_bytes,
+                    healthy: !d.is_failed(),
+                });
+            }
+            out.sort_by_key(|s| s.disk);
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(DiskUsageReply { disks: statuses }))
+    }
+}
