@@ -9,15 +9,18 @@
 //! Built so far: the shard file format ([`ShardHeader`]) and the disk store
 //! ([`FsDisk`]): crash-safe writes (temp, fsync, rename, directory fsync),
 //! verified reads that tell missing from corrupt, listing, usage; and the
-//! gRPC service over them ([`DataService`]). Registration and heartbeats
-//! with the metadata service, and the scrubber, come next.
+//! gRPC service over them ([`DataService`]); and the node ([`run`]) that
+//! registers its disks with the metadata cluster and heartbeats. The
+//! scrubber comes next.
 
 mod disk;
 mod error;
+mod node;
 mod service;
 mod shard;
 
 pub use disk::{DiskUsage, FsDisk, ShardPage, ShardStat, ShardWriter};
 pub use error::ShardError;
+pub use node::{DatanodeConfig, run, serve};
 pub use service::{DataService, MAX_MESSAGE_BYTES, server_builder, status_of};
 pub use shard::{FORMAT_VERSION, HEADER_LEN, MAGIC, ShardHeader, ShardKey};

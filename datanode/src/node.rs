@@ -1,0 +1,231 @@
+//! One datanode: the composition root. Opens its disks, serves the shard
+//! service and health on one gRPC port, registers with the metadata cluster
+//! and keeps heartbeating until `shutdown` flips.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tessera_common::worker::{StepResult, Worker, WorkerConfig, spawn_worker};
+use tessera_common::{DiskId, NodeId};
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::command_result::Outcome;
+use tessera_rpc::proto::meta::{
+    Command, DatanodeRecord, DiskInfo, DiskUsage as ReportedUsage, HeartbeatRequest, RegisterDatanode,
+};
+use tessera_rpc::{HealthService, MetaClient, MetaClientConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{DataService, FsDisk, ShardError, server_builder};
+
+/// How to run one datanode.
+#[derive(Clone, Debug)]
+pub struct DatanodeConfig {
+    /// This node's id: unique in the cluster.
+    pub node_id: u64,
+    /// Address of the gRPC port.
+    pub listen: SocketAddr,
+    /// URL gateways and peers use to reach this node; `http://{listen}` if unset.
+    pub advertise: Option<String>,
+    /// The disks: a cluster-unique id and a directory each.
+    pub disks: Vec<(DiskId, PathBuf)>,
+    /// Failure-domain labels.
+    pub zone: String,
+    /// Rack label.
+    pub rack: String,
+    /// Host label (defaults to the node id if empty).
+    pub host: String,
+    /// Metadata nodes to talk to.
+    pub meta_endpoints: Vec<String>,
+    /// How often to report disk usage and health to the metadata leader.
+    pub heartbeat_interval: Duration,
+}
+
+impl DatanodeConfig {
+    /// Refuses settings that cannot work.
+    pub fn validate(&self) -> Result<(), ShardError> {
+        let bad = |m: &str| Err(ShardError::BadRequest(format!("datanode config: {m}")));
+        if self.node_id == 0 {
+            return bad("node_id must be at least 1");
+        }
+        if self.disks.is_empty() {
+            return bad("at least one disk is needed");
+        }
+        let mut ids: Vec<u32> = self.disks.iter().map(|(d, _)| d.get()).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return bad("disk ids must be distinct");
+        }
+        if self.meta_endpoints.is_empty() {
+            return bad("at least one metadata endpoint is needed");
+        }
+        if self.heartbeat_interval.is_zero() {
+            return bad("heartbeat_interval must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// The worker that reports this node's disks to the metadata leader.
+struct HeartbeatWorker {
+    node_id: u64,
+    disks: Vec<FsDisk>,
+    meta: MetaClient,
+    sent: u64,
+}
+
+impl Worker for HeartbeatWorker {
+    fn name(&self) -> String {
+        format!("datanode-heartbeat:{}", NodeId(self.node_id))
+    }
+
+    async fn step(&mut self) -> Result<StepResult, String> {
+        let disks = self.disks.clone();
+        let usage = tokio::task::spawn_blocking(move || {
+            disks
+                .iter()
+                .map(|d| {
+                    let u = d.usage();
+                    ReportedUsage {
+                        disk: d.id().get(),
+                        used_bytes: u.as_ref().map_or(0, |u| u.used_bytes),
+                        capacity_bytes: u.as_ref().map_or(0, |u| u.capacity_bytes),
+                        healthy: u.is_ok() && !d.is_failed(),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.meta
+            .heartbeat(HeartbeatRequest { node_id: self.node_id, disks: usage })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.sent += 1;
+        Ok(StepResult::Idle)
+    }
+
+    fn progress(&self) -> Option<String> {
+        Some(format!("{} heartbeats sent", self.sent))
+    }
+}
+
+/// Registers this node's disks with the metadata cluster, retrying until it
+/// is accepted or `shutdown` flips. A refusal (a disk id owned by another
+/// node, say) is fatal: it needs an operator.
+async fn register(
+    meta: &MetaClient,
+    record: DatanodeRecord,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), ShardError> {
+    let cmd = Command { now_ms: 0, op: Some(Op::RegisterDatanode(RegisterDatanode { node: Some(record) })) };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match meta.write(cmd.clone()).await {
+            Ok(r) => {
+                return match r.outcome {
+                    Some(Outcome::Failure(f)) => {
+                        Err(ShardError::BadRequest(format!("metadata refused the registration: {}", f.message)))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            Err(e) => tracing::warn!(error = %e, "registration with metadata failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Binds `config.listen` and serves until `shutdown` becomes true.
+pub async fn run(config: DatanodeConfig, shutdown: watch::Receiver<bool>) -> Result<(), ShardError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ShardError::io(format!("listen on {}", config.listen), e))?;
+    serve(config, listener, shutdown).await
+}
+
+/// Serves on an already bound listener until `shutdown` becomes true.
+pub async fn serve(
+    config: DatanodeConfig,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ShardError> {
+    config.validate()?;
+    let local = listener.local_addr().map_err(|e| ShardError::io("local address", e))?;
+    let advertise = config.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
+    let mut disks = Vec::with_capacity(config.disks.len());
+    let mut infos = Vec::with_capacity(config.disks.len());
+    for (id, path) in &config.disks {
+        let d = FsDisk::open(*id, path)?;
+        let u = d.usage()?;
+        infos.push(DiskInfo { id: id.get(), capacity_bytes: u.capacity_bytes });
+        disks.push(d);
+    }
+    let health = HealthService::new("datanode", NodeId(config.node_id));
+    let mut server_stop = shutdown.clone();
+    let server = tokio::spawn(
+        server_builder()
+            .add_service(DataService::server(disks.clone()))
+            .add_service(health.clone().into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                while !*server_stop.borrow() {
+                    if server_stop.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }),
+    );
+    let meta = MetaClient::new(MetaClientConfig::new(config.meta_endpoints.clone()));
+    let host = if config.host.is_empty() { NodeId(config.node_id).to_string() } else { config.host.clone() };
+    let record = DatanodeRecord {
+        node_id: config.node_id,
+        addr: advertise.clone(),
+        zone: config.zone.clone(),
+        rack: config.rack.clone(),
+        host,
+        disks: infos,
+        registered_ms: 0,
+    };
+    let registered = register(&meta, record, &mut shutdown).await;
+    let heartbeat = match &registered {
+        Ok(()) if !*shutdown.borrow() => {
+            health.set_serving(true);
+            tracing::info!(node = config.node_id, %advertise, "datanode registered and serving");
+            Some(spawn_worker(
+                HeartbeatWorker { node_id: config.node_id, disks, meta, sent: 0 },
+                WorkerConfig { idle_interval: config.heartbeat_interval, ..WorkerConfig::default() },
+                shutdown.clone(),
+            ))
+        }
+        _ => None,
+    };
+    if registered.is_ok() {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+    health.set_serving(false);
+    if let Some(h) = heartbeat
+        && let Err(e) = h.join().await
+    {
+        tracing::warn!(error = %e, "heartbeat worker ended badly");
+    }
+    if registered.is_err() {
+        // Stop serving too: the node cannot do its job.
+        server.abort();
+    }
+    match server.await {
+        Ok(r) => r.map_err(|e| ShardError::io("grpc server", std::io::Error::other(e)))?,
+        Err(e) if e.is_cancelled() => {}
+        Err(e) => return Err(ShardError::io("grpc server task", std::io::Error::other(e))),
+    }
+    registered
+}
