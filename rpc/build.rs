@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={p}");
     }
     let fds = protox::compile(protos, ["proto"])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Shard frames travel as `bytes::Bytes`: zero-copy slices instead of a Vec per frame.
+    tonic_prost_build::configure().bytes(".tessera.data.v1").compile_fds(fds)?;
     Ok(())
 }

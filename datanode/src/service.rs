@@ -68,7 +68,7 @@ impl DataService {
             .cloned()
             .ok_or_else(|| Status::not_found(format!("no disk {} on this node", r.disk)))?;
         let id: [u8; 16] =
-            r.data_id.as_slice().try_into().map_err(|_| Status::invalid_argument("a data id is 16 bytes"))?;
+            r.data_id.as_ref().try_into().map_err(|_| Status::invalid_argument("a data id is 16 bytes"))?;
         let shard = u16::try_from(r.shard).map_err(|_| Status::invalid_argument("shard index out of range"))?;
         Ok((disk, ShardKey { data_id: DataId::from_bytes(id), part: r.part, shard }))
     }
@@ -85,7 +85,12 @@ pub fn server_builder() -> tonic::transport::Server {
 }
 
 fn ref_of(disk: u32, k: &ShardKey) -> ShardRef {
-    ShardRef { disk, data_id: k.data_id.as_bytes().to_vec(), part: k.part, shard: u32::from(k.shard) }
+    ShardRef {
+        disk,
+        data_id: bytes::Bytes::copy_from_slice(k.data_id.as_bytes()),
+        part: k.part,
+        shard: u32::from(k.shard),
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ShardError> + Send + 'static) -> Result<T, Status> {
@@ -119,7 +124,7 @@ impl Data for DataService {
             while let Some(f) = rx.blocking_recv() {
                 let hash: [u8; HASH_LEN] = f
                     .hash
-                    .as_slice()
+                    .as_ref()
                     .try_into()
                     .map_err(|_| ShardError::BadRequest("a frame hash is 32 bytes".into()))?;
                 w.write_frame(&hash, &f.block)?;
@@ -177,8 +182,7 @@ impl Data for DataService {
                 match disk.read_frames(&key, s..upto) {
                     Ok((_, frames)) => {
                         for f in frames {
-                            let frame =
-                                ShardFrame { hash: f.slice(..HASH_LEN).to_vec(), block: f.slice(HASH_LEN..).to_vec() };
+                            let frame = ShardFrame { hash: f.slice(..HASH_LEN), block: f.slice(HASH_LEN..) };
                             if tx.blocking_send(Ok(frame)).is_err() {
                                 return;
                             }

@@ -71,7 +71,7 @@ fn geometry(len: u64) -> ShardGeometry {
 }
 
 fn shard_ref(disk: u32, id: DataId, shard: u32) -> ShardRef {
-    ShardRef { disk, data_id: id.as_bytes().to_vec(), part: 0, shard }
+    ShardRef { disk, data_id: Bytes::copy_from_slice(id.as_bytes()), part: 0, shard }
 }
 
 /// Every shard's frames for `data`, shard by shard.
@@ -86,7 +86,7 @@ fn encode(id: DataId, data: &[u8]) -> Vec<Vec<ShardFrame>> {
             .encode_stripe(piece, s, Bytes::copy_from_slice(&data[start..start + l.stripe_len(data.len() as u64, s)]))
             .unwrap();
         for (i, b) in enc.blocks.iter().enumerate() {
-            shards[i].push(ShardFrame { hash: b.hash.to_vec(), block: b.data.to_vec() });
+            shards[i].push(ShardFrame { hash: Bytes::copy_from_slice(&b.hash), block: b.data.clone() });
         }
     }
     shards
@@ -181,7 +181,9 @@ async fn errors_are_distinct_and_nothing_partial_is_stored() {
 
     // A frame damaged in transit: refused, nothing stored.
     let mut bad = shards[1].clone();
-    bad[1].block[7] ^= 1;
+    let mut damaged = bad[1].block.to_vec();
+    damaged[7] ^= 1;
+    bad[1].block = Bytes::from(damaged);
     let e = node.client.put_shard(tokio_stream::iter(put_messages(shard_ref(1, id, 1), len, bad))).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert_eq!(node.client.stat_shard(shard_ref(1, id, 1)).await.unwrap_err().code(), Code::NotFound);
@@ -194,7 +196,7 @@ async fn errors_are_distinct_and_nothing_partial_is_stored() {
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     let mut malformed = shard_ref(1, id, 0);
-    malformed.data_id.pop();
+    malformed.data_id.truncate(15);
     assert_eq!(node.client.stat_shard(malformed).await.unwrap_err().code(), Code::InvalidArgument);
     assert_eq!(get_all(&mut node.client, shard_ref(1, id, 3), 1).await.unwrap_err().code(), Code::NotFound);
     node.client.put_shard(tokio_stream::iter(put_messages(shard_ref(1, id, 2), len, shards[2].clone()))).await.unwrap();

@@ -1,0 +1,140 @@
+//! Shard put and get throughput over loopback gRPC against the raw disk,
+//! measured in the same run. Run: `cargo bench -p tessera-benches --bench datanode`.
+//!
+//! - raw write: 256 MiB in 1 MiB writes to one file, then fsync;
+//! - raw read: the same file read back in 1 MiB reads (from the page cache,
+//!   like the shard reads that follow it);
+//! - put: four 64 MiB shards streamed to a datanode (server verifies every
+//!   block's hash, writes, fsyncs, renames), one stream at a time;
+//! - get: the same shards streamed back (server verifies every block).
+//!
+//! Prints MB/s (10^6 bytes) and each shard figure as a fraction of raw.
+
+// A benchmark that hits an error should stop loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use rand::RngCore;
+use tessera_common::{DataId, DiskId};
+use tessera_datanode::{DataService, FsDisk, MAX_MESSAGE_BYTES, server_builder};
+use tessera_ec::{BlockAddress, block_hash};
+use tessera_rpc::proto::data::data_client::DataClient;
+use tessera_rpc::proto::data::*;
+use tokio_stream::wrappers::TcpListenerStream;
+
+const TOTAL: usize = 256 << 20;
+const SHARD: usize = 64 << 20;
+
+fn mbps(bytes: usize, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
+
+fn raw(dir: &std::path::Path) -> (f64, f64) {
+    let mut buf = vec![0u8; 1 << 20];
+    rand::rng().fill_bytes(&mut buf);
+    let path = dir.join("raw.bin");
+    let t = Instant::now();
+    let mut f = std::fs::File::create(&path).unwrap();
+    for _ in 0..TOTAL >> 20 {
+        f.write_all(&buf).unwrap();
+    }
+    f.sync_all().unwrap();
+    let write = mbps(TOTAL, t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let mut f = std::fs::File::open(&path).unwrap();
+    while f.read(&mut buf).unwrap() > 0 {}
+    let read = mbps(TOTAL, t.elapsed().as_secs_f64());
+    std::fs::remove_file(path).unwrap();
+    (write, read)
+}
+
+fn frames(id: DataId, block: usize, data: &bytes::Bytes) -> Vec<ShardFrame> {
+    data.chunks(block)
+        .enumerate()
+        .map(|(s, b)| {
+            let addr = BlockAddress { data_id: *id.as_bytes(), part: 0, shard: 0, stripe: s as u64 };
+            ShardFrame { hash: bytes::Bytes::copy_from_slice(&block_hash(&addr, b)), block: data.slice_ref(b) }
+        })
+        .collect()
+}
+
+async fn shards(client: &mut DataClient<tonic::transport::Channel>, block: usize, data: &bytes::Bytes) -> (f64, f64) {
+    let ids: Vec<DataId> = (0..TOTAL / SHARD).map(|_| DataId::new()).collect();
+    let prepared: Vec<Vec<ShardFrame>> = ids.iter().map(|id| frames(*id, block, data)).collect();
+    let r = |id: DataId| ShardRef { disk: 1, data_id: bytes::Bytes::copy_from_slice(id.as_bytes()), part: 0, shard: 0 };
+    let t = Instant::now();
+    for (id, fs) in ids.iter().zip(prepared) {
+        let geometry = ShardGeometry { codec: 1, k: 1, m: 0, block_len: block as u32, piece_len: SHARD as u64 };
+        let first = PutShardRequest { shard: Some(r(*id)), geometry: Some(geometry), frame: None };
+        let msgs = std::iter::once(first).chain(fs.into_iter().map(|f| PutShardRequest {
+            shard: None,
+            geometry: None,
+            frame: Some(f),
+        }));
+        client.put_shard(tokio_stream::iter(msgs)).await.unwrap();
+    }
+    let put = mbps(TOTAL, t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let mut got = 0;
+    for id in &ids {
+        let req = GetShardRequest { shard: Some(r(*id)), first_stripe: 0, stripe_count: (SHARD / block) as u64 };
+        let mut s = client.get_shard(req).await.unwrap().into_inner();
+        while let Some(f) = s.message().await.unwrap() {
+            got += f.block.len();
+        }
+    }
+    assert_eq!(got, TOTAL);
+    let get = mbps(TOTAL, t.elapsed().as_secs_f64());
+    for id in &ids {
+        client.delete_shard(r(*id)).await.unwrap();
+    }
+    (put, get)
+}
+
+fn main() {
+    // `cargo test --benches` runs benches with no --bench flag: stay quick there.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("datanode bench: run with `cargo bench -p tessera-benches --bench datanode`");
+        return;
+    }
+    let dir = tempfile::tempdir_in(std::env::var("TESSERA_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into())).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let disk = FsDisk::open(DiskId(1), &dir.path().join("disk")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server_builder().add_service(DataService::server(vec![disk])).serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async {
+                rx.await.ok();
+            },
+        ));
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(32 << 20));
+        let mut client = DataClient::new(endpoint.connect().await.unwrap())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut data = vec![0u8; SHARD];
+        rand::rng().fill_bytes(&mut data);
+        let data = bytes::Bytes::from(data);
+        let (raw_w, raw_r) = raw(dir.path());
+        println!("raw disk: write+fsync {raw_w:.0} MB/s, read {raw_r:.0} MB/s ({} MiB)", TOTAL >> 20);
+        for block in [256 << 10, 1 << 20] {
+            let (put, get) = shards(&mut client, block, &data).await;
+            println!(
+                "shards, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write), get {get:.0} MB/s ({:.0}% of raw read)",
+                block >> 10,
+                100.0 * put / raw_w,
+                100.0 * get / raw_r
+            );
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    });
+}
