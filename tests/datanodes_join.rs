@@ -1,6 +1,7 @@
 //! Datanodes join a real metadata node: they register their disks (the
 //! cluster map gains hosts and disks), heartbeat to stay up, and a stopped
-//! datanode's disks are marked down. Real gRPC on loopback, real RocksDB,
+//! datanode's disks are marked down; a shard damaged on a datanode's disk is
+//! found by its scrubber and reported to the metadata service. Real gRPC on loopback, real RocksDB,
 //! real disk directories.
 
 // A test that meets an error should fail loudly.
@@ -12,9 +13,23 @@ use tessera_common::DiskId;
 use tessera_datanode::DatanodeConfig;
 use tessera_metadata::MetaConfig;
 use tessera_placement::{ClusterMap, PlacementRule, Placer};
+use tessera_rpc::proto::data::{PutShardRequest, ShardFrame, ShardGeometry, ShardRef};
 use tessera_rpc::{MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
 
 async fn map_of(c: &MetaClient) -> Option<ClusterMap> {
     let r = c.get_cluster_map().await.ok()?;
@@ -62,6 +77,8 @@ async fn datanodes_register_heartbeat_and_go_down_when_stopped() {
             host: format!("host-{n}"),
             meta_endpoints: vec![meta_addr.clone()],
             heartbeat_interval: Duration::from_millis(100),
+            scrub_rate_bytes_per_sec: 100 << 20,
+            scrub_interval: Duration::from_millis(200),
         };
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(tessera_datanode::serve(cfg, listener, rx));
@@ -86,6 +103,38 @@ async fn datanodes_register_heartbeat_and_go_down_when_stopped() {
     let usage = c.get_cluster_map().await.unwrap().usage;
     assert_eq!(usage.len(), 6, "the leader shows each disk's reported usage");
     assert!(usage.iter().all(|u| u.healthy && u.capacity_bytes > 0));
+
+    // A shard written to datanode 1 and then damaged on disk is found by its
+    // scrubber and reported to the metadata service.
+    let dn1 = reply.datanodes.iter().find(|d| d.node_id == 101).unwrap().addr.clone();
+    let mut data = tessera_rpc::proto::data::data_client::DataClient::connect(dn1).await.unwrap();
+    let id = tessera_common::DataId::new();
+    let block = vec![7u8; 4096];
+    let addr = tessera_ec::BlockAddress { data_id: *id.as_bytes(), part: 0, shard: 0, stripe: 0 };
+    let frame =
+        ShardFrame { hash: bytes::Bytes::copy_from_slice(&tessera_ec::block_hash(&addr, &block)), block: block.into() };
+    let shard = ShardRef { disk: 10, data_id: bytes::Bytes::copy_from_slice(id.as_bytes()), part: 0, shard: 0 };
+    let geometry = ShardGeometry { codec: 1, k: 1, m: 0, block_len: 4096, piece_len: 4096 };
+    let msgs = vec![
+        PutShardRequest { shard: Some(shard), geometry: Some(geometry), frame: None },
+        PutShardRequest { shard: None, geometry: None, frame: Some(frame) },
+    ];
+    data.put_shard(tokio_stream::iter(msgs)).await.unwrap();
+    let path = root.path().join("dn1/d0/shards");
+    let file = walk(&path).into_iter().find(|p| p.to_string_lossy().contains(&id.to_string())).unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let start = Instant::now();
+    loop {
+        let reports = c.list_damage(100).await.unwrap().reports;
+        if reports.iter().any(|r| r.data_id.as_slice() == id.as_bytes() && r.disk == 10) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the damaged shard was never reported");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Stop datanode 2: its disks go down, the others stay up.
     let (stop, task) = datanodes.remove(1);

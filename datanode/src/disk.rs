@@ -123,6 +123,11 @@ impl FsDisk {
         Ok(FsDisk { inner: Arc::new(Inner { id, root: root.to_path_buf(), failed: AtomicBool::new(false) }) })
     }
 
+    /// The disk's directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
     /// The disk's id.
     pub fn id(&self) -> DiskId {
         self.inner.id

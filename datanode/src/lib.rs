@@ -10,17 +10,20 @@
 //! ([`FsDisk`]): crash-safe writes (temp, fsync, rename, directory fsync),
 //! verified reads that tell missing from corrupt, listing, usage; and the
 //! gRPC service over them ([`DataService`]); and the node ([`run`]) that
-//! registers its disks with the metadata cluster and heartbeats. The
-//! scrubber comes next.
+//! registers its disks with the metadata cluster and heartbeats; and the
+//! scrubber ([`ScrubWorker`]) that re-verifies every block on a throttled
+//! cycle and reports damaged shards.
 
 mod disk;
 mod error;
 mod node;
+mod scrub;
 mod service;
 mod shard;
 
 pub use disk::{DiskUsage, FsDisk, ShardPage, ShardStat, ShardWriter};
 pub use error::ShardError;
 pub use node::{DatanodeConfig, run, serve};
+pub use scrub::{DamageSink, ScrubProgress, ScrubWorker};
 pub use service::{DataService, MAX_MESSAGE_BYTES, server_builder, status_of};
 pub use shard::{FORMAT_VERSION, HEADER_LEN, MAGIC, ShardHeader, ShardKey};

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::{DataService, FsDisk, ShardError, server_builder};
+use crate::{DataService, FsDisk, ScrubWorker, ShardError, server_builder};
 
 /// How to run one datanode.
 #[derive(Clone, Debug)]
@@ -41,6 +41,10 @@ pub struct DatanodeConfig {
     pub meta_endpoints: Vec<String>,
     /// How often to report disk usage and health to the metadata leader.
     pub heartbeat_interval: Duration,
+    /// Scrub read rate per disk, bytes per second.
+    pub scrub_rate_bytes_per_sec: u64,
+    /// Pause between two scrub passes over a disk.
+    pub scrub_interval: Duration,
 }
 
 impl DatanodeConfig {
@@ -63,6 +67,9 @@ impl DatanodeConfig {
         }
         if self.heartbeat_interval.is_zero() {
             return bad("heartbeat_interval must be positive");
+        }
+        if self.scrub_rate_bytes_per_sec == 0 || self.scrub_interval.is_zero() {
+            return bad("scrub rate and interval must be positive");
         }
         Ok(())
     }
@@ -197,11 +204,22 @@ pub async fn serve(
         Ok(()) if !*shutdown.borrow() => {
             health.set_serving(true);
             tracing::info!(node = config.node_id, %advertise, "datanode registered and serving");
-            Some(spawn_worker(
+            let scrubbers: Vec<_> = disks
+                .iter()
+                .map(|d| {
+                    spawn_worker(
+                        ScrubWorker::new(d.clone(), meta.clone(), config.scrub_rate_bytes_per_sec),
+                        WorkerConfig { idle_interval: config.scrub_interval, ..WorkerConfig::default() },
+                        shutdown.clone(),
+                    )
+                })
+                .collect();
+            let hb = spawn_worker(
                 HeartbeatWorker { node_id: config.node_id, disks, meta, sent: 0 },
                 WorkerConfig { idle_interval: config.heartbeat_interval, ..WorkerConfig::default() },
                 shutdown.clone(),
-            ))
+            );
+            Some((hb, scrubbers))
         }
         _ => None,
     };
@@ -213,10 +231,12 @@ pub async fn serve(
         }
     }
     health.set_serving(false);
-    if let Some(h) = heartbeat
-        && let Err(e) = h.join().await
-    {
-        tracing::warn!(error = %e, "heartbeat worker ended badly");
+    if let Some((hb, scrubbers)) = heartbeat {
+        for w in std::iter::once(hb).chain(scrubbers) {
+            if let Err(e) = w.join().await {
+                tracing::warn!(error = %e, "a datanode worker ended badly");
+            }
+        }
     }
     if registered.is_err() {
         // Stop serving too: the node cannot do its job.

@@ -12,6 +12,7 @@
 //! | `c` cluster map | `cmap` | ClusterMap::to_bytes |
 //! | `n` datanodes | `n` be64(node id) | DatanodeRecord |
 //! | `k` access keys | `k` access key id | AccessKeyRecord |
+//! | `d` damage | `d` data id be32(part) be16(shard) be32(disk) | DamageReport |
 //!
 //! Bucket names are at most 63 bytes, so one length byte prefixes them and a
 //! bucket's keys form one contiguous range (range-friendly, for a later
@@ -27,6 +28,17 @@ pub(crate) const PG_INDEX: u8 = b'g';
 pub(crate) const GARBAGE: u8 = b'x';
 pub(crate) const DATANODES: u8 = b'n';
 pub(crate) const ACCESS_KEYS: u8 = b'k';
+pub(crate) const DAMAGE: u8 = b'd';
+
+pub(crate) fn damage(data_id: &[u8], part: u32, shard: u16, disk: u32) -> Vec<u8> {
+    let mut k = vec![DAMAGE];
+    k.extend_from_slice(data_id);
+    k.extend_from_slice(&part.to_be_bytes());
+    k.extend_from_slice(&shard.to_be_bytes());
+    k.extend_from_slice(&disk.to_be_bytes());
+    k
+}
+
 /// The one key of the cluster map.
 pub(crate) const CLUSTER_MAP: &[u8] = b"cmap";
 

@@ -309,6 +309,12 @@ impl Meta for MetaService {
         }))
     }
 
+    async fn list_damage(&self, req: Request<ListDamageRequest>) -> Result<Response<ListDamageReply>, Status> {
+        let max = req.into_inner().max.clamp(1, 10_000) as usize;
+        let reports = self.read(move |st| st.damage_reports(max)).await?.map_err(storage)?;
+        Ok(Response::new(ListDamageReply { reports }))
+    }
+
     /// The answering node's own view (not forwarded to the leader), so each
     /// node's progress can be watched.
     async fn cluster_status(

@@ -122,3 +122,30 @@ fn a_corrupt_database_refuses_to_open() {
     }
     assert!(open_db(dir.path()).is_err(), "a corrupt database must be an error, never silently repaired");
 }
+
+#[test]
+fn damage_reports_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = MetaState::new(open_db(dir.path()).unwrap());
+    let report = |id: Vec<u8>, shard: u32| {
+        Op::ReportDamage(ReportDamage {
+            report: Some(DamageReport {
+                disk: 7,
+                data_id: id,
+                part: 0,
+                shard,
+                reason: "stripe 2".into(),
+                reported_ms: 0,
+            }),
+        })
+    };
+    apply(&st, 1, report(vec![1; 16], 2)).unwrap();
+    apply(&st, 2, report(vec![1; 16], 2)).unwrap(); // reported again: one entry
+    apply(&st, 3, report(vec![0; 16], 1)).unwrap();
+    assert_eq!(apply(&st, 4, report(vec![1; 3], 0)), Err(failure::Code::InvalidArgument));
+    assert_eq!(apply(&st, 5, report(vec![1; 16], 70_000)), Err(failure::Code::InvalidArgument));
+    let got = st.damage_reports(10).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].data_id.clone(), got[0].shard, got[0].reported_ms), (vec![0; 16], 1, 3));
+    assert_eq!((got[1].disk, got[1].reported_ms), (7, 2));
+}

@@ -327,6 +327,11 @@ impl MetaClient {
         .await
     }
 
+    /// Damaged shards reported by scrubbers (linearizable).
+    pub async fn list_damage(&self, max: u32) -> Result<ListDamageReply, MetaClientError> {
+        self.call(true, |mut c| async move { c.list_damage(ListDamageRequest { max }).await }).await
+    }
+
     /// The cluster as the first node that answers sees it (the leader, when
     /// this client knows which one it is).
     pub async fn cluster_status(&self) -> Result<ClusterStatusReply, MetaClientError> {

@@ -102,6 +102,7 @@ pub(crate) fn apply(st: &MetaState, index: u64, cmd: &Command, w: &mut Writes) -
         Op::SetDiskState(c) => super::cluster::set_disk_state(st, c, w),
         Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
         Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
+        Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),
     }
 }
 

@@ -1,10 +1,11 @@
-//! Commands on the cluster map, datanode records and access keys.
+//! Commands on the cluster map, datanode records, access keys and damage reports.
 
 use tessera_common::{DiskId, NodeId};
 use tessera_placement::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host};
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::{
-    AccessKeyRecord, CreateAccessKey, DatanodeRecord, DeleteAccessKey, Done, RegisterDatanode, SetDiskState,
+    AccessKeyRecord, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, Done, RegisterDatanode,
+    ReportDamage, SetDiskState,
 };
 
 use super::MetaState;
@@ -122,7 +123,23 @@ pub(crate) fn delete_access_key(st: &MetaState, c: &DeleteAccessKey, w: &mut Wri
     Ok(Outcome::Done(Done {}))
 }
 
+pub(crate) fn report_damage(now: u64, c: &ReportDamage, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut r = c.report.clone().ok_or_else(|| invalid("no report given"))?;
+    if r.data_id.len() != 16 {
+        return Err(invalid("a data id is 16 bytes"));
+    }
+    let shard = u16::try_from(r.shard).map_err(|_| invalid("shard index out of range"))?;
+    r.reported_ms = now;
+    w.put(keys::damage(&r.data_id, r.part, shard, r.disk), encode(&r));
+    Ok(Outcome::Done(Done {}))
+}
+
 impl MetaState {
+    /// Damaged shards reported by datanodes, oldest data ids first.
+    pub fn damage_reports(&self, max: usize) -> Result<Vec<DamageReport>, MetaError> {
+        self.scan(&[keys::DAMAGE])?.iter().take(max).map(|(_, v)| crate::record::decode(v)).collect()
+    }
+
     /// The cluster map, once a datanode has registered.
     pub fn cluster_map(&self) -> Result<Option<ClusterMap>, MetaError> {
         let raw = self.db().get_pinned_cf(crate::db::cf(self.db(), crate::db::CF_SM)?, keys::CLUSTER_MAP)?;

@@ -1,0 +1,196 @@
+//! The scrubber: a named worker per disk that re-reads every block of every
+//! shard on a slow, throttled cycle and reports damaged shards.
+//!
+//! ```text
+//!  step: list the next 16 shards after the cursor ─► verify each, 16 stripes at a time
+//!        damaged ─► DamageSink (metadata: ReportDamage) ─► cursor saved to <disk>/scrub.state
+//!        end of the disk ─► pass complete, cursor reset, Idle until the next pass
+//!  pacing: after each step, sleep so that bytes read / time ≤ rate
+//! ```
+//! The cursor survives restarts, so a long pass resumes where it stopped.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tessera_common::worker::{StepResult, Worker};
+use tessera_rpc::MetaClient;
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage};
+
+use crate::{FsDisk, ShardError, ShardKey};
+
+/// Shards verified per step.
+const SHARDS_PER_STEP: usize = 16;
+/// Stripes read at once while verifying a shard (bounds memory).
+const STRIPES_PER_READ: u64 = 16;
+
+/// Where damage reports go.
+pub trait DamageSink: Send + Sync + 'static {
+    /// Records that `key` on `disk` is damaged.
+    fn report(&self, disk: u32, key: ShardKey, reason: String) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl DamageSink for MetaClient {
+    async fn report(&self, disk: u32, key: ShardKey, reason: String) -> Result<(), String> {
+        let report = DamageReport {
+            disk,
+            data_id: key.data_id.as_bytes().to_vec(),
+            part: key.part,
+            shard: u32::from(key.shard),
+            reason,
+            reported_ms: 0,
+        };
+        let cmd = Command { now_ms: 0, op: Some(Op::ReportDamage(ReportDamage { report: Some(report) })) };
+        self.write(cmd).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Progress kept in `<disk>/scrub.state` across restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScrubProgress {
+    /// Listing cursor within the current pass (empty: at the start).
+    pub cursor: String,
+    /// Completed passes over the whole disk.
+    pub passes: u64,
+}
+
+impl ScrubProgress {
+    fn path(disk: &FsDisk) -> PathBuf {
+        disk.root().join("scrub.state")
+    }
+
+    /// Loads the saved progress (a missing or unreadable file starts over).
+    pub fn load(disk: &FsDisk) -> Self {
+        let text = std::fs::read_to_string(Self::path(disk)).unwrap_or_default();
+        let mut lines = text.lines();
+        let passes = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+        let cursor = lines.next().unwrap_or_default().to_owned();
+        ScrubProgress { cursor, passes }
+    }
+
+    /// Saves atomically (temp file, rename). Progress is advisory: losing
+    /// the last save only re-checks a few shards.
+    fn save(&self, disk: &FsDisk) -> std::io::Result<()> {
+        let path = Self::path(disk);
+        let tmp = path.with_extension("state.tmp");
+        std::fs::write(&tmp, format!("{}\n{}\n", self.passes, self.cursor))?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// Scrubs one disk.
+pub struct ScrubWorker<S: DamageSink> {
+    disk: FsDisk,
+    sink: S,
+    /// Bytes per second to read at most.
+    rate_bytes_per_sec: u64,
+    progress: ScrubProgress,
+    /// Shards checked and damaged found since start (all passes).
+    pub checked: u64,
+    damaged: u64,
+    bytes: u64,
+}
+
+impl<S: DamageSink> ScrubWorker<S> {
+    /// A scrubber for `disk` reading at most `rate_bytes_per_sec`, resuming
+    /// from the saved progress.
+    pub fn new(disk: FsDisk, sink: S, rate_bytes_per_sec: u64) -> Self {
+        let progress = ScrubProgress::load(&disk);
+        ScrubWorker {
+            disk,
+            sink,
+            rate_bytes_per_sec: rate_bytes_per_sec.max(1),
+            progress,
+            checked: 0,
+            damaged: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Verifies one shard; `Some(reason)` if it is damaged.
+    fn verify(disk: &FsDisk, key: &ShardKey) -> Result<(u64, Option<String>), ShardError> {
+        let header = match disk.read_header(key) {
+            Ok(h) => h,
+            Err(ShardError::Missing(_)) => return Ok((0, None)), // deleted since it was listed
+            Err(ShardError::Corrupt { reason, .. }) => return Ok((0, Some(reason))),
+            Err(e) => return Err(e),
+        };
+        let stripes = header.stripes()?;
+        let mut bytes = 0;
+        let mut s = 0;
+        while s < stripes {
+            let upto = (s + STRIPES_PER_READ).min(stripes);
+            match disk.read_frames(key, s..upto) {
+                Ok((_, frames)) => bytes += frames.iter().map(|f| f.len() as u64).sum::<u64>(),
+                Err(ShardError::Missing(_)) => return Ok((bytes, None)),
+                Err(ShardError::Corrupt { stripe, reason, .. }) => {
+                    return Ok((bytes, Some(format!("stripe {stripe:?}: {reason}"))));
+                }
+                Err(e) => return Err(e),
+            }
+            s = upto;
+        }
+        Ok((bytes, None))
+    }
+}
+
+impl<S: DamageSink> Worker for ScrubWorker<S> {
+    fn name(&self) -> String {
+        format!("scrub:{}", self.disk.id())
+    }
+
+    async fn step(&mut self) -> Result<StepResult, String> {
+        let started = Instant::now();
+        let disk = self.disk.clone();
+        let cursor = self.progress.cursor.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<_, ShardError> {
+            let page = disk.list((!cursor.is_empty()).then_some(cursor.as_str()), SHARDS_PER_STEP)?;
+            let mut found = Vec::new();
+            let mut bytes = 0;
+            for key in &page.keys {
+                let (b, damage) = Self::verify(&disk, key)?;
+                bytes += b;
+                if let Some(reason) = damage {
+                    found.push((*key, reason));
+                }
+            }
+            Ok((page, found, bytes))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let (page, found, bytes) = result;
+        for (key, reason) in found {
+            tracing::warn!(disk = %self.disk.id(), shard = %key, %reason, "scrub found a damaged shard");
+            self.sink.report(self.disk.id().get(), key, reason).await?;
+            self.damaged += 1;
+        }
+        self.checked += page.keys.len() as u64;
+        self.bytes += bytes;
+        let finished_pass = page.next.is_none();
+        if finished_pass {
+            self.progress.passes += 1;
+            self.progress.cursor.clear();
+        } else if let Some(next) = page.next {
+            self.progress.cursor = next;
+        }
+        self.progress.save(&self.disk).map_err(|e| format!("save scrub progress: {e}"))?;
+        // Pace to the configured rate.
+        let budget = Duration::from_secs_f64(bytes as f64 / self.rate_bytes_per_sec as f64);
+        if let Some(rest) = budget.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+        Ok(if finished_pass { StepResult::Idle } else { StepResult::Busy })
+    }
+
+    fn progress(&self) -> Option<String> {
+        Some(format!(
+            "pass {}, {} shards ({} MB) checked, {} damaged",
+            self.progress.passes + 1,
+            self.checked,
+            self.bytes / 1_000_000,
+            self.damaged
+        ))
+    }
+}
