@@ -328,6 +328,19 @@ pub struct ShardWriter {
     done: bool,
 }
 
+impl std::fmt::Debug for ShardWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ShardWriter({} on {}, stripe {}/{})",
+            self.header.key,
+            self.disk.id(),
+            self.next_stripe,
+            self.stripes
+        )
+    }
+}
+
 impl ShardWriter {
     /// Appends the frame of the next stripe. The hash must match the block
     /// at its address: a block damaged on the way is refused, not stored.

@@ -327,3 +327,43 @@ fn a_full_disk_stores_nothing_and_keeps_working() {
         std::panic::resume_unwind(p);
     }
 }
+
+#[test]
+fn a_disk_whose_writes_fail_stops_taking_writes() {
+    if !rustix::process::geteuid().is_root() {
+        println!("needs root to mount a tmpfs; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("failing");
+    std::fs::create_dir(&mnt).unwrap();
+    let mount = |args: &[&str]| {
+        let ok = std::process::Command::new("mount").args(args).arg(&mnt).status().unwrap().success();
+        assert!(ok, "mount {args:?}");
+    };
+    mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"]);
+    let result = std::panic::catch_unwind(|| {
+        let disk = open(&mnt);
+        let kept = store_object(&disk, &random(10_000));
+        // The device turns read-only: the next write fails with an I/O error
+        // (not "full"), which latches the disk failed; later writes are
+        // refused up front.
+        mount(&["-o", "remount,ro"]);
+        let first = disk.create(header(DataId::new(), 0, 1000));
+        assert!(matches!(first, Err(ShardError::Io { .. })), "a write on a read-only device fails: {first:?}");
+        assert!(disk.is_failed(), "the failure latched the disk");
+        mount(&["-o", "remount,rw"]);
+        let next = disk.create(header(DataId::new(), 0, 1000));
+        assert!(
+            matches!(next, Err(ShardError::DiskFailed(_))),
+            "a failed disk takes no more writes, even if it seems back: {next:?}"
+        );
+        // What was stored before stays readable.
+        assert_eq!(read_object(&disk, kept, 10_000).len(), 10_000);
+    });
+    let unmounted = std::process::Command::new("umount").arg(&mnt).status().unwrap();
+    assert!(unmounted.success(), "umount tmpfs");
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
