@@ -2,13 +2,16 @@
 //! measured in the same run. Run: `cargo bench -p tessera-benches --bench datanode`.
 //!
 //! - raw write: 256 MiB in 1 MiB writes to one file, then fsync;
-//! - raw read: the same file read back in 1 MiB reads (from the page cache,
-//!   like the shard reads that follow it);
+//! - raw read: the same file read back in 1 MiB reads, cold (page cache
+//!   dropped first, so from the disk) and warm (from the page cache);
 //! - put: four 64 MiB shards streamed to a datanode (server verifies every
 //!   block's hash, writes, fsyncs, renames), one stream at a time;
-//! - get: the same shards streamed back (server verifies every block).
+//! - get: the same shards streamed back (server verifies every block),
+//!   cold and warm like the raw read.
 //!
-//! Prints MB/s (10^6 bytes) and each shard figure as a fraction of raw.
+//! Cold figures need root (to write /proc/sys/vm/drop_caches); without it
+//! they are reported as unavailable. Prints MB/s (10^6 bytes) and each shard
+//! figure as a fraction of the matching raw one.
 
 // A benchmark that hits an error should stop loudly.
 #![allow(clippy::unwrap_used)]
@@ -31,7 +34,21 @@ fn mbps(bytes: usize, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
 
-fn raw(dir: &std::path::Path) -> (f64, f64) {
+/// Flushes dirty pages and drops the page cache; false if not permitted.
+fn drop_caches() -> bool {
+    std::process::Command::new("sync").status().is_ok_and(|s| s.success())
+        && std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
+}
+
+fn read_file(path: &std::path::Path, buf: &mut [u8]) -> f64 {
+    let t = Instant::now();
+    let mut f = std::fs::File::open(path).unwrap();
+    while f.read(buf).unwrap() > 0 {}
+    mbps(TOTAL, t.elapsed().as_secs_f64())
+}
+
+/// (write+fsync, cold read if caches could be dropped, warm read) in MB/s.
+fn raw(dir: &std::path::Path) -> (f64, Option<f64>, f64) {
     let mut buf = vec![0u8; 1 << 20];
     rand::rng().fill_bytes(&mut buf);
     let path = dir.join("raw.bin");
@@ -42,12 +59,29 @@ fn raw(dir: &std::path::Path) -> (f64, f64) {
     }
     f.sync_all().unwrap();
     let write = mbps(TOTAL, t.elapsed().as_secs_f64());
-    let t = Instant::now();
-    let mut f = std::fs::File::open(&path).unwrap();
-    while f.read(&mut buf).unwrap() > 0 {}
-    let read = mbps(TOTAL, t.elapsed().as_secs_f64());
+    let cold = drop_caches().then(|| read_file(&path, &mut buf));
+    let warm = read_file(&path, &mut buf);
     std::fs::remove_file(path).unwrap();
-    (write, read)
+    (write, cold, warm)
+}
+
+async fn get_all(client: &mut DataClient<tonic::transport::Channel>, ids: &[DataId], block: usize) -> f64 {
+    let t = Instant::now();
+    let mut got = 0;
+    for id in ids {
+        let req =
+            GetShardRequest { shard: Some(shard_ref(*id)), first_stripe: 0, stripe_count: (SHARD / block) as u64 };
+        let mut s = client.get_shard(req).await.unwrap().into_inner();
+        while let Some(f) = s.message().await.unwrap() {
+            got += f.block.len();
+        }
+    }
+    assert_eq!(got, TOTAL);
+    mbps(TOTAL, t.elapsed().as_secs_f64())
+}
+
+fn shard_ref(id: DataId) -> ShardRef {
+    ShardRef { disk: 1, data_id: bytes::Bytes::copy_from_slice(id.as_bytes()), part: 0, shard: 0 }
 }
 
 fn frames(id: DataId, block: usize, data: &bytes::Bytes) -> Vec<ShardFrame> {
@@ -60,14 +94,18 @@ fn frames(id: DataId, block: usize, data: &bytes::Bytes) -> Vec<ShardFrame> {
         .collect()
 }
 
-async fn shards(client: &mut DataClient<tonic::transport::Channel>, block: usize, data: &bytes::Bytes) -> (f64, f64) {
+/// (put, cold get if caches could be dropped, warm get) in MB/s.
+async fn shards(
+    client: &mut DataClient<tonic::transport::Channel>,
+    block: usize,
+    data: &bytes::Bytes,
+) -> (f64, Option<f64>, f64) {
     let ids: Vec<DataId> = (0..TOTAL / SHARD).map(|_| DataId::new()).collect();
     let prepared: Vec<Vec<ShardFrame>> = ids.iter().map(|id| frames(*id, block, data)).collect();
-    let r = |id: DataId| ShardRef { disk: 1, data_id: bytes::Bytes::copy_from_slice(id.as_bytes()), part: 0, shard: 0 };
     let t = Instant::now();
     for (id, fs) in ids.iter().zip(prepared) {
         let geometry = ShardGeometry { codec: 1, k: 1, m: 0, block_len: block as u32, piece_len: SHARD as u64 };
-        let first = PutShardRequest { shard: Some(r(*id)), geometry: Some(geometry), frame: None };
+        let first = PutShardRequest { shard: Some(shard_ref(*id)), geometry: Some(geometry), frame: None };
         let msgs = std::iter::once(first).chain(fs.into_iter().map(|f| PutShardRequest {
             shard: None,
             geometry: None,
@@ -76,21 +114,12 @@ async fn shards(client: &mut DataClient<tonic::transport::Channel>, block: usize
         client.put_shard(tokio_stream::iter(msgs)).await.unwrap();
     }
     let put = mbps(TOTAL, t.elapsed().as_secs_f64());
-    let t = Instant::now();
-    let mut got = 0;
+    let cold = if drop_caches() { Some(get_all(client, &ids, block).await) } else { None };
+    let warm = get_all(client, &ids, block).await;
     for id in &ids {
-        let req = GetShardRequest { shard: Some(r(*id)), first_stripe: 0, stripe_count: (SHARD / block) as u64 };
-        let mut s = client.get_shard(req).await.unwrap().into_inner();
-        while let Some(f) = s.message().await.unwrap() {
-            got += f.block.len();
-        }
+        client.delete_shard(shard_ref(*id)).await.unwrap();
     }
-    assert_eq!(got, TOTAL);
-    let get = mbps(TOTAL, t.elapsed().as_secs_f64());
-    for id in &ids {
-        client.delete_shard(r(*id)).await.unwrap();
-    }
-    (put, get)
+    (put, cold, warm)
 }
 
 fn main() {
@@ -123,15 +152,21 @@ fn main() {
         let mut data = vec![0u8; SHARD];
         rand::rng().fill_bytes(&mut data);
         let data = bytes::Bytes::from(data);
-        let (raw_w, raw_r) = raw(dir.path());
-        println!("raw disk: write+fsync {raw_w:.0} MB/s, read {raw_r:.0} MB/s ({} MiB)", TOTAL >> 20);
+        let (raw_w, raw_cold, raw_warm) = raw(dir.path());
+        let show = |v: Option<f64>| v.map_or("n/a (needs root)".to_string(), |v| format!("{v:.0} MB/s"));
+        println!("raw disk: write+fsync {raw_w:.0} MB/s, cold read {}, warm read {raw_warm:.0} MB/s ({} MiB)", show(raw_cold), TOTAL >> 20);
         for block in [256 << 10, 1 << 20] {
-            let (put, get) = shards(&mut client, block, &data).await;
+            let (put, cold, warm) = shards(&mut client, block, &data).await;
+            let cold_pct = match (cold, raw_cold) {
+                (Some(c), Some(r)) => format!(" ({:.0}% of raw cold read)", 100.0 * c / r),
+                _ => String::new(),
+            };
             println!(
-                "shards, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write), get {get:.0} MB/s ({:.0}% of raw read)",
+                "shards, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write); get cold {}{cold_pct}, warm {warm:.0} MB/s ({:.0}% of raw warm read)",
                 block >> 10,
                 100.0 * put / raw_w,
-                100.0 * get / raw_r
+                show(cold),
+                100.0 * warm / raw_warm
             );
         }
         stop.send(()).unwrap();
