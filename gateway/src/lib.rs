@@ -1,9 +1,158 @@
-//! Tessera's gateway: the S3 API (s3s), the object write and read pipelines
-//! that turn bodies into erasure-coded shards and back, the admin HTTP API
-//! and metrics (DESIGN.md §2, §7, §8).
+//! Tessera's gateway: the S3 API (s3s) on the erasure-coded object pipeline.
 //!
-//! May depend on `tessera-common`, `tessera-rpc`, `tessera-ec` and
-//! `tessera-placement`; never on the metadata or datanode crates.
-//!
-//! Not built yet: the S3 front end arrives with the gateway issue. Until
-//! then this crate exports nothing, so nothing can mistake it for working.
+//! A gateway is stateless: it authenticates a request (SigV4 with access
+//! keys kept by the metadata service), reads and commits records through the
+//! metadata service, and moves object bytes to and from the datanodes as
+//! erasure-coded shards (`write`, `read`). Run any number of them; every one
+//! gives read-after-write and list-after-write because every metadata read is
+//! linearizable and a PUT is answered only after its record is committed.
+
+mod auth;
+pub mod cluster;
+mod http_server;
+pub mod read;
+mod s3;
+pub mod write;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_ec::{CodecId, EcError, ErasureCodec};
+use tessera_rpc::{MetaClient, MetaClientConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use http_server::REQUEST_ID_HEADER;
+
+/// The erasure-coding profile new objects get when their bucket names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EcDefaults {
+    /// Codec of new objects.
+    pub codec: CodecId,
+    /// Data shards.
+    pub k: usize,
+    /// Parity shards.
+    pub m: usize,
+    /// Object bytes per stripe (k blocks).
+    pub stripe_size: usize,
+}
+
+impl Default for EcDefaults {
+    fn default() -> Self {
+        EcDefaults { codec: CodecId::DEFAULT, k: 4, m: 2, stripe_size: tessera_ec::DEFAULT_STRIPE_SIZE }
+    }
+}
+
+/// How a gateway runs.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Address of the S3 endpoint.
+    pub listen: SocketAddr,
+    /// Metadata service endpoints (`http://host:port`).
+    pub meta_endpoints: Vec<String>,
+    /// Domains for virtual-hosted-style addressing (`bucket.<domain>`);
+    /// empty: path style only.
+    pub domains: Vec<String>,
+    /// Region reported by GetBucketLocation and expected in signatures.
+    pub region: String,
+    /// Profile of new objects.
+    pub ec: EcDefaults,
+    /// Shards that must be stored for a write to succeed; `None` = k + 1
+    /// (capped at k + m). Never below k.
+    pub write_quorum: Option<usize>,
+    /// Bodies up to this size are stored inside the metadata record.
+    pub inline_threshold: u64,
+    /// A shard read slower than this is replaced by a parity shard.
+    pub hedge_timeout: Duration,
+    /// A shard write that stalls this long is given up (the write may still
+    /// succeed with the quorum).
+    pub shard_write_timeout: Duration,
+    /// Connect timeout to datanodes.
+    pub connect_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// Defaults for a gateway on `listen` talking to `meta_endpoints`.
+    pub fn new(listen: SocketAddr, meta_endpoints: Vec<String>) -> Self {
+        GatewayConfig {
+            listen,
+            meta_endpoints,
+            domains: Vec::new(),
+            region: "us-east-1".into(),
+            ec: EcDefaults::default(),
+            write_quorum: None,
+            inline_threshold: 128 * 1024,
+            hedge_timeout: Duration::from_secs(2),
+            shard_write_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The write quorum for a (k, m) profile.
+    pub fn quorum(&self, k: usize, m: usize) -> usize {
+        self.write_quorum.unwrap_or(k + 1).clamp(k, k + m)
+    }
+}
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration is unusable.
+    #[error("invalid gateway configuration: {0}")]
+    Config(String),
+    /// Binding or serving failed.
+    #[error("gateway I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// (codec id, k, m).
+type CodecKey = (u32, usize, usize);
+
+/// Codecs by (id, k, m), built once: building a Reed–Solomon matrix per
+/// request would be waste.
+#[derive(Debug, Default)]
+pub struct Codecs {
+    cache: Mutex<HashMap<CodecKey, Arc<dyn ErasureCodec>>>,
+}
+
+impl Codecs {
+    /// The codec `id` for (k, m).
+    pub fn get(&self, id: u32, k: usize, m: usize) -> Result<Arc<dyn ErasureCodec>, EcError> {
+        let mut cache = self.cache.lock().map_err(|_| EcError::Backend("codec cache poisoned".into()))?;
+        if let Some(c) = cache.get(&(id, k, m)) {
+            return Ok(c.clone());
+        }
+        let codec_id = CodecId::from_u16(u16::try_from(id).map_err(|_| EcError::UnknownCodec(u16::MAX))?)?;
+        let c = tessera_ec::new_codec(codec_id, k, m)?;
+        cache.insert((id, k, m), c.clone());
+        Ok(c)
+    }
+}
+
+/// Runs a gateway on `config.listen` until `shutdown` turns true.
+pub async fn run(config: GatewayConfig, shutdown: watch::Receiver<bool>) -> Result<(), GatewayError> {
+    let listener = TcpListener::bind(config.listen).await?;
+    serve(config, listener, shutdown).await
+}
+
+/// Serves the S3 API on `listener` until `shutdown` turns true.
+pub async fn serve(
+    config: GatewayConfig,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), GatewayError> {
+    if config.meta_endpoints.is_empty() {
+        return Err(GatewayError::Config("no metadata endpoint".into()));
+    }
+    let ec = config.ec;
+    tessera_ec::StripeLayout::new(ec.k, ec.m, ec.stripe_size).map_err(|e| GatewayError::Config(e.to_string()))?;
+    let meta = MetaClient::new(MetaClientConfig::new(config.meta_endpoints.clone()));
+    let cluster = cluster::Cluster::new(meta, config.connect_timeout);
+    let watcher = tokio::spawn(cluster.clone().watch(shutdown.clone()));
+    let service = s3::build_service(Arc::new(config), cluster.clone());
+    let served = http_server::serve(listener, service, cluster, shutdown).await;
+    watcher.abort();
+    served
+}

@@ -1,0 +1,198 @@
+//! The gateway's view of the cluster: the current map (kept fresh by the
+//! metadata service's watch stream), where each disk's datanode listens, and
+//! one lazily connected gRPC channel per datanode.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tessera_common::{DiskId, PgId};
+use tessera_placement::{ClusterMap, Level, PlacementRule, Placer};
+use tessera_rpc::MetaClient;
+use tessera_rpc::proto::data::data_client::DataClient;
+use tessera_rpc::proto::meta::ClusterMapReply;
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+
+/// Largest gRPC message to or from a datanode (a frame of a 16 MiB block fits).
+pub const MAX_MESSAGE_BYTES: usize = 20 << 20;
+
+/// One epoch of the cluster as the gateway uses it.
+#[derive(Debug)]
+pub struct View {
+    /// Map epoch (0 before any datanode registered).
+    pub epoch: u64,
+    /// The map; `None` before any datanode registered.
+    pub map: Option<ClusterMap>,
+    /// Datanode URL of every disk.
+    pub disk_addr: HashMap<u32, String>,
+    placers: Mutex<HashMap<usize, Arc<Placer>>>,
+}
+
+impl View {
+    fn from_reply(r: &ClusterMapReply) -> Result<Self, String> {
+        let map = if r.map.is_empty() {
+            None
+        } else {
+            Some(ClusterMap::from_bytes(&r.map).map_err(|e| format!("bad cluster map: {e}"))?)
+        };
+        let mut disk_addr = HashMap::new();
+        for d in &r.datanodes {
+            for disk in &d.disks {
+                disk_addr.insert(disk.id, d.addr.clone());
+            }
+        }
+        Ok(View { epoch: r.epoch, map, disk_addr, placers: Mutex::new(HashMap::new()) })
+    }
+
+    /// The k + m disks of `pg` under this map (host failure domain, falling
+    /// back to smaller domains on small clusters).
+    pub fn place(&self, pg: PgId, shards: usize) -> Result<Vec<DiskId>, String> {
+        let map = self.map.as_ref().ok_or("no datanode has registered yet")?;
+        let placer = {
+            let mut cache = self.placers.lock().map_err(|_| "placer cache poisoned")?;
+            match cache.get(&shards) {
+                Some(p) => p.clone(),
+                None => {
+                    let rule = PlacementRule { shards, failure_domain: Level::Host };
+                    let p = Arc::new(Placer::new(map, rule).map_err(|e| e.to_string())?);
+                    cache.insert(shards, p.clone());
+                    p
+                }
+            }
+        };
+        Ok(placer.place(pg).map_err(|e| e.to_string())?.disks)
+    }
+
+    /// The pg count of the map.
+    pub fn pg_count(&self) -> u32 {
+        self.map.as_ref().map_or(tessera_placement::DEFAULT_PG_COUNT, |m| m.pg_count)
+    }
+}
+
+/// The shared cluster view and datanode channels.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    meta: MetaClient,
+    view: RwLock<Arc<View>>,
+    channels: Mutex<HashMap<String, Channel>>,
+    connect_timeout: Duration,
+}
+
+impl Cluster {
+    /// A view with nothing in it yet; call [`Cluster::refresh`] or run
+    /// [`Cluster::watch`].
+    pub fn new(meta: MetaClient, connect_timeout: Duration) -> Self {
+        let empty = View { epoch: 0, map: None, disk_addr: HashMap::new(), placers: Mutex::new(HashMap::new()) };
+        Cluster {
+            inner: Arc::new(Inner {
+                meta,
+                view: RwLock::new(Arc::new(empty)),
+                channels: Mutex::new(HashMap::new()),
+                connect_timeout,
+            }),
+        }
+    }
+
+    /// The metadata client.
+    pub fn meta(&self) -> &MetaClient {
+        &self.inner.meta
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<View> {
+        match self.inner.view.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn install(&self, reply: &ClusterMapReply) {
+        match View::from_reply(reply) {
+            Ok(v) => {
+                let mut cur = match self.inner.view.write() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                if v.epoch >= cur.epoch {
+                    *cur = Arc::new(v);
+                }
+            }
+            Err(e) => tracing::warn!("ignoring cluster map: {e}"),
+        }
+    }
+
+    /// Fetches the map now (linearizable).
+    pub async fn refresh(&self) -> Result<Arc<View>, tessera_rpc::MetaClientError> {
+        let reply = self.inner.meta.get_cluster_map().await?;
+        self.install(&reply);
+        Ok(self.view())
+    }
+
+    /// Follows the metadata service's map stream until `shutdown`,
+    /// reconnecting when a stream ends.
+    pub async fn watch(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let after = self.view().epoch;
+            let stream = tokio::select! {
+                s = self.inner.meta.watch_cluster_map(after) => s,
+                _ = shutdown.changed() => return,
+            };
+            match stream {
+                Ok(mut s) => loop {
+                    tokio::select! {
+                        m = s.message() => match m {
+                            Ok(Some(reply)) => self.install(&reply),
+                            Ok(None) | Err(_) => break,
+                        },
+                        _ = shutdown.changed() => return,
+                    }
+                },
+                Err(e) => tracing::debug!("cluster map watch failed: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// A client for the datanode holding `disk`, refreshing the view once
+    /// when the disk is unknown (a datanode that just registered).
+    pub async fn data_client(&self, disk: u32) -> Result<DataClient<Channel>, String> {
+        let mut addr = self.view().disk_addr.get(&disk).cloned();
+        if addr.is_none() {
+            addr = self.refresh().await.ok().and_then(|v| v.disk_addr.get(&disk).cloned());
+        }
+        let addr = addr.ok_or_else(|| format!("disk {disk} is not in the cluster map"))?;
+        let channel = {
+            let mut chans = self.inner.channels.lock().map_err(|_| "channel cache poisoned")?;
+            match chans.get(&addr) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Endpoint::from_shared(addr.clone())
+                        .map_err(|e| format!("bad datanode address {addr}: {e}"))?
+                        .tcp_nodelay(true)
+                        .connect_timeout(self.inner.connect_timeout)
+                        .initial_stream_window_size(Some(8 << 20))
+                        .initial_connection_window_size(Some(32 << 20))
+                        .http2_keep_alive_interval(Duration::from_secs(20))
+                        .connect_lazy();
+                    chans.insert(addr, c.clone());
+                    c
+                }
+            }
+        };
+        Ok(DataClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+}

@@ -1,0 +1,267 @@
+//! The read pipeline: the stripes of a byte range, from k shards.
+//!
+//! Data shards are read first, so a healthy object needs no decoding. A
+//! shard that is missing, corrupt, unreachable or slower than the hedge
+//! timeout is dropped and the next parity shard is read from the current
+//! stripe on; every block is verified against its keyed hash before it is
+//! used. With fewer than k good shards the read fails — it never returns
+//! wrong bytes. Missing and corrupt shards are reported to metadata for
+//! repair.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tessera_ec::{EcError, PieceId, StripeCoder, StripeLayout};
+use tessera_rpc::proto::data::{GetShardRequest, ShardFrame, ShardRef};
+use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage, ShardSet, command};
+use tokio::sync::mpsc;
+use tonic::{Code, Streaming};
+
+use crate::Codecs;
+use crate::cluster::Cluster;
+
+/// Why a range could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Fewer than k good shards: the bytes cannot be rebuilt now.
+    #[error("stripe {stripe}: only {good} good shards of the {needed} needed ({reasons})")]
+    NotEnoughShards {
+        /// The stripe that failed.
+        stripe: u64,
+        /// Good shards found.
+        good: usize,
+        /// k.
+        needed: usize,
+        /// What the other shards said.
+        reasons: String,
+    },
+    /// The record does not fit the coder (a bug or a damaged record).
+    #[error("{0}")]
+    Internal(String),
+    /// The receiver went away (the client disconnected).
+    #[error("the reader went away")]
+    Closed,
+}
+
+/// What happened to a shard position during one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    Untried,
+    Active,
+    Failed(String),
+}
+
+/// Reads `range` (relative to the piece, non-empty, inside `piece_len`) of
+/// the sharded piece `set` and sends its bytes, in order, into `out`.
+#[allow(clippy::too_many_arguments)]
+pub async fn read_sharded(
+    cluster: &Cluster,
+    codecs: &Codecs,
+    set: &ShardSet,
+    part: u32,
+    piece_len: u64,
+    range: Range<u64>,
+    hedge: Duration,
+    out: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), ReadError> {
+    let ec = set.ec.ok_or_else(|| ReadError::Internal("shard set without an EC profile".into()))?;
+    let (k, m) = (ec.k as usize, ec.m as usize);
+    let n = k + m;
+    if set.disks.len() != n {
+        return Err(ReadError::Internal(format!("record names {} disks for {n} shards", set.disks.len())));
+    }
+    let layout = StripeLayout::from_block_len(k, m, ec.block_len as usize).map_err(internal)?;
+    let coder = StripeCoder::new(codecs.get(ec.codec, k, m).map_err(internal)?, layout).map_err(internal)?;
+    let data_id: [u8; 16] =
+        set.data_id.as_slice().try_into().map_err(|_| ReadError::Internal("a data id is 16 bytes".into()))?;
+    let piece = PieceId { data_id, part };
+    let stripes = layout.stripes_for_range(piece_len, range.clone());
+    let per = layout.stripe_data_len() as u64;
+
+    let mut slots: Vec<Slot> = (0..n)
+        .map(
+            |i| if set.missing.contains(&(i as u32)) { Slot::Failed("recorded missing".into()) } else { Slot::Untried },
+        )
+        .collect();
+    let mut streams: Vec<Option<Streaming<ShardFrame>>> = (0..n).map(|_| None).collect();
+    let mut damaged: Vec<(usize, String)> = Vec::new();
+
+    let result = async {
+        for s in stripes.clone() {
+            let mut frames: Vec<Option<Bytes>> = vec![None; n];
+            loop {
+                // Keep k shards active: open the next untried ones from this stripe on.
+                let active = slots.iter().filter(|x| **x == Slot::Active).count();
+                let mut want = k.saturating_sub(active);
+                for i in 0..n {
+                    if want == 0 {
+                        break;
+                    }
+                    if slots[i] != Slot::Untried {
+                        continue;
+                    }
+                    match open(cluster, set, part, i, s, stripes.end - s).await {
+                        Ok(st) => {
+                            streams[i] = Some(st);
+                            slots[i] = Slot::Active;
+                            want -= 1;
+                        }
+                        Err(status) => fail(&mut slots, &mut damaged, i, &status),
+                    }
+                }
+                // One frame from every active shard that has none for this stripe yet.
+                for i in 0..n {
+                    if slots[i] != Slot::Active || frames[i].is_some() {
+                        continue;
+                    }
+                    let Some(st) = streams[i].as_mut() else { continue };
+                    match tokio::time::timeout(hedge, st.message()).await {
+                        Ok(Ok(Some(f))) => {
+                            let mut b = BytesMut::with_capacity(f.hash.len() + f.block.len());
+                            b.extend_from_slice(&f.hash);
+                            b.extend_from_slice(&f.block);
+                            frames[i] = Some(b.freeze());
+                        }
+                        Ok(Ok(None)) => {
+                            streams[i] = None;
+                            slots[i] = Slot::Failed("stream ended early".into());
+                        }
+                        Ok(Err(status)) => {
+                            streams[i] = None;
+                            fail(&mut slots, &mut damaged, i, &status);
+                        }
+                        Err(_) => {
+                            streams[i] = None;
+                            slots[i] = Slot::Failed(format!("slower than the {hedge:?} hedge timeout"));
+                        }
+                    }
+                }
+                let have = frames.iter().filter(|f| f.is_some()).count();
+                if have < k {
+                    if slots.contains(&Slot::Untried) {
+                        continue; // open replacements and fetch again
+                    }
+                    return Err(not_enough(s, have, k, &slots));
+                }
+                let stripe_len = layout.stripe_len(piece_len, s);
+                match coder.decode_stripe(piece, s, stripe_len, &frames) {
+                    Ok(decoded) => {
+                        for &c in &decoded.corrupt {
+                            mark_corrupt(&mut slots, &mut streams, &mut damaged, c, s);
+                        }
+                        let start = s * per;
+                        let lo = range.start.max(start) - start;
+                        let hi = range.end.min(start + stripe_len as u64) - start;
+                        for chunk in decoded.slice(lo as usize..hi as usize) {
+                            out.send(Ok(chunk)).await.map_err(|_| ReadError::Closed)?;
+                        }
+                        break;
+                    }
+                    Err(EcError::NotEnoughShards { corrupt, .. }) => {
+                        for c in corrupt {
+                            mark_corrupt(&mut slots, &mut streams, &mut damaged, c, s);
+                            frames[c] = None;
+                        }
+                        if !slots.contains(&Slot::Untried) {
+                            let have = frames.iter().filter(|f| f.is_some()).count();
+                            return Err(not_enough(s, have, k, &slots));
+                        }
+                    }
+                    Err(e) => return Err(internal(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+
+    if !damaged.is_empty() {
+        report(cluster, set, part, damaged);
+    }
+    result
+}
+
+async fn open(
+    cluster: &Cluster,
+    set: &ShardSet,
+    part: u32,
+    i: usize,
+    first: u64,
+    count: u64,
+) -> Result<Streaming<ShardFrame>, tonic::Status> {
+    let disk = set.disks[i];
+    let mut client = cluster.data_client(disk).await.map_err(tonic::Status::unavailable)?;
+    let req = GetShardRequest {
+        shard: Some(ShardRef { disk, data_id: Bytes::copy_from_slice(&set.data_id), part, shard: i as u32 }),
+        first_stripe: first,
+        stripe_count: count,
+    };
+    Ok(client.get_shard(req).await?.into_inner())
+}
+
+fn fail(slots: &mut [Slot], damaged: &mut Vec<(usize, String)>, i: usize, status: &tonic::Status) {
+    let why = format!("{:?}: {}", status.code(), status.message());
+    match status.code() {
+        Code::NotFound => damaged.push((i, format!("missing: {}", status.message()))),
+        Code::DataLoss => damaged.push((i, format!("corrupt: {}", status.message()))),
+        _ => {}
+    }
+    slots[i] = Slot::Failed(why);
+}
+
+fn mark_corrupt(
+    slots: &mut [Slot],
+    streams: &mut [Option<Streaming<ShardFrame>>],
+    damaged: &mut Vec<(usize, String)>,
+    i: usize,
+    stripe: u64,
+) {
+    streams[i] = None;
+    slots[i] = Slot::Failed(format!("block of stripe {stripe} failed verification at the gateway"));
+    damaged.push((i, format!("corrupt: stripe {stripe} failed verification at the gateway")));
+}
+
+fn not_enough(stripe: u64, good: usize, needed: usize, slots: &[Slot]) -> ReadError {
+    let reasons = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Slot::Failed(w) => Some(format!("shard {i}: {w}")),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    ReadError::NotEnoughShards { stripe, good, needed, reasons }
+}
+
+/// Tells metadata about damaged shards, in the background: a failed report
+/// must not fail the read (the scrubber finds the damage again).
+fn report(cluster: &Cluster, set: &ShardSet, part: u32, damaged: Vec<(usize, String)>) {
+    let meta = cluster.meta().clone();
+    let (disks, data_id) = (set.disks.clone(), set.data_id.clone());
+    tokio::spawn(async move {
+        for (i, reason) in damaged {
+            let cmd = Command {
+                now_ms: 0,
+                op: Some(command::Op::ReportDamage(ReportDamage {
+                    report: Some(DamageReport {
+                        disk: disks[i],
+                        data_id: data_id.clone(),
+                        part,
+                        shard: i as u32,
+                        reason,
+                        reported_ms: 0,
+                    }),
+                })),
+            };
+            if let Err(e) = meta.write(cmd).await {
+                tracing::warn!("could not report a damaged shard: {e}");
+            }
+        }
+    });
+}
+
+fn internal(e: impl std::fmt::Display) -> ReadError {
+    ReadError::Internal(e.to_string())
+}

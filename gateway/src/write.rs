@@ -1,0 +1,308 @@
+//! The write pipeline: a request body becomes k + m shards on their disks.
+//!
+//! The body is read stripe by stripe; each stripe is encoded as soon as it
+//! is full and its blocks go to one bounded channel per shard, each feeding
+//! a `PutShard` stream to the shard's datanode. Memory per request is a few
+//! stripes whatever the body size. A write succeeds when at least the write
+//! quorum of shards is durably stored; positions that failed are returned
+//! for the record (and repair). On failure every stream is dropped before
+//! its last stripe, so the datanodes store nothing.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use s3s::crypto::Checksum as _;
+use tessera_common::DataId;
+use tessera_ec::{PieceId, StripeCoder, StripeLayout};
+use tessera_rpc::proto::data::{PutShardRequest, ShardFrame, ShardGeometry, ShardRef};
+use tessera_rpc::proto::meta::{EcProfile, ShardSet};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::Codecs;
+use crate::cluster::Cluster;
+
+/// Why a body could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The client's body failed (connection dropped, bad chunk signature).
+    #[error("reading the request body failed: {0}")]
+    Body(String),
+    /// The body ended before the declared length.
+    #[error("the body ended after {got} of {expected} bytes")]
+    Incomplete {
+        /// Declared length.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// The body is longer than declared.
+    #[error("the body is longer than the declared {expected} bytes")]
+    TooLong {
+        /// Declared length.
+        expected: u64,
+    },
+    /// Fewer shards than the write quorum were stored.
+    #[error("only {stored} of {needed} shards could be stored: {reasons}")]
+    Quorum {
+        /// Shards stored.
+        stored: usize,
+        /// The write quorum.
+        needed: usize,
+        /// What the failed positions said.
+        reasons: String,
+    },
+    /// Placement or coding failed (a cluster too small, a bad profile).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Hashes every body byte for the ETag and the checksums the client sent.
+pub struct BodyDigest {
+    md5: s3s::crypto::Md5,
+    /// The S3 checksums being computed.
+    pub checksums: s3s::checksum::ChecksumHasher,
+    len: u64,
+}
+
+impl BodyDigest {
+    /// MD5 plus the given checksums.
+    pub fn new(checksums: s3s::checksum::ChecksumHasher) -> Self {
+        BodyDigest { md5: s3s::crypto::Md5::new(), checksums, len: 0 }
+    }
+
+    fn update(&mut self, b: &[u8]) {
+        self.md5.update(b);
+        self.checksums.update(b);
+        self.len += b.len() as u64;
+    }
+
+    /// The MD5 and the checksums.
+    pub fn finish(self) -> ([u8; 16], s3s::dto::Checksum) {
+        (self.md5.finalize(), self.checksums.finalize())
+    }
+}
+
+/// The request body as the pipelines consume it.
+pub type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Reads up to `want` bytes (fewer only at the end of the body), hashing them.
+async fn fill(
+    body: &mut BodyStream,
+    buf: &mut BytesMut,
+    want: usize,
+    digest: &mut BodyDigest,
+) -> Result<(), WriteError> {
+    while buf.len() < want {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                digest.update(&chunk);
+                buf.extend_from_slice(&chunk);
+            }
+            Some(Err(e)) => return Err(WriteError::Body(e.to_string())),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole body (at most `len` bytes, for inline objects).
+pub async fn read_small(body: &mut BodyStream, len: u64, digest: &mut BodyDigest) -> Result<Bytes, WriteError> {
+    let mut buf = BytesMut::with_capacity(len as usize);
+    fill(body, &mut buf, len as usize + 1, digest).await?;
+    check_len(buf.len() as u64, len)?;
+    Ok(buf.freeze())
+}
+
+fn check_len(got: u64, expected: u64) -> Result<(), WriteError> {
+    match got.cmp(&expected) {
+        std::cmp::Ordering::Less => Err(WriteError::Incomplete { expected, got }),
+        std::cmp::Ordering::Greater => Err(WriteError::TooLong { expected }),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+/// How a sharded body is written.
+#[derive(Debug, Clone)]
+pub struct WritePlan {
+    /// Codec, k, m and block length.
+    pub ec: EcProfile,
+    /// The placement group.
+    pub pg: u32,
+    /// Disk of each shard position.
+    pub disks: Vec<u32>,
+    /// Part number in the block addresses (0 for a simple object).
+    pub part: u32,
+    /// Shards that must be stored for success (k ≤ quorum ≤ k + m).
+    pub quorum: usize,
+    /// How long one shard may stall before it is given up.
+    pub shard_timeout: Duration,
+}
+
+struct ShardSink {
+    tx: Option<mpsc::Sender<PutShardRequest>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::Status>>,
+    failure: Option<String>,
+}
+
+/// Streams `body` (exactly `len` bytes, `len` > 0) into shards per `plan`.
+pub async fn write_sharded(
+    cluster: &Cluster,
+    codecs: &Codecs,
+    plan: &WritePlan,
+    len: u64,
+    body: &mut BodyStream,
+    digest: &mut BodyDigest,
+) -> Result<ShardSet, WriteError> {
+    let (k, m) = (plan.ec.k as usize, plan.ec.m as usize);
+    let n = k + m;
+    if plan.disks.len() != n {
+        return Err(WriteError::Internal(format!("placement gave {} disks for {n} shards", plan.disks.len())));
+    }
+    let layout = StripeLayout::from_block_len(k, m, plan.ec.block_len as usize).map_err(internal)?;
+    let codec = codecs.get(plan.ec.codec, k, m).map_err(internal)?;
+    let coder = StripeCoder::new(codec, layout).map_err(internal)?;
+    let data_id = DataId::new();
+    let piece = PieceId { data_id: *data_id.as_bytes(), part: plan.part };
+    let geometry = ShardGeometry {
+        codec: plan.ec.codec,
+        k: plan.ec.k,
+        m: plan.ec.m,
+        block_len: plan.ec.block_len,
+        piece_len: len,
+    };
+
+    let mut sinks = Vec::with_capacity(n);
+    for (i, &disk) in plan.disks.iter().enumerate() {
+        let (tx, rx) = mpsc::channel::<PutShardRequest>(4);
+        let first = PutShardRequest {
+            shard: Some(ShardRef {
+                disk,
+                data_id: Bytes::copy_from_slice(data_id.as_bytes()),
+                part: plan.part,
+                shard: i as u32,
+            }),
+            geometry: Some(geometry),
+            frame: None,
+        };
+        // The channel is empty: this cannot block.
+        let _ = tx.try_send(first);
+        let client = cluster.data_client(disk).await;
+        let task = tokio::spawn(async move {
+            let mut client = client.map_err(tonic::Status::unavailable)?;
+            client.put_shard(ReceiverStream::new(rx)).await.map(|_| ())
+        });
+        sinks.push(ShardSink { tx: Some(tx), task, failure: None });
+    }
+
+    let stripe_len = layout.stripe_data_len();
+    let stripes = layout.stripe_count(len);
+    let mut buf = BytesMut::with_capacity(stripe_len);
+    let result: Result<(), WriteError> = async {
+        for s in 0..stripes {
+            let want = layout.stripe_len(len, s);
+            fill(body, &mut buf, want, digest).await?;
+            if buf.len() < want {
+                return Err(WriteError::Incomplete { expected: len, got: digest.len });
+            }
+            let rest = buf.split_off(want);
+            let data = std::mem::replace(&mut buf, rest).freeze();
+            let encoded = coder.encode_stripe(piece, s, data).map_err(internal)?;
+            for (sink, block) in sinks.iter_mut().zip(encoded.blocks) {
+                let Some(tx) = &sink.tx else { continue };
+                let msg = PutShardRequest {
+                    shard: None,
+                    geometry: None,
+                    frame: Some(ShardFrame { hash: Bytes::copy_from_slice(&block.hash), block: block.data }),
+                };
+                match tokio::time::timeout(plan.shard_timeout, tx.send(msg)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        sink.tx = None; // the stream ended: its task says why
+                    }
+                    Err(_) => {
+                        sink.tx = None;
+                        sink.failure = Some("timed out".into());
+                        sink.task.abort();
+                    }
+                }
+            }
+            let alive = sinks.iter().filter(|s| s.tx.is_some()).count();
+            if alive < plan.quorum {
+                return Err(WriteError::Quorum { stored: alive, needed: plan.quorum, reasons: String::new() });
+            }
+        }
+        // Anything past the declared length is an error, and nothing is kept.
+        fill(body, &mut buf, 1, digest).await?;
+        check_len(digest.len, len)
+    }
+    .await;
+
+    if let Err(e) = result {
+        // Ending the streams before their last stripe makes every datanode
+        // discard what it received.
+        for s in &mut sinks {
+            s.tx = None;
+        }
+        if let WriteError::Quorum { stored, needed, .. } = e {
+            let reasons = collect_reasons(sinks).await;
+            return Err(WriteError::Quorum { stored, needed, reasons });
+        }
+        return Err(e);
+    }
+
+    // Every stripe was sent: closing the streams lets the datanodes fsync
+    // and acknowledge.
+    let mut missing = Vec::new();
+    let mut reasons = Vec::new();
+    for (i, mut s) in sinks.into_iter().enumerate() {
+        s.tx = None;
+        let outcome = match s.failure.take() {
+            Some(f) => Err(f),
+            None => match tokio::time::timeout(plan.shard_timeout, &mut s.task).await {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(status))) => Err(format!("{:?}: {}", status.code(), status.message())),
+                Ok(Err(join)) => Err(join.to_string()),
+                Err(_) => {
+                    s.task.abort();
+                    Err("timed out".into())
+                }
+            },
+        };
+        if let Err(why) = outcome {
+            missing.push(i as u32);
+            reasons.push(format!("shard {i} (disk {}): {why}", plan.disks[i]));
+        }
+    }
+    let stored = n - missing.len();
+    if stored < plan.quorum {
+        return Err(WriteError::Quorum { stored, needed: plan.quorum, reasons: reasons.join("; ") });
+    }
+    if !reasons.is_empty() {
+        tracing::warn!("write stored {stored}/{n} shards: {}", reasons.join("; "));
+    }
+    Ok(ShardSet {
+        data_id: data_id.as_bytes().to_vec(),
+        ec: Some(plan.ec),
+        pg: plan.pg,
+        disks: plan.disks.clone(),
+        missing,
+    })
+}
+
+async fn collect_reasons(sinks: Vec<ShardSink>) -> String {
+    let mut out = Vec::new();
+    for (i, s) in sinks.into_iter().enumerate() {
+        if let Some(f) = s.failure {
+            out.push(format!("shard {i}: {f}"));
+        } else if let Ok(Ok(Err(status))) = tokio::time::timeout(Duration::from_millis(200), s.task).await {
+            out.push(format!("shard {i}: {:?}: {}", status.code(), status.message()));
+        }
+    }
+    out.join("; ")
+}
+
+fn internal(e: impl std::fmt::Display) -> WriteError {
+    WriteError::Internal(e.to_string())
+}

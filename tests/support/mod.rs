@@ -1,0 +1,244 @@
+//! An in-process Tessera cluster for system tests: one metadata node, six
+//! datanodes (one disk each, each its own host), gateways on loopback
+//! ports, all real (gRPC, RocksDB, fsynced shard files), and `aws-sdk-s3`
+//! clients pointed at the gateways.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{Credentials, Region};
+use tessera_common::DiskId;
+use tessera_datanode::DatanodeConfig;
+use tessera_gateway::GatewayConfig;
+use tessera_metadata::MetaConfig;
+use tessera_placement::ClusterMap;
+use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey, command::Op};
+use tessera_rpc::{MetaClient, MetaClientConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const ACCESS_KEY: &str = "TESSERATESTKEY000001";
+pub const SECRET_KEY: &str = "tessera-test-secret-key-0000000000000001";
+
+type Task<E> = JoinHandle<Result<(), E>>;
+
+pub struct Node<E> {
+    stop: watch::Sender<bool>,
+    task: Option<Task<E>>,
+}
+
+impl<E: std::fmt::Debug> Node<E> {
+    async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub struct Datanode {
+    pub config: DatanodeConfig,
+    node: Option<Node<tessera_datanode::ShardError>>,
+}
+
+pub struct Cluster {
+    pub root: tempfile::TempDir,
+    pub meta_addr: String,
+    meta: Node<tessera_metadata::MetaError>,
+    pub datanodes: Vec<Datanode>,
+    gateways: Vec<Node<tessera_gateway::GatewayError>>,
+    pub gateway_addrs: Vec<SocketAddr>,
+    pub meta_client: MetaClient,
+}
+
+pub struct Options {
+    pub datanodes: usize,
+    pub gateways: usize,
+    pub gateway: Box<dyn Fn(&mut GatewayConfig)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { datanodes: 6, gateways: 2, gateway: Box::new(|_| {}) }
+    }
+}
+
+fn datanode_config(root: &std::path::Path, n: usize, listen: SocketAddr, meta: &str) -> DatanodeConfig {
+    DatanodeConfig {
+        node_id: 100 + n as u64,
+        listen,
+        advertise: None,
+        disks: vec![(DiskId(n as u32 + 1), root.join(format!("dn{n}/d0")))],
+        zone: "z1".into(),
+        rack: format!("r{}", n % 3),
+        host: format!("host-{n}"),
+        meta_endpoints: vec![meta.to_owned()],
+        heartbeat_interval: Duration::from_millis(200),
+        scrub_rate_bytes_per_sec: 64 << 20,
+        scrub_interval: Duration::from_secs(3600),
+    }
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let meta_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let meta_addr = format!("http://{}", meta_listener.local_addr().unwrap());
+        let mut mc = MetaConfig::new(1, meta_listener.local_addr().unwrap(), root.path().join("meta"));
+        mc.bootstrap = true;
+        mc.heartbeat = Duration::from_millis(50);
+        mc.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+        mc.disk_down_after = Duration::from_secs(5);
+        mc.disk_out_after = Duration::from_secs(3600);
+        let (stop, rx) = watch::channel(false);
+        let meta = Node { stop, task: Some(tokio::spawn(tessera_metadata::serve(mc, meta_listener, rx))) };
+        let meta_client = MetaClient::new(MetaClientConfig::new(vec![meta_addr.clone()]));
+
+        let mut cluster = Cluster {
+            root,
+            meta_addr: meta_addr.clone(),
+            meta,
+            datanodes: Vec::new(),
+            gateways: Vec::new(),
+            gateway_addrs: Vec::new(),
+            meta_client,
+        };
+        for n in 0..opts.datanodes {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let config = datanode_config(cluster.root.path(), n, listener.local_addr().unwrap(), &meta_addr);
+            let mut dn = Datanode { config, node: None };
+            dn.node = Some(start_datanode(&dn.config, listener));
+            cluster.datanodes.push(dn);
+        }
+        // Wait for every disk, then create the test access key.
+        let want = opts.datanodes;
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = cluster.meta_client.get_cluster_map().await
+                && !r.map.is_empty()
+                && ClusterMap::from_bytes(&r.map).unwrap().disks().count() == want
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "datanodes did not register");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let key = AccessKeyRecord {
+            access_key_id: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
+            created_ms: 0,
+            description: "tests".into(),
+        };
+        cluster
+            .meta_client
+            .write(Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) })
+            .await
+            .unwrap();
+        for _ in 0..opts.gateways {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut cfg = GatewayConfig::new(addr, vec![meta_addr.clone()]);
+            cfg.hedge_timeout = Duration::from_secs(2);
+            (opts.gateway)(&mut cfg);
+            let (stop, rx) = watch::channel(false);
+            let task = tokio::spawn(tessera_gateway::serve(cfg, listener, rx));
+            cluster.gateways.push(Node { stop, task: Some(task) });
+            cluster.gateway_addrs.push(addr);
+        }
+        cluster
+    }
+
+    /// An S3 client for gateway `i` with the test key.
+    pub fn client(&self, i: usize) -> aws_sdk_s3::Client {
+        self.client_with(i, ACCESS_KEY, SECRET_KEY)
+    }
+
+    pub fn client_with(&self, i: usize, ak: &str, sk: &str) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .endpoint_url(format!("http://{}", self.gateway_addrs[i]))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(ak, sk, None, None, "tessera-tests"))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("http://{}", self.gateway_addrs[i])
+    }
+
+    /// Stops datanode `n` (its port closes; its files stay).
+    pub async fn stop_datanode(&mut self, n: usize) {
+        if let Some(mut node) = self.datanodes[n].node.take() {
+            node.stop().await;
+        }
+    }
+
+    /// Starts datanode `n` again on the same address and disk.
+    pub async fn restart_datanode(&mut self, n: usize) {
+        assert!(self.datanodes[n].node.is_none());
+        let listener = TcpListener::bind(self.datanodes[n].config.listen).await.unwrap();
+        let node = start_datanode(&self.datanodes[n].config, listener);
+        self.datanodes[n].node = Some(node);
+    }
+
+    /// The directory of datanode `n`'s disk.
+    pub fn disk_dir(&self, n: usize) -> PathBuf {
+        self.datanodes[n].config.disks[0].1.clone()
+    }
+
+    pub async fn shutdown(mut self) {
+        for g in &mut self.gateways {
+            g.stop().await;
+        }
+        for d in &mut self.datanodes {
+            if let Some(mut n) = d.node.take() {
+                n.stop().await;
+            }
+        }
+        self.meta.stop().await;
+    }
+}
+
+fn start_datanode(config: &DatanodeConfig, listener: TcpListener) -> Node<tessera_datanode::ShardError> {
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(tessera_datanode::serve(config.clone(), listener, rx));
+    Node { stop, task: Some(task) }
+}
+
+/// Every file under `dir`.
+pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
