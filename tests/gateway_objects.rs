@@ -133,3 +133,298 @@ fn hex_md5(data: &[u8]) -> String {
     use md5::Digest as _;
     hex::encode(md5::Md5::digest(data))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multipart_copy_conditionals_and_checksums() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+    let cluster = Cluster::start().await;
+    let c = cluster.client(0);
+    let c2 = cluster.client(1);
+    c.create_bucket().bucket("mpu").send().await.unwrap();
+
+    // Multipart: parts uploaded out of order, one re-uploaded, then completed.
+    let part_size = 5 << 20;
+    let parts: Vec<Vec<u8>> = (0..3).map(|i| bytes(if i == 2 { 1234 } else { part_size }, 100 + i)).collect();
+    let up = c.create_multipart_upload().bucket("mpu").key("big").content_type("video/mp4").send().await.unwrap();
+    let id = up.upload_id().unwrap().to_owned();
+    let mut etags = vec![String::new(); 3];
+    for i in [2usize, 0, 1, 0] {
+        let r = c
+            .upload_part()
+            .bucket("mpu")
+            .key("big")
+            .upload_id(&id)
+            .part_number(i as i32 + 1)
+            .body(ByteStream::from(parts[i].clone()))
+            .send()
+            .await
+            .unwrap();
+        etags[i] = r.e_tag().unwrap().to_owned();
+    }
+    let listed = c2.list_parts().bucket("mpu").key("big").upload_id(&id).send().await.unwrap();
+    assert_eq!(listed.parts().len(), 3);
+    let uploads = c2.list_multipart_uploads().bucket("mpu").send().await.unwrap();
+    assert_eq!(uploads.uploads().len(), 1);
+    // Out of order completion and a wrong ETag are refused.
+    let part = |n: i32, e: &str| CompletedPart::builder().part_number(n).e_tag(e).build();
+    let bad = CompletedMultipartUpload::builder().parts(part(2, &etags[1])).parts(part(1, &etags[0])).build();
+    let e = c.complete_multipart_upload().bucket("mpu").key("big").upload_id(&id).multipart_upload(bad).send().await;
+    assert_eq!(code(&e.unwrap_err()), "InvalidPartOrder");
+    let bad = CompletedMultipartUpload::builder().parts(part(1, &etags[1])).build();
+    let e = c.complete_multipart_upload().bucket("mpu").key("big").upload_id(&id).multipart_upload(bad).send().await;
+    assert_eq!(code(&e.unwrap_err()), "InvalidPart");
+    let good = CompletedMultipartUpload::builder()
+        .parts(part(1, &etags[0]))
+        .parts(part(2, &etags[1]))
+        .parts(part(3, &etags[2]))
+        .build();
+    let done = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("big")
+        .upload_id(&id)
+        .multipart_upload(good)
+        .send()
+        .await
+        .unwrap();
+    assert!(done.e_tag().unwrap().ends_with("-3\""));
+    let whole: Vec<u8> = parts.concat();
+    assert_eq!(get_all(&c2, "mpu", "big").await, whole);
+    let r = c2.get_object().bucket("mpu").key("big").range("bytes=5242000-5243000").send().await.unwrap();
+    assert_eq!(&r.body.collect().await.unwrap().into_bytes()[..], &whole[5242000..=5243000]);
+    let head = c2.head_object().bucket("mpu").key("big").send().await.unwrap();
+    assert_eq!(head.content_type(), Some("video/mp4"));
+    assert_eq!(head.content_length(), Some(whole.len() as i64));
+    let e = c
+        .upload_part()
+        .bucket("mpu")
+        .key("big")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(vec![1]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "NoSuchUpload");
+    // A small non-last part is refused at completion; abort discards the upload.
+    let up = c.create_multipart_upload().bucket("mpu").key("small").send().await.unwrap();
+    let id2 = up.upload_id().unwrap().to_owned();
+    let mut small = Vec::new();
+    for n in 1..=2 {
+        let r = c
+            .upload_part()
+            .bucket("mpu")
+            .key("small")
+            .upload_id(&id2)
+            .part_number(n)
+            .body(ByteStream::from(vec![n as u8; 100]))
+            .send()
+            .await
+            .unwrap();
+        small.push(part(n, r.e_tag().unwrap()));
+    }
+    let e = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("small")
+        .upload_id(&id2)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(small)).build())
+        .send()
+        .await;
+    assert_eq!(code(&e.unwrap_err()), "EntityTooSmall");
+    c.abort_multipart_upload().bucket("mpu").key("small").upload_id(&id2).send().await.unwrap();
+    let e = c.abort_multipart_upload().bucket("mpu").key("small").upload_id(&id2).send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchUpload");
+
+    // UploadPartCopy with a range, from the multipart object.
+    let up = c.create_multipart_upload().bucket("mpu").key("copied").send().await.unwrap();
+    let id3 = up.upload_id().unwrap().to_owned();
+    let r = c
+        .upload_part_copy()
+        .bucket("mpu")
+        .key("copied")
+        .upload_id(&id3)
+        .part_number(1)
+        .copy_source("mpu/big")
+        .copy_source_range("bytes=100-5243099")
+        .send()
+        .await
+        .unwrap();
+    let e1 = r.copy_part_result().unwrap().e_tag().unwrap().to_owned();
+    c.complete_multipart_upload()
+        .bucket("mpu")
+        .key("copied")
+        .upload_id(&id3)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(part(1, &e1)).build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_all(&c, "mpu", "copied").await, &whole[100..5243100]);
+
+    // CopyObject: COPY keeps metadata, REPLACE replaces it; copy onto itself needs REPLACE.
+    c.copy_object().bucket("mpu").key("big-copy").copy_source("mpu/big").send().await.unwrap();
+    assert_eq!(get_all(&c2, "mpu", "big-copy").await, whole);
+    let h = c2.head_object().bucket("mpu").key("big-copy").send().await.unwrap();
+    assert_eq!(h.content_type(), Some("video/mp4"));
+    let e = c.copy_object().bucket("mpu").key("big").copy_source("mpu/big").send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidRequest");
+    c.copy_object()
+        .bucket("mpu")
+        .key("big")
+        .copy_source("mpu/big")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("text/plain")
+        .send()
+        .await
+        .unwrap();
+    let h = c2.head_object().bucket("mpu").key("big").send().await.unwrap();
+    assert_eq!(h.content_type(), Some("text/plain"));
+    let e = c.copy_object().bucket("mpu").key("x").copy_source("mpu/missing").send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchKey");
+    let e = c
+        .copy_object()
+        .bucket("mpu")
+        .key("x")
+        .copy_source("mpu/big")
+        .copy_source_if_match("\"0000\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "PreconditionFailed");
+
+    // Conditional reads.
+    c.put_object().bucket("mpu").key("cond").body(ByteStream::from(b"v1".to_vec())).send().await.unwrap();
+    let h = c.head_object().bucket("mpu").key("cond").send().await.unwrap();
+    let et = h.e_tag().unwrap().to_owned();
+    let lm = h.last_modified().unwrap().to_owned();
+    c.get_object().bucket("mpu").key("cond").if_match(&et).send().await.unwrap();
+    let e = c.get_object().bucket("mpu").key("cond").if_match("\"abc\"").send().await.unwrap_err();
+    assert_eq!(status(&e), 412);
+    let e = c.get_object().bucket("mpu").key("cond").if_none_match(&et).send().await.unwrap_err();
+    assert_eq!(status(&e), 304);
+    let e = c.get_object().bucket("mpu").key("cond").if_modified_since(lm).send().await.unwrap_err();
+    assert_eq!(status(&e), 304);
+    let past = aws_sdk_s3::primitives::DateTime::from_secs(lm.secs() - 3600);
+    let e = c.get_object().bucket("mpu").key("cond").if_unmodified_since(past).send().await.unwrap_err();
+    assert_eq!(status(&e), 412);
+    c.get_object().bucket("mpu").key("cond").if_modified_since(past).send().await.unwrap();
+
+    // Conditional writes, atomic in the metadata state machine.
+    let e = c
+        .put_object()
+        .bucket("mpu")
+        .key("cond")
+        .if_none_match("*")
+        .body(ByteStream::from(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "PreconditionFailed");
+    c.put_object()
+        .bucket("mpu")
+        .key("fresh")
+        .if_none_match("*")
+        .body(ByteStream::from(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .put_object()
+        .bucket("mpu")
+        .key("cond")
+        .if_match("\"0123\"")
+        .body(ByteStream::from(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "PreconditionFailed");
+    c.put_object().bucket("mpu").key("cond").if_match(&et).body(ByteStream::from(b"v2".to_vec())).send().await.unwrap();
+    assert_eq!(get_all(&c2, "mpu", "cond").await, b"v2");
+
+    // Checksums: every algorithm is verified on upload and returned when asked.
+    for alg in [
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32C,
+        ChecksumAlgorithm::Crc64Nvme,
+        ChecksumAlgorithm::Sha1,
+        ChecksumAlgorithm::Sha256,
+    ] {
+        let key = format!("sum-{}", alg.as_str());
+        let data = bytes(300_000, 7);
+        c.put_object()
+            .bucket("mpu")
+            .key(&key)
+            .checksum_algorithm(alg.clone())
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        let r = c2
+            .get_object()
+            .bucket("mpu")
+            .key(&key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        let got = match alg {
+            ChecksumAlgorithm::Crc32 => r.checksum_crc32().map(str::to_owned),
+            ChecksumAlgorithm::Crc32C => r.checksum_crc32_c().map(str::to_owned),
+            ChecksumAlgorithm::Crc64Nvme => r.checksum_crc64_nvme().map(str::to_owned),
+            ChecksumAlgorithm::Sha1 => r.checksum_sha1().map(str::to_owned),
+            _ => r.checksum_sha256().map(str::to_owned),
+        };
+        assert!(got.is_some(), "{alg:?} returned");
+        assert_eq!(r.body.collect().await.unwrap().into_bytes().to_vec(), data);
+    }
+    // A wrong checksum or Content-MD5 is BadDigest and stores nothing.
+    let e = c
+        .put_object()
+        .bucket("mpu")
+        .key("bad-sum")
+        .checksum_crc32("AAAAAA==")
+        .body(ByteStream::from(b"hello".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "BadDigest");
+    let e = c
+        .put_object()
+        .bucket("mpu")
+        .key("bad-sum")
+        .content_md5("1B2M2Y8AsgTpgAmY7PhCfg==")
+        .body(ByteStream::from(b"hello".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "BadDigest");
+    let e = c.get_object().bucket("mpu").key("bad-sum").send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchKey");
+
+    // DeleteObjects, verbose and quiet.
+    let ids = |keys: &[&str]| {
+        Delete::builder()
+            .set_objects(Some(keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().unwrap()).collect()))
+    };
+    let r = c
+        .delete_objects()
+        .bucket("mpu")
+        .delete(ids(&["cond", "fresh", "never-was"]).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.deleted().len(), 3);
+    assert!(r.errors().is_empty());
+    let r = c
+        .delete_objects()
+        .bucket("mpu")
+        .delete(ids(&["big", "big-copy"]).quiet(true).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.deleted().is_empty());
+    let e = c2.head_object().bucket("mpu").key("big").send().await.unwrap_err();
+    assert_eq!(status(&e), 404);
+
+    cluster.shutdown().await;
+}

@@ -189,7 +189,7 @@ impl Meta for MetaService {
                 objects: page
                     .items
                     .into_iter()
-                    .map(|(key, record)| ListedObject { key, record: Some(record) })
+                    .map(|(key, record)| ListedObject { key, record: Some(without_bodies(record)) })
                     .collect(),
                 common_prefixes: page.common_prefixes,
                 is_truncated: page.is_truncated,
@@ -346,4 +346,14 @@ impl Meta for MetaService {
         self.raft.change_membership(voters, false).await.map_err(write_error)?;
         Ok(Response::new(self.status()))
     }
+}
+
+/// A record as a listing returns it: where the bytes are is not listed, so
+/// a page of inline objects does not carry their data.
+fn without_bodies(mut r: ObjectRecord) -> ObjectRecord {
+    r.body = None;
+    for p in &mut r.parts {
+        p.body = None;
+    }
+    r
 }
