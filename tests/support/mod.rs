@@ -242,3 +242,63 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     v.truncate(len);
     v
 }
+
+/// A raw HTTP/1.1 exchange (for what SDKs will not send): returns the
+/// status, the lower-cased headers and the body. The connection is closed
+/// after the response.
+pub async fn raw_http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nconnection: close\r\n");
+    if !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("host: {addr}\r\n"));
+    }
+    for (h, v) in headers {
+        req.push_str(&format!("{h}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let declared: Option<usize> =
+        headers.iter().find(|(h, _)| h.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok());
+    if declared.is_some_and(|d| d > body.len()) && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case("expect")) {
+        // A client that dies mid-body: the server sees the connection end.
+        let _ = s.shutdown().await;
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+    parse_response(&buf)
+}
+
+/// Parses one HTTP/1.1 response (skipping any `100 Continue`); status 0
+/// when the server closed without answering.
+pub fn parse_response(buf: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut rest = buf;
+    loop {
+        let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return (0, Vec::new(), rest.to_vec());
+        };
+        let head = std::str::from_utf8(&rest[..end]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(h, v)| (h.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        rest = &rest[end + 4..];
+        if status == 100 {
+            continue;
+        }
+        return (status, headers, rest.to_vec());
+    }
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(h, _)| h == name).map(|(_, v)| v.as_str())
+}
