@@ -9,8 +9,8 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::{Credentials, Region};
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::operation::RequestId as _;
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use support::{ACCESS_KEY, Cluster, SECRET_KEY, bytes, header, raw_http};
 

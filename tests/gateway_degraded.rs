@@ -1,0 +1,155 @@
+//! Reads and writes with datanodes stopped and shards damaged: the right
+//! bytes or a 503, never wrong data; damage is reported for repair.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use support::{Cluster, bytes, walk};
+
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
+    match e {
+        aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_owned(),
+        _ => "not a service error".to_owned(),
+    }
+}
+
+async fn get_all(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
+    let r = c.get_object().bucket(b).key(k).send().await.unwrap();
+    r.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// The shard files on datanode `n`'s disk.
+fn shard_files(cluster: &Cluster, n: usize) -> Vec<std::path::PathBuf> {
+    walk(&cluster.disk_dir(n).join("shards"))
+}
+
+/// Which datanode holds shard `shard` of the only object in the cluster.
+fn holder_of(cluster: &Cluster, shard: u32) -> (usize, std::path::PathBuf) {
+    for n in 0..cluster.datanodes.len() {
+        for f in shard_files(cluster, n) {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if name.rsplit('.').next() == Some(&shard.to_string()) {
+                return (n, f);
+            }
+        }
+    }
+    panic!("no datanode holds shard {shard}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn degraded_reads_corruption_and_write_quorum() {
+    let mut cluster = Cluster::start().await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("deg").send().await.unwrap();
+    let data = bytes((3 << 20) + 777, 11);
+    c.put_object().bucket("deg").key("seg.ts").body(ByteStream::from(data.clone())).send().await.unwrap();
+    for n in 0..6 {
+        assert_eq!(shard_files(&cluster, n).len(), 1, "datanode {n} holds one shard");
+    }
+
+    // Corrupt a data shard's block on disk: the read decodes around it and reports it.
+    let (_, file) = holder_of(&cluster, 0);
+    let mut raw = std::fs::read(&file).unwrap();
+    let mid = raw.len() / 2;
+    raw[mid] ^= 0x40;
+    std::fs::write(&file, raw).unwrap();
+    assert_eq!(get_all(&c, "deg", "seg.ts").await, data);
+    let r = c.get_object().bucket("deg").key("seg.ts").range("bytes=100-2000000").send().await.unwrap();
+    assert_eq!(&r.body.collect().await.unwrap().into_bytes()[..], &data[100..=2_000_000]);
+    let start = Instant::now();
+    loop {
+        let reports = cluster.meta_client.list_damage(100).await.unwrap().reports;
+        if reports.iter().any(|r| r.shard == 0 && r.reason.contains("corrupt")) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "corruption was not reported: {reports:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Two datanodes down (data shards 1 and 2): every read still returns the right bytes.
+    let (a, _) = holder_of(&cluster, 1);
+    let (b, _) = holder_of(&cluster, 2);
+    cluster.stop_datanode(a).await;
+    cluster.stop_datanode(b).await;
+    // With shard 0 corrupt too, three shards are gone for that stripe: 503, never wrong bytes.
+    let e = c.get_object().bucket("deg").key("seg.ts").send().await.unwrap_err();
+    assert_eq!(code(&e), "ServiceUnavailable");
+    // Rewrite the object with all six datanodes up, then read with two down.
+    cluster.restart_datanode(a).await;
+    cluster.restart_datanode(b).await;
+    wait_up(&cluster).await;
+    c.put_object().bucket("deg").key("seg.ts").body(ByteStream::from(data.clone())).send().await.unwrap();
+    let mut stopped = Vec::new();
+    for s in [0u32, 3] {
+        let (n, _) = holder_of_latest(&cluster, s);
+        cluster.stop_datanode(n).await;
+        stopped.push(n);
+    }
+    for _ in 0..3 {
+        assert_eq!(get_all(&c, "deg", "seg.ts").await, data);
+    }
+    let r = c.get_object().bucket("deg").key("seg.ts").range("bytes=1048570-1048600").send().await.unwrap();
+    assert_eq!(&r.body.collect().await.unwrap().into_bytes()[..], &data[1048570..=1048600]);
+
+    // Writes need k + 1 = 5 shards: with two datanodes down they are refused (503)
+    // and nothing is committed.
+    let e = c.put_object().bucket("deg").key("new").body(ByteStream::from(bytes(1 << 20, 5))).send().await;
+    assert_eq!(code(&e.unwrap_err()), "ServiceUnavailable");
+    let e = c.head_object().bucket("deg").key("new").send().await.unwrap_err();
+    assert_eq!(e.raw_response().unwrap().status().as_u16(), 404);
+    // Small objects live in the record and need no datanode.
+    c.put_object().bucket("deg").key("playlist.m3u8").body(ByteStream::from(b"#EXTM3U".to_vec())).send().await.unwrap();
+
+    // A third datanode down: the object cannot be rebuilt, and the answer is 503, not wrong bytes.
+    let third = (0..6).find(|n| !stopped.contains(n)).unwrap();
+    cluster.stop_datanode(third).await;
+    let e = c.get_object().bucket("deg").key("seg.ts").send().await.unwrap_err();
+    assert_eq!(code(&e), "ServiceUnavailable");
+
+    // With one datanode back (5 of 6 up) writes succeed and record the missing shard.
+    cluster.restart_datanode(third).await;
+    cluster.restart_datanode(stopped[0]).await;
+    let fresh = bytes(2 << 20, 6);
+    c.put_object().bucket("deg").key("new").body(ByteStream::from(fresh.clone())).send().await.unwrap();
+    let rec = cluster.meta_client.get_object("deg", "new").await.unwrap().object.unwrap();
+    let Some(tessera_rpc::proto::meta::body::Kind::Shards(set)) = rec.body.unwrap().kind else { panic!("sharded") };
+    assert_eq!(set.missing.len(), 1, "the stopped datanode's shard is recorded missing");
+    assert_eq!(get_all(&c, "deg", "new").await, fresh);
+
+    cluster.shutdown().await;
+}
+
+/// Datanode and shard file of shard `shard` of the newest object.
+fn holder_of_latest(cluster: &Cluster, shard: u32) -> (usize, std::path::PathBuf) {
+    let mut best: Option<(std::time::SystemTime, usize, std::path::PathBuf)> = None;
+    for n in 0..cluster.datanodes.len() {
+        for f in shard_files(cluster, n) {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if name.rsplit('.').next() == Some(&shard.to_string()) {
+                let t = std::fs::metadata(&f).unwrap().modified().unwrap();
+                if best.as_ref().is_none_or(|(bt, _, _)| t > *bt) {
+                    best = Some((t, n, f));
+                }
+            }
+        }
+    }
+    let (_, n, f) = best.unwrap();
+    (n, f)
+}
+
+async fn wait_up(cluster: &Cluster) {
+    let start = Instant::now();
+    loop {
+        let r = cluster.meta_client.get_cluster_map().await.unwrap();
+        let map = tessera_placement::ClusterMap::from_bytes(&r.map).unwrap();
+        if map.disks().all(|(_, _, _, d)| d.state.up) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
