@@ -428,3 +428,128 @@ async fn multipart_copy_conditionals_and_checksums() {
 
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn headers_metadata_listing_options_and_part_numbers() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, EncodingType};
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("hdrs").send().await.unwrap();
+    let loc = c.get_bucket_location().bucket("hdrs").send().await.unwrap();
+    assert!(loc.location_constraint().is_none_or(|l| l.as_str().is_empty()));
+
+    // Standard headers round-trip; the SDK's default upload (aws-chunked with a
+    // CRC32 trailer) is verified and its checksum returned.
+    let expires = aws_sdk_s3::primitives::DateTime::from_secs(2_000_000_000);
+    let put = c
+        .put_object()
+        .bucket("hdrs")
+        .key("seg 1.m4s")
+        .content_type("video/iso.segment")
+        .content_encoding("identity")
+        .content_disposition("attachment; filename=\"seg1.m4s\"")
+        .content_language("en")
+        .cache_control("max-age=60")
+        .expires(expires)
+        .metadata("track", "v1")
+        .body(ByteStream::from(bytes(500_000, 3)))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.checksum_crc32().is_some(), "the default CRC32 trailer is verified and echoed");
+    let h = c.head_object().bucket("hdrs").key("seg 1.m4s").send().await.unwrap();
+    assert_eq!(h.content_type(), Some("video/iso.segment"));
+    assert_eq!(h.content_encoding(), Some("identity"));
+    assert_eq!(h.content_disposition(), Some("attachment; filename=\"seg1.m4s\""));
+    assert_eq!(h.content_language(), Some("en"));
+    assert_eq!(h.cache_control(), Some("max-age=60"));
+    assert_eq!(h.expires_string(), Some("Wed, 18 May 2033 03:33:20 GMT"));
+    let g = c
+        .get_object()
+        .bucket("hdrs")
+        .key("seg 1.m4s")
+        .response_content_type("application/octet-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(g.content_type(), Some("application/octet-stream"));
+
+    // User metadata is limited to 2 KiB.
+    let e = c
+        .put_object()
+        .bucket("hdrs")
+        .key("fat")
+        .metadata("big", "x".repeat(2100))
+        .body(ByteStream::from(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "MetadataTooLarge");
+
+    // encoding-type=url, fetch-owner, V1 marker paging.
+    let l = c.list_objects_v2().bucket("hdrs").encoding_type(EncodingType::Url).fetch_owner(true).send().await.unwrap();
+    assert_eq!(l.contents()[0].key(), Some("seg%201.m4s"));
+    assert_eq!(l.contents()[0].owner().and_then(|o| o.id()), Some(support::ACCESS_KEY));
+    for i in 0..5 {
+        c.put_object().bucket("hdrs").key(format!("p/{i}")).body(ByteStream::from(vec![i])).send().await.unwrap();
+    }
+    let mut marker = None;
+    let mut seen = Vec::new();
+    loop {
+        let r =
+            c.list_objects().bucket("hdrs").prefix("p/").max_keys(2).set_marker(marker.clone()).send().await.unwrap();
+        seen.extend(r.contents().iter().map(|o| o.key().unwrap().to_owned()));
+        if !r.is_truncated().unwrap() {
+            break;
+        }
+        marker = r.next_marker().map(Into::into);
+    }
+    assert_eq!(seen, (0..5).map(|i| format!("p/{i}")).collect::<Vec<_>>());
+    let e = c.list_objects_v2().bucket("hdrs").continuation_token("%%%").send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidArgument");
+
+    // GET and HEAD by part number.
+    let parts: Vec<Vec<u8>> = vec![bytes(5 << 20, 1), bytes(1000, 2)];
+    let up = c.create_multipart_upload().bucket("hdrs").key("mp").send().await.unwrap();
+    let id = up.upload_id().unwrap();
+    let mut done = CompletedMultipartUpload::builder();
+    for (i, p) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let r = c
+            .upload_part()
+            .bucket("hdrs")
+            .key("mp")
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(p.clone()))
+            .send()
+            .await
+            .unwrap();
+        done = done.parts(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
+    }
+    c.complete_multipart_upload()
+        .bucket("hdrs")
+        .key("mp")
+        .upload_id(id)
+        .multipart_upload(done.build())
+        .send()
+        .await
+        .unwrap();
+    let r = c.get_object().bucket("hdrs").key("mp").part_number(2).send().await.unwrap();
+    assert_eq!(r.parts_count(), Some(2));
+    assert_eq!(r.content_range(), Some(format!("bytes {}-{}/{}", 5 << 20, (5 << 20) + 999, (5 << 20) + 1000).as_str()));
+    assert_eq!(r.body.collect().await.unwrap().into_bytes().to_vec(), parts[1]);
+    let h = c.head_object().bucket("hdrs").key("mp").part_number(1).send().await.unwrap();
+    assert_eq!(h.content_length(), Some(5 << 20));
+    let e = c.get_object().bucket("hdrs").key("mp").part_number(3).send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidPartNumber");
+
+    // An emptied bucket can be deleted.
+    for k in ["seg 1.m4s", "mp", "p/0", "p/1", "p/2", "p/3", "p/4"] {
+        c.delete_object().bucket("hdrs").key(k).send().await.unwrap();
+    }
+    c.delete_bucket().bucket("hdrs").send().await.unwrap();
+    let e = c.head_bucket().bucket("hdrs").send().await.unwrap_err();
+    assert_eq!(status(&e), 404);
+    cluster.shutdown().await;
+}

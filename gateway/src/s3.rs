@@ -28,8 +28,6 @@ use crate::{Codecs, GatewayConfig};
 
 /// Largest single PUT, part, or CopyObject source (5 GiB).
 pub const MAX_PUT_BYTES: u64 = 5 << 30;
-/// Largest object (5 TiB).
-pub const MAX_OBJECT_BYTES: u64 = 5 << 40;
 /// Largest total of `x-amz-meta-*` names and values.
 pub const MAX_USER_METADATA_BYTES: usize = 2048;
 /// Most keys in one DeleteObjects request.
@@ -110,6 +108,7 @@ fn from_failure(f: &Failure) -> S3Error {
         C::EntityTooSmall => S3ErrorCode::EntityTooSmall,
         C::InvalidArgument => S3ErrorCode::InvalidArgument,
         C::NoSuchAccessKey => S3ErrorCode::InvalidAccessKeyId,
+        C::EntityTooLarge => S3ErrorCode::EntityTooLarge,
         C::Unspecified => S3ErrorCode::InternalError,
     };
     if f.message.is_empty() { S3Error::new(code) } else { S3Error::with_message(code, f.message.clone()) }
@@ -711,6 +710,30 @@ fn byte_range(r: Option<&s3s::dto::Range>, size: u64) -> S3Result<Option<Range<u
     }
 }
 
+/// The bytes of part `n` (GetObject/HeadObject `partNumber`); part 1 of a
+/// simple object is the whole object.
+fn part_range(rec: &ObjectRecord, n: i32) -> S3Result<Range<u64>> {
+    let bad = || {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            "The requested partnumber is not satisfiable",
+        );
+        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        e
+    };
+    if rec.parts.is_empty() {
+        return if n == 1 && rec.size > 0 { Ok(0..rec.size) } else { Err(bad()) };
+    }
+    let mut offset = 0;
+    for p in &rec.parts {
+        if i64::from(p.number) == i64::from(n) {
+            return if p.size > 0 { Ok(offset..offset + p.size) } else { Err(bad()) };
+        }
+        offset += p.size;
+    }
+    Err(bad())
+}
+
 /// `bytes=a-b` of an UploadPartCopy source.
 fn copy_range(s: Option<&str>, size: u64) -> S3Result<Range<u64>> {
     let Some(s) = s else { return Ok(0..size) };
@@ -820,9 +843,6 @@ impl S3 for Tessera {
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        if input.part_number.is_some() {
-            return Err(s3_error!(NotImplemented, "GetObject with partNumber is not supported yet"));
-        }
         let rec = self.object(&input.bucket, &input.key).await?;
         Conditions {
             if_match: input.if_match.as_ref(),
@@ -831,7 +851,16 @@ impl S3 for Tessera {
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         }
         .check(&rec, S3ErrorCode::NotModified)?;
-        let range = byte_range(input.range.as_ref(), rec.size)?;
+        let range = match input.part_number {
+            Some(n) if input.range.is_some() => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Cannot specify both Range header and partNumber query parameter ({n})"
+                ));
+            }
+            Some(n) => Some(part_range(&rec, n)?),
+            None => byte_range(input.range.as_ref(), rec.size)?,
+        };
         let read = range.clone().unwrap_or(0..rec.size);
         let body = self.open_body(&rec, read.clone()).await?;
         let meta = rec.meta.clone().unwrap_or_default();
@@ -870,9 +899,6 @@ impl S3 for Tessera {
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        if input.part_number.is_some() {
-            return Err(s3_error!(NotImplemented, "HeadObject with partNumber is not supported yet"));
-        }
         let rec = self.object(&input.bucket, &input.key).await?;
         Conditions {
             if_match: input.if_match.as_ref(),
@@ -881,7 +907,16 @@ impl S3 for Tessera {
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         }
         .check(&rec, S3ErrorCode::NotModified)?;
-        let range = byte_range(input.range.as_ref(), rec.size)?;
+        let range = match input.part_number {
+            Some(n) if input.range.is_some() => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Cannot specify both Range header and partNumber query parameter ({n})"
+                ));
+            }
+            Some(n) => Some(part_range(&rec, n)?),
+            None => byte_range(input.range.as_ref(), rec.size)?,
+        };
         let read = range.clone().unwrap_or(0..rec.size);
         let meta = rec.meta.clone().unwrap_or_default();
         let mut out = HeadObjectOutput {
@@ -1315,9 +1350,6 @@ impl S3 for Tessera {
         let Some(command_result::Outcome::Object(rec)) = r.outcome else {
             return Err(s3_error!(InternalError, "the metadata service did not return the stored record"));
         };
-        if rec.size > MAX_OBJECT_BYTES {
-            tracing::warn!("completed an object of {} bytes, above the 5 TiB S3 limit", rec.size);
-        }
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),

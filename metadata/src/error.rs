@@ -42,6 +42,9 @@ pub enum MetaError {
     /// A part other than the last is smaller than 5 MiB.
     #[error("part {0} is smaller than the 5 MiB minimum")]
     EntityTooSmall(u32),
+    /// The completed object would exceed the 5 TiB S3 maximum.
+    #[error("the object would be {0} bytes, above the 5 TiB maximum")]
+    EntityTooLarge(u64),
     /// The access key does not exist.
     #[error("no such access key")]
     NoSuchAccessKey,
@@ -70,6 +73,7 @@ impl MetaError {
             MetaError::InvalidPart(_) => Code::InvalidPart,
             MetaError::InvalidPartOrder => Code::InvalidPartOrder,
             MetaError::EntityTooSmall(_) => Code::EntityTooSmall,
+            MetaError::EntityTooLarge(_) => Code::EntityTooLarge,
             MetaError::InvalidArgument(_) => Code::InvalidArgument,
             MetaError::NoSuchAccessKey => Code::NoSuchAccessKey,
             MetaError::Storage(_) => Code::Unspecified,
@@ -94,6 +98,7 @@ impl MetaError {
             Code::InvalidPart => MetaError::InvalidPart(msg),
             Code::InvalidPartOrder => MetaError::InvalidPartOrder,
             Code::EntityTooSmall => MetaError::EntityTooSmall(0),
+            Code::EntityTooLarge => MetaError::EntityTooLarge(0),
             Code::InvalidArgument => MetaError::InvalidArgument(msg),
             Code::NoSuchAccessKey => MetaError::NoSuchAccessKey,
             Code::Unspecified => MetaError::Storage(msg),

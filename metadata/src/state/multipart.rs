@@ -9,6 +9,8 @@ use crate::MetaError;
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Highest part number.
 pub const MAX_PART_NUMBER: u32 = 10_000;
+/// Largest object a completion may assemble (5 TiB, as S3).
+pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
 
 /// An ETag as given by a client: quotes and surrounding spaces removed.
 pub fn bare_etag(etag: &str) -> &str {
@@ -51,6 +53,10 @@ pub fn check_completion(requested: &[CompletedPart], stored: &[PartRecord]) -> R
     }
     if let Some(small) = chosen[..chosen.len() - 1].iter().find(|p| p.size < MIN_PART_SIZE) {
         return Err(MetaError::EntityTooSmall(small.number));
+    }
+    let total: u64 = chosen.iter().map(|p| p.size).sum();
+    if total > MAX_OBJECT_SIZE {
+        return Err(MetaError::EntityTooLarge(total));
     }
     Ok(chosen)
 }
@@ -96,6 +102,11 @@ mod tests {
         assert!(matches!(check_completion(&[req(1, E2)], &stored), Err(MetaError::InvalidPart(_))));
         assert!(matches!(check_completion(&[req(4, E1)], &stored), Err(MetaError::InvalidPart(_))));
         assert_eq!(check_completion(&[req(2, E2), req(3, E1)], &stored), Err(MetaError::EntityTooSmall(2)));
+        // 1,100 parts of 5 GiB would be above 5 TiB.
+        let huge: Vec<PartRecord> = (1..=1100).map(|n| part(n, 5 << 30, E1)).collect();
+        let all: Vec<CompletedPart> = (1..=1100).map(|n| req(n, E1)).collect();
+        assert_eq!(check_completion(&all, &huge), Err(MetaError::EntityTooLarge(1100 * (5 << 30))));
+        assert_eq!(check_completion(&all[..1024], &huge).map(|c| c.len()), Ok(1024));
         assert_eq!(
             check_completion(&[req(1, &format!("\"{E1}\"")), req(2, E2)], &stored).unwrap().len(),
             2,
