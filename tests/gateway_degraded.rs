@@ -153,3 +153,44 @@ async fn wait_up(cluster: &Cluster) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hung_datanodes_are_hedged_on_reads_and_given_up_on_writes() {
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 1,
+        proxied: true,
+        gateway: Box::new(|g| {
+            g.hedge_timeout = Duration::from_millis(300);
+            g.shard_write_timeout = Duration::from_secs(2);
+        }),
+        ..Default::default()
+    })
+    .await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("hedge").send().await.unwrap();
+    let data = bytes(6 << 20, 21);
+    c.put_object().bucket("hedge").key("a").body(ByteStream::from(data.clone())).send().await.unwrap();
+    // Warm the gateway's connections to every datanode.
+    assert_eq!(get_all(&c, "hedge", "a").await, data);
+
+    // The datanode holding data shard 0 hangs: reads switch to parity after the hedge timeout.
+    let (n, _) = holder_of(&cluster, 0);
+    cluster.datanodes[n].proxy.as_ref().unwrap().pause(true);
+    let t = Instant::now();
+    assert_eq!(get_all(&c, "hedge", "a").await, data);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(5), "a hung shard cost {took:?}");
+
+    // Writes give the hung shard up after the shard timeout, succeed with the
+    // quorum (5 of 6), and record the position missing.
+    let fresh = bytes(3 << 20, 22);
+    c.put_object().bucket("hedge").key("b").body(ByteStream::from(fresh.clone())).send().await.unwrap();
+    let rec = cluster.meta_client.get_object("hedge", "b").await.unwrap().object.unwrap();
+    let Some(tessera_rpc::proto::meta::body::Kind::Shards(set)) = rec.body.unwrap().kind else { panic!("sharded") };
+    assert_eq!(set.missing.len(), 1, "{set:?}");
+    assert_eq!(get_all(&c, "hedge", "b").await, fresh);
+
+    cluster.datanodes[n].proxy.as_ref().unwrap().pause(false);
+    assert_eq!(get_all(&c, "hedge", "a").await, data);
+    cluster.shutdown().await;
+}

@@ -101,13 +101,14 @@ pub async fn read_sharded(
                     if slots[i] != Slot::Untried {
                         continue;
                     }
-                    match open(cluster, set, part, i, s, stripes.end - s).await {
-                        Ok(st) => {
+                    match tokio::time::timeout(hedge, open(cluster, set, part, i, s, stripes.end - s)).await {
+                        Ok(Ok(st)) => {
                             streams[i] = Some(st);
                             slots[i] = Slot::Active;
                             want -= 1;
                         }
-                        Err(status) => fail(&mut slots, &mut damaged, i, &status),
+                        Ok(Err(status)) => fail(&mut slots, &mut damaged, i, &status),
+                        Err(_) => slots[i] = Slot::Failed(format!("no answer within the {hedge:?} hedge timeout")),
                     }
                 }
                 // One frame from every active shard that has none for this stripe yet.

@@ -43,6 +43,7 @@ impl<E: std::fmt::Debug> Node<E> {
 pub struct Datanode {
     pub config: DatanodeConfig,
     node: Option<Node<tessera_datanode::ShardError>>,
+    pub proxy: Option<Proxy>,
 }
 
 pub struct Cluster {
@@ -59,11 +60,82 @@ pub struct Options {
     pub datanodes: usize,
     pub gateways: usize,
     pub gateway: Box<dyn Fn(&mut GatewayConfig)>,
+    /// Put each datanode behind a [`Proxy`] that tests can pause.
+    pub proxied: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { datanodes: 6, gateways: 2, gateway: Box::new(|_| {}) }
+        Options { datanodes: 6, gateways: 2, gateway: Box::new(|_| {}), proxied: false }
+    }
+}
+
+/// A TCP forwarder in front of a datanode. While paused it stops moving
+/// bytes in both directions: the datanode looks hung (a stalled disk, a
+/// stopped process), not dead.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let p = paused.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                let _ = inbound.set_nodelay(true);
+                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { continue };
+                let _ = outbound.set_nodelay(true);
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                for (mut r, mut w) in [
+                    (
+                        Box::new(ri) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                        Box::new(wo) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                    ),
+                    (Box::new(ro), Box::new(wi)),
+                ] {
+                    let p = p.clone();
+                    conns.spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            while p.load(Ordering::Relaxed) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            let n = match r.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            while p.load(Ordering::Relaxed) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            if w.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = w.shutdown().await;
+                    });
+                }
+            }
+        });
+        Proxy { addr, paused, task }
+    }
+
+    pub fn pause(&self, on: bool) {
+        self.paused.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -113,8 +185,12 @@ impl Cluster {
         };
         for n in 0..opts.datanodes {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let config = datanode_config(cluster.root.path(), n, listener.local_addr().unwrap(), &meta_addr);
-            let mut dn = Datanode { config, node: None };
+            let mut config = datanode_config(cluster.root.path(), n, listener.local_addr().unwrap(), &meta_addr);
+            let proxy = if opts.proxied { Some(Proxy::start(config.listen).await) } else { None };
+            if let Some(p) = &proxy {
+                config.advertise = Some(format!("http://{}", p.addr));
+            }
+            let mut dn = Datanode { config, node: None, proxy };
             dn.node = Some(start_datanode(&dn.config, listener));
             cluster.datanodes.push(dn);
         }
