@@ -42,6 +42,7 @@ async fn authentication_presigning_and_limits() {
         datanodes: 6,
         gateways: 1,
         gateway: Box::new(|g| g.domains = vec!["s3.tessera.test".into()]),
+        ..Default::default()
     })
     .await;
     let c = cluster.client(0);

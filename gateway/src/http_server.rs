@@ -67,8 +67,12 @@ impl Front {
     }
 }
 
-/// Accepts connections on `listener` until `shutdown`; open connections are
-/// closed when it returns.
+/// How long in-flight requests may take to finish after shutdown starts.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Accepts connections on `listener` until `shutdown`; then stops accepting,
+/// lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]) and closes idle
+/// connections.
 pub async fn serve(
     listener: TcpListener,
     s3: S3Service,
@@ -78,6 +82,8 @@ pub async fn serve(
     let prefix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let front = Arc::new(Front { s3, cluster, prefix, seq: AtomicU64::new(0) });
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let mut conns = JoinSet::new();
     loop {
         if *shutdown.borrow() {
@@ -99,13 +105,18 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let front = front.clone();
+        let svc = hyper::service::service_fn(move |req| front.clone().handle(req));
+        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+        let conn = graceful.watch(conn);
         conns.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| front.clone().handle(req));
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = conn.await {
                 tracing::debug!("connection ended: {e}");
             }
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing their connections");
     }
     conns.shutdown().await;
     Ok(())

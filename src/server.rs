@@ -1,0 +1,259 @@
+//! `tessera server`: every role in one process (the embedded default). A
+//! single-voter metadata node, one datanode serving N disk folders and the
+//! S3 gateway, talking over the same gRPC interfaces as a cluster does.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tessera_common::DiskId;
+use tessera_datanode::DatanodeConfig;
+use tessera_gateway::{EcDefaults, GatewayConfig};
+use tessera_metadata::MetaConfig;
+use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey, DeleteAccessKey, command::Op};
+use tessera_rpc::{MetaClient, MetaClientConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Settings of the embedded server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Data folder: metadata and disk folders live under it.
+    #[arg(long, env = "TESSERA_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// S3 endpoint address.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Metadata service (gRPC) address.
+    #[arg(long, env = "TESSERA_META_LISTEN", default_value = "127.0.0.1:9001")]
+    pub meta_listen: SocketAddr,
+    /// Datanode service (gRPC) address.
+    #[arg(long, env = "TESSERA_DATANODE_LISTEN", default_value = "127.0.0.1:9002")]
+    pub datanode_listen: SocketAddr,
+    /// Number of disk folders (`<data>/disk1` …); the erasure code follows from it.
+    #[arg(long, env = "TESSERA_DISKS", default_value_t = 6)]
+    pub disks: usize,
+    /// Root access key id (generated on first start when unset).
+    #[arg(long, env = "TESSERA_ROOT_ACCESS_KEY")]
+    pub access_key: Option<String>,
+    /// Root secret key (generated on first start when unset).
+    #[arg(long, env = "TESSERA_ROOT_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Domain for virtual-hosted-style requests (`bucket.<domain>`).
+    #[arg(long, env = "TESSERA_DOMAIN")]
+    pub domain: Option<String>,
+}
+
+/// The erasure code for `disks` disk folders on one host: as much parity as
+/// leaves at least as many data shards (up to 2), so 1 → 1+0, 2 → 1+1,
+/// 3 → 2+1, 4 → 2+2, 6 → 4+2, 12 → 10+2.
+pub fn ec_for_disks(disks: usize) -> (usize, usize) {
+    let m = match disks {
+        0 | 1 => 0,
+        2 | 3 => 1,
+        _ => 2,
+    };
+    ((disks - m).min(tessera_ec::MAX_DATA_SHARDS), m)
+}
+
+const CREDENTIALS_FILE: &str = "root-credentials";
+
+/// The root key: from flags/env, else from the data folder, else generated
+/// (and stored, readable only by the owner). Returns (id, secret, generated).
+fn root_credentials(args: &ServerArgs) -> anyhow::Result<(String, String, bool)> {
+    match (&args.access_key, &args.secret_key) {
+        (Some(a), Some(s)) => return Ok((a.clone(), s.clone(), false)),
+        (None, None) => {}
+        _ => bail!("set both TESSERA_ROOT_ACCESS_KEY and TESSERA_ROOT_SECRET_KEY (or --access-key and --secret-key)"),
+    }
+    let path = args.data.join(CREDENTIALS_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let mut lines = text.lines();
+        if let (Some(a), Some(s)) = (lines.next(), lines.next()) {
+            return Ok((a.trim().to_owned(), s.trim().to_owned(), false));
+        }
+        bail!("{} is damaged: expected the access key and the secret on two lines", path.display());
+    }
+    use rand::Rng as _;
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let pick = |set: &[u8], n: usize, rng: &mut rand::rngs::ThreadRng| -> String {
+        (0..n).map(|_| set[rng.random_range(0..set.len())] as char).collect()
+    };
+    let access = format!("TS{}", pick(ALNUM, 18, &mut rng));
+    let secret = pick(SECRET, 40, &mut rng);
+    write_private(&path, &format!("{access}\n{secret}\n"))?;
+    Ok((access, secret, true))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+}
+
+/// Runs the embedded server until Ctrl-C / SIGTERM.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if args.disks == 0 || args.disks > 64 {
+        bail!("--disks must be 1 to 64");
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create the data folder {}", args.data.display()))?;
+    let probe = args.data.join(".write-test");
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("the data folder {} is not writable", args.data.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    let (k, m) = ec_for_disks(args.disks);
+    let (access, secret, generated) = root_credentials(&args)?;
+
+    let s3_listener = bind(args.listen, "S3 endpoint").await?;
+    let meta_listener = bind(args.meta_listen, "metadata service").await?;
+    let dn_listener = bind(args.datanode_listen, "datanode service").await?;
+    let meta_url = format!("http://{}", args.meta_listen);
+
+    let (stop_tx, stop) = watch::channel(false);
+    let mut mc = MetaConfig::new(1, args.meta_listen, args.data.join("meta"));
+    mc.bootstrap = true;
+    // One voter: no election to wait for, so short timeouts are safe.
+    mc.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    mc.heartbeat = Duration::from_millis(100);
+    let meta_task = tokio::spawn(tessera_metadata::serve(mc, meta_listener, stop.clone()));
+
+    let dn = DatanodeConfig {
+        node_id: 1,
+        listen: args.datanode_listen,
+        advertise: None,
+        disks: (1..=args.disks).map(|d| (DiskId(d as u32), args.data.join(format!("disk{d}")))).collect(),
+        zone: "local".into(),
+        rack: "local".into(),
+        host: "local".into(),
+        meta_endpoints: vec![meta_url.clone()],
+        heartbeat_interval: Duration::from_secs(1),
+        scrub_rate_bytes_per_sec: 16 << 20,
+        scrub_interval: Duration::from_secs(24 * 3600),
+    };
+    let dn_task = tokio::spawn(tessera_datanode::serve(dn, dn_listener, stop.clone()));
+
+    let meta = MetaClient::new(MetaClientConfig::new(vec![meta_url.clone()]));
+    wait_for_disks(&meta, args.disks).await?;
+    ensure_key(&meta, &access, &secret).await?;
+
+    let mut gc = GatewayConfig::new(args.listen, vec![meta_url]);
+    gc.ec = EcDefaults { k, m, ..EcDefaults::default() };
+    gc.domains = args.domain.iter().cloned().collect();
+    let gw_task = tokio::spawn(tessera_gateway::serve(gc, s3_listener, stop.clone()));
+
+    println!("Tessera S3 endpoint: http://{}", args.listen);
+    println!("  data: {}  disks: {}  erasure code: {k}+{m}", args.data.display(), args.disks);
+    if generated {
+        println!("  root access key: {access}");
+        println!("  root secret key: {secret}");
+        println!("  (generated on first start and stored in {})", args.data.join(CREDENTIALS_FILE).display());
+    } else {
+        println!("  root access key: {access}");
+    }
+    println!("Ready. Ctrl-C stops the server.");
+
+    shutdown_signal().await;
+    eprintln!("tessera server: shutting down (finishing in-flight requests)");
+    let _ = stop_tx.send(true);
+    gw_task.await.context("gateway task")?.context("gateway")?;
+    dn_task.await.context("datanode task")?.context("datanode")?;
+    meta_task.await.context("metadata task")?.context("metadata node")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn wait_for_disks(meta: &MetaClient, disks: usize) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = meta.get_cluster_map().await
+            && !r.map.is_empty()
+            && let Ok(map) = tessera_placement::ClusterMap::from_bytes(&r.map)
+            && map.disks().filter(|(_, _, _, d)| d.state.up).count() >= disks
+        {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the datanode's {disks} disks did not register with the metadata service within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn ensure_key(meta: &MetaClient, access: &str, secret: &str) -> anyhow::Result<()> {
+    let existing = meta.get_access_key(access).await.context("metadata service")?;
+    if let Some(k) = existing.key {
+        if k.secret_key == secret {
+            return Ok(());
+        }
+        let del =
+            Command { now_ms: 0, op: Some(Op::DeleteAccessKey(DeleteAccessKey { access_key_id: access.into() })) };
+        meta.write(del).await.context("replacing the root key")?;
+    }
+    let key = AccessKeyRecord {
+        access_key_id: access.into(),
+        secret_key: secret.into(),
+        created_ms: 0,
+        description: "root".into(),
+    };
+    let r = meta
+        .write(Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) })
+        .await
+        .context("creating the root key")?;
+    if let Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(f)) = r.outcome {
+        bail!("the root key was refused: {}", f.message);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erasure_code_follows_the_disk_count() {
+        assert_eq!(ec_for_disks(1), (1, 0));
+        assert_eq!(ec_for_disks(2), (1, 1));
+        assert_eq!(ec_for_disks(3), (2, 1));
+        assert_eq!(ec_for_disks(4), (2, 2));
+        assert_eq!(ec_for_disks(6), (4, 2));
+        assert_eq!(ec_for_disks(40), (16, 2));
+    }
+}

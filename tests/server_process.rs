@@ -1,0 +1,122 @@
+//! `tessera server` as a user runs it: a real process on a temp data dir,
+//! driven by aws-sdk-s3; generated credentials printed once and reused;
+//! SIGTERM shuts down cleanly; a restart keeps every object.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    s3: u16,
+}
+
+fn start(data: &std::path::Path, ports: [u16; 3], disks: usize) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["server", "--data"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{}", ports[0])])
+        .args(["--meta-listen", &format!("127.0.0.1:{}", ports[1])])
+        .args(["--datanode-listen", &format!("127.0.0.1:{}", ports[2])])
+        .args(["--disks", &disks.to_string()])
+        .env_remove("TESSERA_ROOT_ACCESS_KEY")
+        .env_remove("TESSERA_ROOT_SECRET_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server { child, s3: ports[0] }
+}
+
+/// Reads the banner up to the credentials; returns the lines.
+fn banner(server: &mut Server) -> Vec<String> {
+    use std::io::BufRead as _;
+    let out = server.child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Ready.");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+fn stop(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "tessera server exited with {status}");
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "tessera server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn client(port: u16, ak: &str, sk: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ak, sk, None, None, "t"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_server_runs_stops_and_restarts_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = [free_port(), free_port(), free_port()];
+    let mut server = start(&data, ports, 4);
+    let lines = banner(&mut server);
+    let text = lines.join("\n");
+    assert!(text.contains("erasure code: 2+2"), "{text}");
+    let creds = std::fs::read_to_string(data.join("root-credentials")).unwrap();
+    let mut it = creds.lines();
+    let (ak, sk) = (it.next().unwrap().to_owned(), it.next().unwrap().to_owned());
+    assert!(text.contains(&ak) && text.contains(&sk), "generated credentials are printed once");
+    let c = client(server.s3, &ak, &sk);
+    c.create_bucket().bucket("keep").send().await.unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    c.put_object().bucket("keep").key("big").body(ByteStream::from(big.clone())).send().await.unwrap();
+    c.put_object().bucket("keep").key("small").body(ByteStream::from(b"small".to_vec())).send().await.unwrap();
+    stop(server);
+
+    // Restart: same credentials (not printed again), same objects.
+    let mut server = start(&data, ports, 4);
+    let text = banner(&mut server).join("\n");
+    assert!(!text.contains(&sk), "the secret is printed only when generated");
+    let c = client(server.s3, &ak, &sk);
+    let got = c.get_object().bucket("keep").key("big").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().to_vec(), big);
+    let got = c.get_object().bucket("keep").key("small").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().to_vec(), b"small");
+    stop(server);
+
+    // A port in use is a one-line error and a non-zero exit.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["server", "--data"])
+        .arg(dir.path().join("other"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen") && err.lines().count() == 1, "{err}");
+}
