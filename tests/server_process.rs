@@ -19,6 +19,14 @@ struct Server {
     s3: u16,
 }
 
+/// A failed assertion must not leave the server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(data: &std::path::Path, ports: [u16; 3], disks: usize) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["server", "--data"])

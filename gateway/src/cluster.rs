@@ -16,6 +16,10 @@ use tonic::transport::{Channel, Endpoint};
 
 /// Largest gRPC message to or from a datanode (a frame of a 16 MiB block fits).
 pub const MAX_MESSAGE_BYTES: usize = 20 << 20;
+/// HTTP/2 receive window of one shard stream.
+const STREAM_WINDOW: u32 = 2 << 20;
+/// HTTP/2 receive window of a connection to a datanode.
+const CONNECTION_WINDOW: u32 = 1 << 30;
 
 /// One epoch of the cluster as the gateway uses it.
 #[derive(Debug)]
@@ -182,8 +186,13 @@ impl Cluster {
                         .map_err(|e| format!("bad datanode address {addr}: {e}"))?
                         .tcp_nodelay(true)
                         .connect_timeout(self.inner.connect_timeout)
-                        .initial_stream_window_size(Some(8 << 20))
-                        .initial_connection_window_size(Some(32 << 20))
+                        // All shard streams to one datanode share a connection. A
+                        // small per-stream window (8 blocks of 256 KiB) and a large
+                        // connection window keep a reader that is not being drained
+                        // (a slow S3 client) from using up the connection's window
+                        // and stalling every other request's shards.
+                        .initial_stream_window_size(Some(STREAM_WINDOW))
+                        .initial_connection_window_size(Some(CONNECTION_WINDOW))
                         .http2_keep_alive_interval(Duration::from_secs(20))
                         .connect_lazy();
                     chans.insert(addr, c.clone());

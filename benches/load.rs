@@ -1,0 +1,394 @@
+//! `tessera-load`: an end-to-end S3 load tool.
+//!
+//! Runs PUT and GET scenarios (sizes, concurrency) through aws-sdk-s3 against
+//! an S3 endpoint, verifies every byte read back, and reports MB/s, ops/s,
+//! p50/p99 latency, and the server's CPU and peak RSS (from `/proc/<pid>`).
+//! With `--spawn <tessera binary>` it starts a fresh `tessera server` on a
+//! temporary data folder (and stops it at the end). In the same run it
+//! measures the data folder's disk — sequential writes of 1 MiB with an
+//! fsync at the end, and fsync'd 1 MiB writes — so results read as fractions
+//! of what the disk can do.
+//!
+//! ```text
+//! cargo build --release --bin tessera
+//! cargo run --release -p tessera-benches --bin tessera-load -- --spawn target/release/tessera
+//! ```
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "tessera-load", about = "End-to-end S3 load tool (PUT/GET, content-verified)")]
+struct Args {
+    /// Start this `tessera` binary as an all-in-one server for the run.
+    #[arg(long)]
+    spawn: Option<PathBuf>,
+    /// Data folder for the spawned server (a temporary folder under it).
+    #[arg(long, default_value = "/var/tmp")]
+    data_root: PathBuf,
+    /// Disk folders of the spawned server (6 → EC 4+2).
+    #[arg(long, default_value_t = 6)]
+    disks: usize,
+    /// Endpoint of an already running server (instead of --spawn).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Access key (with --endpoint).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key: Option<String>,
+    /// Secret key (with --endpoint).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY")]
+    secret_key: Option<String>,
+    /// Server process to sample for CPU and RSS (with --endpoint).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Data folder of the server (with --endpoint), for the disk baseline.
+    #[arg(long)]
+    server_data: Option<PathBuf>,
+    /// Scale the number of operations (1.0 = the default run, ~1–2 minutes).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+}
+
+/// A scenario's outcome.
+struct Outcome {
+    name: String,
+    ops: usize,
+    bytes: u64,
+    wall: Duration,
+    lat: Vec<Duration>,
+    cpu_secs: f64,
+    peak_rss: u64,
+}
+
+impl Outcome {
+    fn pct(&self, p: f64) -> Duration {
+        let mut l = self.lat.clone();
+        l.sort();
+        if l.is_empty() {
+            return Duration::ZERO;
+        }
+        l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1]
+    }
+
+    fn mbps(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.wall.as_secs_f64()
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<28} {:>6} ops {:>9.1} MB/s {:>9.0} ops/s  p50 {:>8.2} ms  p99 {:>8.2} ms  server CPU {:>5.0}%  peak RSS {:>6.0} MiB",
+            self.name,
+            self.ops,
+            self.mbps(),
+            self.ops as f64 / self.wall.as_secs_f64(),
+            self.pct(0.50).as_secs_f64() * 1e3,
+            self.pct(0.99).as_secs_f64() * 1e3,
+            self.cpu_secs / self.wall.as_secs_f64() * 100.0,
+            self.peak_rss as f64 / (1 << 20) as f64,
+        );
+    }
+}
+
+/// CPU seconds (user + system) of a process.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Deterministic payload `i` of `len` bytes.
+fn payload(len: usize, i: u64) -> Bytes {
+    let mut x = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    Bytes::from(v)
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Put,
+    Get,
+}
+
+struct Scenario {
+    op: Op,
+    size: usize,
+    streams: usize,
+    ops: usize,
+}
+
+async fn run(c: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Option<u32>) -> anyhow::Result<Outcome> {
+    let payloads: Arc<Vec<Bytes>> = Arc::new((0..s.streams.max(4) as u64).map(|i| payload(s.size, i)).collect());
+    let prefix = format!("{}-{}", s.size, s.streams);
+    if let Op::Get = s.op {
+        // The objects to read: one per payload.
+        for (i, p) in payloads.iter().enumerate() {
+            c.put_object().bucket(bucket).key(format!("{prefix}/{i}")).body(ByteStream::from(p.clone())).send().await?;
+        }
+    }
+    let next = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = pid.map(|pid| {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    });
+    let cpu0 = pid.map_or(0.0, cpu_secs);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..s.streams {
+        let (c, bucket, payloads, next, prefix) =
+            (c.clone(), bucket.to_owned(), payloads.clone(), next.clone(), prefix.clone());
+        let (op, total) = (s.op, s.ops as u64);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<_, anyhow::Error>(lat);
+                }
+                let which = (i % payloads.len() as u64) as usize;
+                let start = Instant::now();
+                match op {
+                    Op::Put => {
+                        c.put_object()
+                            .bucket(&bucket)
+                            .key(format!("{prefix}/put-{i}"))
+                            .body(ByteStream::from(payloads[which].clone()))
+                            .customize()
+                            // UNSIGNED-PAYLOAD, as SDKs send over TLS: a SHA-256 of
+                            // every body (no SHA extensions here) would measure
+                            // the hash, not the store.
+                            .disable_payload_signing()
+                            .send()
+                            .await
+                            .context("PUT")?;
+                    }
+                    Op::Get => {
+                        let r = c
+                            .get_object()
+                            .bucket(&bucket)
+                            .key(format!("{prefix}/{which}"))
+                            .send()
+                            .await
+                            .context("GET")?;
+                        let got = r
+                            .body
+                            .collect()
+                            .await
+                            .map_err(|e| anyhow::anyhow!("GET {prefix}/{which} body: {e:?}"))?
+                            .into_bytes();
+                        if got != payloads[which] {
+                            bail!("GET {prefix}/{which} returned different bytes");
+                        }
+                    }
+                }
+                lat.push(start.elapsed());
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let wall = t0.elapsed();
+    let cpu = pid.map_or(0.0, cpu_secs) - cpu0;
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    let name = format!(
+        "{} {} x{}",
+        match s.op {
+            Op::Put => "PUT",
+            Op::Get => "GET",
+        },
+        human(s.size),
+        s.streams
+    );
+    Ok(Outcome {
+        name,
+        ops: lat.len(),
+        bytes: (lat.len() * s.size) as u64,
+        wall,
+        lat,
+        cpu_secs: cpu,
+        peak_rss: peak.load(Ordering::Relaxed),
+    })
+}
+
+fn human(n: usize) -> String {
+    if n >= 1 << 20 { format!("{} MiB", n >> 20) } else { format!("{} KiB", n >> 10) }
+}
+
+/// Sequential 1 MiB writes of `total` bytes then one fsync; and 1 MiB writes
+/// each followed by fsync (the shape of a shard write). MB/s of both.
+fn disk_baseline(dir: &Path, total: usize) -> anyhow::Result<(f64, f64)> {
+    let path = dir.join("disk-baseline.tmp");
+    let block = payload(1 << 20, 99);
+    let t = Instant::now();
+    let mut f = std::fs::File::create(&path)?;
+    for _ in 0..total >> 20 {
+        f.write_all(&block)?;
+    }
+    f.sync_all()?;
+    let seq = total as f64 / 1e6 / t.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    let t = Instant::now();
+    let mut f = std::fs::File::create(&path)?;
+    let n = (total >> 20) / 4;
+    for _ in 0..n {
+        f.write_all(&block)?;
+        f.sync_data()?;
+    }
+    let each = (n << 20) as f64 / 1e6 / t.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok((seq, each))
+}
+
+struct Spawned {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn(bin: &Path, root: &Path, disks: usize) -> anyhow::Result<(Spawned, String, String, String, PathBuf)> {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir_in(root).context("temporary data folder")?;
+    let data = dir.path().join("data");
+    let ports = [free_port()?, free_port()?, free_port()?];
+    let mut child = Command::new(bin)
+        .args(["server", "--data"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{}", ports[0])])
+        .args(["--meta-listen", &format!("127.0.0.1:{}", ports[1])])
+        .args(["--datanode-listen", &format!("127.0.0.1:{}", ports[2])])
+        .args(["--disks", &disks.to_string()])
+        .env_remove("TESSERA_ROOT_ACCESS_KEY")
+        .env_remove("TESSERA_ROOT_SECRET_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    let out = child.stdout.take().context("server stdout")?;
+    let mut banner = Vec::new();
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line?;
+        let done = line.starts_with("Ready.");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let creds = std::fs::read_to_string(data.join("root-credentials")).context("server credentials")?;
+    let mut it = creds.lines();
+    let (ak, sk) = (it.next().unwrap_or_default().to_owned(), it.next().unwrap_or_default().to_owned());
+    println!(
+        "server: {}",
+        banner
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| l.contains("erasure") || l.contains("endpoint"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    Ok((Spawned { child, _dir: dir }, format!("http://127.0.0.1:{}", ports[0]), ak, sk, data))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (_server, endpoint, ak, sk, pid, data) = match (&args.spawn, &args.endpoint) {
+        (Some(bin), None) => {
+            let (s, e, ak, sk, data) = spawn(bin, &args.data_root, args.disks)?;
+            let pid = s.child.id();
+            (Some(s), e, ak, sk, Some(pid), Some(data))
+        }
+        (None, Some(e)) => (
+            None,
+            e.clone(),
+            args.access_key.clone().context("--access-key or AWS_ACCESS_KEY_ID")?,
+            args.secret_key.clone().context("--secret-key or AWS_SECRET_ACCESS_KEY")?,
+            args.server_pid,
+            args.server_data.clone(),
+        ),
+        _ => bail!("give either --spawn <tessera binary> or --endpoint <url>"),
+    };
+    if let Some(d) = &data {
+        let (seq, each) = disk_baseline(d, 1 << 30)?;
+        println!(
+            "disk ({}): sequential write + fsync {seq:.0} MB/s; fsync after every 1 MiB {each:.0} MB/s",
+            d.display()
+        );
+    }
+    let conf = aws_sdk_s3::Config::builder()
+        .endpoint_url(&endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ak, sk, None, None, "load"))
+        .force_path_style(true)
+        // Measure the server, not the client's CRC32 of every body.
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        .build();
+    let c = aws_sdk_s3::Client::from_conf(conf);
+    let bucket = format!("load-{}", std::process::id());
+    c.create_bucket().bucket(&bucket).send().await?;
+    let n = |base: usize| ((base as f64 * args.scale).ceil() as usize).max(1);
+    let scenarios = [
+        Scenario { op: Op::Put, size: 64 << 20, streams: 4, ops: n(24) },
+        Scenario { op: Op::Get, size: 64 << 20, streams: 4, ops: n(40) },
+        Scenario { op: Op::Put, size: 1 << 20, streams: 16, ops: n(800) },
+        Scenario { op: Op::Get, size: 1 << 20, streams: 16, ops: n(1500) },
+        Scenario { op: Op::Put, size: 4 << 10, streams: 16, ops: n(4000) },
+        Scenario { op: Op::Get, size: 4 << 10, streams: 16, ops: n(30000) },
+    ];
+    for s in &scenarios {
+        let o = run(&c, &bucket, s, pid).await?;
+        o.print();
+    }
+    Ok(())
+}
