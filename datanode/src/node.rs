@@ -16,7 +16,6 @@ use tessera_rpc::proto::meta::{
 use tessera_rpc::{HealthService, MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::{DataService, FsDisk, ScrubWorker, ShardError, server_builder};
 
@@ -180,7 +179,7 @@ pub async fn serve(
         server_builder()
             .add_service(DataService::server(disks.clone()))
             .add_service(health.clone().into_server())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            .serve_with_incoming_shutdown(tessera_rpc::NoDelayIncoming::new(listener), async move {
                 while !*server_stop.borrow() {
                     if server_stop.changed().await.is_err() {
                         break;

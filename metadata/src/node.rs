@@ -13,7 +13,6 @@ use tessera_common::NodeId;
 use tessera_rpc::HealthService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use tessera_common::worker::{WorkerConfig, spawn_worker};
 
@@ -156,7 +155,7 @@ pub async fn serve(
         .add_service(RaftService::server(raft.clone()))
         .add_service(MetaService::server(raft.clone(), state, config.node_id, liveness))
         .add_service(health.into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(tessera_rpc::NoDelayIncoming::new(listener), async move {
             while !*shutdown.borrow() {
                 if shutdown.changed().await.is_err() {
                     break;

@@ -11,6 +11,7 @@
 //! the gateway and the metadata service enforce (`names`).
 
 mod health;
+mod incoming;
 mod meta_client;
 pub mod names;
 
@@ -39,4 +40,5 @@ pub mod proto {
 }
 
 pub use health::HealthService;
+pub use incoming::NoDelayIncoming;
 pub use meta_client::{LEADER_HEADER, MetaClient, MetaClientConfig, MetaClientError, NOT_LEADER_HEADER};
