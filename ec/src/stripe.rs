@@ -223,12 +223,65 @@ impl StripeCoder {
         stripe_len: usize,
         frames: &[Option<Bytes>],
     ) -> Result<DecodedStripe, EcError> {
-        let k = self.layout.k();
         if stripe_len == 0 || stripe_len > self.layout.stripe_data_len() {
             return Err(EcError::BadInput("a stripe holds 1..=stripe_data_len bytes"));
         }
         let block_len = self.block_len_for(stripe_len);
         let (good, corrupt) = self.gather(piece, stripe, block_len, frames, false)?;
+        self.decode_verified(stripe_len, block_len, good, corrupt)
+    }
+
+    /// [`StripeCoder::decode_stripe`] for blocks whose hash travels apart
+    /// from the data (as the datanode sends them): no frame is assembled, so
+    /// no block is copied on the healthy path.
+    pub fn decode_stripe_blocks(
+        &self,
+        piece: PieceId,
+        stripe: u64,
+        stripe_len: usize,
+        blocks: &[Option<FramedBlock>],
+    ) -> Result<DecodedStripe, EcError> {
+        let (k, n) = (self.layout.k(), self.layout.shard_count());
+        if blocks.len() != n {
+            return Err(EcError::BadInput("decode needs k + m block slots"));
+        }
+        if stripe_len == 0 || stripe_len > self.layout.stripe_data_len() {
+            return Err(EcError::BadInput("a stripe holds 1..=stripe_data_len bytes"));
+        }
+        let block_len = self.block_len_for(stripe_len);
+        let mut good: Vec<Option<Bytes>> = vec![None; n];
+        let mut corrupt = Vec::new();
+        let mut found = 0;
+        for (i, b) in blocks.iter().enumerate() {
+            if found == k {
+                break;
+            }
+            let Some(b) = b else { continue };
+            let ok = b.data.len() == block_len
+                && blake3::Hash::from_bytes(block_hash(&piece.block(i, stripe), &b.data))
+                    == blake3::Hash::from_bytes(b.hash);
+            if ok {
+                good[i] = Some(b.data.clone());
+                found += 1;
+            } else {
+                corrupt.push(i);
+            }
+        }
+        if found < k {
+            return Err(EcError::NotEnoughShards { stripe, needed: k, available: found, corrupt });
+        }
+        self.decode_verified(stripe_len, block_len, good, corrupt)
+    }
+
+    /// Rebuilds the data blocks from verified ones and trims them to the stripe.
+    fn decode_verified(
+        &self,
+        stripe_len: usize,
+        block_len: usize,
+        good: Vec<Option<Bytes>>,
+        corrupt: Vec<usize>,
+    ) -> Result<DecodedStripe, EcError> {
+        let k = self.layout.k();
         let decoded = good[..k].iter().any(Option::is_none);
         let data_blocks: Vec<Bytes> = if decoded {
             let mut shards: Vec<Option<Vec<u8>>> = good.iter().map(|b| b.as_ref().map(|b| b.to_vec())).collect();

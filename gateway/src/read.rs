@@ -11,8 +11,8 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tessera_ec::{EcError, PieceId, StripeCoder, StripeLayout};
+use bytes::Bytes;
+use tessera_ec::{EcError, FramedBlock, HASH_LEN, PieceId, StripeCoder, StripeLayout};
 use tessera_rpc::proto::data::{GetShardRequest, ShardFrame, ShardRef};
 use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage, ShardSet, command};
 use tokio::sync::mpsc;
@@ -89,7 +89,7 @@ pub async fn read_sharded(
 
     let result = async {
         for s in stripes.clone() {
-            let mut frames: Vec<Option<Bytes>> = vec![None; n];
+            let mut frames: Vec<Option<FramedBlock>> = vec![None; n];
             loop {
                 // Keep k shards active: open the next untried ones from this stripe on.
                 let active = slots.iter().filter(|x| **x == Slot::Active).count();
@@ -119,10 +119,10 @@ pub async fn read_sharded(
                     let Some(st) = streams[i].as_mut() else { continue };
                     match tokio::time::timeout(hedge, st.message()).await {
                         Ok(Ok(Some(f))) => {
-                            let mut b = BytesMut::with_capacity(f.hash.len() + f.block.len());
-                            b.extend_from_slice(&f.hash);
-                            b.extend_from_slice(&f.block);
-                            frames[i] = Some(b.freeze());
+                            // A hash of the wrong length cannot verify: a zero hash
+                            // makes the decoder report the block corrupt.
+                            let hash = <[u8; HASH_LEN]>::try_from(f.hash.as_ref()).unwrap_or([0; HASH_LEN]);
+                            frames[i] = Some(FramedBlock { hash, data: f.block });
                         }
                         Ok(Ok(None)) => {
                             streams[i] = None;
@@ -146,7 +146,7 @@ pub async fn read_sharded(
                     return Err(not_enough(s, have, k, &slots));
                 }
                 let stripe_len = layout.stripe_len(piece_len, s);
-                match coder.decode_stripe(piece, s, stripe_len, &frames) {
+                match coder.decode_stripe_blocks(piece, s, stripe_len, &frames) {
                     Ok(decoded) => {
                         for &c in &decoded.corrupt {
                             mark_corrupt(&mut slots, &mut streams, &mut damaged, c, s);
