@@ -90,14 +90,20 @@ enum Attempt<T> {
     Fail(MetaClientError),
 }
 
-/// True when the status comes from a connection that was refused, so the
-/// request cannot have reached the server (a cached channel reconnecting to
-/// a stopped node fails this way).
+/// True when the status says the request cannot have reached the server:
+/// the connection was refused (a cached channel reconnecting to a stopped
+/// node), or hyper canceled the request before sending it because its
+/// connection closed (a node shutting down).
 fn never_sent(status: &Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && h.is_canceled()
+        {
+            return true;
         }
         source = e.source();
     }
