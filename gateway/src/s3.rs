@@ -382,6 +382,18 @@ fn set_checksums(c: &[pb::Checksum], out: &mut Checksum) {
     }
 }
 
+/// Sets the five `checksum_*` fields of an S3 output from stored checksums.
+macro_rules! copy_checksums {
+    ($out:expr, $sums:expr) => {{
+        let c = checksum_struct($sums);
+        $out.checksum_crc32 = c.checksum_crc32;
+        $out.checksum_crc32c = c.checksum_crc32c;
+        $out.checksum_crc64nvme = c.checksum_crc64nvme;
+        $out.checksum_sha1 = c.checksum_sha1;
+        $out.checksum_sha256 = c.checksum_sha256;
+    }};
+}
+
 fn checksum_struct(c: &[pb::Checksum]) -> Checksum {
     let mut out = Checksum::default();
     set_checksums(c, &mut out);
@@ -710,6 +722,22 @@ fn byte_range(r: Option<&s3s::dto::Range>, size: u64) -> S3Result<Option<Range<u
     }
 }
 
+/// The range a GET or HEAD asks for: a `partNumber`, a `Range` header (not
+/// both), or `None` for the whole object.
+fn requested_range(
+    rec: &ObjectRecord,
+    part_number: Option<i32>,
+    range: Option<&s3s::dto::Range>,
+) -> S3Result<Option<Range<u64>>> {
+    match part_number {
+        Some(n) if range.is_some() => {
+            Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter ({n})"))
+        }
+        Some(n) => part_range(rec, n).map(Some),
+        None => byte_range(range, rec.size),
+    }
+}
+
 /// The bytes of part `n` (GetObject/HeadObject `partNumber`); part 1 of a
 /// simple object is the whole object.
 fn part_range(rec: &ObjectRecord, n: i32) -> S3Result<Range<u64>> {
@@ -832,12 +860,7 @@ impl S3 for Tessera {
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
         self.write_cmd(command::Op::PutObject(put)).await?;
         let mut out = PutObjectOutput { e_tag: Some(etag(&record.etag)), ..Default::default() };
-        let c = checksum_struct(&checksums);
-        out.checksum_crc32 = c.checksum_crc32;
-        out.checksum_crc32c = c.checksum_crc32c;
-        out.checksum_crc64nvme = c.checksum_crc64nvme;
-        out.checksum_sha1 = c.checksum_sha1;
-        out.checksum_sha256 = c.checksum_sha256;
+        copy_checksums!(out, &checksums);
         Ok(S3Response::new(out))
     }
 
@@ -851,16 +874,7 @@ impl S3 for Tessera {
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         }
         .check(&rec, S3ErrorCode::NotModified)?;
-        let range = match input.part_number {
-            Some(n) if input.range.is_some() => {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "Cannot specify both Range header and partNumber query parameter ({n})"
-                ));
-            }
-            Some(n) => Some(part_range(&rec, n)?),
-            None => byte_range(input.range.as_ref(), rec.size)?,
-        };
+        let range = requested_range(&rec, input.part_number, input.range.as_ref())?;
         let read = range.clone().unwrap_or(0..rec.size);
         let body = self.open_body(&rec, read.clone()).await?;
         let meta = rec.meta.clone().unwrap_or_default();
@@ -887,12 +901,7 @@ impl S3 for Tessera {
         if input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
             && out.content_range.is_none()
         {
-            let c = checksum_struct(&rec.checksums);
-            out.checksum_crc32 = c.checksum_crc32;
-            out.checksum_crc32c = c.checksum_crc32c;
-            out.checksum_crc64nvme = c.checksum_crc64nvme;
-            out.checksum_sha1 = c.checksum_sha1;
-            out.checksum_sha256 = c.checksum_sha256;
+            copy_checksums!(out, &rec.checksums);
         }
         Ok(S3Response::new(out))
     }
@@ -907,16 +916,7 @@ impl S3 for Tessera {
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         }
         .check(&rec, S3ErrorCode::NotModified)?;
-        let range = match input.part_number {
-            Some(n) if input.range.is_some() => {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "Cannot specify both Range header and partNumber query parameter ({n})"
-                ));
-            }
-            Some(n) => Some(part_range(&rec, n)?),
-            None => byte_range(input.range.as_ref(), rec.size)?,
-        };
+        let range = requested_range(&rec, input.part_number, input.range.as_ref())?;
         let read = range.clone().unwrap_or(0..rec.size);
         let meta = rec.meta.clone().unwrap_or_default();
         let mut out = HeadObjectOutput {
@@ -936,12 +936,7 @@ impl S3 for Tessera {
             ..Default::default()
         };
         if input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
-            let c = checksum_struct(&rec.checksums);
-            out.checksum_crc32 = c.checksum_crc32;
-            out.checksum_crc32c = c.checksum_crc32c;
-            out.checksum_crc64nvme = c.checksum_crc64nvme;
-            out.checksum_sha1 = c.checksum_sha1;
-            out.checksum_sha256 = c.checksum_sha256;
+            copy_checksums!(out, &rec.checksums);
         }
         Ok(S3Response::new(out))
     }
