@@ -8,19 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use support::{Cluster, bytes, walk};
-
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
-    match e {
-        aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_owned(),
-        _ => "not a service error".to_owned(),
-    }
-}
-
-async fn get_all(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
-    let r = c.get_object().bucket(b).key(k).send().await.unwrap();
-    r.body.collect().await.unwrap().into_bytes().to_vec()
-}
+use support::{Cluster, bytes, code, get_all, walk};
 
 /// The shard files on datanode `n`'s disk.
 fn shard_files(cluster: &Cluster, n: usize) -> Vec<std::path::PathBuf> {

@@ -6,23 +6,7 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use support::{Cluster, bytes};
-
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
-    match e {
-        aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_owned(),
-        _ => "not a service error".to_owned(),
-    }
-}
-
-fn status<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> u16 {
-    e.raw_response().map_or(0, |r| r.status().as_u16())
-}
-
-async fn get_all(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
-    let r = c.get_object().bucket(b).key(k).send().await.unwrap();
-    r.body.collect().await.unwrap().into_bytes().to_vec()
-}
+use support::{Cluster, bytes, code, get_all, status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn buckets_objects_ranges_and_listing() {

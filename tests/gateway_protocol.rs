@@ -12,14 +12,7 @@ use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::operation::RequestId as _;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use support::{ACCESS_KEY, Cluster, SECRET_KEY, bytes, header, raw_http};
-
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
-    match e {
-        aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_owned(),
-        _ => "not a service error".to_owned(),
-    }
-}
+use support::{ACCESS_KEY, Cluster, SECRET_KEY, bytes, code, header, raw_http};
 
 #[derive(Debug)]
 struct Skewed(Duration);

@@ -378,3 +378,22 @@ pub fn parse_response(buf: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(h, _)| h == name).map(|(_, v)| v.as_str())
 }
+
+/// The S3 error code of a failed SDK call ("not a service error" otherwise).
+pub fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
+    match e {
+        aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_owned(),
+        _ => "not a service error".to_owned(),
+    }
+}
+
+/// The HTTP status of a failed SDK call (0 when there was no response).
+pub fn status<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> u16 {
+    e.raw_response().map_or(0, |r| r.status().as_u16())
+}
+
+/// GET the whole object.
+pub async fn get_all(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
+    let r = c.get_object().bucket(b).key(k).send().await.unwrap();
+    r.body.collect().await.unwrap().into_bytes().to_vec()
+}
