@@ -7,43 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tessera_common::DiskId;
+use tessera_common::{DiskId, MetricsRegistry};
 use tessera_datanode::DatanodeConfig;
 use tessera_gateway::{EcDefaults, GatewayConfig};
 use tessera_metadata::MetaConfig;
-use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey, DeleteAccessKey, command::Op};
 use tessera_rpc::{MetaClient, MetaClientConfig};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Settings of the embedded server.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServerArgs {
-    /// Data folder: metadata and disk folders live under it.
-    #[arg(long, env = "TESSERA_DATA", default_value = "./data")]
-    pub data: PathBuf,
-    /// S3 endpoint address.
-    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:9000")]
-    pub listen: SocketAddr,
-    /// Metadata service (gRPC) address.
-    #[arg(long, env = "TESSERA_META_LISTEN", default_value = "127.0.0.1:9001")]
-    pub meta_listen: SocketAddr,
-    /// Datanode service (gRPC) address.
-    #[arg(long, env = "TESSERA_DATANODE_LISTEN", default_value = "127.0.0.1:9002")]
-    pub datanode_listen: SocketAddr,
-    /// Number of disk folders (`<data>/disk1` …); the erasure code follows from it.
-    #[arg(long, env = "TESSERA_DISKS", default_value_t = 6)]
-    pub disks: usize,
-    /// Root access key id (generated on first start when unset).
-    #[arg(long, env = "TESSERA_ROOT_ACCESS_KEY")]
-    pub access_key: Option<String>,
-    /// Root secret key (generated on first start when unset).
-    #[arg(long, env = "TESSERA_ROOT_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
-    /// Domain for virtual-hosted-style requests (`bucket.<domain>`).
-    #[arg(long, env = "TESSERA_DOMAIN")]
-    pub domain: Option<String>,
-}
+use crate::config::ServerOptions;
+use crate::roles::{bind, ensure_key, shutdown_signal, writable_dir};
 
 /// The erasure code for `disks` disk folders on one host: as much parity as
 /// leaves at least as many data shards (up to 2), so 1 → 1+0, 2 → 1+1,
@@ -61,7 +33,7 @@ const CREDENTIALS_FILE: &str = "root-credentials";
 
 /// The root key: from flags/env, else from the data folder, else generated
 /// (and stored, readable only by the owner). Returns (id, secret, generated).
-fn root_credentials(args: &ServerArgs) -> anyhow::Result<(String, String, bool)> {
+fn root_credentials(args: &Resolved) -> anyhow::Result<(String, String, bool)> {
     match (&args.access_key, &args.secret_key) {
         (Some(a), Some(s)) => return Ok((a.clone(), s.clone(), false)),
         (None, None) => {}
@@ -105,21 +77,35 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+/// The embedded server's settings with defaults filled in.
+struct Resolved {
+    data: PathBuf,
+    listen: SocketAddr,
+    meta_listen: SocketAddr,
+    datanode_listen: SocketAddr,
+    disks: usize,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+    domain: Option<String>,
 }
 
 /// Runs the embedded server until Ctrl-C / SIGTERM.
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
+    let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let args = Resolved {
+        data: o.data.unwrap_or_else(|| "./data".into()),
+        listen: o.listen.unwrap_or(local(9000)),
+        meta_listen: o.meta_listen.unwrap_or(local(9001)),
+        datanode_listen: o.datanode_listen.unwrap_or(local(9002)),
+        disks: o.disks.unwrap_or(6),
+        access_key: o.access_key,
+        secret_key: o.secret_key,
+        domain: o.domain,
+    };
     if args.disks == 0 || args.disks > 64 {
         bail!("--disks must be 1 to 64");
     }
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("cannot create the data folder {}", args.data.display()))?;
-    let probe = args.data.join(".write-test");
-    std::fs::write(&probe, b"ok")
-        .with_context(|| format!("the data folder {} is not writable", args.data.display()))?;
-    let _ = std::fs::remove_file(&probe);
+    writable_dir(&args.data, "data folder")?;
     let (k, m) = ec_for_disks(args.disks);
     let (access, secret, generated) = root_credentials(&args)?;
 
@@ -129,8 +115,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let meta_url = format!("http://{}", args.meta_listen);
 
     let (stop_tx, stop) = watch::channel(false);
+    // One registry: the S3 port's /tessera/metrics shows every role.
+    let registry = MetricsRegistry::new();
     let mut mc = MetaConfig::new(1, args.meta_listen, args.data.join("meta"));
     mc.bootstrap = true;
+    mc.metrics = registry.clone();
     // One voter: no election to wait for, so short timeouts are safe.
     mc.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
     mc.heartbeat = Duration::from_millis(100);
@@ -148,6 +137,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         heartbeat_interval: Duration::from_secs(1),
         scrub_rate_bytes_per_sec: 16 << 20,
         scrub_interval: Duration::from_secs(24 * 3600),
+        metrics: registry.clone(),
     };
     let dn_task = tokio::spawn(tessera_datanode::serve(dn, dn_listener, stop.clone()));
 
@@ -158,6 +148,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut gc = GatewayConfig::new(args.listen, vec![meta_url]);
     gc.ec = EcDefaults { k, m, ..EcDefaults::default() };
     gc.domains = args.domain.iter().cloned().collect();
+    gc.metrics = registry;
     let gw_task = tokio::spawn(tessera_gateway::serve(gc, s3_listener, stop.clone()));
 
     println!("Tessera S3 endpoint: http://{}", args.listen);
@@ -180,26 +171,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
 async fn wait_for_disks(meta: &MetaClient, disks: usize) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
@@ -215,32 +186,6 @@ async fn wait_for_disks(meta: &MetaClient, disks: usize) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn ensure_key(meta: &MetaClient, access: &str, secret: &str) -> anyhow::Result<()> {
-    let existing = meta.get_access_key(access).await.context("metadata service")?;
-    if let Some(k) = existing.key {
-        if k.secret_key == secret {
-            return Ok(());
-        }
-        let del =
-            Command { now_ms: 0, op: Some(Op::DeleteAccessKey(DeleteAccessKey { access_key_id: access.into() })) };
-        meta.write(del).await.context("replacing the root key")?;
-    }
-    let key = AccessKeyRecord {
-        access_key_id: access.into(),
-        secret_key: secret.into(),
-        created_ms: 0,
-        description: "root".into(),
-    };
-    let r = meta
-        .write(Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) })
-        .await
-        .context("creating the root key")?;
-    if let Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(f)) = r.outcome {
-        bail!("the root key was refused: {}", f.message);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

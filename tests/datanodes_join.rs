@@ -79,6 +79,7 @@ async fn datanodes_register_heartbeat_and_go_down_when_stopped() {
             heartbeat_interval: Duration::from_millis(100),
             scrub_rate_bytes_per_sec: 100 << 20,
             scrub_interval: Duration::from_millis(200),
+            metrics: Default::default(),
         };
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(tessera_datanode::serve(cfg, listener, rx));

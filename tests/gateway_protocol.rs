@@ -71,6 +71,20 @@ async fn authentication_presigning_and_limits() {
     assert_eq!(status, 200);
     let (status, _, _) = raw_http(addr, "GET", "/tessera/health/ready", &[], b"").await;
     assert_eq!(status, 200);
+    // Metrics count requests by operation and status, and bytes both ways.
+    let (status, _, body) = raw_http(addr, "GET", "/tessera/metrics", &[], b"").await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    for want in [
+        "tessera_gateway_requests_total{op=\"PutObject\",status=\"200\"}",
+        "tessera_gateway_requests_total{op=\"GetObject\",status=\"200\"}",
+        "tessera_gateway_request_seconds_count{op=\"GetObject\"}",
+        "tessera_gateway_requests_total{op=\"GetObject\",status=\"403\"}",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    let bytes_out = text.lines().find_map(|l| l.strip_prefix("tessera_gateway_bytes_out_total ")).unwrap();
+    assert!(bytes_out.trim().parse::<u64>().unwrap() >= 5, "{bytes_out}");
 
     // Presigned GET and PUT; an expired URL is refused.
     let pre = c

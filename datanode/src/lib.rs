@@ -16,6 +16,7 @@
 
 mod disk;
 mod error;
+mod metrics;
 mod node;
 mod scrub;
 mod service;
@@ -23,6 +24,7 @@ mod shard;
 
 pub use disk::{DiskUsage, FsDisk, ShardPage, ShardStat, ShardWriter};
 pub use error::ShardError;
+pub use metrics::DatanodeMetrics;
 pub use node::{DatanodeConfig, run, serve};
 pub use scrub::{DamageSink, ScrubProgress, ScrubWorker};
 pub use service::{DataService, MAX_MESSAGE_BYTES, server_builder, status_of};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tessera_common::worker::{StepResult, Worker, WorkerConfig, spawn_worker};
-use tessera_common::{DiskId, NodeId};
+use tessera_common::{DiskId, MetricsRegistry, NodeId};
 use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::{
@@ -17,6 +17,7 @@ use tessera_rpc::{HealthService, MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::metrics::{DatanodeMetrics, disk_labels, result_labels};
 use crate::{DataService, FsDisk, ScrubWorker, ShardError, server_builder};
 
 /// How to run one datanode.
@@ -44,6 +45,8 @@ pub struct DatanodeConfig {
     pub scrub_rate_bytes_per_sec: u64,
     /// Pause between two scrub passes over a disk.
     pub scrub_interval: Duration,
+    /// Where the node's metrics are registered (`tessera_datanode_*`).
+    pub metrics: MetricsRegistry,
 }
 
 impl DatanodeConfig {
@@ -80,6 +83,7 @@ struct HeartbeatWorker {
     disks: Vec<FsDisk>,
     meta: MetaClient,
     sent: u64,
+    metrics: DatanodeMetrics,
 }
 
 impl Worker for HeartbeatWorker {
@@ -89,11 +93,18 @@ impl Worker for HeartbeatWorker {
 
     async fn step(&mut self) -> Result<StepResult, String> {
         let disks = self.disks.clone();
+        let metrics = self.metrics.clone();
         let usage = tokio::task::spawn_blocking(move || {
             disks
                 .iter()
                 .map(|d| {
                     let u = d.usage();
+                    let labels = disk_labels(d.id());
+                    if let Ok(u) = &u {
+                        metrics.disk_used_bytes.get_or_create(&labels).set(u.used_bytes as i64);
+                        metrics.disk_capacity_bytes.get_or_create(&labels).set(u.capacity_bytes as i64);
+                    }
+                    metrics.disk_failed.get_or_create(&labels).set(i64::from(d.is_failed()));
                     ReportedUsage {
                         disk: d.id().get(),
                         used_bytes: u.as_ref().map_or(0, |u| u.used_bytes),
@@ -105,10 +116,9 @@ impl Worker for HeartbeatWorker {
         })
         .await
         .map_err(|e| e.to_string())?;
-        self.meta
-            .heartbeat(HeartbeatRequest { node_id: self.node_id, disks: usage })
-            .await
-            .map_err(|e| e.to_string())?;
+        let sent = self.meta.heartbeat(HeartbeatRequest { node_id: self.node_id, disks: usage }).await;
+        self.metrics.heartbeats.get_or_create(&result_labels(if sent.is_ok() { "ok" } else { "error" })).inc();
+        sent.map_err(|e| e.to_string())?;
         self.sent += 1;
         Ok(StepResult::Idle)
     }
@@ -148,6 +158,9 @@ async fn register(
     }
 }
 
+/// How long in-flight calls may run on after shutdown starts.
+const DRAIN: Duration = Duration::from_secs(30);
+
 /// Binds `config.listen` and serves until `shutdown` becomes true.
 pub async fn run(config: DatanodeConfig, shutdown: watch::Receiver<bool>) -> Result<(), ShardError> {
     let listener = TcpListener::bind(config.listen)
@@ -174,10 +187,11 @@ pub async fn serve(
         disks.push(d);
     }
     let health = HealthService::new("datanode", NodeId(config.node_id));
+    let metrics = DatanodeMetrics::register(&config.metrics);
     let mut server_stop = shutdown.clone();
     let server = tokio::spawn(
         server_builder()
-            .add_service(DataService::server(disks.clone()))
+            .add_service(DataService::server_with_metrics(disks.clone(), metrics.clone()))
             .add_service(health.clone().into_server())
             .serve_with_incoming_shutdown(tessera_rpc::NoDelayIncoming::new(listener), async move {
                 while !*server_stop.borrow() {
@@ -207,14 +221,15 @@ pub async fn serve(
                 .iter()
                 .map(|d| {
                     spawn_worker(
-                        ScrubWorker::new(d.clone(), meta.clone(), config.scrub_rate_bytes_per_sec),
+                        ScrubWorker::new(d.clone(), meta.clone(), config.scrub_rate_bytes_per_sec)
+                            .with_metrics(metrics.clone()),
                         WorkerConfig { idle_interval: config.scrub_interval, ..WorkerConfig::default() },
                         shutdown.clone(),
                     )
                 })
                 .collect();
             let hb = spawn_worker(
-                HeartbeatWorker { node_id: config.node_id, disks, meta, sent: 0 },
+                HeartbeatWorker { node_id: config.node_id, disks, meta, sent: 0, metrics },
                 WorkerConfig { idle_interval: config.heartbeat_interval, ..WorkerConfig::default() },
                 shutdown.clone(),
             );
@@ -241,7 +256,18 @@ pub async fn serve(
         // Stop serving too: the node cannot do its job.
         server.abort();
     }
-    match server.await {
+    // In-flight shard transfers may finish; streams still open after the
+    // drain time are cut (their writers store nothing).
+    let mut server = server;
+    let joined = match tokio::time::timeout(DRAIN, &mut server).await {
+        Ok(j) => j,
+        Err(_) => {
+            tracing::info!(node = config.node_id, "calls still open after {DRAIN:?}; closing them");
+            server.abort();
+            server.await
+        }
+    };
+    match joined {
         Ok(r) => r.map_err(|e| ShardError::io("grpc server", std::io::Error::other(e)))?,
         Err(e) if e.is_cancelled() => {}
         Err(e) => return Err(ShardError::io("grpc server task", std::io::Error::other(e))),

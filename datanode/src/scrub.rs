@@ -18,6 +18,7 @@ use tessera_rpc::MetaClient;
 use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage};
 
+use crate::metrics::{DatanodeMetrics, disk_labels};
 use crate::{FsDisk, ShardError, ShardKey};
 
 /// Shards verified per step.
@@ -90,6 +91,7 @@ pub struct ScrubWorker<S: DamageSink> {
     pub checked: u64,
     damaged: u64,
     bytes: u64,
+    metrics: DatanodeMetrics,
 }
 
 impl<S: DamageSink> ScrubWorker<S> {
@@ -105,7 +107,14 @@ impl<S: DamageSink> ScrubWorker<S> {
             checked: 0,
             damaged: 0,
             bytes: 0,
+            metrics: DatanodeMetrics::default(),
         }
+    }
+
+    /// Counts into `metrics` (`tessera_datanode_scrub_*`).
+    pub fn with_metrics(mut self, metrics: DatanodeMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Verifies one shard; `Some(reason)` if it is damaged.
@@ -161,16 +170,21 @@ impl<S: DamageSink> Worker for ScrubWorker<S> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         let (page, found, bytes) = result;
+        let labels = disk_labels(self.disk.id());
         for (key, reason) in found {
             tracing::warn!(disk = %self.disk.id(), shard = %key, %reason, "scrub found a damaged shard");
             self.sink.report(self.disk.id().get(), key, reason).await?;
             self.damaged += 1;
+            self.metrics.scrub_damaged.get_or_create(&labels).inc();
         }
         self.checked += page.keys.len() as u64;
         self.bytes += bytes;
+        self.metrics.scrub_shards.get_or_create(&labels).inc_by(page.keys.len() as u64);
+        self.metrics.scrub_bytes.get_or_create(&labels).inc_by(bytes);
         let finished_pass = page.next.is_none();
         if finished_pass {
             self.progress.passes += 1;
+            self.metrics.scrub_passes.get_or_create(&labels).inc();
             self.progress.cursor.clear();
         } else if let Some(next) = page.next {
             self.progress.cursor = next;

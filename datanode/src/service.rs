@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::metrics::{DatanodeMetrics, result_labels};
 use crate::{FsDisk, ShardError, ShardHeader, ShardKey};
 
 /// Largest gRPC message: one frame of a 16 MiB block, with room to spare.
@@ -48,14 +49,20 @@ pub fn status_of(e: ShardError) -> Status {
 #[derive(Clone)]
 pub struct DataService {
     disks: Arc<HashMap<u32, FsDisk>>,
+    metrics: DatanodeMetrics,
 }
 
 impl DataService {
     /// The service over `disks`, wrapped for a tonic server with message
     /// limits sized for shard frames.
     pub fn server(disks: Vec<FsDisk>) -> DataServer<Self> {
+        Self::server_with_metrics(disks, DatanodeMetrics::default())
+    }
+
+    /// [`DataService::server`], counting into `metrics`.
+    pub fn server_with_metrics(disks: Vec<FsDisk>, metrics: DatanodeMetrics) -> DataServer<Self> {
         let disks = disks.into_iter().map(|d| (d.id().get(), d)).collect();
-        DataServer::new(DataService { disks: Arc::new(disks) })
+        DataServer::new(DataService { disks: Arc::new(disks), metrics })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -100,9 +107,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ShardError> +
         .map_err(status_of)
 }
 
-#[tonic::async_trait]
-impl Data for DataService {
-    async fn put_shard(&self, req: Request<Streaming<PutShardRequest>>) -> Result<Response<PutShardReply>, Status> {
+impl DataService {
+    async fn put_shard_inner(
+        &self,
+        req: Request<Streaming<PutShardRequest>>,
+    ) -> Result<Response<PutShardReply>, Status> {
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty put stream"))?;
         let (disk, key) = self.locate(first.shard.as_ref())?;
@@ -119,6 +128,7 @@ impl Data for DataService {
             piece_len: g.piece_len,
         };
         let (tx, mut rx) = mpsc::channel::<ShardFrame>(4);
+        let put_bytes = self.metrics.shard_put_bytes.clone();
         let writer = tokio::task::spawn_blocking(move || -> Result<(), ShardError> {
             let mut w = disk.create(header)?;
             while let Some(f) = rx.blocking_recv() {
@@ -128,6 +138,7 @@ impl Data for DataService {
                     .try_into()
                     .map_err(|_| ShardError::BadRequest("a frame hash is 32 bytes".into()))?;
                 w.write_frame(&hash, &f.block)?;
+                put_bytes.inc_by(f.block.len() as u64);
             }
             w.finish() // fails, storing nothing, unless every stripe arrived
         });
@@ -157,9 +168,10 @@ impl Data for DataService {
         Ok(Response::new(PutShardReply {}))
     }
 
-    type GetShardStream = ReceiverStream<Result<ShardFrame, Status>>;
-
-    async fn get_shard(&self, req: Request<GetShardRequest>) -> Result<Response<Self::GetShardStream>, Status> {
+    async fn get_shard_inner(
+        &self,
+        req: Request<GetShardRequest>,
+    ) -> Result<Response<ReceiverStream<Result<ShardFrame, Status>>>, Status> {
         let r = req.into_inner();
         let (disk, key) = self.locate(r.shard.as_ref())?;
         let d = disk.clone();
@@ -174,6 +186,7 @@ impl Data for DataService {
         };
         let (tx, rx) = mpsc::channel(4);
         let first = r.first_stripe;
+        let metrics = self.metrics.clone();
         // Request-scoped: ends when the range is sent or the client goes away.
         tokio::task::spawn_blocking(move || {
             let mut s = first;
@@ -182,6 +195,7 @@ impl Data for DataService {
                 match disk.read_frames(&key, s..upto) {
                     Ok((_, frames)) => {
                         for f in frames {
+                            metrics.shard_get_bytes.inc_by((f.len() - HASH_LEN) as u64);
                             let frame = ShardFrame { hash: f.slice(..HASH_LEN), block: f.slice(HASH_LEN..) };
                             if tx.blocking_send(Ok(frame)).is_err() {
                                 return;
@@ -189,7 +203,9 @@ impl Data for DataService {
                         }
                     }
                     Err(e) => {
-                        if tx.blocking_send(Err(status_of(e))).is_err() {
+                        let status = status_of(e);
+                        metrics.shard_gets.get_or_create(&result_labels(get_result(&status))).inc();
+                        if tx.blocking_send(Err(status)).is_err() {
                             tracing::debug!("reader gone before the error was sent");
                         }
                         return;
@@ -197,8 +213,42 @@ impl Data for DataService {
                 }
                 s = upto;
             }
+            metrics.shard_gets.get_or_create(&result_labels("ok")).inc();
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// How a failed get is counted.
+fn get_result(s: &Status) -> &'static str {
+    match s.code() {
+        tonic::Code::NotFound => "missing",
+        tonic::Code::DataLoss => "corrupt",
+        _ => "error",
+    }
+}
+
+#[tonic::async_trait]
+impl Data for DataService {
+    async fn put_shard(&self, req: Request<Streaming<PutShardRequest>>) -> Result<Response<PutShardReply>, Status> {
+        let started = std::time::Instant::now();
+        let r = self.put_shard_inner(req).await;
+        let m = &self.metrics;
+        m.shard_puts.get_or_create(&result_labels(if r.is_ok() { "ok" } else { "error" })).inc();
+        if r.is_ok() {
+            m.shard_put_seconds.get_or_create(&Vec::new()).observe(started.elapsed().as_secs_f64());
+        }
+        r
+    }
+
+    type GetShardStream = ReceiverStream<Result<ShardFrame, Status>>;
+
+    async fn get_shard(&self, req: Request<GetShardRequest>) -> Result<Response<Self::GetShardStream>, Status> {
+        let r = self.get_shard_inner(req).await;
+        if let Err(e) = &r {
+            self.metrics.shard_gets.get_or_create(&result_labels(get_result(e))).inc();
+        }
+        r
     }
 
     async fn delete_shard(&self, req: Request<ShardRef>) -> Result<Response<DeleteShardReply>, Status> {

@@ -115,8 +115,10 @@ async fn every_injected_corruption_is_reported() {
     }
     let sink = Collect::default();
     let (stop, rx) = watch::channel(false);
+    let registry = tessera_common::MetricsRegistry::new();
+    let metrics = tessera_datanode::DatanodeMetrics::register(&registry);
     let h = spawn_worker(
-        ScrubWorker::new(disk.clone(), sink.clone(), 1 << 30),
+        ScrubWorker::new(disk.clone(), sink.clone(), 1 << 30).with_metrics(metrics),
         WorkerConfig { idle_interval: Duration::from_secs(3600), ..WorkerConfig::default() },
         rx,
     );
@@ -125,6 +127,16 @@ async fn every_injected_corruption_is_reported() {
     h.join().await.unwrap();
     let reported: BTreeSet<ShardKey> = sink.0.lock().unwrap().iter().copied().collect();
     assert_eq!(reported, damaged, "the scrubber reports exactly the damaged shards");
+    // The same counts reach the metrics.
+    let text = registry.render();
+    let value = |name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let disk_label = format!("{{disk=\"{}\"}}", disk.id().get());
+    assert_eq!(value(&format!("tessera_datanode_scrub_damaged_shards_total{disk_label}")), damaged.len() as u64);
+    assert_eq!(value(&format!("tessera_datanode_scrub_passes_total{disk_label}")), 1);
+    assert!(value(&format!("tessera_datanode_scrub_shards_total{disk_label}")) >= damaged.len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

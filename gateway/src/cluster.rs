@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::metrics::GatewayMetrics;
 use tessera_common::{DiskId, PgId};
 use tessera_placement::{ClusterMap, Level, PlacementRule, Placer};
 use tessera_rpc::MetaClient;
@@ -86,12 +87,18 @@ struct Inner {
     view: RwLock<Arc<View>>,
     channels: Mutex<HashMap<String, Channel>>,
     connect_timeout: Duration,
+    metrics: Arc<GatewayMetrics>,
 }
 
 impl Cluster {
     /// A view with nothing in it yet; call [`Cluster::refresh`] or run
     /// [`Cluster::watch`].
     pub fn new(meta: MetaClient, connect_timeout: Duration) -> Self {
+        Self::with_metrics(meta, connect_timeout, Arc::new(GatewayMetrics::default()))
+    }
+
+    /// [`Cluster::new`], with the gateway's metrics reachable from the pipelines.
+    pub fn with_metrics(meta: MetaClient, connect_timeout: Duration, metrics: Arc<GatewayMetrics>) -> Self {
         let empty = View { epoch: 0, map: None, disk_addr: HashMap::new(), placers: Mutex::new(HashMap::new()) };
         Cluster {
             inner: Arc::new(Inner {
@@ -99,8 +106,14 @@ impl Cluster {
                 view: RwLock::new(Arc::new(empty)),
                 channels: Mutex::new(HashMap::new()),
                 connect_timeout,
+                metrics,
             }),
         }
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.inner.metrics
     }
 
     /// The metadata client.

@@ -1,5 +1,6 @@
 //! The HTTP front: accepts connections (HTTP/1.1 and h2, `TCP_NODELAY` on
-//! every socket), answers the reserved `/tessera/health/*` paths itself, hands
+//! every socket), answers the reserved `/tessera/health/*` and
+//! `/tessera/metrics` paths itself, counts every S3 request, hands
 //! everything else to the S3 service, and stamps an `x-amz-request-id` on
 //! every response.
 
@@ -17,15 +18,32 @@ use tokio::task::JoinSet;
 
 use crate::GatewayError;
 use crate::cluster::Cluster;
+use crate::metrics::{Counted, Finish, GatewayMetrics, ResponseBody, operation};
+use std::time::Instant;
+use tessera_common::MetricsRegistry;
 
 /// The response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-amz-request-id";
+
+/// What the HTTP front needs besides the S3 service.
+pub struct FrontConfig {
+    /// Rendered at `/tessera/metrics`.
+    pub registry: MetricsRegistry,
+    /// The gateway's own request metrics.
+    pub metrics: Arc<GatewayMetrics>,
+    /// Virtual-host domains (to name operations of `bucket.<domain>` requests).
+    pub domains: Vec<String>,
+    /// Up disks needed before the gateway calls itself ready (the write
+    /// quorum of the default profile).
+    pub min_disks: usize,
+}
 
 struct Front {
     s3: S3Service,
     cluster: Cluster,
     prefix: u64,
     seq: AtomicU64,
+    config: FrontConfig,
 }
 
 impl Front {
@@ -38,7 +56,14 @@ impl Front {
         let mut resp = if let Some(rest) = req.uri().path().strip_prefix("/tessera/") {
             self.reserved(rest).await
         } else {
-            self.s3.call(req.map(Body::from)).await?
+            let started = Instant::now();
+            let op = self.operation(&req);
+            let m = &self.config.metrics;
+            let bytes_in = m.bytes_in.clone();
+            let resp = self.s3.call(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in)))).await?;
+            let finish = Finish { metrics: m.clone(), op, status: resp.status().as_u16(), started };
+            let bytes_out = m.bytes_out.clone();
+            resp.map(|b| Body::http_body_unsync(ResponseBody::new(b, bytes_out, finish)))
         };
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, v.clone());
@@ -47,15 +72,47 @@ impl Front {
         Ok(resp)
     }
 
+    /// The S3 operation of `req`, for metrics.
+    fn operation(&self, req: &Request<Incoming>) -> &'static str {
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let host =
+            host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+        let vhost = self.config.domains.iter().any(|d| {
+            host.len() > d.len() + 1 && host.ends_with(d.as_str()) && host.as_bytes()[host.len() - d.len() - 1] == b'.'
+        });
+        let path = req.uri().path();
+        if vhost {
+            let full = format!("/vhost{path}");
+            operation(req.method(), &full, req.uri().query(), req.headers())
+        } else {
+            operation(req.method(), path, req.uri().query(), req.headers())
+        }
+    }
+
     /// `/tessera/health/live` answers while the process serves;
-    /// `/tessera/health/ready` once the metadata service answers and at
-    /// least one datanode is known.
+    /// `/tessera/health/ready` once the metadata service answers and enough
+    /// disks are up to store a write of the default profile.
     async fn reserved(&self, path: &str) -> Response<Body> {
         let (status, text) = match path {
             "health/live" => (StatusCode::OK, "live\n".to_owned()),
+            "metrics" => {
+                let mut r = Response::new(Body::from(self.config.registry.render()));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static(tessera_common::metrics::CONTENT_TYPE),
+                );
+                return r;
+            }
             "health/ready" => match self.cluster.refresh().await {
-                Ok(v) if v.map.is_some() => (StatusCode::OK, format!("ready, map epoch {}\n", v.epoch)),
-                Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "no datanode has registered\n".to_owned()),
+                Ok(v) => {
+                    let up = v.map.as_ref().map_or(0, |m| m.disks().filter(|(_, _, _, d)| d.state.up).count());
+                    if up >= self.config.min_disks {
+                        (StatusCode::OK, format!("ready, map epoch {}, {up} disks up\n", v.epoch))
+                    } else {
+                        let need = self.config.min_disks;
+                        (StatusCode::SERVICE_UNAVAILABLE, format!("{up} disks up, {need} needed for writes\n"))
+                    }
+                }
                 Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("metadata unavailable: {e}\n")),
             },
             _ => (StatusCode::NOT_FOUND, "no such path\n".to_owned()),
@@ -77,11 +134,12 @@ pub async fn serve(
     listener: TcpListener,
     s3: S3Service,
     cluster: Cluster,
+    config: FrontConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), GatewayError> {
     let prefix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let front = Arc::new(Front { s3, cluster, prefix, seq: AtomicU64::new(0) });
+    let front = Arc::new(Front { s3, cluster, prefix, seq: AtomicU64::new(0), config });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let mut conns = JoinSet::new();

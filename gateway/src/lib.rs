@@ -10,6 +10,7 @@
 mod auth;
 pub mod cluster;
 mod http_server;
+pub mod metrics;
 pub mod read;
 mod s3;
 pub mod write;
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tessera_common::MetricsRegistry;
 use tessera_ec::{CodecId, EcError, ErasureCodec};
 use tessera_rpc::{MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
@@ -71,6 +73,9 @@ pub struct GatewayConfig {
     pub shard_write_timeout: Duration,
     /// Connect timeout to datanodes.
     pub connect_timeout: Duration,
+    /// Where the gateway's metrics are registered (`tessera_gateway_*`) and
+    /// what `/tessera/metrics` renders: in one process, every role's.
+    pub metrics: MetricsRegistry,
 }
 
 impl GatewayConfig {
@@ -87,6 +92,7 @@ impl GatewayConfig {
             hedge_timeout: Duration::from_secs(2),
             shard_write_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
+            metrics: MetricsRegistry::default(),
         }
     }
 
@@ -149,10 +155,17 @@ pub async fn serve(
     let ec = config.ec;
     tessera_ec::StripeLayout::new(ec.k, ec.m, ec.stripe_size).map_err(|e| GatewayError::Config(e.to_string()))?;
     let meta = MetaClient::new(MetaClientConfig::new(config.meta_endpoints.clone()));
-    let cluster = cluster::Cluster::new(meta, config.connect_timeout);
+    let metrics = Arc::new(metrics::GatewayMetrics::register(&config.metrics));
+    let cluster = cluster::Cluster::with_metrics(meta, config.connect_timeout, metrics.clone());
     let watcher = tokio::spawn(cluster.clone().watch(shutdown.clone()));
+    let front = http_server::FrontConfig {
+        registry: config.metrics.clone(),
+        metrics,
+        domains: config.domains.clone(),
+        min_disks: config.quorum(ec.k, ec.m),
+    };
     let service = s3::build_service(Arc::new(config), cluster.clone());
-    let served = http_server::serve(listener, service, cluster, shutdown).await;
+    let served = http_server::serve(listener, service, cluster, front, shutdown).await;
     watcher.abort();
     served
 }

@@ -146,8 +146,14 @@ pub async fn read_sharded(
                     return Err(not_enough(s, have, k, &slots));
                 }
                 let stripe_len = layout.stripe_len(piece_len, s);
-                match coder.decode_stripe_blocks(piece, s, stripe_len, &frames) {
+                let t = std::time::Instant::now();
+                let decoded = coder.decode_stripe_blocks(piece, s, stripe_len, &frames);
+                cluster.metrics().ec_decode_seconds.observe(t.elapsed().as_secs_f64());
+                match decoded {
                     Ok(decoded) => {
+                        if decoded.decoded {
+                            cluster.metrics().degraded_stripes.inc();
+                        }
                         for &c in &decoded.corrupt {
                             mark_corrupt(&mut slots, &mut streams, &mut damaged, c, s);
                         }

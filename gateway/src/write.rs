@@ -208,7 +208,9 @@ pub async fn write_sharded(
             }
             let rest = buf.split_off(want);
             let data = std::mem::replace(&mut buf, rest).freeze();
+            let t = std::time::Instant::now();
             let encoded = coder.encode_stripe(piece, s, data).map_err(internal)?;
+            cluster.metrics().ec_encode_seconds.observe(t.elapsed().as_secs_f64());
             for (sink, block) in sinks.iter_mut().zip(encoded.blocks) {
                 let Some(tx) = &sink.tx else { continue };
                 let msg = PutShardRequest {
@@ -272,6 +274,7 @@ pub async fn write_sharded(
         };
         if let Err(why) = outcome {
             missing.push(i as u32);
+            cluster.metrics().shard_write_failures.inc();
             reasons.push(format!("shard {i} (disk {}): {why}", plan.disks[i]));
         }
     }

@@ -21,6 +21,7 @@ mod db;
 mod error;
 mod keys;
 mod liveness;
+mod metrics;
 mod node;
 // openraft fixes the storage error type (StorageError, ~224 bytes) in its traits.
 #[allow(clippy::result_large_err)]
@@ -31,6 +32,7 @@ pub mod state;
 
 pub use db::{CF_LOG, CF_RAFT, CF_SM, open_db};
 pub use error::MetaError;
+pub use metrics::MetaMetrics;
 pub use node::{MetaConfig, run, serve};
 pub use service::MetaService;
 pub use state::MetaState;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{BasicNode, Raft, SnapshotPolicy};
-use tessera_common::NodeId;
+use tessera_common::{MetricsRegistry, NodeId};
 use tessera_rpc::HealthService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tessera_common::worker::{WorkerConfig, spawn_worker};
 
 use crate::liveness::{LivenessTable, LivenessWorker};
+use crate::metrics::MetaMetrics;
 use crate::raft::{LogStore, NetworkFactory, RaftService, StateMachineStore};
 use crate::service::MetaService;
 use crate::{MetaError, MetaState, open_db};
@@ -47,6 +48,8 @@ pub struct MetaConfig {
     pub disk_out_after: Duration,
     /// How often the leader's liveness worker looks.
     pub liveness_interval: Duration,
+    /// Where the node's metrics are registered (`tessera_metadata_*`).
+    pub metrics: MetricsRegistry,
 }
 
 impl MetaConfig {
@@ -64,6 +67,7 @@ impl MetaConfig {
             disk_down_after: Duration::from_secs(15),
             disk_out_after: Duration::from_secs(600),
             liveness_interval: Duration::from_secs(1),
+            metrics: MetricsRegistry::default(),
         }
     }
 
@@ -99,6 +103,9 @@ impl MetaConfig {
         .map_err(|e| MetaError::InvalidArgument(format!("raft config: {e}")))
     }
 }
+
+/// How long open calls may run on after shutdown starts.
+const DRAIN: Duration = Duration::from_secs(3);
 
 /// Binds `config.listen` and serves until `shutdown` becomes true.
 pub async fn run(config: MetaConfig, shutdown: watch::Receiver<bool>) -> Result<(), MetaError> {
@@ -147,13 +154,16 @@ pub async fn serve(
         WorkerConfig { idle_interval: config.liveness_interval, ..WorkerConfig::default() },
         workers_rx,
     );
+    let metrics = MetaMetrics::register(&config.metrics);
+    let follower = tokio::spawn(metrics.clone().follow(raft.clone(), config.node_id));
     let health = HealthService::new("meta", NodeId(config.node_id));
     health.set_serving(true);
     tracing::info!(node = config.node_id, %local, "metadata node serving");
-    let served = tonic::transport::Server::builder()
+    let mut drain_signal = shutdown.clone();
+    let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(RaftService::server(raft.clone()))
-        .add_service(MetaService::server(raft.clone(), state, config.node_id, liveness))
+        .add_service(MetaService::server_with_metrics(raft.clone(), state, config.node_id, liveness, metrics))
         .add_service(health.into_server())
         .serve_with_incoming_shutdown(tessera_rpc::NoDelayIncoming::new(listener), async move {
             while !*shutdown.borrow() {
@@ -161,13 +171,29 @@ pub async fn serve(
                     break;
                 }
             }
-        })
-        .await;
+        });
+    // Graceful shutdown waits for open streams (a gateway's cluster-map
+    // watch never ends by itself): give them DRAIN, then close.
+    let served = tokio::select! {
+        r = server => r,
+        _ = async {
+            while !*drain_signal.borrow() {
+                if drain_signal.changed().await.is_err() {
+                    break;
+                }
+            }
+            tokio::time::sleep(DRAIN).await;
+        } => {
+            tracing::info!(node = config.node_id, "streams still open after {DRAIN:?}; closing them");
+            Ok(())
+        }
+    };
     workers_stop.send_replace(true);
     if let Err(e) = liveness_worker.join().await {
         tracing::warn!(error = %e, "liveness worker ended badly");
     }
     let stopped = raft.shutdown().await;
+    follower.abort();
     served.map_err(|e| MetaError::Storage(format!("grpc server: {e}")))?;
     stopped.map_err(|e| MetaError::Storage(format!("raft shutdown: {e}")))?;
     tracing::info!(node = config.node_id, "metadata node stopped");

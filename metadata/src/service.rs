@@ -15,6 +15,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use crate::liveness::LivenessTable;
+use crate::metrics::{MetaMetrics, result_labels};
 use crate::raft::{RaftRequest, TypeConfig};
 use crate::state::list::ListQuery;
 use crate::{MetaError, MetaState};
@@ -25,6 +26,7 @@ pub struct MetaService {
     state: MetaState,
     node_id: u64,
     liveness: LivenessTable,
+    metrics: MetaMetrics,
 }
 
 /// S3 never lists more than this many entries per page.
@@ -33,7 +35,18 @@ const MAX_PAGE: u32 = 1000;
 impl MetaService {
     /// The service of node `node_id`, wrapped for a tonic server.
     pub fn server(raft: Raft<TypeConfig>, state: MetaState, node_id: u64, liveness: LivenessTable) -> MetaServer<Self> {
-        MetaServer::new(MetaService { raft, state, node_id, liveness })
+        Self::server_with_metrics(raft, state, node_id, liveness, MetaMetrics::default())
+    }
+
+    /// [`MetaService::server`], counting into `metrics`.
+    pub fn server_with_metrics(
+        raft: Raft<TypeConfig>,
+        state: MetaState,
+        node_id: u64,
+        liveness: LivenessTable,
+        metrics: MetaMetrics,
+    ) -> MetaServer<Self> {
+        MetaServer::new(MetaService { raft, state, node_id, liveness, metrics })
     }
 
     /// Fails unless this node currently leads (no read index: for calls
@@ -146,11 +159,21 @@ fn page_size(requested: u32) -> usize {
 #[tonic::async_trait]
 impl Meta for MetaService {
     async fn write(&self, req: Request<Command>) -> Result<Response<CommandResult>, Status> {
+        let started = std::time::Instant::now();
         let mut cmd = req.into_inner();
         cmd.now_ms = now_ms();
-        let resp = self.raft.client_write(RaftRequest(cmd.encode_to_vec())).await.map_err(write_error)?;
+        let resp = match self.raft.client_write(RaftRequest(cmd.encode_to_vec())).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.writes.get_or_create(&result_labels("error")).inc();
+                return Err(write_error(e));
+            }
+        };
         let result = CommandResult::decode(resp.data.0.as_slice())
             .map_err(|e| Status::internal(format!("undecodable result: {e}")))?;
+        let refused = matches!(result.outcome, Some(command_result::Outcome::Failure(_)));
+        self.metrics.writes.get_or_create(&result_labels(if refused { "refused" } else { "ok" })).inc();
+        self.metrics.write_seconds.get_or_create(&Vec::new()).observe(started.elapsed().as_secs_f64());
         Ok(Response::new(result))
     }
 
@@ -288,7 +311,11 @@ impl Meta for MetaService {
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatReply>, Status> {
-        self.require_leader()?;
+        if let Err(e) = self.require_leader() {
+            self.metrics.heartbeats.get_or_create(&result_labels("not_leader")).inc();
+            return Err(e);
+        }
+        self.metrics.heartbeats.get_or_create(&result_labels("ok")).inc();
         self.liveness.record(&req.into_inner());
         let st = self.state.clone();
         let epoch = tokio::task::spawn_blocking(move || st.cluster_map())
@@ -339,11 +366,14 @@ impl Meta for MetaService {
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<ClusterStatusReply>, Status> {
         self.require_leader()?;
-        let voters: BTreeSet<u64> = req.into_inner().voters.into_iter().collect();
+        let r = req.into_inner();
+        let voters: BTreeSet<u64> = r.voters.into_iter().collect();
         if voters.is_empty() {
             return Err(Status::invalid_argument("a cluster needs at least one voter"));
         }
-        self.raft.change_membership(voters, false).await.map_err(write_error)?;
+        let change: openraft::ChangeMembers<u64, BasicNode> =
+            if r.add { openraft::ChangeMembers::AddVoterIds(voters) } else { voters.into() };
+        self.raft.change_membership(change, false).await.map_err(write_error)?;
         Ok(Response::new(self.status()))
     }
 }

@@ -14,6 +14,7 @@ mod health;
 mod incoming;
 mod meta_client;
 pub mod names;
+pub mod ops_http;
 
 /// Generated protobuf and tonic code, one module per proto package.
 pub mod proto {

@@ -356,7 +356,17 @@ impl MetaClient {
 
     /// Makes `voters` the voting members (others stay as learners or leave).
     pub async fn change_membership(&self, voters: Vec<u64>) -> Result<ClusterStatusReply, MetaClientError> {
-        let req = ChangeMembershipRequest { voters };
+        let req = ChangeMembershipRequest { voters, add: false };
+        self.call(false, |mut c| {
+            let req = req.clone();
+            async move { c.change_membership(req).await }
+        })
+        .await
+    }
+
+    /// Adds `voters` (already learners) to the voting members, keeping the others.
+    pub async fn add_voters(&self, voters: Vec<u64>) -> Result<ClusterStatusReply, MetaClientError> {
+        let req = ChangeMembershipRequest { voters, add: true };
         self.call(false, |mut c| {
             let req = req.clone();
             async move { c.change_membership(req).await }

@@ -152,6 +152,7 @@ fn datanode_config(root: &std::path::Path, n: usize, listen: SocketAddr, meta: &
         heartbeat_interval: Duration::from_millis(200),
         scrub_rate_bytes_per_sec: 64 << 20,
         scrub_interval: Duration::from_secs(3600),
+        metrics: Default::default(),
     }
 }
 

@@ -1,0 +1,99 @@
+//! The datanode's Prometheus metrics (`tessera_datanode_*`).
+
+use tessera_common::metrics::{Counter, CounterFamily, GaugeFamily, HistogramFamily, Labels, latency_family};
+use tessera_common::{DiskId, MetricsRegistry};
+
+/// Counters and gauges of one datanode. Cloning shares them.
+#[derive(Clone, Debug)]
+pub struct DatanodeMetrics {
+    /// Shard puts by result (`ok`, `error`).
+    pub shard_puts: CounterFamily,
+    /// Block bytes received in shard puts.
+    pub shard_put_bytes: Counter,
+    /// Time from a put's first message to its acknowledgement.
+    pub shard_put_seconds: HistogramFamily,
+    /// Shard gets by result (`ok`, `missing`, `corrupt`, `error`).
+    pub shard_gets: CounterFamily,
+    /// Block bytes sent by shard gets.
+    pub shard_get_bytes: Counter,
+    /// Used bytes per disk (as of the last heartbeat).
+    pub disk_used_bytes: GaugeFamily,
+    /// Capacity per disk.
+    pub disk_capacity_bytes: GaugeFamily,
+    /// 1 when a disk has failed (writes or fsyncs failed) and takes no writes.
+    pub disk_failed: GaugeFamily,
+    /// Heartbeats to metadata by result.
+    pub heartbeats: CounterFamily,
+    /// Shards the scrubber verified, per disk.
+    pub scrub_shards: CounterFamily,
+    /// Bytes the scrubber read, per disk.
+    pub scrub_bytes: CounterFamily,
+    /// Damaged shards the scrubber found and reported, per disk.
+    pub scrub_damaged: CounterFamily,
+    /// Completed scrub passes, per disk.
+    pub scrub_passes: CounterFamily,
+}
+
+impl Default for DatanodeMetrics {
+    fn default() -> Self {
+        DatanodeMetrics {
+            shard_puts: CounterFamily::default(),
+            shard_put_bytes: Counter::default(),
+            shard_put_seconds: latency_family(),
+            shard_gets: CounterFamily::default(),
+            shard_get_bytes: Counter::default(),
+            disk_used_bytes: GaugeFamily::default(),
+            disk_capacity_bytes: GaugeFamily::default(),
+            disk_failed: GaugeFamily::default(),
+            heartbeats: CounterFamily::default(),
+            scrub_shards: CounterFamily::default(),
+            scrub_bytes: CounterFamily::default(),
+            scrub_damaged: CounterFamily::default(),
+            scrub_passes: CounterFamily::default(),
+        }
+    }
+}
+
+/// Labels naming one disk.
+pub fn disk_labels(disk: DiskId) -> Labels {
+    vec![("disk", disk.get().to_string())]
+}
+
+/// Labels naming one result.
+pub fn result_labels(result: &'static str) -> Labels {
+    vec![("result", result.to_owned())]
+}
+
+impl DatanodeMetrics {
+    /// New metrics, registered in `registry`.
+    pub fn register(registry: &MetricsRegistry) -> Self {
+        let m = DatanodeMetrics::default();
+        let r = registry;
+        r.register("tessera_datanode_shard_puts", "Shard puts by result", m.shard_puts.clone());
+        r.register("tessera_datanode_shard_put_bytes", "Block bytes received by shard puts", m.shard_put_bytes.clone());
+        r.register(
+            "tessera_datanode_shard_put_seconds",
+            "Shard put time, first message to acknowledgement (after fsync)",
+            m.shard_put_seconds.clone(),
+        );
+        r.register("tessera_datanode_shard_gets", "Shard gets by result", m.shard_gets.clone());
+        r.register("tessera_datanode_shard_get_bytes", "Block bytes sent by shard gets", m.shard_get_bytes.clone());
+        r.register("tessera_datanode_disk_used_bytes", "Used bytes per disk", m.disk_used_bytes.clone());
+        r.register("tessera_datanode_disk_capacity_bytes", "Capacity per disk", m.disk_capacity_bytes.clone());
+        r.register(
+            "tessera_datanode_disk_failed",
+            "1 when a disk has failed and takes no writes",
+            m.disk_failed.clone(),
+        );
+        r.register("tessera_datanode_heartbeats", "Heartbeats to metadata by result", m.heartbeats.clone());
+        r.register("tessera_datanode_scrub_shards", "Shards verified by the scrubber", m.scrub_shards.clone());
+        r.register("tessera_datanode_scrub_bytes", "Bytes read by the scrubber", m.scrub_bytes.clone());
+        r.register(
+            "tessera_datanode_scrub_damaged_shards",
+            "Damaged shards found and reported by the scrubber",
+            m.scrub_damaged.clone(),
+        );
+        r.register("tessera_datanode_scrub_passes", "Completed scrub passes", m.scrub_passes.clone());
+        m
+    }
+}

@@ -1,0 +1,258 @@
+//! The gateway's Prometheus metrics (`tessera_gateway_*`): S3 requests by
+//! operation and status, their latency, bytes in and out, and the time spent
+//! erasure coding.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use tessera_common::MetricsRegistry;
+use tessera_common::metrics::{Counter, CounterFamily, Histogram, HistogramFamily, latency_family, latency_histogram};
+
+/// Counters and histograms of one gateway. Cloning shares them.
+#[derive(Clone, Debug)]
+pub struct GatewayMetrics {
+    /// S3 requests by operation and HTTP status.
+    pub requests: CounterFamily,
+    /// Request time, from the request's arrival to the end of its response
+    /// body, by operation.
+    pub request_seconds: HistogramFamily,
+    /// Request body bytes received.
+    pub bytes_in: Counter,
+    /// Response body bytes sent.
+    pub bytes_out: Counter,
+    /// Time to encode one stripe.
+    pub ec_encode_seconds: Histogram,
+    /// Time to check and (when a data shard is missing) decode one stripe.
+    pub ec_decode_seconds: Histogram,
+    /// Stripes that needed parity to be rebuilt (a data shard missing, corrupt or slow).
+    pub degraded_stripes: Counter,
+    /// Shard writes given up (failed or stalled) while the object was still stored.
+    pub shard_write_failures: Counter,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        GatewayMetrics {
+            requests: CounterFamily::default(),
+            request_seconds: latency_family(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            ec_encode_seconds: latency_histogram(),
+            ec_decode_seconds: latency_histogram(),
+            degraded_stripes: Counter::default(),
+            shard_write_failures: Counter::default(),
+        }
+    }
+}
+
+impl GatewayMetrics {
+    /// New metrics, registered in `registry`.
+    pub fn register(registry: &MetricsRegistry) -> Self {
+        let m = GatewayMetrics::default();
+        let r = registry;
+        r.register("tessera_gateway_requests", "S3 requests by operation and status", m.requests.clone());
+        r.register(
+            "tessera_gateway_request_seconds",
+            "S3 request time, arrival to the end of the response body",
+            m.request_seconds.clone(),
+        );
+        r.register("tessera_gateway_bytes_in", "Request body bytes received", m.bytes_in.clone());
+        r.register("tessera_gateway_bytes_out", "Response body bytes sent", m.bytes_out.clone());
+        r.register("tessera_gateway_ec_encode_seconds", "Time to encode one stripe", m.ec_encode_seconds.clone());
+        r.register(
+            "tessera_gateway_ec_decode_seconds",
+            "Time to verify and decode one stripe",
+            m.ec_decode_seconds.clone(),
+        );
+        r.register(
+            "tessera_gateway_degraded_stripes",
+            "Stripes read with parity standing in for a data shard",
+            m.degraded_stripes.clone(),
+        );
+        r.register(
+            "tessera_gateway_shard_write_failures",
+            "Shard writes given up while the object was stored",
+            m.shard_write_failures.clone(),
+        );
+        m
+    }
+}
+
+/// The S3 operation a request asks for, from its method, path and query (as
+/// the S3 API routes them). Requests that are not S3 at all are `Other`.
+pub fn operation(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> &'static str {
+    let path = path.trim_start_matches('/');
+    let (bucket, key) = match path.split_once('/') {
+        Some((b, k)) => (b, k),
+        None => (path, ""),
+    };
+    let has = |name: &str| query.is_some_and(|q| q.split('&').any(|p| p.split('=').next() == Some(name)));
+    let copy = headers.contains_key("x-amz-copy-source");
+    if bucket.is_empty() {
+        return if method == Method::GET { "ListBuckets" } else { "Other" };
+    }
+    if key.is_empty() {
+        return match *method {
+            Method::GET if has("location") => "GetBucketLocation",
+            Method::GET if has("uploads") => "ListMultipartUploads",
+            Method::GET if query.is_some_and(|q| q.contains("list-type=2")) => "ListObjectsV2",
+            Method::GET => "ListObjects",
+            Method::HEAD => "HeadBucket",
+            Method::PUT => "CreateBucket",
+            Method::DELETE => "DeleteBucket",
+            Method::POST if has("delete") => "DeleteObjects",
+            _ => "Other",
+        };
+    }
+    match *method {
+        Method::GET if has("uploadId") => "ListParts",
+        Method::GET => "GetObject",
+        Method::HEAD => "HeadObject",
+        Method::PUT if has("uploadId") && copy => "UploadPartCopy",
+        Method::PUT if has("uploadId") => "UploadPart",
+        Method::PUT if copy => "CopyObject",
+        Method::PUT => "PutObject",
+        Method::POST if has("uploads") => "CreateMultipartUpload",
+        Method::POST if has("uploadId") => "CompleteMultipartUpload",
+        Method::DELETE if has("uploadId") => "AbortMultipartUpload",
+        Method::DELETE => "DeleteObject",
+        _ => "Other",
+    }
+}
+
+/// A body that counts the bytes passing through it into a counter.
+pub struct Counted<B> {
+    inner: B,
+    counter: Counter,
+}
+
+impl<B> Counted<B> {
+    /// Counts `inner`'s bytes into `counter`.
+    pub fn new(inner: B, counter: Counter) -> Self {
+        Counted { inner, counter }
+    }
+}
+
+impl<B> http_body::Body for Counted<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &polled
+            && let Some(d) = f.data_ref()
+        {
+            self.counter.inc_by(d.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Records one request (count and latency) when its response body ends or
+/// is dropped, so the latency includes streaming the body.
+pub struct Finish {
+    /// Where to record.
+    pub metrics: Arc<GatewayMetrics>,
+    /// The operation.
+    pub op: &'static str,
+    /// The response status.
+    pub status: u16,
+    /// When the request arrived.
+    pub started: Instant,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let m = &self.metrics;
+        m.requests.get_or_create(&vec![("op", self.op.to_owned()), ("status", self.status.to_string())]).inc();
+        m.request_seconds
+            .get_or_create(&vec![("op", self.op.to_owned())])
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// A response body that counts bytes out and records the request when done.
+pub struct ResponseBody<B> {
+    inner: Counted<B>,
+    finish: Option<Finish>,
+}
+
+impl<B> ResponseBody<B> {
+    /// Wraps `inner`; `finish` is recorded at the end of the body.
+    pub fn new(inner: B, counter: Counter, finish: Finish) -> Self {
+        ResponseBody { inner: Counted::new(inner, counter), finish: Some(finish) }
+    }
+}
+
+impl<B> http_body::Body for ResponseBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.finish.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(m: Method, path: &str, q: Option<&str>) -> &'static str {
+        operation(&m, path, q, &HeaderMap::new())
+    }
+
+    #[test]
+    fn operations_are_named_as_s3_routes_them() {
+        assert_eq!(op(Method::GET, "/", None), "ListBuckets");
+        assert_eq!(op(Method::PUT, "/b", None), "CreateBucket");
+        assert_eq!(op(Method::GET, "/b", Some("list-type=2&prefix=a")), "ListObjectsV2");
+        assert_eq!(op(Method::GET, "/b", Some("prefix=a")), "ListObjects");
+        assert_eq!(op(Method::GET, "/b", Some("location")), "GetBucketLocation");
+        assert_eq!(op(Method::POST, "/b", Some("delete")), "DeleteObjects");
+        assert_eq!(op(Method::GET, "/b/k/x", None), "GetObject");
+        assert_eq!(op(Method::PUT, "/b/k", Some("partNumber=2&uploadId=u")), "UploadPart");
+        assert_eq!(op(Method::POST, "/b/k", Some("uploads")), "CreateMultipartUpload");
+        assert_eq!(op(Method::POST, "/b/k", Some("uploadId=u")), "CompleteMultipartUpload");
+        assert_eq!(op(Method::DELETE, "/b/k", Some("uploadId=u")), "AbortMultipartUpload");
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-copy-source", "/a/b".parse().expect("header"));
+        assert_eq!(operation(&Method::PUT, "/b/k", None, &h), "CopyObject");
+        assert_eq!(operation(&Method::PUT, "/b/k", Some("uploadId=u&partNumber=1"), &h), "UploadPartCopy");
+    }
+}

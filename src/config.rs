@@ -1,0 +1,374 @@
+//! Configuration of every role: one options struct per role that is both
+//! the command line (flags, each with a `TESSERA_*` environment variable)
+//! and the TOML file (`--config FILE`, unknown keys rejected). Precedence:
+//! flags > environment > file > defaults — clap resolves the first two, and
+//! [`Options::over`] lays the result over the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::bail;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tessera_common::{ByteSize, HumanDuration};
+
+/// Options that can be laid over a file's.
+pub trait Options: DeserializeOwned + Default {
+    /// `self` (flags and environment) where set, else `file`'s.
+    fn over(self, file: Self) -> Self;
+}
+
+/// Declares an options struct: every field optional, parsed by clap and by
+/// serde (deny_unknown_fields), with an `over` that merges field by field.
+macro_rules! options {
+    ($(#[$m:meta])* pub struct $name:ident { $( $(#[$fm:meta])* pub $f:ident : Option<$t:ty>, )* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name { $( $(#[$fm])* pub $f: Option<$t>, )* }
+
+        impl Options for $name {
+            fn over(self, file: Self) -> Self {
+                $name { $( $f: self.$f.or(file.$f), )* }
+            }
+        }
+    };
+}
+
+/// Reads `path` (if any) as TOML into `T`; errors are one line.
+pub fn load_file<T: Options>(path: Option<&Path>) -> anyhow::Result<T> {
+    let Some(path) = path else { return Ok(T::default()) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?;
+    parse_toml(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+}
+
+/// Parses TOML into `T`, with a one-line error naming the line.
+pub fn parse_toml<T: DeserializeOwned>(text: &str) -> anyhow::Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let msg = e.message().replace('\n', " ");
+        match line {
+            Some(l) => anyhow::anyhow!("line {l}: {msg}"),
+            None => anyhow::anyhow!("{msg}"),
+        }
+    })
+}
+
+/// Resolves flags/environment over the file named by `config`.
+pub fn resolve<T: Options>(cli: T, config: Option<&Path>) -> anyhow::Result<T> {
+    Ok(cli.over(load_file(config)?))
+}
+
+/// One disk of a datanode: `ID:PATH` (e.g. `3:/srv/tessera/disk3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// Cluster-unique disk id (1 or more).
+    pub id: u32,
+    /// The disk's directory.
+    pub path: PathBuf,
+}
+
+impl FromStr for DiskSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (id, path) = s.split_once(':').ok_or_else(|| format!("`{s}` is not a disk (ID:PATH, e.g. 1:/srv/d1)"))?;
+        let id: u32 = id.trim().parse().map_err(|_| format!("`{id}` is not a disk id (a number from 1)"))?;
+        if id == 0 || path.is_empty() {
+            return Err(format!("`{s}`: disk ids start at 1 and the path must not be empty"));
+        }
+        Ok(DiskSpec { id, path: PathBuf::from(path) })
+    }
+}
+
+impl<'de> Deserialize<'de> for DiskSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An erasure code `K+M` (e.g. `4+2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EcSpec {
+    /// Data shards.
+    pub k: usize,
+    /// Parity shards.
+    pub m: usize,
+}
+
+impl FromStr for EcSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not an erasure code (K+M, e.g. 4+2)");
+        let (k, m) = s.split_once('+').ok_or_else(bad)?;
+        let k: usize = k.trim().parse().map_err(|_| bad())?;
+        let m: usize = m.trim().parse().map_err(|_| bad())?;
+        if k == 0 {
+            return Err(bad());
+        }
+        Ok(EcSpec { k, m })
+    }
+}
+
+impl<'de> Deserialize<'de> for EcSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+options! {
+    /// Settings of `tessera server` (all roles in one process).
+    pub struct ServerOptions {
+        /// Data folder: metadata and disk folders live under it [default: ./data].
+        #[arg(long, env = "TESSERA_DATA")]
+        pub data: Option<PathBuf>,
+        /// S3 endpoint address [default: 127.0.0.1:9000].
+        #[arg(long, env = "TESSERA_LISTEN")]
+        pub listen: Option<SocketAddr>,
+        /// Metadata service (gRPC) address [default: 127.0.0.1:9001].
+        #[arg(long, env = "TESSERA_META_LISTEN")]
+        pub meta_listen: Option<SocketAddr>,
+        /// Datanode service (gRPC) address [default: 127.0.0.1:9002].
+        #[arg(long, env = "TESSERA_DATANODE_LISTEN")]
+        pub datanode_listen: Option<SocketAddr>,
+        /// Number of disk folders (`<data>/disk1` …); the erasure code follows from it [default: 6].
+        #[arg(long, env = "TESSERA_DISKS")]
+        pub disks: Option<usize>,
+        /// Root access key id (generated on first start when unset).
+        #[arg(long, env = "TESSERA_ROOT_ACCESS_KEY")]
+        pub access_key: Option<String>,
+        /// Root secret key (generated on first start when unset).
+        #[arg(long, env = "TESSERA_ROOT_SECRET_KEY", hide_env_values = true)]
+        pub secret_key: Option<String>,
+        /// Domain for virtual-hosted-style requests (`bucket.<domain>`).
+        #[arg(long, env = "TESSERA_DOMAIN")]
+        pub domain: Option<String>,
+        /// Log format: text or json [default: text].
+        #[arg(long, env = "TESSERA_LOG_FORMAT")]
+        pub log_format: Option<LogFormat>,
+    }
+}
+
+options! {
+    /// Settings of `tessera meta` (one metadata / Raft node).
+    pub struct MetaOptions {
+        /// This node's Raft id: unique in the cluster, never reused (required).
+        #[arg(long, env = "TESSERA_NODE_ID")]
+        pub node_id: Option<u64>,
+        /// gRPC address (Raft, metadata API) [default: 127.0.0.1:9001].
+        #[arg(long, env = "TESSERA_LISTEN")]
+        pub listen: Option<SocketAddr>,
+        /// URL peers and clients use to reach this node [default: http://LISTEN].
+        #[arg(long, env = "TESSERA_ADVERTISE")]
+        pub advertise: Option<String>,
+        /// Health and metrics HTTP address (`/tessera/...`) [default: 127.0.0.1:9011].
+        #[arg(long, env = "TESSERA_HTTP_LISTEN")]
+        pub http_listen: Option<SocketAddr>,
+        /// Where the node's RocksDB lives [default: ./data/meta].
+        #[arg(long, env = "TESSERA_DATA")]
+        pub data: Option<PathBuf>,
+        /// Make this node the single voter of a new cluster (first node only) [default: false].
+        #[arg(long, env = "TESSERA_BOOTSTRAP", num_args = 0..=1, default_missing_value = "true")]
+        pub bootstrap: Option<bool>,
+        /// Join the cluster at these metadata addresses as a voter (comma-separated URLs).
+        #[arg(long, env = "TESSERA_JOIN", value_delimiter = ',')]
+        pub join: Option<Vec<String>>,
+        /// Root access key created once the cluster has a leader (optional).
+        #[arg(long, env = "TESSERA_ROOT_ACCESS_KEY")]
+        pub access_key: Option<String>,
+        /// Root secret key (with --access-key).
+        #[arg(long, env = "TESSERA_ROOT_SECRET_KEY", hide_env_values = true)]
+        pub secret_key: Option<String>,
+        /// Leader heartbeat interval [default: 250ms].
+        #[arg(long, env = "TESSERA_RAFT_HEARTBEAT")]
+        pub raft_heartbeat: Option<HumanDuration>,
+        /// Shortest election timeout [default: 1s].
+        #[arg(long, env = "TESSERA_ELECTION_TIMEOUT_MIN")]
+        pub election_timeout_min: Option<HumanDuration>,
+        /// Longest election timeout [default: 2s].
+        #[arg(long, env = "TESSERA_ELECTION_TIMEOUT_MAX")]
+        pub election_timeout_max: Option<HumanDuration>,
+        /// Snapshot (and purge the log) after this many entries [default: 10000].
+        #[arg(long, env = "TESSERA_SNAPSHOT_AFTER_ENTRIES")]
+        pub snapshot_after_entries: Option<u64>,
+        /// A disk unreported this long is marked down [default: 15s].
+        #[arg(long, env = "TESSERA_DISK_DOWN_AFTER")]
+        pub disk_down_after: Option<HumanDuration>,
+        /// A disk down this long is marked out and its data moves [default: 10m].
+        #[arg(long, env = "TESSERA_DISK_OUT_AFTER")]
+        pub disk_out_after: Option<HumanDuration>,
+        /// Log format: text or json [default: text].
+        #[arg(long, env = "TESSERA_LOG_FORMAT")]
+        pub log_format: Option<LogFormat>,
+    }
+}
+
+options! {
+    /// Settings of `tessera datanode`.
+    pub struct DatanodeOptions {
+        /// This node's id: unique among datanodes (required).
+        #[arg(long, env = "TESSERA_NODE_ID")]
+        pub node_id: Option<u64>,
+        /// gRPC address (shard service) [default: 127.0.0.1:9002].
+        #[arg(long, env = "TESSERA_LISTEN")]
+        pub listen: Option<SocketAddr>,
+        /// URL gateways and peers use to reach this node [default: http://LISTEN].
+        #[arg(long, env = "TESSERA_ADVERTISE")]
+        pub advertise: Option<String>,
+        /// Health and metrics HTTP address (`/tessera/...`) [default: 127.0.0.1:9012].
+        #[arg(long, env = "TESSERA_HTTP_LISTEN")]
+        pub http_listen: Option<SocketAddr>,
+        /// Disks as ID:PATH, comma-separated or repeated; ids unique in the cluster (required).
+        #[arg(long = "disk", env = "TESSERA_DISKS", value_delimiter = ',')]
+        pub disks: Option<Vec<DiskSpec>>,
+        /// Metadata node addresses (comma-separated URLs) (required).
+        #[arg(long, env = "TESSERA_META", value_delimiter = ',')]
+        pub meta: Option<Vec<String>>,
+        /// Zone label for placement [default: default].
+        #[arg(long, env = "TESSERA_ZONE")]
+        pub zone: Option<String>,
+        /// Rack label [default: default].
+        #[arg(long, env = "TESSERA_RACK")]
+        pub rack: Option<String>,
+        /// Host label [default: the node id].
+        #[arg(long, env = "TESSERA_HOST")]
+        pub host: Option<String>,
+        /// Heartbeat interval to metadata [default: 1s].
+        #[arg(long, env = "TESSERA_HEARTBEAT")]
+        pub heartbeat: Option<HumanDuration>,
+        /// Scrub read rate per disk, per second [default: 16MiB].
+        #[arg(long, env = "TESSERA_SCRUB_RATE")]
+        pub scrub_rate: Option<ByteSize>,
+        /// Pause between two scrub passes over a disk [default: 24h].
+        #[arg(long, env = "TESSERA_SCRUB_INTERVAL")]
+        pub scrub_interval: Option<HumanDuration>,
+        /// How long to wait for the metadata service at start-up [default: 30s].
+        #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
+        pub startup_timeout: Option<HumanDuration>,
+        /// Log format: text or json [default: text].
+        #[arg(long, env = "TESSERA_LOG_FORMAT")]
+        pub log_format: Option<LogFormat>,
+    }
+}
+
+options! {
+    /// Settings of `tessera gateway` (the S3 endpoint).
+    pub struct GatewayOptions {
+        /// S3 endpoint address (also serves `/tessera/...`) [default: 127.0.0.1:9000].
+        #[arg(long, env = "TESSERA_LISTEN")]
+        pub listen: Option<SocketAddr>,
+        /// Metadata node addresses (comma-separated URLs) (required).
+        #[arg(long, env = "TESSERA_META", value_delimiter = ',')]
+        pub meta: Option<Vec<String>>,
+        /// Domains for virtual-hosted-style requests (comma-separated).
+        #[arg(long = "domain", env = "TESSERA_DOMAINS", value_delimiter = ',')]
+        pub domains: Option<Vec<String>>,
+        /// Region reported and expected in signatures [default: us-east-1].
+        #[arg(long, env = "TESSERA_REGION")]
+        pub region: Option<String>,
+        /// Erasure code of new objects, K+M [default: 4+2].
+        #[arg(long, env = "TESSERA_EC")]
+        pub ec: Option<EcSpec>,
+        /// Object bytes per stripe [default: 1MiB].
+        #[arg(long, env = "TESSERA_STRIPE_SIZE")]
+        pub stripe_size: Option<ByteSize>,
+        /// Shards that must be stored for a write to succeed, K to K+M [default: K+1].
+        #[arg(long, env = "TESSERA_WRITE_QUORUM")]
+        pub write_quorum: Option<usize>,
+        /// Objects up to this size live in the metadata record [default: 128KiB].
+        #[arg(long, env = "TESSERA_INLINE_THRESHOLD")]
+        pub inline_threshold: Option<ByteSize>,
+        /// A shard read slower than this is replaced by parity [default: 2s].
+        #[arg(long, env = "TESSERA_HEDGE_TIMEOUT")]
+        pub hedge_timeout: Option<HumanDuration>,
+        /// A stalled shard write is given up after this [default: 30s].
+        #[arg(long, env = "TESSERA_SHARD_WRITE_TIMEOUT")]
+        pub shard_write_timeout: Option<HumanDuration>,
+        /// Connect timeout to datanodes [default: 2s].
+        #[arg(long, env = "TESSERA_CONNECT_TIMEOUT")]
+        pub connect_timeout: Option<HumanDuration>,
+        /// How long to wait for the metadata service at start-up [default: 30s].
+        #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
+        pub startup_timeout: Option<HumanDuration>,
+        /// Log format: text or json [default: text].
+        #[arg(long, env = "TESSERA_LOG_FORMAT")]
+        pub log_format: Option<LogFormat>,
+    }
+}
+
+/// The `--config` flag every role takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigFile {
+    /// TOML file with the same settings (keys as the long flags, `-` → `_`).
+    #[arg(long, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Fails with `what` unless `v` is set.
+pub fn required<T>(v: Option<T>, what: &str) -> anyhow::Result<T> {
+    match v {
+        Some(v) => Ok(v),
+        None => bail!("{what} is required"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file: MetaOptions =
+            parse_toml("node_id = 3\nlisten = \"127.0.0.1:7001\"\nraft_heartbeat = \"100ms\"\n").unwrap();
+        let cli = MetaOptions { node_id: Some(5), ..MetaOptions::default() };
+        let merged = cli.over(file);
+        assert_eq!(merged.node_id, Some(5));
+        assert_eq!(merged.listen, Some("127.0.0.1:7001".parse().unwrap()));
+        assert_eq!(merged.raft_heartbeat, Some("100ms".parse().unwrap()));
+        assert_eq!(merged.data, None);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_one_line_errors_naming_the_line() {
+        let e = parse_toml::<GatewayOptions>("listen = \"127.0.0.1:9000\"\nlisen = 3\n").unwrap_err().to_string();
+        assert!(e.starts_with("line 2: unknown field `lisen`"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = parse_toml::<GatewayOptions>("ec = \"4-2\"\n").unwrap_err().to_string();
+        assert!(e.contains("not an erasure code"), "{e}");
+        let e = parse_toml::<DatanodeOptions>("disks = [\"x\"]\n").unwrap_err().to_string();
+        assert!(e.contains("not a disk"), "{e}");
+    }
+
+    #[test]
+    fn example_configs_in_deploy_parse() {
+        let s: ServerOptions = parse_toml(include_str!("../deploy/server.toml")).unwrap();
+        assert!(s.data.is_some());
+        let m: MetaOptions = parse_toml(include_str!("../deploy/meta.toml")).unwrap();
+        assert!(m.node_id.is_some());
+        let d: DatanodeOptions = parse_toml(include_str!("../deploy/datanode.toml")).unwrap();
+        assert_eq!(d.disks.unwrap().len(), 2);
+        let g: GatewayOptions = parse_toml(include_str!("../deploy/gateway.toml")).unwrap();
+        assert_eq!(g.ec, Some(EcSpec { k: 4, m: 2 }));
+    }
+
+    #[test]
+    fn disk_and_ec_specs_parse() {
+        assert_eq!("2:/srv/d2".parse::<DiskSpec>(), Ok(DiskSpec { id: 2, path: "/srv/d2".into() }));
+        assert!("0:/x".parse::<DiskSpec>().is_err());
+        assert!("/x".parse::<DiskSpec>().is_err());
+        assert_eq!("10+4".parse::<EcSpec>(), Ok(EcSpec { k: 10, m: 4 }));
+        assert!("0+2".parse::<EcSpec>().is_err());
+    }
+}

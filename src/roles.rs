@@ -1,0 +1,378 @@
+//! `tessera meta`, `tessera datanode`, `tessera gateway`: one role per
+//! process, for clusters. Each resolves its options (flags > env > file >
+//! defaults), checks what it can before serving (ports, folders, the
+//! metadata service), serves its gRPC or S3 port plus the `/tessera/`
+//! health and metrics paths, and stops cleanly on Ctrl-C / SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tessera_common::{DiskId, MetricsRegistry};
+use tessera_datanode::DatanodeConfig;
+use tessera_gateway::{EcDefaults, GatewayConfig};
+use tessera_metadata::MetaConfig;
+use tessera_rpc::ops_http::{ReadyCheck, serve_ops};
+use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey, DeleteAccessKey, command::Op};
+use tessera_rpc::{MetaClient, MetaClientConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{DatanodeOptions, GatewayOptions, MetaOptions, required};
+
+/// Binds `addr`, naming `what` in the error.
+pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+}
+
+/// Creates `dir` and checks that it is writable.
+pub fn writable_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the {what} {}", dir.display()))?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"ok").with_context(|| format!("the {what} {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Waits for Ctrl-C / SIGTERM or for `task` to end by itself; on a signal
+/// tells the task to stop (`stop`) and waits for it.
+async fn until_signal<T>(
+    role: &str,
+    mut task: tokio::task::JoinHandle<T>,
+    stop: watch::Sender<bool>,
+) -> Result<T, tokio::task::JoinError> {
+    let ended = tokio::select! {
+        _ = shutdown_signal() => None,
+        r = &mut task => Some(r),
+    };
+    eprintln!("tessera {role}: shutting down (finishing in-flight requests)");
+    let _ = stop.send(true);
+    match ended {
+        Some(r) => r,
+        None => task.await,
+    }
+}
+
+/// Makes sure the access key `access` exists with `secret` (replacing a
+/// different secret).
+pub async fn ensure_key(meta: &MetaClient, access: &str, secret: &str) -> anyhow::Result<()> {
+    let existing = meta.get_access_key(access).await.context("metadata service")?;
+    if let Some(k) = existing.key {
+        if k.secret_key == secret {
+            return Ok(());
+        }
+        let del =
+            Command { now_ms: 0, op: Some(Op::DeleteAccessKey(DeleteAccessKey { access_key_id: access.into() })) };
+        meta.write(del).await.context("replacing the root key")?;
+    }
+    let key = AccessKeyRecord {
+        access_key_id: access.into(),
+        secret_key: secret.into(),
+        created_ms: 0,
+        description: "root".into(),
+    };
+    let r = meta
+        .write(Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) })
+        .await
+        .context("creating the root key")?;
+    if let Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(f)) = r.outcome {
+        bail!("the root key was refused: {}", f.message);
+    }
+    Ok(())
+}
+
+/// Checks metadata endpoints are URLs and waits until one of them answers.
+async fn reach_metadata(endpoints: &[String], timeout: Duration) -> anyhow::Result<MetaClient> {
+    for e in endpoints {
+        let rest = e.strip_prefix("http://").or_else(|| e.strip_prefix("https://"));
+        let ok = rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace));
+        if !ok {
+            bail!("`{e}` is not a metadata address (expected a URL like http://10.0.0.1:9101)");
+        }
+    }
+    let meta = MetaClient::new(MetaClientConfig::new(endpoints.to_vec()));
+    let start = Instant::now();
+    loop {
+        match meta.cluster_status().await {
+            Ok(s) if s.leader_id.is_some() => return Ok(meta),
+            Ok(_) | Err(_) if start.elapsed() < timeout => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(_) => bail!("the metadata service at {} has no leader after {timeout:?}", endpoints.join(",")),
+            Err(e) => bail!("cannot reach the metadata service at {} within {timeout:?}: {e}", endpoints.join(",")),
+        }
+    }
+}
+
+/// Serves `/tessera/...` on `listener` in the background.
+fn spawn_ops(
+    listener: TcpListener,
+    registry: MetricsRegistry,
+    ready: ReadyCheck,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(serve_ops(listener, registry, ready, stop))
+}
+
+/// `tessera meta`.
+pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
+    let node_id = required(o.node_id, "--node-id (TESSERA_NODE_ID)")?;
+    if o.bootstrap == Some(true) && o.join.is_some() {
+        bail!("--bootstrap starts a new cluster and --join joins one: give one of them");
+    }
+    let listen = o.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9001)));
+    let http = o.http_listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9011)));
+    let data = o.data.clone().unwrap_or_else(|| "./data/meta".into());
+    writable_dir(&data, "metadata folder")?;
+    let creds = match (&o.access_key, &o.secret_key) {
+        (Some(a), Some(s)) => Some((a.clone(), s.clone())),
+        (None, None) => None,
+        _ => bail!("set both the root access key and secret key, or neither"),
+    };
+    let listener = bind(listen, "metadata service").await?;
+    let ops = bind(http, "health and metrics").await?;
+    let advertise = o.advertise.clone().unwrap_or_else(|| format!("http://{listen}"));
+
+    let registry = MetricsRegistry::new();
+    let mut mc = MetaConfig::new(node_id, listen, data);
+    mc.advertise = Some(advertise.clone());
+    mc.bootstrap = o.bootstrap.unwrap_or(false);
+    mc.metrics = registry.clone();
+    if let Some(d) = o.raft_heartbeat {
+        mc.heartbeat = d.0;
+    }
+    if let Some(d) = o.election_timeout_min {
+        mc.election_timeout.0 = d.0;
+    }
+    if let Some(d) = o.election_timeout_max {
+        mc.election_timeout.1 = d.0;
+    }
+    if let Some(n) = o.snapshot_after_entries {
+        mc.snapshot_after_entries = n;
+    }
+    if let Some(d) = o.disk_down_after {
+        mc.disk_down_after = d.0;
+    }
+    if let Some(d) = o.disk_out_after {
+        mc.disk_out_after = d.0;
+    }
+    mc.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let (stop_tx, stop) = watch::channel(false);
+    let node = tokio::spawn(tessera_metadata::serve(mc, listener, stop.clone()));
+    let own = MetaClient::new(MetaClientConfig::new(vec![advertise.clone()]));
+    let ready: ReadyCheck = {
+        let own = own.clone();
+        Arc::new(move || {
+            let own = own.clone();
+            Box::pin(async move {
+                match own.cluster_status().await {
+                    Ok(s) => match s.leader_id {
+                        Some(l) => Ok(format!("leader {l}, term {}, applied {}", s.term, s.last_applied)),
+                        None => Err("no leader".into()),
+                    },
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        })
+    };
+    let ops_task = spawn_ops(ops, registry, ready, stop.clone());
+    println!("tessera meta: node {node_id} on {advertise}; health and metrics on http://{http}/tessera/");
+
+    // Joining and the root key need the cluster; they run beside the node.
+    let mut chores = tokio::task::JoinSet::new();
+    if let Some(peers) = o.join.clone() {
+        chores.spawn(join_cluster(peers, node_id, advertise.clone()));
+    }
+    if let Some((a, s)) = creds {
+        let own = own.clone();
+        chores.spawn(async move {
+            let start = Instant::now();
+            loop {
+                match ensure_key(&own, &a, &s).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if start.elapsed() > Duration::from_secs(300) => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        });
+    }
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        r = async {
+            while let Some(r) = chores.join_next().await {
+                r.context("start-up task")??;
+            }
+            std::future::pending::<anyhow::Result<()>>().await
+        } => r,
+    };
+    eprintln!("tessera meta: shutting down");
+    let _ = stop_tx.send(true);
+    chores.shutdown().await;
+    node.await.context("metadata task")?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = ops_task.await;
+    outcome
+}
+
+/// Adds this node to the cluster at `peers`: as a learner (which waits for
+/// it to catch up), then as a voter. Nothing to do when it already votes.
+/// Membership changes go one at a time, so a refusal (another node joining
+/// at the same moment) is retried for up to two minutes.
+async fn join_cluster(peers: Vec<String>, id: u64, advertise: String) -> anyhow::Result<()> {
+    let cluster = reach_metadata(&peers, Duration::from_secs(60)).await?;
+    let start = Instant::now();
+    loop {
+        match try_join(&cluster, id, &advertise).await {
+            Ok(voters) => {
+                println!("tessera meta: node {id} is a voter; voters {voters:?}");
+                return Ok(());
+            }
+            Err(e) if start.elapsed() > Duration::from_secs(120) => return Err(e),
+            Err(e) => {
+                if e.to_string().contains("pick an unused") {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+}
+
+async fn try_join(cluster: &MetaClient, id: u64, advertise: &str) -> anyhow::Result<Vec<u64>> {
+    let status = cluster.cluster_status().await.context("cluster status")?;
+    let voters = |s: &tessera_rpc::proto::meta::ClusterStatusReply| -> Vec<u64> {
+        s.members.iter().filter(|m| m.voter).map(|m| m.id).collect()
+    };
+    if status.members.iter().any(|m| m.id == id && m.voter) {
+        return Ok(voters(&status));
+    }
+    if let Some(other) = status.members.iter().find(|m| m.id == id && m.addr != advertise) {
+        bail!("node id {id} is already a member at {}: pick an unused --node-id", other.addr);
+    }
+    cluster.add_learner(id, advertise).await.context("joining as a learner")?;
+    let status = cluster.add_voters(vec![id]).await.context("becoming a voter")?;
+    Ok(voters(&status))
+}
+
+/// `tessera datanode`.
+pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
+    let node_id = required(o.node_id, "--node-id (TESSERA_NODE_ID)")?;
+    let disks = required(o.disks.clone(), "at least one --disk ID:PATH (TESSERA_DISKS)")?;
+    let meta = required(o.meta.clone(), "--meta with the metadata addresses (TESSERA_META)")?;
+    let listen = o.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9002)));
+    let http = o.http_listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9012)));
+    for d in &disks {
+        writable_dir(&d.path, &format!("disk {} folder", d.id))?;
+    }
+    let listener = bind(listen, "datanode service").await?;
+    let ops = bind(http, "health and metrics").await?;
+    let timeout = o.startup_timeout.map_or(Duration::from_secs(30), |d| d.0);
+    reach_metadata(&meta, timeout).await?;
+    let advertise = o.advertise.clone().unwrap_or_else(|| format!("http://{listen}"));
+    let registry = MetricsRegistry::new();
+    let cfg = DatanodeConfig {
+        node_id,
+        listen,
+        advertise: Some(advertise.clone()),
+        disks: disks.iter().map(|d| (DiskId(d.id), d.path.clone())).collect(),
+        zone: o.zone.clone().unwrap_or_else(|| "default".into()),
+        rack: o.rack.clone().unwrap_or_else(|| "default".into()),
+        host: o.host.clone().unwrap_or_default(),
+        meta_endpoints: meta,
+        heartbeat_interval: o.heartbeat.map_or(Duration::from_secs(1), |d| d.0),
+        scrub_rate_bytes_per_sec: o.scrub_rate.map_or(16 << 20, |s| s.0),
+        scrub_interval: o.scrub_interval.map_or(Duration::from_secs(24 * 3600), |d| d.0),
+        metrics: registry.clone(),
+    };
+    cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (stop_tx, stop) = watch::channel(false);
+    let node = tokio::spawn(tessera_datanode::serve(cfg, listener, stop.clone()));
+    let ready: ReadyCheck = {
+        let url = advertise.clone();
+        Arc::new(move || {
+            let url = url.clone();
+            Box::pin(async move {
+                use tessera_rpc::proto::health::health_client::HealthClient;
+                use tessera_rpc::proto::health::{CheckRequest, check_response::Status};
+                let mut c = HealthClient::connect(url).await.map_err(|e| e.to_string())?;
+                let r = c.check(CheckRequest {}).await.map_err(|e| e.to_string())?.into_inner();
+                if r.status == Status::Serving as i32 {
+                    Ok("registered with metadata".into())
+                } else {
+                    Err("not registered with metadata yet".into())
+                }
+            })
+        })
+    };
+    let ops_task = spawn_ops(ops, registry, ready, stop.clone());
+    println!(
+        "tessera datanode: node {node_id} on {advertise}, {} disk(s); health and metrics on http://{http}/tessera/",
+        disks.len()
+    );
+    let r = until_signal("datanode", node, stop_tx).await;
+    let _ = ops_task.await;
+    r.context("datanode task")?.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `tessera gateway`.
+pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
+    let meta = required(o.meta.clone(), "--meta with the metadata addresses (TESSERA_META)")?;
+    let listen = o.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let listener = bind(listen, "S3 endpoint").await?;
+    let timeout = o.startup_timeout.map_or(Duration::from_secs(30), |d| d.0);
+    reach_metadata(&meta, timeout).await?;
+    let mut gc = GatewayConfig::new(listen, meta);
+    let mut ec = EcDefaults::default();
+    if let Some(spec) = o.ec {
+        ec.k = spec.k;
+        ec.m = spec.m;
+    }
+    if let Some(s) = o.stripe_size {
+        ec.stripe_size = usize::try_from(s.0).context("stripe size")?;
+    }
+    tessera_ec::StripeLayout::new(ec.k, ec.m, ec.stripe_size).map_err(|e| anyhow::anyhow!("erasure code: {e}"))?;
+    gc.ec = ec;
+    if let Some(q) = o.write_quorum {
+        if q < ec.k || q > ec.k + ec.m {
+            bail!("write quorum {q} is outside {}..={} (K to K+M)", ec.k, ec.k + ec.m);
+        }
+        gc.write_quorum = Some(q);
+    }
+    gc.domains = o.domains.clone().unwrap_or_default();
+    if let Some(r) = &o.region {
+        gc.region = r.clone();
+    }
+    if let Some(t) = o.inline_threshold {
+        gc.inline_threshold = t.0;
+    }
+    if let Some(d) = o.hedge_timeout {
+        gc.hedge_timeout = d.0;
+    }
+    if let Some(d) = o.shard_write_timeout {
+        gc.shard_write_timeout = d.0;
+    }
+    if let Some(d) = o.connect_timeout {
+        gc.connect_timeout = d.0;
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let gw = tokio::spawn(tessera_gateway::serve(gc, listener, stop));
+    println!("tessera gateway: S3 on http://{listen}, erasure code {}+{}", ec.k, ec.m);
+    let r = until_signal("gateway", gw, stop_tx).await;
+    r.context("gateway task")?.map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+"""Real S3 clients against a running Tessera endpoint.
+
+aws-cli, boto3, rclone, s3cmd and minio-py each do what their users do, and
+every step checks its result. A failure names the target, the client and the
+command, and the run stops with exit status 1.
+
+    clients.py --endpoint http://127.0.0.1:9000 --access-key AK --secret-key SK \
+               --label server --work /tmp/dir
+"""
+
+import argparse
+import concurrent.futures
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+
+MiB = 1 << 20
+
+
+class StepFailed(Exception):
+    pass
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.endpoint = args.endpoint.rstrip("/")
+        self.hostport = self.endpoint.split("://", 1)[1]
+        self.work = args.work
+        self.bin = os.path.dirname(sys.executable)
+        self.env = dict(os.environ)
+        self.env.update(
+            AWS_ACCESS_KEY_ID=args.access_key,
+            AWS_SECRET_ACCESS_KEY=args.secret_key,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_CONFIG_FILE=os.path.join(self.work, "aws-config"),
+            AWS_SHARED_CREDENTIALS_FILE=os.path.join(self.work, "aws-credentials"),
+        )
+        self.steps = 0
+
+    # -- helpers ---------------------------------------------------------
+
+    def step(self, client, command):
+        """A context naming the step in any failure."""
+        run = self
+
+        class Ctx:
+            def __enter__(self):
+                run.started = time.monotonic()
+                return self
+
+            def __exit__(self, kind, err, tb):
+                took = time.monotonic() - run.started
+                if err is None:
+                    run.steps += 1
+                    print(f"  ok   [{run.args.label}] {client}: {command} ({took:.1f}s)", flush=True)
+                    return False
+                msg = f"FAIL [{run.args.label}] {client}: {command}: {kind.__name__}: {err}"
+                raise StepFailed(msg) from err
+
+        return Ctx()
+
+    def sh(self, argv, input=None):
+        """Runs a command; returns stdout; raises with stderr on failure."""
+        p = subprocess.run(argv, env=self.env, input=input, capture_output=True, timeout=900)
+        if p.returncode != 0:
+            raise AssertionError(
+                f"exit {p.returncode}: {p.stderr.decode(errors='replace').strip()[-1500:]}"
+            )
+        return p.stdout.decode(errors="replace")
+
+    def aws(self, *argv):
+        quiet = ["--only-show-errors"] if argv[:1] == ("s3",) and argv[1] in ("cp", "mv", "rm", "sync") else []
+        return self.sh([os.path.join(self.bin, "aws"), "--endpoint-url", self.endpoint, *argv, *quiet])
+
+    def path(self, *parts):
+        return os.path.join(self.work, *parts)
+
+    @staticmethod
+    def random_file(path, size, seed):
+        """Deterministic pseudo-random content, written in 1 MiB pieces."""
+        block = hashlib.sha256(seed.encode()).digest() * (MiB // 32)
+        with open(path, "wb") as f:
+            left, n = size, 0
+            while left > 0:
+                piece = hashlib.sha256(f"{seed}/{n}".encode()).digest() + block[32:]
+                f.write(piece[: min(left, MiB)])
+                left -= min(left, MiB)
+                n += 1
+
+    @staticmethod
+    def digest(path):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(MiB), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def same_file(self, a, b):
+        assert os.path.getsize(a) == os.path.getsize(b), f"{b}: {os.path.getsize(b)} bytes, expected {os.path.getsize(a)}"
+        assert self.digest(a) == self.digest(b), f"{b} differs from {a}"
+
+    @staticmethod
+    def tree(root):
+        out = {}
+        for d, _, files in os.walk(root):
+            for f in files:
+                p = os.path.join(d, f)
+                with open(p, "rb") as fh:
+                    out[os.path.relpath(p, root)] = hashlib.sha256(fh.read()).hexdigest()
+        return out
+
+    def small_files(self, root, n, prefix="f"):
+        os.makedirs(root, exist_ok=True)
+        for i in range(n):
+            sub = os.path.join(root, f"d{i % 10}")
+            os.makedirs(sub, exist_ok=True)
+            with open(os.path.join(sub, f"{prefix}{i:04}.txt"), "wb") as f:
+                f.write((f"file {i} " * (1 + i % 50)).encode())
+
+    # -- clients ---------------------------------------------------------
+
+    def aws_cli(self):
+        b = "cli-bucket"
+        big = self.path("big.bin")
+        self.random_file(big, 105 * MiB, "aws-big")
+        with self.step("aws-cli", f"s3 mb s3://{b}"):
+            self.aws("s3", "mb", f"s3://{b}")
+        with self.step("aws-cli", "s3 cp (105 MiB up, multipart)"):
+            self.aws("s3", "cp", big, f"s3://{b}/big.bin")
+        with self.step("aws-cli", "s3 cp (105 MiB down) + byte compare"):
+            self.aws("s3", "cp", f"s3://{b}/big.bin", self.path("big.down"))
+            self.same_file(big, self.path("big.down"))
+        with self.step("aws-cli", "s3api head-object"):
+            head = json.loads(self.aws("s3api", "head-object", "--bucket", b, "--key", "big.bin"))
+            assert head["ContentLength"] == 105 * MiB, head
+            assert head["ETag"].strip('"').endswith("-14"), f"multipart ETag expected (14 parts of 8 MiB): {head['ETag']}"
+        src = self.path("sync-up")
+        self.small_files(src, 500)
+        with self.step("aws-cli", "s3 sync (500 files up)"):
+            self.aws("s3", "sync", src, f"s3://{b}/sync/")
+        with self.step("aws-cli", "s3 sync (500 files down) + compare"):
+            dst = self.path("sync-down")
+            self.aws("s3", "sync", f"s3://{b}/sync/", dst)
+            assert self.tree(src) == self.tree(dst), "the synced-back folder differs"
+        with self.step("aws-cli", "s3 sync again (nothing to do)"):
+            out = self.aws("s3", "sync", src, f"s3://{b}/sync/", "--dryrun")
+            assert out.strip() == "", f"a second sync wanted to copy: {out[:300]}"
+        with self.step("aws-cli", "s3 ls --recursive"):
+            lines = [l for l in self.aws("s3", "ls", "--recursive", f"s3://{b}").splitlines() if l.strip()]
+            assert len(lines) == 501, f"{len(lines)} objects listed, expected 501"
+            assert any(l.endswith(" big.bin") for l in lines), "big.bin not listed"
+        with self.step("aws-cli", "s3 presign + curl"):
+            url = self.aws("s3", "presign", f"s3://{b}/big.bin", "--expires-in", "300").strip()
+            self.sh(["curl", "-fsS", "-o", self.path("big.curl"), url])
+            self.same_file(big, self.path("big.curl"))
+        with self.step("aws-cli", "s3api multipart by hand (create, upload-part x2, list-parts, complete)"):
+            p1, p2 = self.path("part1"), self.path("part2")
+            self.random_file(p1, 5 * MiB, "part1")
+            self.random_file(p2, 3 * MiB + 17, "part2")
+            up = json.loads(self.aws("s3api", "create-multipart-upload", "--bucket", b, "--key", "manual.bin"))
+            uid = up["UploadId"]
+            e1 = json.loads(self.aws("s3api", "upload-part", "--bucket", b, "--key", "manual.bin",
+                                     "--part-number", "1", "--upload-id", uid, "--body", p1))["ETag"]
+            e2 = json.loads(self.aws("s3api", "upload-part", "--bucket", b, "--key", "manual.bin",
+                                     "--part-number", "2", "--upload-id", uid, "--body", p2))["ETag"]
+            parts = json.loads(self.aws("s3api", "list-parts", "--bucket", b, "--key", "manual.bin", "--upload-id", uid))
+            got = [(p["PartNumber"], p["ETag"], p["Size"]) for p in parts["Parts"]]
+            assert got == [(1, e1, 5 * MiB), (2, e2, 3 * MiB + 17)], got
+            doc = json.dumps({"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+            self.aws("s3api", "complete-multipart-upload", "--bucket", b, "--key", "manual.bin",
+                     "--upload-id", uid, "--multipart-upload", doc)
+            self.aws("s3", "cp", f"s3://{b}/manual.bin", self.path("manual.down"))
+            with open(self.path("manual.want"), "wb") as w:
+                for p in (p1, p2):
+                    with open(p, "rb") as r:
+                        w.write(r.read())
+            self.same_file(self.path("manual.want"), self.path("manual.down"))
+        with self.step("aws-cli", "s3 rm --recursive"):
+            self.aws("s3", "rm", "--recursive", f"s3://{b}")
+            left = self.aws("s3", "ls", "--recursive", f"s3://{b}").strip()
+            assert left == "", f"objects left: {left[:300]}"
+        with self.step("aws-cli", f"s3 rb s3://{b}"):
+            self.aws("s3", "rb", f"s3://{b}")
+            out = self.aws("s3", "ls")
+            assert b not in out, out
+
+    def boto3(self):
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.args.access_key,
+            aws_secret_access_key=self.args.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+        b = "boto3-bucket"
+        with self.step("boto3", "create_bucket"):
+            s3.create_bucket(Bucket=b)
+        src = self.path("boto.bin")
+        self.random_file(src, 37 * MiB + 5, "boto")
+        cfg = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=4)
+        with self.step("boto3", "upload_file (multipart TransferConfig)"):
+            s3.upload_file(src, b, "boto.bin", Config=cfg)
+            etag = s3.head_object(Bucket=b, Key="boto.bin")["ETag"]
+            assert etag.strip('"').endswith("-5"), f"multipart ETag expected: {etag}"
+        with self.step("boto3", "download_file + compare"):
+            s3.download_file(b, "boto.bin", self.path("boto.down"), Config=cfg)
+            self.same_file(src, self.path("boto.down"))
+        keys = [f"many/{i:04}" for i in range(250)]
+        with self.step("boto3", "put_object x250"):
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda k: s3.put_object(Bucket=b, Key=k, Body=k.encode()), keys))
+        with self.step("boto3", "list_objects_v2 paginator (pages of 100)"):
+            pages = list(s3.get_paginator("list_objects_v2").paginate(
+                Bucket=b, Prefix="many/", PaginationConfig={"PageSize": 100}))
+            listed = [o["Key"] for p in pages for o in p.get("Contents", [])]
+            assert len(pages) == 3, f"{len(pages)} pages"
+            assert listed == keys, f"{len(listed)} keys listed, expected 250 in order"
+        with self.step("boto3", "copy_object"):
+            s3.copy_object(Bucket=b, Key="copy.bin", CopySource={"Bucket": b, "Key": "boto.bin"})
+            s3.download_file(b, "copy.bin", self.path("copy.down"))
+            self.same_file(src, self.path("copy.down"))
+        with self.step("boto3", "delete_objects (250 keys)"):
+            r = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": False})
+            assert len(r.get("Deleted", [])) == 250 and not r.get("Errors"), r.get("Errors")
+            left = s3.list_objects_v2(Bucket=b, Prefix="many/").get("KeyCount")
+            assert left == 0, f"{left} keys left"
+        with self.step("boto3", "presigned PUT with plain HTTP"):
+            url = s3.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "presigned.txt"}, ExpiresIn=300)
+            body = b"uploaded through a presigned URL\n" * 1000
+            # http.client adds no Content-Type (urllib would, and a SigV2
+            # presigned URL signs the Content-Type: S3 would refuse it too).
+            u = urllib.parse.urlsplit(url)
+            conn = http.client.HTTPConnection(u.netloc, timeout=60)
+            conn.request("PUT", f"{u.path}?{u.query}", body=body)
+            resp = conn.getresponse()
+            answer = resp.read()
+            assert resp.status == 200, f"{resp.status}: {answer[:300]}"
+            conn.close()
+            got = s3.get_object(Bucket=b, Key="presigned.txt")["Body"].read()
+            assert got == body, "presigned upload differs"
+        with self.step("boto3", "delete bucket"):
+            for k in ("boto.bin", "copy.bin", "presigned.txt"):
+                s3.delete_object(Bucket=b, Key=k)
+            s3.delete_bucket(Bucket=b)
+
+    def rclone(self):
+        remote = "ts"
+        env = {
+            f"RCLONE_CONFIG_{remote.upper()}_TYPE": "s3",
+            f"RCLONE_CONFIG_{remote.upper()}_PROVIDER": "Other",
+            f"RCLONE_CONFIG_{remote.upper()}_ACCESS_KEY_ID": self.args.access_key,
+            f"RCLONE_CONFIG_{remote.upper()}_SECRET_ACCESS_KEY": self.args.secret_key,
+            f"RCLONE_CONFIG_{remote.upper()}_ENDPOINT": self.endpoint,
+            f"RCLONE_CONFIG_{remote.upper()}_REGION": "us-east-1",
+            f"RCLONE_CONFIG_{remote.upper()}_FORCE_PATH_STYLE": "true",
+            "RCLONE_CONFIG": self.path("rclone.conf"),
+        }
+        self.env.update(env)
+        rc = os.path.join(self.bin, "rclone")
+        b = f"{remote}:rclone-bucket"
+        src = self.path("rclone-src")
+        self.small_files(src, 60, prefix="r")
+        self.random_file(os.path.join(src, "large.bin"), 20 * MiB, "rclone-large")
+        with self.step("rclone", "mkdir"):
+            self.sh([rc, "mkdir", b])
+        with self.step("rclone", "copy"):
+            self.sh([rc, "copy", src, f"{b}/data"])
+        with self.step("rclone", "check (after copy)"):
+            self.sh([rc, "check", src, f"{b}/data"])
+        os.remove(os.path.join(src, "d0", "r0000.txt"))
+        with open(os.path.join(src, "d1", "new.txt"), "w") as f:
+            f.write("added before sync\n")
+        with self.step("rclone", "sync (one file removed, one added)"):
+            self.sh([rc, "sync", src, f"{b}/data"])
+        with self.step("rclone", "check (after sync)"):
+            self.sh([rc, "check", src, f"{b}/data"])
+        with self.step("rclone", "lsf -R"):
+            listed = sorted(l for l in self.sh([rc, "lsf", "-R", "--files-only", f"{b}/data"]).splitlines() if l)
+            want = sorted(self.tree(src).keys())
+            assert listed == want, f"lsf listed {len(listed)} files, expected {len(want)}"
+        with self.step("rclone", "purge"):
+            self.sh([rc, "purge", b])
+
+    def s3cmd(self):
+        conf = self.path("s3cmd.cfg")
+        with open(conf, "w") as f:
+            f.write(
+                "[default]\n"
+                f"access_key = {self.args.access_key}\n"
+                f"secret_key = {self.args.secret_key}\n"
+                f"host_base = {self.hostport}\n"
+                f"host_bucket = {self.hostport}\n"
+                "use_https = False\n"
+                "signature_v2 = False\n"
+                "bucket_location = us-east-1\n"
+            )
+        s3c = [os.path.join(self.bin, "s3cmd"), "-c", conf]
+        b = "s3://s3cmd-bucket"
+        src = self.path("s3cmd.bin")
+        self.random_file(src, 6 * MiB + 3, "s3cmd")
+        with self.step("s3cmd", "mb"):
+            self.sh([*s3c, "mb", b])
+        with self.step("s3cmd", "put"):
+            self.sh([*s3c, "put", src, f"{b}/s3cmd.bin"])
+        with self.step("s3cmd", "get + compare"):
+            self.sh([*s3c, "get", "--force", f"{b}/s3cmd.bin", self.path("s3cmd.down")])
+            self.same_file(src, self.path("s3cmd.down"))
+        with self.step("s3cmd", "ls"):
+            out = self.sh([*s3c, "ls", f"{b}/"])
+            assert "s3cmd.bin" in out and str(6 * MiB + 3) in out, out
+        with self.step("s3cmd", "del"):
+            self.sh([*s3c, "del", f"{b}/s3cmd.bin"])
+            out = self.sh([*s3c, "ls", f"{b}/"])
+            assert "s3cmd.bin" not in out, out
+        with self.step("s3cmd", "rb"):
+            self.sh([*s3c, "rb", b])
+
+    def minio(self):
+        from minio import Minio
+        from minio.deleteobjects import DeleteObject
+
+        mc = Minio(self.hostport, access_key=self.args.access_key, secret_key=self.args.secret_key,
+                   secure=False, region="us-east-1")
+        b = "minio-bucket"
+        src = self.path("minio.bin")
+        self.random_file(src, 12 * MiB + 1, "minio")
+        with self.step("minio-py", "make_bucket"):
+            mc.make_bucket(b)
+            assert mc.bucket_exists(b)
+        with self.step("minio-py", "fput_object (multipart, 5 MiB parts)"):
+            mc.fput_object(b, "dir/minio.bin", src, part_size=5 * MiB)
+        with self.step("minio-py", "fget_object + compare"):
+            mc.fget_object(b, "dir/minio.bin", self.path("minio.down"))
+            self.same_file(src, self.path("minio.down"))
+        with self.step("minio-py", "stat_object"):
+            st = mc.stat_object(b, "dir/minio.bin")
+            assert st.size == 12 * MiB + 1, st.size
+        with self.step("minio-py", "list_objects"):
+            names = [o.object_name for o in mc.list_objects(b, prefix="dir/", recursive=True)]
+            assert names == ["dir/minio.bin"], names
+        with self.step("minio-py", "remove_objects + remove_bucket"):
+            errors = list(mc.remove_objects(b, [DeleteObject("dir/minio.bin")]))
+            assert not errors, errors
+            mc.remove_bucket(b)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("--access-key", required=True)
+    ap.add_argument("--secret-key", required=True)
+    ap.add_argument("--label", default="tessera")
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--only", help="comma-separated subset: aws,boto3,rclone,s3cmd,minio")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    run = Run(args)
+    suites = {"aws": run.aws_cli, "boto3": run.boto3, "rclone": run.rclone, "s3cmd": run.s3cmd, "minio": run.minio}
+    chosen = args.only.split(",") if args.only else list(suites)
+    start = time.monotonic()
+    try:
+        for name in chosen:
+            suites[name]()
+    except StepFailed as e:
+        print(e, file=sys.stderr, flush=True)
+        return 1
+    finally:
+        shutil.rmtree(args.work, ignore_errors=True)
+    print(f"[{args.label}] {run.steps} client steps passed in {time.monotonic() - start:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

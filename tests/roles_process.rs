@@ -1,0 +1,255 @@
+//! The cluster roles as processes: bad input at start-up is one clear line
+//! on stderr and a non-zero exit, never a panic; and a small real cluster
+//! (3 metadata nodes joined with `--join`, 1 datanode, 1 gateway) serves S3,
+//! health and metrics, survives losing one metadata node, and stops on SIGTERM.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn tessera() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TESSERA_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs to completion (bounded) and returns the output.
+fn run(cmd: &mut Command) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts a one-line error containing `want` and exit status 1.
+fn fails_with(out: Output, want: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr: {err}");
+    assert!(!err.contains("panicked"), "a panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err}");
+    assert!(lines[0].contains(want), "`{want}` expected in: {err}");
+}
+
+#[test]
+fn bad_start_up_input_is_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // An unknown key in the config file.
+    let cfg = dir.path().join("gw.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nmeta = [\"http://127.0.0.1:1\"]\nlisen = 3\n").unwrap();
+    fails_with(run(tessera().args(["gateway", "--config"]).arg(&cfg)), "line 3: unknown field `lisen`");
+
+    // A bad value in a flag is clap's error (exit 2), still no panic.
+    let out = run(tessera().args(["gateway", "--ec", "4-2", "--meta", "http://127.0.0.1:1"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an erasure code"));
+
+    // A required setting missing.
+    fails_with(run(tessera().args(["meta"])), "--node-id (TESSERA_NODE_ID) is required");
+
+    // An unreachable metadata address (nothing listens on the port).
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let disk = format!("1:{}", dir.path().join("d1").display());
+    let http = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    fails_with(
+        run(tessera().args([
+            "datanode",
+            "--node-id",
+            "1",
+            "--disk",
+            &disk,
+            "--meta",
+            &dead,
+            "--listen",
+            &listen,
+            "--http-listen",
+            &http,
+            "--startup-timeout",
+            "1s",
+        ])),
+        "cannot reach the metadata service",
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "gave up after {:?}", started.elapsed());
+    // A metadata address that is not a URL.
+    fails_with(
+        run(tessera().args(["gateway", "--meta", "127.0.0.1:9001", "--listen", "127.0.0.1:0"])),
+        "is not a metadata address",
+    );
+
+    // A data folder that cannot be created or written.
+    fails_with(run(tessera().args(["server", "--data", "/proc/tessera-cannot-write"])), "data folder");
+
+    // A port in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    fails_with(run(tessera().args(["gateway", "--listen", &addr, "--meta", &dead])), "cannot listen on");
+    let data = dir.path().join("server");
+    let out = run(tessera().args(["server", "--data"]).arg(&data).args(["--listen", &addr]));
+    fails_with(out, "cannot listen on");
+}
+
+/// A child process killed (and reaped) on drop, so a failed assertion
+/// leaves nothing running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, log: &std::path::Path) -> Proc {
+        let f = std::fs::File::create(log).unwrap();
+        Proc(cmd.stdout(f.try_clone().unwrap()).stderr(f).spawn().unwrap())
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                return st;
+            }
+            assert!(start.elapsed() < Duration::from_secs(40), "no exit 40 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+fn wait_ready(addr: &str, what: &str) {
+    let start = Instant::now();
+    while http_get(addr, "/tessera/health/ready").map(|r| r.0) != Some(200) {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what} not ready on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn metric(addr: &str, name: &str) -> Option<f64> {
+    let (_, body) = http_get(addr, "/tessera/metrics")?;
+    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
+    use aws_sdk_s3::config::{Credentials, Region};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let grpc: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let ops: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let urls: Vec<String> = grpc.iter().map(|a| format!("http://{a}")).collect();
+    let (ak, sk) = ("TSROLESTEST", "roles-test-secret-key");
+    let mut metas = Vec::new();
+    for i in 0..3 {
+        let mut c = tessera();
+        c.args(["meta", "--node-id", &(i + 1).to_string(), "--listen", &grpc[i], "--http-listen", &ops[i]])
+            .arg("--data")
+            .arg(p(&format!("meta{i}")))
+            .args(["--raft-heartbeat", "100ms", "--election-timeout-min", "400ms", "--election-timeout-max", "800ms"]);
+        if i == 0 {
+            c.arg("--bootstrap").env("TESSERA_ROOT_ACCESS_KEY", ak).env("TESSERA_ROOT_SECRET_KEY", sk);
+        } else {
+            c.args(["--join", &urls[0]]);
+        }
+        metas.push(Proc::spawn(&mut c, &p(&format!("meta{i}.log"))));
+    }
+    // Every node ready, and node 1 sees three voters.
+    for (i, a) in ops.iter().enumerate() {
+        wait_ready(a, &format!("meta{}", i + 1));
+    }
+    let start = Instant::now();
+    while metric(&ops[0], "tessera_metadata_raft_voters ") != Some(3.0) {
+        assert!(start.elapsed() < Duration::from_secs(60), "three voters expected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A datanode with 6 disks (so EC 4+2 can place on one host) and a gateway.
+    let dn_http = format!("127.0.0.1:{}", free_port());
+    let mut dn = tessera();
+    dn.args(["datanode", "--node-id", "1", "--listen", &format!("127.0.0.1:{}", free_port())]).args([
+        "--http-listen",
+        &dn_http,
+        "--meta",
+        &urls.join(","),
+        "--scrub-interval",
+        "1s",
+    ]);
+    for d in 1..=6 {
+        dn.arg("--disk").arg(format!("{d}:{}", p(&format!("disk{d}")).display()));
+    }
+    let dn = Proc::spawn(&mut dn, &p("datanode.log"));
+    wait_ready(&dn_http, "datanode");
+    let gw_addr = format!("127.0.0.1:{}", free_port());
+    let cfg = p("gateway.toml");
+    std::fs::write(&cfg, format!("listen = \"{gw_addr}\"\nmeta = {urls:?}\nec = \"4+2\"\nhedge_timeout = \"1s\"\n"))
+        .unwrap();
+    let gw = Proc::spawn(tessera().args(["gateway", "--config"]).arg(&cfg), &p("gateway.log"));
+    wait_ready(&gw_addr, "gateway");
+
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(format!("http://{gw_addr}"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+        .force_path_style(true)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    s3.create_bucket().bucket("roles").send().await.unwrap();
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    s3.put_object().bucket("roles").key("obj").body(body.clone().into()).send().await.unwrap();
+    let got = s3.get_object().bucket("roles").key("obj").send().await.unwrap().body.collect().await.unwrap();
+    assert_eq!(got.into_bytes().as_ref(), body.as_slice());
+
+    // Metrics on every role.
+    let put = metric(&gw_addr, "tessera_gateway_requests_total{op=\"PutObject\",status=\"200\"} ");
+    assert_eq!(put, Some(1.0));
+    assert!(metric(&gw_addr, "tessera_gateway_bytes_in_total ").unwrap() >= 3_000_000.0);
+    assert!(metric(&gw_addr, "tessera_gateway_bytes_out_total ").unwrap() >= 3_000_000.0);
+    assert!(metric(&dn_http, "tessera_datanode_shard_puts_total{result=\"ok\"} ").unwrap() >= 5.0);
+    let start = Instant::now();
+    while metric(&dn_http, "tessera_datanode_scrub_passes_total{disk=\"1\"} ").unwrap_or(0.0) < 1.0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the scrubber never finished a pass");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let commit = metric(&ops[0], "tessera_metadata_raft_commit_index ").unwrap();
+    assert!(commit >= 5.0, "commit index {commit}");
+
+    // Losing one metadata node (the leader, if it is node 1) keeps the cluster serving.
+    let mut metas = metas.into_iter();
+    let first = metas.next().unwrap();
+    assert!(first.terminate().success(), "meta1 exits cleanly on SIGTERM");
+    s3.put_object().bucket("roles").key("after").body(b"still here".to_vec().into()).send().await.unwrap();
+    let got = s3.get_object().bucket("roles").key("obj").send().await.unwrap().body.collect().await.unwrap();
+    assert_eq!(got.into_bytes().as_ref(), body.as_slice());
+
+    assert!(gw.terminate().success(), "gateway exits cleanly on SIGTERM");
+    assert!(dn.terminate().success(), "datanode exits cleanly on SIGTERM");
+    for m in metas {
+        assert!(m.terminate().success(), "meta exits cleanly on SIGTERM");
+    }
+}
