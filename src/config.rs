@@ -158,6 +158,9 @@ options! {
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,
+        /// Send request traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318) [default: off].
+        #[arg(long, env = "TESSERA_OTLP_ENDPOINT")]
+        pub otlp_endpoint: Option<String>,
     }
 }
 
@@ -212,6 +215,9 @@ options! {
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,
+        /// Send request traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318) [default: off].
+        #[arg(long, env = "TESSERA_OTLP_ENDPOINT")]
+        pub otlp_endpoint: Option<String>,
     }
 }
 
@@ -260,6 +266,9 @@ options! {
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,
+        /// Send request traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318) [default: off].
+        #[arg(long, env = "TESSERA_OTLP_ENDPOINT")]
+        pub otlp_endpoint: Option<String>,
     }
 }
 
@@ -305,6 +314,9 @@ options! {
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,
+        /// Send request traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318) [default: off].
+        #[arg(long, env = "TESSERA_OTLP_ENDPOINT")]
+        pub otlp_endpoint: Option<String>,
     }
 }
 

@@ -7,6 +7,7 @@ mod server;
 
 use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -54,20 +55,23 @@ enum Command {
     Admin,
 }
 
+/// How a role's options say to log: (format, OTLP endpoint).
+macro_rules! logs {
+    () => {
+        |o| (o.log_format.unwrap_or_default(), o.otlp_endpoint.clone())
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Server { file, opts } => {
-            start("server", resolve(opts, file.config.as_deref()), |o| o.log_format, server::run)
-        }
-        Command::Meta { file, opts } => {
-            start("meta", resolve(opts, file.config.as_deref()), |o| o.log_format, roles::run_meta)
-        }
+        Command::Server { file, opts } => start("server", resolve(opts, file.config.as_deref()), logs!(), server::run),
+        Command::Meta { file, opts } => start("meta", resolve(opts, file.config.as_deref()), logs!(), roles::run_meta),
         Command::Datanode { file, opts } => {
-            start("datanode", resolve(opts, file.config.as_deref()), |o| o.log_format, roles::run_datanode)
+            start("datanode", resolve(opts, file.config.as_deref()), logs!(), roles::run_datanode)
         }
         Command::Gateway { file, opts } => {
-            start("gateway", resolve(opts, file.config.as_deref()), |o| o.log_format, roles::run_gateway)
+            start("gateway", resolve(opts, file.config.as_deref()), logs!(), roles::run_gateway)
         }
         Command::Admin => {
             eprintln!("tessera admin: not available yet; it arrives with the operations issue. See README.md.");
@@ -81,7 +85,7 @@ fn main() -> ExitCode {
 fn start<O, F>(
     name: &str,
     opts: anyhow::Result<O>,
-    log_format: impl Fn(&O) -> Option<LogFormat>,
+    logs: impl Fn(&O) -> (LogFormat, Option<String>),
     run: impl FnOnce(O) -> F,
 ) -> ExitCode
 where
@@ -96,24 +100,51 @@ where
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    init_logging(log_format(&opts).unwrap_or_default());
+    let (format, otlp) = logs(&opts);
+    if let Some(e) = &otlp
+        && !e.starts_with("http://")
+    {
+        return fail(anyhow::anyhow!("otlp_endpoint `{e}`: only http:// collectors are supported"));
+    }
+    init_logging(format, otlp.is_some());
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the runtime: {e}")),
     };
-    match rt.block_on(run(opts)) {
+    // The OTLP exporter runs beside the role and sends a last batch at exit.
+    let (stop_export, export_stop) = tokio::sync::watch::channel(false);
+    let exporter = otlp.map(|endpoint| {
+        let service = format!("tessera-{name}");
+        rt.spawn(tessera_rpc::trace::export_loop(endpoint, service, Duration::from_secs(1), export_stop))
+    });
+    let result = rt.block_on(run(opts));
+    if let Some(exporter) = exporter {
+        let _ = stop_export.send(true);
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), exporter).await });
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default: warnings, and Tessera's own info).
-fn init_logging(format: LogFormat) {
+/// Logs to stderr; `RUST_LOG` filters (default: warnings, and Tessera's own
+/// info). With `otlp`, Tessera's spans also get trace ids and are queued for
+/// the exporter, whatever `RUST_LOG` says.
+fn init_logging(format: LogFormat, otlp: bool) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tessera=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
     };
+    let traces = otlp.then(|| {
+        tessera_rpc::trace::OtlpLayer
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| m.is_span() && m.target().starts_with("tessera")))
+    });
+    let _ = tracing_subscriber::registry().with(fmt.with_filter(filter)).with(traces).try_init();
 }

@@ -86,6 +86,7 @@ impl DataService {
 pub fn server_builder() -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .trace_fn(tessera_rpc::trace::server_span)
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
         .http2_keepalive_interval(Some(Duration::from_secs(20)))

@@ -11,6 +11,10 @@ use tessera_common::{DiskId, PgId};
 use tessera_placement::{ClusterMap, Level, PlacementRule, Placer};
 use tessera_rpc::MetaClient;
 use tessera_rpc::proto::data::data_client::DataClient;
+use tessera_rpc::trace::TraceInjector;
+
+/// A datanode client that adds the trace context to every call.
+pub type DataStub = DataClient<tonic::service::interceptor::InterceptedService<Channel, TraceInjector>>;
 use tessera_rpc::proto::meta::ClusterMapReply;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
@@ -184,7 +188,7 @@ impl Cluster {
 
     /// A client for the datanode holding `disk`, refreshing the view once
     /// when the disk is unknown (a datanode that just registered).
-    pub async fn data_client(&self, disk: u32) -> Result<DataClient<Channel>, String> {
+    pub async fn data_client(&self, disk: u32) -> Result<DataStub, String> {
         let mut addr = self.view().disk_addr.get(&disk).cloned();
         if addr.is_none() {
             addr = self.refresh().await.ok().and_then(|v| v.disk_addr.get(&disk).cloned());
@@ -213,7 +217,7 @@ impl Cluster {
                 }
             }
         };
-        Ok(DataClient::new(channel)
+        Ok(DataClient::with_interceptor(channel, TraceInjector)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }

@@ -21,6 +21,8 @@ use crate::cluster::Cluster;
 use crate::metrics::{Counted, Finish, GatewayMetrics, ResponseBody, operation};
 use std::time::Instant;
 use tessera_common::MetricsRegistry;
+use tessera_rpc::trace::TRACEPARENT;
+use tracing::Instrument as _;
 
 /// The response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-amz-request-id";
@@ -60,7 +62,20 @@ impl Front {
             let op = self.operation(&req);
             let m = &self.config.metrics;
             let bytes_in = m.bytes_in.clone();
-            let resp = self.s3.call(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in)))).await?;
+            let parent = req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let span = tracing::info_span!(
+                target: "tessera_gateway::s3",
+                "s3",
+                request_id = %id,
+                op,
+                http.method = %req.method(),
+                http.target = %req.uri().path(),
+                http.status = tracing::field::Empty,
+                traceparent = %parent,
+            );
+            let call = self.s3.call(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in))));
+            let resp = call.instrument(span.clone()).await?;
+            span.record("http.status", resp.status().as_u16());
             let finish = Finish { metrics: m.clone(), op, status: resp.status().as_u16(), started };
             let bytes_out = m.bytes_out.clone();
             resp.map(|b| Body::http_body_unsync(ResponseBody::new(b, bytes_out, finish)))

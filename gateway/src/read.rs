@@ -17,6 +17,7 @@ use tessera_rpc::proto::data::{GetShardRequest, ShardFrame, ShardRef};
 use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage, ShardSet, command};
 use tokio::sync::mpsc;
 use tonic::{Code, Streaming};
+use tracing::Instrument as _;
 
 use crate::Codecs;
 use crate::cluster::Cluster;
@@ -247,26 +248,29 @@ fn not_enough(stripe: u64, good: usize, needed: usize, slots: &[Slot]) -> ReadEr
 fn report(cluster: &Cluster, set: &ShardSet, part: u32, damaged: Vec<(usize, String)>) {
     let meta = cluster.meta().clone();
     let (disks, data_id) = (set.disks.clone(), set.data_id.clone());
-    tokio::spawn(async move {
-        for (i, reason) in damaged {
-            let cmd = Command {
-                now_ms: 0,
-                op: Some(command::Op::ReportDamage(ReportDamage {
-                    report: Some(DamageReport {
-                        disk: disks[i],
-                        data_id: data_id.clone(),
-                        part,
-                        shard: i as u32,
-                        reason,
-                        reported_ms: 0,
-                    }),
-                })),
-            };
-            if let Err(e) = meta.write(cmd).await {
-                tracing::warn!("could not report a damaged shard: {e}");
+    tokio::spawn(
+        async move {
+            for (i, reason) in damaged {
+                let cmd = Command {
+                    now_ms: 0,
+                    op: Some(command::Op::ReportDamage(ReportDamage {
+                        report: Some(DamageReport {
+                            disk: disks[i],
+                            data_id: data_id.clone(),
+                            part,
+                            shard: i as u32,
+                            reason,
+                            reported_ms: 0,
+                        }),
+                    })),
+                };
+                if let Err(e) = meta.write(cmd).await {
+                    tracing::warn!("could not report a damaged shard: {e}");
+                }
             }
         }
-    });
+        .instrument(tracing::Span::current()),
+    );
 }
 
 fn internal(e: impl std::fmt::Display) -> ReadError {

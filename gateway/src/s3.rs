@@ -19,6 +19,7 @@ use tessera_rpc::proto::meta::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument as _;
 
 use crate::auth::MetaAuth;
 use crate::cluster::Cluster;
@@ -636,43 +637,46 @@ impl Tessera {
         let segs = segments(rec, range)?;
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_CHUNKS);
         let this = self.clone();
-        tokio::spawn(async move {
-            for seg in segs {
-                match seg.body.kind {
-                    Some(pb::body::Kind::InlineData(d)) => {
-                        let d = Bytes::from(d);
-                        let (s, e) = (seg.range.start as usize, (seg.range.end as usize).min(d.len()));
-                        if tx.send(Ok(d.slice(s.min(e)..e))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(pb::body::Kind::Shards(set)) => {
-                        let r = read_sharded(
-                            &this.cluster,
-                            &this.codecs,
-                            &set,
-                            seg.part,
-                            seg.piece_len,
-                            seg.range,
-                            this.cfg.hedge_timeout,
-                            &tx,
-                        )
-                        .await;
-                        if let Err(e) = r {
-                            if !matches!(e, ReadError::Closed) {
-                                tracing::warn!("read failed: {e}");
-                                let _ = tx.send(Err(read_error(&e))).await;
+        tokio::spawn(
+            async move {
+                for seg in segs {
+                    match seg.body.kind {
+                        Some(pb::body::Kind::InlineData(d)) => {
+                            let d = Bytes::from(d);
+                            let (s, e) = (seg.range.start as usize, (seg.range.end as usize).min(d.len()));
+                            if tx.send(Ok(d.slice(s.min(e)..e))).await.is_err() {
+                                return;
                             }
+                        }
+                        Some(pb::body::Kind::Shards(set)) => {
+                            let r = read_sharded(
+                                &this.cluster,
+                                &this.codecs,
+                                &set,
+                                seg.part,
+                                seg.piece_len,
+                                seg.range,
+                                this.cfg.hedge_timeout,
+                                &tx,
+                            )
+                            .await;
+                            if let Err(e) = r {
+                                if !matches!(e, ReadError::Closed) {
+                                    tracing::warn!("read failed: {e}");
+                                    let _ = tx.send(Err(read_error(&e))).await;
+                                }
+                                return;
+                            }
+                        }
+                        None => {
+                            let _ = tx.send(Err(std::io::Error::other("a body record is empty"))).await;
                             return;
                         }
-                    }
-                    None => {
-                        let _ = tx.send(Err(std::io::Error::other("a body record is empty"))).await;
-                        return;
                     }
                 }
             }
-        });
+            .instrument(tracing::Span::current()),
+        );
         let first = match rx.recv().await {
             None => None,
             Some(Ok(b)) => Some(Ok::<Bytes, std::io::Error>(b)),

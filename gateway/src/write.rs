@@ -19,6 +19,7 @@ use tessera_rpc::proto::data::{PutShardRequest, ShardFrame, ShardGeometry, Shard
 use tessera_rpc::proto::meta::{EcProfile, ShardSet};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument as _;
 
 use crate::Codecs;
 use crate::cluster::Cluster;
@@ -189,10 +190,13 @@ pub async fn write_sharded(
         // The channel is empty: this cannot block.
         let _ = tx.try_send(first);
         let client = cluster.data_client(disk).await;
-        let task = tokio::spawn(async move {
-            let mut client = client.map_err(tonic::Status::unavailable)?;
-            client.put_shard(ReceiverStream::new(rx)).await.map(|_| ())
-        });
+        let task = tokio::spawn(
+            async move {
+                let mut client = client.map_err(tonic::Status::unavailable)?;
+                client.put_shard(ReceiverStream::new(rx)).await.map(|_| ())
+            }
+            .instrument(tracing::Span::current()),
+        );
         sinks.push(ShardSink { tx: Some(tx), task, failure: None });
     }
 

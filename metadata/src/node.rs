@@ -162,6 +162,7 @@ pub async fn serve(
     let mut drain_signal = shutdown.clone();
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .trace_fn(tessera_rpc::trace::server_span)
         .add_service(RaftService::server(raft.clone()))
         .add_service(MetaService::server_with_metrics(raft.clone(), state, config.node_id, liveness, metrics))
         .add_service(health.into_server())

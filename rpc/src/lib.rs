@@ -15,6 +15,7 @@ mod incoming;
 mod meta_client;
 pub mod names;
 pub mod ops_http;
+pub mod trace;
 
 /// Generated protobuf and tonic code, one module per proto package.
 pub mod proto {

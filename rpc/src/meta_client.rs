@@ -18,6 +18,10 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Response, Status};
 
 use crate::proto::meta::meta_client::MetaClient as MetaGrpc;
+use crate::trace::TraceInjector;
+
+/// The generated client, with the trace context added to every call.
+type MetaStub = MetaGrpc<tonic::service::interceptor::InterceptedService<Channel, TraceInjector>>;
 use crate::proto::meta::*;
 
 /// gRPC metadata entry naming the leader's URL in a not-leader answer.
@@ -153,7 +157,7 @@ impl MetaClient {
     /// One attempt against `addr`, classified for the retry loop.
     async fn attempt<T, F, Fut>(&self, addr: &str, idempotent: bool, f: &mut F) -> Attempt<T>
     where
-        F: FnMut(MetaGrpc<Channel>) -> Fut,
+        F: FnMut(MetaStub) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let ch = match self.channel(addr).await {
@@ -163,7 +167,9 @@ impl MetaClient {
                 return Attempt::Retry { forget: true }; // never sent: safe to retry
             }
         };
-        match tokio::time::timeout(self.inner.config.call_timeout, f(MetaGrpc::new(ch))).await {
+        match tokio::time::timeout(self.inner.config.call_timeout, f(MetaGrpc::with_interceptor(ch, TraceInjector)))
+            .await
+        {
             Ok(Ok(resp)) => Attempt::Done(resp.into_inner()),
             Ok(Err(status)) if status.metadata().get(NOT_LEADER_HEADER).is_some() => {
                 let hint = status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -190,7 +196,7 @@ impl MetaClient {
 
     async fn call<T, F, Fut>(&self, idempotent: bool, mut f: F) -> Result<T, MetaClientError>
     where
-        F: FnMut(MetaGrpc<Channel>) -> Fut,
+        F: FnMut(MetaStub) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let cfg = &self.inner.config;
