@@ -168,6 +168,7 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     for i in 0..3 {
         let mut c = tessera();
         c.args(["meta", "--node-id", &(i + 1).to_string(), "--listen", &grpc[i], "--http-listen", &ops[i]])
+            .args(["--log-format", "json"])
             .arg("--data")
             .arg(p(&format!("meta{i}")))
             .args(["--raft-heartbeat", "100ms", "--election-timeout-min", "400ms", "--election-timeout-max", "800ms"]);
@@ -248,6 +249,14 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     assert_eq!(got.into_bytes().as_ref(), body.as_slice());
 
     assert!(gw.terminate().success(), "gateway exits cleanly on SIGTERM");
+    // `--log-format json`: the log lines (not the start-up banner) are JSON objects.
+    let log = std::fs::read_to_string(p("meta1.log")).unwrap();
+    let json: Vec<serde_json::Value> =
+        log.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        json.iter().any(|v| v["fields"]["message"] == "metadata node serving"),
+        "a JSON line for `metadata node serving` expected in:\n{log}"
+    );
     assert!(dn.terminate().success(), "datanode exits cleanly on SIGTERM");
     for m in metas {
         assert!(m.terminate().success(), "meta exits cleanly on SIGTERM");
