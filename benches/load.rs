@@ -57,6 +57,9 @@ struct Args {
     /// Scale the number of operations (1.0 = the default run, ~1–2 minutes).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Run only these scenarios (comma-separated, e.g. `get-64MiB,put-1MiB`).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// A scenario's outcome.
@@ -387,6 +390,11 @@ async fn main() -> anyhow::Result<()> {
         Scenario { op: Op::Get, size: 4 << 10, streams: 16, ops: n(30000) },
     ];
     for s in &scenarios {
+        let name =
+            format!("{}-{}", if matches!(s.op, Op::Put) { "put" } else { "get" }, human(s.size).replace(' ', ""));
+        if !args.only.is_empty() && !args.only.iter().any(|o| o.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
         let o = run(&c, &bucket, s, pid).await?;
         o.print();
     }

@@ -108,11 +108,16 @@ async fn reach_metadata(endpoints: &[String], timeout: Duration) -> anyhow::Resu
             bail!("`{e}` is not a metadata address (expected a URL like http://10.0.0.1:9101)");
         }
     }
-    let meta = MetaClient::new(MetaClientConfig::new(endpoints.to_vec()));
+    // Each probe gives up within the start-up timeout; the role then uses a
+    // client with the normal deadlines.
+    let mut probe = MetaClientConfig::new(endpoints.to_vec());
+    probe.deadline = probe.deadline.min(timeout);
+    probe.call_timeout = probe.call_timeout.min(timeout);
+    let meta = MetaClient::new(probe);
     let start = Instant::now();
     loop {
         match meta.cluster_status().await {
-            Ok(s) if s.leader_id.is_some() => return Ok(meta),
+            Ok(s) if s.leader_id.is_some() => return Ok(MetaClient::new(MetaClientConfig::new(endpoints.to_vec()))),
             Ok(_) | Err(_) if start.elapsed() < timeout => tokio::time::sleep(Duration::from_millis(200)).await,
             Ok(_) => bail!("the metadata service at {} has no leader after {timeout:?}", endpoints.join(",")),
             Err(e) => bail!("cannot reach the metadata service at {} within {timeout:?}: {e}", endpoints.join(",")),

@@ -79,7 +79,7 @@ fn bad_start_up_input_is_one_line_and_exit_1() {
         ])),
         "cannot reach the metadata service",
     );
-    assert!(started.elapsed() < Duration::from_secs(20), "gave up after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(10), "gave up after {:?}", started.elapsed());
     // A metadata address that is not a URL.
     fails_with(
         run(tessera().args(["gateway", "--meta", "127.0.0.1:9001", "--listen", "127.0.0.1:0"])),
@@ -96,6 +96,24 @@ fn bad_start_up_input_is_one_line_and_exit_1() {
     let data = dir.path().join("server");
     let out = run(tessera().args(["server", "--data"]).arg(&data).args(["--listen", &addr]));
     fails_with(out, "cannot listen on");
+
+    // Precedence: flags > TESSERA_* > file > defaults, seen through which
+    // (taken) address the gateway fails to bind.
+    let taken2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr2 = taken2.local_addr().unwrap().to_string();
+    let cfg = dir.path().join("precedence.toml");
+    std::fs::write(&cfg, format!("listen = \"{addr}\"\nmeta = [\"{dead}\"]\n")).unwrap();
+    let gw = || {
+        let mut c = tessera();
+        c.args(["gateway", "--config"]).arg(&cfg);
+        c
+    };
+    fails_with(run(&mut gw()), &format!("cannot listen on {addr} "));
+    fails_with(run(gw().env("TESSERA_LISTEN", &addr2)), &format!("cannot listen on {addr2} "));
+    fails_with(run(gw().env("TESSERA_LISTEN", &addr2).args(["--listen", &addr])), &format!("cannot listen on {addr} "));
+    // TESSERA_CONFIG names the file too.
+    let mut c = tessera();
+    fails_with(run(c.arg("gateway").env("TESSERA_CONFIG", &cfg)), &format!("cannot listen on {addr} "));
 }
 
 /// A child process killed (and reaped) on drop, so a failed assertion
