@@ -117,6 +117,11 @@ fn from_failure(f: &Failure) -> S3Error {
 
 fn write_error(e: WriteError) -> S3Error {
     match e {
+        // s3s does not export its aws-chunked error type; its message is
+        // pinned with s3s (=0.14.1) and a test covers it.
+        WriteError::Body(m) if m.contains("AwsChunkedStreamError: SignatureMismatch") => {
+            s3_error!(SignatureDoesNotMatch, "a chunk signature of the streaming upload does not match")
+        }
         WriteError::Body(m) => s3_error!(IncompleteBody, "{m}"),
         e @ WriteError::Incomplete { .. } => s3_error!(IncompleteBody, "{e}"),
         e @ WriteError::TooLong { .. } => s3_error!(InvalidRequest, "{e}"),
@@ -635,6 +640,21 @@ impl Tessera {
     /// so an object that cannot be read now is a 503, not a cut-off 200.
     async fn open_body(&self, rec: &ObjectRecord, range: Range<u64>) -> S3Result<StreamingBlob> {
         let segs = segments(rec, range)?;
+        // Bytes kept in the record (small objects): no reader task needed.
+        if segs.iter().all(|s| matches!(s.body.kind, Some(pb::body::Kind::InlineData(_)))) {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = segs
+                .into_iter()
+                .filter_map(|seg| match seg.body.kind {
+                    Some(pb::body::Kind::InlineData(d)) => {
+                        let d = Bytes::from(d);
+                        let (s, e) = (seg.range.start as usize, (seg.range.end as usize).min(d.len()));
+                        Some(Ok(d.slice(s.min(e)..e)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            return Ok(StreamingBlob::wrap(futures::stream::iter(chunks)));
+        }
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_CHUNKS);
         let this = self.clone();
         tokio::spawn(
