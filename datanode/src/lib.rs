@@ -27,5 +27,5 @@ pub use error::ShardError;
 pub use metrics::DatanodeMetrics;
 pub use node::{DatanodeConfig, run, serve};
 pub use scrub::{DamageSink, ScrubProgress, ScrubWorker};
-pub use service::{DataService, MAX_MESSAGE_BYTES, server_builder, status_of};
+pub use service::{DataService, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, server_builder, status_of};
 pub use shard::{FORMAT_VERSION, HEADER_LEN, MAGIC, ShardHeader, ShardKey};
