@@ -145,7 +145,9 @@ fn main() {
             .unwrap()
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(32 << 20));
+            .initial_connection_window_size(Some(32 << 20))
+            // As the gateway does: a whole block per HTTP/2 frame.
+            .max_frame_size(Some(tessera_datanode::MAX_FRAME_BYTES));
         let mut client = DataClient::new(endpoint.connect().await.unwrap())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
