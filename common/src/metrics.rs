@@ -17,6 +17,11 @@ use prometheus_client::registry::{Metric, Registry};
 /// Label pairs of a metric family, e.g. `[("op", "GetObject")]`.
 pub type Labels = Vec<(&'static str, String)>;
 
+/// One label, e.g. `label("result", "ok")`.
+pub fn label(key: &'static str, value: impl Into<String>) -> Labels {
+    vec![(key, value.into())]
+}
+
 /// A counter family keyed by labels.
 pub type CounterFamily = Family<Labels, Counter>;
 /// A gauge family keyed by labels.

@@ -1,6 +1,6 @@
 //! The datanode's Prometheus metrics (`tessera_datanode_*`).
 
-use tessera_common::metrics::{Counter, CounterFamily, GaugeFamily, HistogramFamily, Labels, latency_family};
+use tessera_common::metrics::{Counter, CounterFamily, GaugeFamily, HistogramFamily, Labels, label, latency_family};
 use tessera_common::{DiskId, MetricsRegistry};
 
 /// Counters and gauges of one datanode. Cloning shares them.
@@ -56,12 +56,12 @@ impl Default for DatanodeMetrics {
 
 /// Labels naming one disk.
 pub fn disk_labels(disk: DiskId) -> Labels {
-    vec![("disk", disk.get().to_string())]
+    label("disk", disk.get().to_string())
 }
 
 /// Labels naming one result.
 pub fn result_labels(result: &'static str) -> Labels {
-    vec![("result", result.to_owned())]
+    label("result", result)
 }
 
 impl DatanodeMetrics {

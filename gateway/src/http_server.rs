@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::GatewayError;
 use crate::cluster::Cluster;
-use crate::metrics::{Counted, Finish, GatewayMetrics, ResponseBody, operation};
+use crate::metrics::{Counted, Finish, GatewayMetrics, operation};
 use std::time::Instant;
 use tessera_common::MetricsRegistry;
 use tessera_rpc::trace::TRACEPARENT;
@@ -78,7 +78,7 @@ impl Front {
             span.record("http.status", resp.status().as_u16());
             let finish = Finish { metrics: m.clone(), op, status: resp.status().as_u16(), started };
             let bytes_out = m.bytes_out.clone();
-            resp.map(|b| Body::http_body_unsync(ResponseBody::new(b, bytes_out, finish)))
+            resp.map(|b| Body::http_body_unsync(Counted::response(b, bytes_out, finish)))
         };
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, v.clone());

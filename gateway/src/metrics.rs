@@ -124,16 +124,23 @@ pub fn operation(method: &Method, path: &str, query: Option<&str>, headers: &Hea
     }
 }
 
-/// A body that counts the bytes passing through it into a counter.
+/// A body that counts the bytes passing through it into a counter and, for
+/// a response, records the request ([`Finish`]) when it ends or is dropped.
 pub struct Counted<B> {
     inner: B,
     counter: Counter,
+    finish: Option<Finish>,
 }
 
 impl<B> Counted<B> {
-    /// Counts `inner`'s bytes into `counter`.
+    /// Counts `inner`'s bytes into `counter` (a request body).
     pub fn new(inner: B, counter: Counter) -> Self {
-        Counted { inner, counter }
+        Counted { inner, counter, finish: None }
+    }
+
+    /// Counts a response body and records `finish` at its end.
+    pub fn response(inner: B, counter: Counter, finish: Finish) -> Self {
+        Counted { inner, counter, finish: Some(finish) }
     }
 }
 
@@ -149,10 +156,14 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &polled
-            && let Some(d) = f.data_ref()
-        {
-            self.counter.inc_by(d.len() as u64);
+        match &polled {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    self.counter.inc_by(d.len() as u64);
+                }
+            }
+            Poll::Ready(None | Some(Err(_))) => drop(self.finish.take()),
+            Poll::Pending => {}
         }
         polled
     }
@@ -186,46 +197,6 @@ impl Drop for Finish {
         m.request_seconds
             .get_or_create(&vec![("op", self.op.to_owned())])
             .observe(self.started.elapsed().as_secs_f64());
-    }
-}
-
-/// A response body that counts bytes out and records the request when done.
-pub struct ResponseBody<B> {
-    inner: Counted<B>,
-    finish: Option<Finish>,
-}
-
-impl<B> ResponseBody<B> {
-    /// Wraps `inner`; `finish` is recorded at the end of the body.
-    pub fn new(inner: B, counter: Counter, finish: Finish) -> Self {
-        ResponseBody { inner: Counted::new(inner, counter), finish: Some(finish) }
-    }
-}
-
-impl<B> http_body::Body for ResponseBody<B>
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            self.finish.take();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use openraft::Raft;
 use tessera_common::MetricsRegistry;
-use tessera_common::metrics::{CounterFamily, Gauge, HistogramFamily, Labels, latency_family};
+use tessera_common::metrics::{CounterFamily, Gauge, HistogramFamily, Labels, label, latency_family};
 use tokio::sync::watch;
 
 use crate::raft::TypeConfig;
@@ -57,7 +57,7 @@ impl Default for MetaMetrics {
 
 /// Labels naming one result.
 pub fn result_labels(result: &'static str) -> Labels {
-    vec![("result", result.to_owned())]
+    label("result", result)
 }
 
 impl MetaMetrics {
