@@ -201,6 +201,21 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     for (i, a) in ops.iter().enumerate() {
         wait_ready(a, &format!("meta{}", i + 1));
     }
+    // A client that never finishes its request headers on a health/metrics
+    // port is cut off (checked beside the rest of the test).
+    let stalled = {
+        let addr = ops[1].clone();
+        std::thread::spawn(move || {
+            use std::io::{Read as _, Write as _};
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /tessera/metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let started = Instant::now();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            started.elapsed()
+        })
+    };
     let start = Instant::now();
     while metric(&ops[0], "tessera_metadata_raft_voters ") != Some(3.0) {
         assert!(start.elapsed() < Duration::from_secs(60), "three voters expected");
@@ -258,6 +273,8 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     let commit = metric(&ops[0], "tessera_metadata_raft_commit_index ").unwrap();
     assert!(commit >= 5.0, "commit index {commit}");
 
+    let waited = stalled.join().unwrap();
+    assert!(waited < Duration::from_secs(20), "a stalled request held the connection for {waited:?}");
     // Losing one metadata node (the leader, if it is node 1) keeps the cluster serving.
     let mut metas = metas.into_iter();
     let first = metas.next().unwrap();

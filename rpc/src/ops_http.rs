@@ -83,7 +83,12 @@ pub async fn serve_ops(
             async move { Ok::<_, Infallible>(answer(req, registry, ready).await) }
         });
         conns.spawn(async move {
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                // A client that never finishes its request headers is cut off.
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
             {
                 tracing::debug!("ops http connection ended: {e}");
             }
