@@ -208,14 +208,23 @@ async fn run(c: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Option<u32
                             .send()
                             .await
                             .context("GET")?;
-                        let got = r
-                            .body
-                            .collect()
-                            .await
-                            .map_err(|e| anyhow::anyhow!("GET {prefix}/{which} body: {e:?}"))?
-                            .into_bytes();
-                        if got != payloads[which] {
-                            bail!("GET {prefix}/{which} returned different bytes");
+                        // Every byte is compared as it arrives, as a client
+                        // streaming to a file would handle it: gathering 64 MiB
+                        // into one buffer first would cost this 2-core machine
+                        // page faults and a copy the server then lacks.
+                        let want = &payloads[which];
+                        let mut body = r.body;
+                        let mut at = 0usize;
+                        while let Some(chunk) =
+                            body.try_next().await.map_err(|e| anyhow::anyhow!("GET {prefix}/{which} body: {e:?}"))?
+                        {
+                            if want.get(at..at + chunk.len()) != Some(&chunk[..]) {
+                                bail!("GET {prefix}/{which} returned different bytes at {at}");
+                            }
+                            at += chunk.len();
+                        }
+                        if at != want.len() {
+                            bail!("GET {prefix}/{which} returned {at} of {} bytes", want.len());
                         }
                     }
                 }
