@@ -1,11 +1,13 @@
-//! Shard put and get throughput over loopback gRPC against the raw disk,
-//! measured in the same run. Run: `cargo bench -p tessera-benches --bench datanode`.
+//! Shard put and get throughput over loopback, on both transports (gRPC and
+//! the shard wire the gateway uses), against the raw disk, measured in the
+//! same run. Run: `cargo bench -p tessera-benches --bench datanode`.
 //!
 //! - raw write: 256 MiB in 1 MiB writes to one file, then fsync;
 //! - raw read: the same file read back in 1 MiB reads, cold (page cache
 //!   dropped first, so from the disk) and warm (from the page cache);
 //! - put: four 64 MiB shards streamed to a datanode (server verifies every
-//!   block's hash, writes, fsyncs, renames), one stream at a time;
+//!   block's hash, writes, fsyncs, renames), one stream at a time, over each
+//!   transport;
 //! - get: the same shards streamed back (server verifies every block),
 //!   cold and warm like the raw read.
 //!
@@ -21,11 +23,11 @@ use std::time::Instant;
 
 use rand::RngCore;
 use tessera_common::{DataId, DiskId};
-use tessera_datanode::{DataService, FsDisk, MAX_MESSAGE_BYTES, server_builder};
+use tessera_datanode::{DataService, DatanodeMetrics, FsDisk, MAX_MESSAGE_BYTES, serve_data};
 use tessera_ec::{BlockAddress, block_hash};
 use tessera_rpc::proto::data::data_client::DataClient;
 use tessera_rpc::proto::data::*;
-use tokio_stream::wrappers::TcpListenerStream;
+use tessera_rpc::wire::WireClient;
 
 const TOTAL: usize = 256 << 20;
 const SHARD: usize = 64 << 20;
@@ -65,16 +67,71 @@ fn raw(dir: &std::path::Path) -> (f64, Option<f64>, f64) {
     (write, cold, warm)
 }
 
-async fn get_all(client: &mut DataClient<tonic::transport::Channel>, ids: &[DataId], block: usize) -> f64 {
+/// The client side of one transport.
+enum Transport {
+    Grpc(DataClient<tonic::transport::Channel>),
+    Wire(WireClient, String),
+}
+
+impl Transport {
+    fn name(&self) -> &'static str {
+        match self {
+            Transport::Grpc(_) => "gRPC",
+            Transport::Wire(..) => "wire",
+        }
+    }
+
+    async fn put(&mut self, first: PutShardRequest, frames: Vec<ShardFrame>) {
+        match self {
+            Transport::Grpc(c) => {
+                let msgs = std::iter::once(first).chain(frames.into_iter().map(|f| PutShardRequest {
+                    shard: None,
+                    geometry: None,
+                    frame: Some(f),
+                }));
+                c.put_shard(tokio_stream::iter(msgs)).await.unwrap();
+            }
+            Transport::Wire(c, addr) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                let feed = tokio::spawn(async move {
+                    for f in frames {
+                        tx.send(f).await.unwrap();
+                    }
+                });
+                c.put_shard(addr, first, rx).await.unwrap();
+                feed.await.unwrap();
+            }
+        }
+    }
+
+    /// Reads a shard; the bytes of its blocks.
+    async fn get(&mut self, req: GetShardRequest) -> usize {
+        let mut got = 0;
+        match self {
+            Transport::Grpc(c) => {
+                let mut s = c.get_shard(req).await.unwrap().into_inner();
+                while let Some(f) = s.message().await.unwrap() {
+                    got += f.block.len();
+                }
+            }
+            Transport::Wire(c, addr) => {
+                let mut s = c.get_shard(addr, req).await.unwrap();
+                while let Some(f) = s.message().await.unwrap() {
+                    got += f.block.len();
+                }
+            }
+        }
+        got
+    }
+}
+
+async fn get_all(client: &mut Transport, ids: &[DataId], block: usize) -> f64 {
     let t = Instant::now();
     let mut got = 0;
     for id in ids {
         let req =
             GetShardRequest { shard: Some(shard_ref(*id)), first_stripe: 0, stripe_count: (SHARD / block) as u64 };
-        let mut s = client.get_shard(req).await.unwrap().into_inner();
-        while let Some(f) = s.message().await.unwrap() {
-            got += f.block.len();
-        }
+        got += client.get(req).await;
     }
     assert_eq!(got, TOTAL);
     mbps(TOTAL, t.elapsed().as_secs_f64())
@@ -95,31 +152,19 @@ fn frames(id: DataId, block: usize, data: &bytes::Bytes) -> Vec<ShardFrame> {
 }
 
 /// (put, cold get if caches could be dropped, warm get) in MB/s.
-async fn shards(
-    client: &mut DataClient<tonic::transport::Channel>,
-    block: usize,
-    data: &bytes::Bytes,
-) -> (f64, Option<f64>, f64) {
+async fn shards(client: &mut Transport, block: usize, data: &bytes::Bytes) -> (f64, Option<f64>, f64, Vec<DataId>) {
     let ids: Vec<DataId> = (0..TOTAL / SHARD).map(|_| DataId::new()).collect();
     let prepared: Vec<Vec<ShardFrame>> = ids.iter().map(|id| frames(*id, block, data)).collect();
     let t = Instant::now();
     for (id, fs) in ids.iter().zip(prepared) {
         let geometry = ShardGeometry { codec: 1, k: 1, m: 0, block_len: block as u32, piece_len: SHARD as u64 };
         let first = PutShardRequest { shard: Some(shard_ref(*id)), geometry: Some(geometry), frame: None };
-        let msgs = std::iter::once(first).chain(fs.into_iter().map(|f| PutShardRequest {
-            shard: None,
-            geometry: None,
-            frame: Some(f),
-        }));
-        client.put_shard(tokio_stream::iter(msgs)).await.unwrap();
+        client.put(first, fs).await;
     }
     let put = mbps(TOTAL, t.elapsed().as_secs_f64());
     let cold = if drop_caches() { Some(get_all(client, &ids, block).await) } else { None };
     let warm = get_all(client, &ids, block).await;
-    for id in &ids {
-        client.delete_shard(shard_ref(*id)).await.unwrap();
-    }
-    (put, cold, warm)
+    (put, cold, warm, ids)
 }
 
 fn main() {
@@ -134,13 +179,9 @@ fn main() {
         let disk = FsDisk::open(DiskId(1), &dir.path().join("disk")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(server_builder().add_service(DataService::server(vec![disk])).serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            async {
-                rx.await.ok();
-            },
-        ));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let service = DataService::new(vec![disk], DatanodeMetrics::default());
+        let server = tokio::spawn(serve_data(listener, service, None, stopped));
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .tcp_nodelay(true)
@@ -148,30 +189,41 @@ fn main() {
             .initial_connection_window_size(Some(32 << 20))
             // As the gateway does: a whole block per HTTP/2 frame.
             .max_frame_size(Some(tessera_datanode::MAX_FRAME_BYTES));
-        let mut client = DataClient::new(endpoint.connect().await.unwrap())
+        let grpc = DataClient::new(endpoint.connect().await.unwrap())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut cleanup = grpc.clone();
+        let mut transports = [
+            Transport::Grpc(grpc),
+            Transport::Wire(WireClient::new(std::time::Duration::from_secs(5)), format!("http://{addr}")),
+        ];
         let mut data = vec![0u8; SHARD];
         rand::rng().fill_bytes(&mut data);
         let data = bytes::Bytes::from(data);
         let (raw_w, raw_cold, raw_warm) = raw(dir.path());
         let show = |v: Option<f64>| v.map_or("n/a (needs root)".to_string(), |v| format!("{v:.0} MB/s"));
         println!("raw disk: write+fsync {raw_w:.0} MB/s, cold read {}, warm read {raw_warm:.0} MB/s ({} MiB)", show(raw_cold), TOTAL >> 20);
-        for block in [256 << 10, 1 << 20] {
-            let (put, cold, warm) = shards(&mut client, block, &data).await;
-            let cold_pct = match (cold, raw_cold) {
-                (Some(c), Some(r)) => format!(" ({:.0}% of raw cold read)", 100.0 * c / r),
-                _ => String::new(),
-            };
-            println!(
-                "shards, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write); get cold {}{cold_pct}, warm {warm:.0} MB/s ({:.0}% of raw warm read)",
-                block >> 10,
-                100.0 * put / raw_w,
-                show(cold),
-                100.0 * warm / raw_warm
-            );
+        for client in &mut transports {
+            for block in [256 << 10, 1 << 20] {
+                let (put, cold, warm, ids) = shards(client, block, &data).await;
+                for id in &ids {
+                    cleanup.delete_shard(shard_ref(*id)).await.unwrap();
+                }
+                let cold_pct = match (cold, raw_cold) {
+                    (Some(c), Some(r)) => format!(" ({:.0}% of raw cold read)", 100.0 * c / r),
+                    _ => String::new(),
+                };
+                println!(
+                    "shards over {:>4}, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write); get cold {}{cold_pct}, warm {warm:.0} MB/s ({:.0}% of raw warm read)",
+                    client.name(),
+                    block >> 10,
+                    100.0 * put / raw_w,
+                    show(cold),
+                    100.0 * warm / raw_warm
+                );
+            }
         }
-        stop.send(()).unwrap();
+        stop.send(true).unwrap();
         server.await.unwrap().unwrap();
     });
 }

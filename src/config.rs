@@ -128,6 +128,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a gateway moves shard bytes to and from datanodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportOpt {
+    /// The shard wire, on the datanode's port beside gRPC.
+    #[default]
+    Wire,
+    /// gRPC streams.
+    Grpc,
+}
+
 options! {
     /// Settings of `tessera server` (all roles in one process).
     pub struct ServerOptions {
@@ -308,6 +319,9 @@ options! {
         /// Connect timeout to datanodes [default: 2s].
         #[arg(long, env = "TESSERA_CONNECT_TIMEOUT")]
         pub connect_timeout: Option<HumanDuration>,
+        /// How shard bytes travel to datanodes: wire or grpc [default: wire].
+        #[arg(long, env = "TESSERA_SHARD_TRANSPORT")]
+        pub shard_transport: Option<TransportOpt>,
         /// How long to wait for the metadata service at start-up [default: 30s].
         #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
         pub startup_timeout: Option<HumanDuration>,

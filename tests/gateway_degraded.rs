@@ -182,3 +182,47 @@ async fn hung_datanodes_are_hedged_on_reads_and_given_up_on_writes() {
     assert_eq!(get_all(&c, "hedge", "a").await, data);
     cluster.shutdown().await;
 }
+
+/// Gateway 0 moves shard bytes over the shard wire, gateway 1 over gRPC:
+/// each reads what the other wrote, also with a shard corrupted on disk and
+/// a datanode stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn both_shard_transports_read_each_others_objects() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tessera_gateway::ShardTransport;
+    let started = AtomicUsize::new(0);
+    let opts = support::Options {
+        gateway: Box::new(move |cfg| {
+            if started.fetch_add(1, Ordering::SeqCst) == 1 {
+                cfg.shard_transport = ShardTransport::Grpc;
+            }
+        }),
+        ..support::Options::default()
+    };
+    let mut cluster = Cluster::start_with(opts).await;
+    let (wire, grpc) = (cluster.client(0), cluster.client(1));
+    wire.create_bucket().bucket("both").send().await.unwrap();
+    let a = bytes((5 << 20) + 3, 21);
+    let b = bytes((2 << 20) + 9, 22);
+    grpc.put_object().bucket("both").key("a").body(ByteStream::from(a.clone())).send().await.unwrap();
+    wire.put_object().bucket("both").key("b").body(ByteStream::from(b.clone())).send().await.unwrap();
+    for c in [&wire, &grpc] {
+        assert_eq!(get_all(c, "both", "a").await, a);
+        assert_eq!(get_all(c, "both", "b").await, b);
+        let r = c.get_object().bucket("both").key("a").range("bytes=1048000-3000000").send().await.unwrap();
+        assert_eq!(&r.body.collect().await.unwrap().into_bytes()[..], &a[1048000..=3000000]);
+    }
+    // Corrupt one shard file of every object on datanode 0, then stop datanode 1.
+    for f in shard_files(&cluster, 0) {
+        let mut raw = std::fs::read(&f).unwrap();
+        let at = raw.len() - 10;
+        raw[at] ^= 0x01;
+        std::fs::write(&f, raw).unwrap();
+    }
+    cluster.stop_datanode(1).await;
+    for c in [&grpc, &wire] {
+        assert_eq!(get_all(c, "both", "a").await, a);
+        assert_eq!(get_all(c, "both", "b").await, b);
+    }
+    cluster.shutdown().await;
+}

@@ -6,6 +6,7 @@
 //!  <root>/shards/<aa>/<bb>/<data id>.<part>.<shard>
 //!
 //!  create ─► tmp file: header, then [hash][block] per stripe (each hash checked)
+//!  (every 4 MiB written: start its writeback, so the fsync waits only for the tail)
 //!  finish ─► fsync file ─► rename into shards/ ─► fsync directory ─► durable
 //! ```
 //!
@@ -29,6 +30,7 @@ use tessera_ec::{BlockAddress, HASH_LEN, block_hash, verify_frame};
 
 use crate::ShardError;
 use crate::shard::{HEADER_LEN, ShardHeader, ShardKey, frame_len};
+use crate::writeback;
 
 /// Size and age of a stored shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +174,17 @@ impl FsDisk {
             .open(&tmp)
             .map_err(|e| self.write_error("create temp file", e))?;
         let stripes = header.stripes()?;
-        let mut w = ShardWriter { disk: self.clone(), header, file: None, tmp, next_stripe: 0, stripes, done: false };
+        let mut w = ShardWriter {
+            disk: self.clone(),
+            header,
+            file: None,
+            tmp,
+            next_stripe: 0,
+            stripes,
+            done: false,
+            written: HEADER_LEN as u64,
+            written_back: 0,
+        };
         file.write_all(&header.encode()).map_err(|e| self.write_error("write header", e))?;
         w.file = Some(file);
         Ok(w)
@@ -326,6 +338,10 @@ pub struct ShardWriter {
     next_stripe: u64,
     stripes: u64,
     done: bool,
+    /// Bytes in the temp file so far, and how many of them the kernel was
+    /// already asked to write back (see [`crate::writeback`]).
+    written: u64,
+    written_back: u64,
 }
 
 impl std::fmt::Debug for ShardWriter {
@@ -361,6 +377,12 @@ impl ShardWriter {
         let f = self.file.as_mut().ok_or_else(|| ShardError::BadRequest("writer already closed".into()))?;
         let r = f.write_all(hash).and_then(|()| f.write_all(block));
         r.map_err(|e| self.disk.write_error("write shard", e))?;
+        self.written += (HASH_LEN + block.len()) as u64;
+        if self.written - self.written_back >= writeback::STEP {
+            let (from, len) = (self.written_back, self.written - self.written_back);
+            writeback::start(f, from, len).map_err(|e| self.disk.write_error("start writeback of shard", e))?;
+            self.written_back = self.written;
+        }
         self.next_stripe += 1;
         Ok(())
     }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::{DatanodeMetrics, disk_labels, result_labels};
-use crate::{DataService, FsDisk, ScrubWorker, ShardError, server_builder};
+use crate::{DataService, FsDisk, ScrubWorker, ShardError, serve_data};
 
 /// How to run one datanode.
 #[derive(Clone, Debug)]
@@ -188,19 +188,13 @@ pub async fn serve(
     }
     let health = HealthService::new("datanode", NodeId(config.node_id));
     let metrics = DatanodeMetrics::register(&config.metrics);
-    let mut server_stop = shutdown.clone();
-    let server = tokio::spawn(
-        server_builder()
-            .add_service(DataService::server_with_metrics(disks.clone(), metrics.clone()))
-            .add_service(health.clone().into_server())
-            .serve_with_incoming_shutdown(tessera_rpc::NoDelayIncoming::new(listener), async move {
-                while !*server_stop.borrow() {
-                    if server_stop.changed().await.is_err() {
-                        break;
-                    }
-                }
-            }),
-    );
+    // gRPC and the shard wire on one port.
+    let server = tokio::spawn(serve_data(
+        listener,
+        DataService::new(disks.clone(), metrics.clone()),
+        Some(health.clone()),
+        shutdown.clone(),
+    ));
     let meta = MetaClient::new(MetaClientConfig::new(config.meta_endpoints.clone()));
     let host = if config.host.is_empty() { NodeId(config.node_id).to_string() } else { config.host.clone() };
     let record = DatanodeRecord {

@@ -5,19 +5,24 @@
 //!  PutShard stream ──frames──► bounded channel (4) ──► blocking writer: verify, write, fsync, rename
 //!  GetShard ──► blocking reader: verify 4 stripes at a time ──► bounded channel (4) ──► stream
 //! ```
+//! Both transports, gRPC here and the shard wire (`wire_server`), share
+//! these paths: [`DataService::put`] and [`DataService::get`].
 //! The bounded channels give backpressure both ways; a shard never sits in
 //! memory whole. Reader and writer tasks live only as long as their request.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use bytes::Bytes;
 use tessera_common::DataId;
 use tessera_ec::HASH_LEN;
 use tessera_rpc::proto::data::data_server::{Data, DataServer};
 use tessera_rpc::proto::data::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::metrics::{DatanodeMetrics, result_labels};
@@ -56,6 +61,14 @@ pub struct DataService {
 }
 
 impl DataService {
+    /// The service over `disks`, counting into `metrics`; serve it with
+    /// [`crate::serve_data`] (gRPC and the shard wire) or
+    /// [`DataService::into_server`] (gRPC only).
+    pub fn new(disks: Vec<FsDisk>, metrics: DatanodeMetrics) -> Self {
+        let disks = disks.into_iter().map(|d| (d.id().get(), d)).collect();
+        DataService { disks: Arc::new(disks), metrics }
+    }
+
     /// The service over `disks`, wrapped for a tonic server with message
     /// limits sized for shard frames.
     pub fn server(disks: Vec<FsDisk>) -> DataServer<Self> {
@@ -64,10 +77,12 @@ impl DataService {
 
     /// [`DataService::server`], counting into `metrics`.
     pub fn server_with_metrics(disks: Vec<FsDisk>, metrics: DatanodeMetrics) -> DataServer<Self> {
-        let disks = disks.into_iter().map(|d| (d.id().get(), d)).collect();
-        DataServer::new(DataService { disks: Arc::new(disks), metrics })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        Self::new(disks, metrics).into_server()
+    }
+
+    /// This service wrapped for a tonic server.
+    pub fn into_server(self) -> DataServer<Self> {
+        DataServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     fn locate(&self, r: Option<&ShardRef>) -> Result<(FsDisk, ShardKey), Status> {
@@ -114,26 +129,42 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ShardError> +
         .map_err(status_of)
 }
 
+/// Where a put's frames come from: a transport's request stream.
+pub(crate) trait FrameSource: Send {
+    /// The next frame; `None` at the end of the stream.
+    fn next_frame(&mut self) -> impl Future<Output = Result<Option<ShardFrame>, Status>> + Send;
+}
+
+impl FrameSource for Streaming<PutShardRequest> {
+    async fn next_frame(&mut self) -> Result<Option<ShardFrame>, Status> {
+        loop {
+            match self.message().await? {
+                Some(PutShardRequest { frame: Some(f), .. }) => return Ok(Some(f)),
+                Some(_) => continue, // a message without a frame carries nothing
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
 impl DataService {
-    async fn put_shard_inner(
-        &self,
-        req: Request<Streaming<PutShardRequest>>,
-    ) -> Result<Response<PutShardReply>, Status> {
-        let mut stream = req.into_inner();
-        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty put stream"))?;
+    /// Stores one shard: `first` names it and its geometry (and may carry
+    /// the first frame); `next` yields the following frames. Counts the put
+    /// in the metrics.
+    pub(crate) async fn put(&self, first: PutShardRequest, next: &mut impl FrameSource) -> Result<(), Status> {
+        let started = std::time::Instant::now();
+        let out = self.put_inner(first, next).await;
+        let m = &self.metrics;
+        m.shard_puts.get_or_create(&result_labels(if out.is_ok() { "ok" } else { "error" })).inc();
+        if out.is_ok() {
+            m.shard_put_seconds.get_or_create(&Vec::new()).observe(started.elapsed().as_secs_f64());
+        }
+        out
+    }
+
+    async fn put_inner(&self, first: PutShardRequest, next: &mut impl FrameSource) -> Result<(), Status> {
         let (disk, key) = self.locate(first.shard.as_ref())?;
-        let g =
-            first.geometry.ok_or_else(|| Status::invalid_argument("the first message carries the shard geometry"))?;
-        let narrow =
-            |v: u32, what: &str| u8::try_from(v).map_err(|_| Status::invalid_argument(format!("{what} out of range")));
-        let header = ShardHeader {
-            key,
-            codec: u16::try_from(g.codec).map_err(|_| Status::invalid_argument("codec out of range"))?,
-            k: narrow(g.k, "k")?,
-            m: narrow(g.m, "m")?,
-            block_len: g.block_len,
-            piece_len: g.piece_len,
-        };
+        let header = header_of(key, first.geometry)?;
         let (tx, mut rx) = mpsc::channel::<ShardFrame>(4);
         let put_bytes = self.metrics.shard_put_bytes.clone();
         let writer = tokio::task::spawn_blocking(move || -> Result<(), ShardError> {
@@ -149,16 +180,16 @@ impl DataService {
             }
             w.finish() // fails, storing nothing, unless every stripe arrived
         });
-        let mut next = first.frame;
+        let mut pending = first.frame;
         let mut broken = None;
         loop {
-            if let Some(f) = next.take()
+            if let Some(f) = pending.take()
                 && tx.send(f).await.is_err()
             {
                 break; // the writer stopped: its result says why
             }
-            match stream.message().await {
-                Ok(Some(m)) => next = m.frame,
+            match next.next_frame().await {
+                Ok(Some(f)) => pending = Some(f),
                 Ok(None) => break,
                 Err(status) => {
                     broken = Some(status);
@@ -171,15 +202,21 @@ impl DataService {
         if let Some(status) = broken {
             return Err(status); // the client's stream broke: whatever the writer did is not acknowledged
         }
-        written.map_err(status_of)?;
-        Ok(Response::new(PutShardReply {}))
+        written.map_err(status_of)
     }
 
-    async fn get_shard_inner(
-        &self,
-        req: Request<GetShardRequest>,
-    ) -> Result<Response<ReceiverStream<Result<ShardFrame, Status>>>, Status> {
-        let r = req.into_inner();
+    /// Starts reading stripes of a shard: each item is one frame (hash then
+    /// block, as stored), verified; an error ends the stream. Also returns
+    /// how many frames a complete answer has. Counts the get in the metrics.
+    pub(crate) async fn get(&self, r: GetShardRequest) -> Result<(mpsc::Receiver<Result<Bytes, Status>>, u64), Status> {
+        let got = self.get_inner(r).await;
+        if let Err(e) = &got {
+            self.metrics.shard_gets.get_or_create(&result_labels(get_result(e))).inc();
+        }
+        got
+    }
+
+    async fn get_inner(&self, r: GetShardRequest) -> Result<(mpsc::Receiver<Result<Bytes, Status>>, u64), Status> {
         let (disk, key) = self.locate(r.shard.as_ref())?;
         let d = disk.clone();
         let header = blocking(move || d.read_header(&key)).await?;
@@ -203,8 +240,7 @@ impl DataService {
                     Ok((_, frames)) => {
                         for f in frames {
                             metrics.shard_get_bytes.inc_by((f.len() - HASH_LEN) as u64);
-                            let frame = ShardFrame { hash: f.slice(..HASH_LEN), block: f.slice(HASH_LEN..) };
-                            if tx.blocking_send(Ok(frame)).is_err() {
+                            if tx.blocking_send(Ok(f)).is_err() {
                                 return;
                             }
                         }
@@ -222,8 +258,23 @@ impl DataService {
             }
             metrics.shard_gets.get_or_create(&result_labels("ok")).inc();
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok((rx, end - first))
     }
+}
+
+/// The header of a shard about to be written, from the put's geometry.
+fn header_of(key: ShardKey, g: Option<ShardGeometry>) -> Result<ShardHeader, Status> {
+    let g = g.ok_or_else(|| Status::invalid_argument("the first message carries the shard geometry"))?;
+    let narrow =
+        |v: u32, what: &str| u8::try_from(v).map_err(|_| Status::invalid_argument(format!("{what} out of range")));
+    Ok(ShardHeader {
+        key,
+        codec: u16::try_from(g.codec).map_err(|_| Status::invalid_argument("codec out of range"))?,
+        k: narrow(g.k, "k")?,
+        m: narrow(g.m, "m")?,
+        block_len: g.block_len,
+        piece_len: g.piece_len,
+    })
 }
 
 /// How a failed get is counted.
@@ -238,24 +289,18 @@ fn get_result(s: &Status) -> &'static str {
 #[tonic::async_trait]
 impl Data for DataService {
     async fn put_shard(&self, req: Request<Streaming<PutShardRequest>>) -> Result<Response<PutShardReply>, Status> {
-        let started = std::time::Instant::now();
-        let r = self.put_shard_inner(req).await;
-        let m = &self.metrics;
-        m.shard_puts.get_or_create(&result_labels(if r.is_ok() { "ok" } else { "error" })).inc();
-        if r.is_ok() {
-            m.shard_put_seconds.get_or_create(&Vec::new()).observe(started.elapsed().as_secs_f64());
-        }
-        r
+        let mut stream = req.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty put stream"))?;
+        self.put(first, &mut stream).await.map(|()| Response::new(PutShardReply {}))
     }
 
-    type GetShardStream = ReceiverStream<Result<ShardFrame, Status>>;
+    type GetShardStream = Pin<Box<dyn Stream<Item = Result<ShardFrame, Status>> + Send>>;
 
     async fn get_shard(&self, req: Request<GetShardRequest>) -> Result<Response<Self::GetShardStream>, Status> {
-        let r = self.get_shard_inner(req).await;
-        if let Err(e) = &r {
-            self.metrics.shard_gets.get_or_create(&result_labels(get_result(e))).inc();
-        }
-        r
+        let (rx, _) = self.get(req.into_inner()).await?;
+        let frames = ReceiverStream::new(rx)
+            .map(|r| r.map(|f| ShardFrame { hash: f.slice(..HASH_LEN), block: f.slice(HASH_LEN..) }));
+        Ok(Response::new(Box::pin(frames)))
     }
 
     async fn delete_shard(&self, req: Request<ShardRef>) -> Result<Response<DeleteShardReply>, Status> {

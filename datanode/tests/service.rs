@@ -4,6 +4,8 @@
 // A test that meets an error should fail loudly.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use bytes::Bytes;
 use rand::RngCore;
 use tessera_common::{DataId, DiskId};
@@ -76,20 +78,7 @@ fn shard_ref(disk: u32, id: DataId, shard: u32) -> ShardRef {
 
 /// Every shard's frames for `data`, shard by shard.
 fn encode(id: DataId, data: &[u8]) -> Vec<Vec<ShardFrame>> {
-    let c = coder();
-    let l = *c.layout();
-    let piece = PieceId { data_id: *id.as_bytes(), part: 0 };
-    let mut shards = vec![Vec::new(); K + M];
-    for s in 0..l.stripe_count(data.len() as u64) {
-        let start = l.stripe_offset(s) as usize;
-        let enc = c
-            .encode_stripe(piece, s, Bytes::copy_from_slice(&data[start..start + l.stripe_len(data.len() as u64, s)]))
-            .unwrap();
-        for (i, b) in enc.blocks.iter().enumerate() {
-            shards[i].push(ShardFrame { hash: Bytes::copy_from_slice(&b.hash), block: b.data.clone() });
-        }
-    }
-    shards
+    support::encode(&coder(), id, data)
 }
 
 fn put_messages(r: ShardRef, len: u64, frames: Vec<ShardFrame>) -> Vec<PutShardRequest> {

@@ -1,6 +1,8 @@
 //! The gateway's view of the cluster: the current map (kept fresh by the
 //! metadata service's watch stream), where each disk's datanode listens, and
-//! one lazily connected gRPC channel per datanode.
+//! the datanode clients: one lazily connected gRPC channel per datanode, and
+//! pooled shard-wire connections. Shard bytes go over the transport the
+//! gateway is configured with ([`ShardTransport`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,9 +17,57 @@ use tessera_rpc::trace::TraceInjector;
 
 /// A datanode client that adds the trace context to every call.
 pub type DataStub = DataClient<tonic::service::interceptor::InterceptedService<Channel, TraceInjector>>;
+use tessera_rpc::proto::data::{GetShardRequest, PutShardRequest, ShardFrame};
 use tessera_rpc::proto::meta::ClusterMapReply;
-use tokio::sync::watch;
+use tessera_rpc::wire::{WireClient, WireFrames};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Status, Streaming};
+
+/// How shard bytes travel between the gateway and datanodes (#4's
+/// `ShardTransport` seam). Everything else (delete, stat, list, usage) is
+/// gRPC either way; a datanode serves both on one port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShardTransport {
+    /// The shard wire (`tessera_rpc::wire`): one copy per side fewer than
+    /// gRPC, and no HTTP/2 framing.
+    #[default]
+    Wire,
+    /// gRPC streams (`PutShard`, `GetShard`).
+    Grpc,
+}
+
+impl std::str::FromStr for ShardTransport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "wire" => Ok(ShardTransport::Wire),
+            "grpc" => Ok(ShardTransport::Grpc),
+            _ => Err(format!("unknown shard transport {s:?} (wire or grpc)")),
+        }
+    }
+}
+
+/// The frames of one shard being read, from either transport.
+#[derive(Debug)]
+pub enum ShardFrames {
+    /// A gRPC `GetShard` stream.
+    Grpc(Streaming<ShardFrame>),
+    /// A shard-wire get.
+    Wire(WireFrames),
+}
+
+impl ShardFrames {
+    /// The next frame; `None` after the last.
+    pub async fn message(&mut self) -> Result<Option<ShardFrame>, Status> {
+        match self {
+            ShardFrames::Grpc(s) => s.message().await,
+            ShardFrames::Wire(w) => w.message().await,
+        }
+    }
+}
 
 /// Largest gRPC message to or from a datanode (a frame of a 16 MiB block fits).
 pub const MAX_MESSAGE_BYTES: usize = 20 << 20;
@@ -86,6 +136,7 @@ impl View {
 #[derive(Debug, Clone)]
 pub struct Cluster {
     inner: Arc<Inner>,
+    transport: ShardTransport,
 }
 
 #[derive(Debug)]
@@ -93,6 +144,7 @@ struct Inner {
     meta: MetaClient,
     view: RwLock<Arc<View>>,
     channels: Mutex<HashMap<String, Channel>>,
+    wire: WireClient,
     connect_timeout: Duration,
     metrics: Arc<GatewayMetrics>,
 }
@@ -112,10 +164,17 @@ impl Cluster {
                 meta,
                 view: RwLock::new(Arc::new(empty)),
                 channels: Mutex::new(HashMap::new()),
+                wire: WireClient::new(connect_timeout),
                 connect_timeout,
                 metrics,
             }),
+            transport: ShardTransport::default(),
         }
+    }
+
+    /// The same cluster, moving shard bytes over `transport`.
+    pub fn with_transport(self, transport: ShardTransport) -> Self {
+        Cluster { transport, ..self }
     }
 
     /// The gateway's metrics.
@@ -189,14 +248,56 @@ impl Cluster {
         }
     }
 
-    /// A client for the datanode holding `disk`, refreshing the view once
+    /// The address of the datanode holding `disk`, refreshing the view once
     /// when the disk is unknown (a datanode that just registered).
-    pub async fn data_client(&self, disk: u32) -> Result<DataStub, String> {
+    async fn disk_addr(&self, disk: u32) -> Result<String, String> {
         let mut addr = self.view().disk_addr.get(&disk).cloned();
         if addr.is_none() {
             addr = self.refresh().await.ok().and_then(|v| v.disk_addr.get(&disk).cloned());
         }
-        let addr = addr.ok_or_else(|| format!("disk {disk} is not in the cluster map"))?;
+        addr.ok_or_else(|| format!("disk {disk} is not in the cluster map"))
+    }
+
+    /// Stores one shard on the disk `first` names: `first` carries the
+    /// shard and its geometry, `frames` its frames in stripe order. Closing
+    /// `frames` before the last stripe makes the datanode store nothing.
+    pub async fn put_shard(&self, first: PutShardRequest, frames: mpsc::Receiver<ShardFrame>) -> Result<(), Status> {
+        let disk = first.shard.as_ref().map_or(0, |s| s.disk);
+        match self.transport {
+            ShardTransport::Wire => {
+                let addr = self.disk_addr(disk).await.map_err(Status::unavailable)?;
+                self.inner.wire.put_shard(&addr, first, frames).await
+            }
+            ShardTransport::Grpc => {
+                let mut client = self.data_client(disk).await.map_err(Status::unavailable)?;
+                let rest = ReceiverStream::new(frames).map(|f| PutShardRequest {
+                    shard: None,
+                    geometry: None,
+                    frame: Some(f),
+                });
+                client.put_shard(tokio_stream::once(first).chain(rest)).await.map(|_| ())
+            }
+        }
+    }
+
+    /// Starts reading stripes of the shard `req` names.
+    pub async fn get_shard(&self, req: GetShardRequest) -> Result<ShardFrames, Status> {
+        let disk = req.shard.as_ref().map_or(0, |s| s.disk);
+        match self.transport {
+            ShardTransport::Wire => {
+                let addr = self.disk_addr(disk).await.map_err(Status::unavailable)?;
+                self.inner.wire.get_shard(&addr, req).await.map(ShardFrames::Wire)
+            }
+            ShardTransport::Grpc => {
+                let mut client = self.data_client(disk).await.map_err(Status::unavailable)?;
+                Ok(ShardFrames::Grpc(client.get_shard(req).await?.into_inner()))
+            }
+        }
+    }
+
+    /// A gRPC client for the datanode holding `disk`.
+    pub async fn data_client(&self, disk: u32) -> Result<DataStub, String> {
+        let addr = self.disk_addr(disk).await?;
         let channel = {
             let mut chans = self.inner.channels.lock().map_err(|_| "channel cache poisoned")?;
             match chans.get(&addr) {

@@ -26,6 +26,7 @@ use tessera_rpc::{MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use cluster::ShardTransport;
 pub use http_server::REQUEST_ID_HEADER;
 
 /// The erasure-coding profile new objects get when their bucket names none.
@@ -73,6 +74,8 @@ pub struct GatewayConfig {
     pub shard_write_timeout: Duration,
     /// Connect timeout to datanodes.
     pub connect_timeout: Duration,
+    /// How shard bytes travel to and from datanodes.
+    pub shard_transport: ShardTransport,
     /// Where the gateway's metrics are registered (`tessera_gateway_*`) and
     /// what `/tessera/metrics` renders: in one process, every role's.
     pub metrics: MetricsRegistry,
@@ -92,6 +95,7 @@ impl GatewayConfig {
             hedge_timeout: Duration::from_secs(2),
             shard_write_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
+            shard_transport: ShardTransport::default(),
             metrics: MetricsRegistry::default(),
         }
     }
@@ -156,7 +160,8 @@ pub async fn serve(
     tessera_ec::StripeLayout::new(ec.k, ec.m, ec.stripe_size).map_err(|e| GatewayError::Config(e.to_string()))?;
     let meta = MetaClient::new(MetaClientConfig::new(config.meta_endpoints.clone()));
     let metrics = Arc::new(metrics::GatewayMetrics::register(&config.metrics));
-    let cluster = cluster::Cluster::with_metrics(meta, config.connect_timeout, metrics.clone());
+    let cluster = cluster::Cluster::with_metrics(meta, config.connect_timeout, metrics.clone())
+        .with_transport(config.shard_transport);
     let watcher = tokio::spawn(cluster.clone().watch(shutdown.clone()));
     let front = http_server::FrontConfig {
         registry: config.metrics.clone(),

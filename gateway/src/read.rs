@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tessera_ec::{EcError, FramedBlock, HASH_LEN, PieceId, StripeCoder, StripeLayout};
-use tessera_rpc::proto::data::{GetShardRequest, ShardFrame, ShardRef};
+use tessera_rpc::proto::data::{GetShardRequest, ShardRef};
 use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage, ShardSet, command};
 use tokio::sync::mpsc;
-use tonic::{Code, Streaming};
+use tonic::Code;
 use tracing::Instrument as _;
 
 use crate::Codecs;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ShardFrames};
 
 /// Why a range could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +85,7 @@ pub async fn read_sharded(
             |i| if set.missing.contains(&(i as u32)) { Slot::Failed("recorded missing".into()) } else { Slot::Untried },
         )
         .collect();
-    let mut streams: Vec<Option<Streaming<ShardFrame>>> = (0..n).map(|_| None).collect();
+    let mut streams: Vec<Option<ShardFrames>> = (0..n).map(|_| None).collect();
     let mut damaged: Vec<(usize, String)> = Vec::new();
 
     let result = async {
@@ -197,15 +197,14 @@ async fn open(
     i: usize,
     first: u64,
     count: u64,
-) -> Result<Streaming<ShardFrame>, tonic::Status> {
+) -> Result<ShardFrames, tonic::Status> {
     let disk = set.disks[i];
-    let mut client = cluster.data_client(disk).await.map_err(tonic::Status::unavailable)?;
     let req = GetShardRequest {
         shard: Some(ShardRef { disk, data_id: Bytes::copy_from_slice(&set.data_id), part, shard: i as u32 }),
         first_stripe: first,
         stripe_count: count,
     };
-    Ok(client.get_shard(req).await?.into_inner())
+    cluster.get_shard(req).await
 }
 
 fn fail(slots: &mut [Slot], damaged: &mut Vec<(usize, String)>, i: usize, status: &tonic::Status) {
@@ -220,7 +219,7 @@ fn fail(slots: &mut [Slot], damaged: &mut Vec<(usize, String)>, i: usize, status
 
 fn mark_corrupt(
     slots: &mut [Slot],
-    streams: &mut [Option<Streaming<ShardFrame>>],
+    streams: &mut [Option<ShardFrames>],
     damaged: &mut Vec<(usize, String)>,
     i: usize,
     stripe: u64,

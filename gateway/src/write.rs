@@ -18,7 +18,6 @@ use tessera_ec::{PieceId, StripeCoder, StripeLayout};
 use tessera_rpc::proto::data::{PutShardRequest, ShardFrame, ShardGeometry, ShardRef};
 use tessera_rpc::proto::meta::{EcProfile, ShardSet};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;
 
 use crate::Codecs;
@@ -142,7 +141,7 @@ pub struct WritePlan {
 }
 
 struct ShardSink {
-    tx: Option<mpsc::Sender<PutShardRequest>>,
+    tx: Option<mpsc::Sender<ShardFrame>>,
     task: tokio::task::JoinHandle<Result<(), tonic::Status>>,
     failure: Option<String>,
 }
@@ -176,7 +175,7 @@ pub async fn write_sharded(
 
     let mut sinks = Vec::with_capacity(n);
     for (i, &disk) in plan.disks.iter().enumerate() {
-        let (tx, rx) = mpsc::channel::<PutShardRequest>(4);
+        let (tx, rx) = mpsc::channel::<ShardFrame>(4);
         let first = PutShardRequest {
             shard: Some(ShardRef {
                 disk,
@@ -187,16 +186,8 @@ pub async fn write_sharded(
             geometry: Some(geometry),
             frame: None,
         };
-        // The channel is empty: this cannot block.
-        let _ = tx.try_send(first);
-        let client = cluster.data_client(disk).await;
-        let task = tokio::spawn(
-            async move {
-                let mut client = client.map_err(tonic::Status::unavailable)?;
-                client.put_shard(ReceiverStream::new(rx)).await.map(|_| ())
-            }
-            .instrument(tracing::Span::current()),
-        );
+        let cluster = cluster.clone();
+        let task = tokio::spawn(async move { cluster.put_shard(first, rx).await }.instrument(tracing::Span::current()));
         sinks.push(ShardSink { tx: Some(tx), task, failure: None });
     }
 
@@ -217,11 +208,7 @@ pub async fn write_sharded(
             cluster.metrics().ec_encode_seconds.observe(t.elapsed().as_secs_f64());
             for (sink, block) in sinks.iter_mut().zip(encoded.blocks) {
                 let Some(tx) = &sink.tx else { continue };
-                let msg = PutShardRequest {
-                    shard: None,
-                    geometry: None,
-                    frame: Some(ShardFrame { hash: Bytes::copy_from_slice(&block.hash), block: block.data }),
-                };
+                let msg = ShardFrame { hash: Bytes::copy_from_slice(&block.hash), block: block.data };
                 match tokio::time::timeout(plan.shard_timeout, tx.send(msg)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => {

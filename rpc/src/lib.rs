@@ -16,6 +16,7 @@ mod meta_client;
 pub mod names;
 pub mod ops_http;
 pub mod trace;
+pub mod wire;
 
 /// Generated protobuf and tonic code, one module per proto package.
 pub mod proto {

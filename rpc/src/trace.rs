@@ -7,6 +7,7 @@
 //!  gateway: span "s3" (request_id) ──► MetaClient / data client calls
 //!           TraceInjector adds traceparent: 00-<trace id>-<span id>-01
 //!  meta / datanode: tonic trace_fn ──► span "grpc" (rpc.method, traceparent)
+//!  datanode, shard wire: span "shard" (rpc.method, traceparent from the request header)
 //!           OtlpLayer takes the remote parent from the traceparent field
 //!  every process: OtlpLayer ──► bounded queue ──► exporter task ──► POST <endpoint>/v1/traces
 //! ```
@@ -117,6 +118,13 @@ impl Interceptor for TraceInjector {
 pub fn server_span(req: &http::Request<()>) -> Span {
     let parent = req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     tracing::info_span!(target: "tessera_rpc::server", parent: None, "grpc", rpc.method = %req.uri().path(), traceparent = %parent)
+}
+
+/// The span a datanode opens for a shard-wire request ([`crate::wire`]):
+/// named `shard`, with the method the gRPC service would have and the
+/// caller's `traceparent`, if any.
+pub fn wire_span(method: &str, traceparent: &str) -> Span {
+    tracing::info_span!(target: "tessera_rpc::server", parent: None, "shard", rpc.method = %method, traceparent = %traceparent)
 }
 
 /// What the layer keeps per span.

@@ -1,0 +1,229 @@
+//! One port for both transports: the gRPC service and the shard wire
+//! (`tessera_rpc::wire`). Each accepted connection is routed by its first
+//! byte: the shard wire's preface starts with `T`, an HTTP/2 connection with
+//! `P` (`PRI * HTTP/2.0`).
+//!
+//! ```text
+//!  accept ──► peek first byte ──► 'T': preface ──► requests, one after another
+//!                             └─► else: tonic (DataService, health)
+//! ```
+//! On shutdown the listener stops accepting, idle shard-wire connections
+//! close and requests in flight finish; the caller bounds how long.
+
+use std::io;
+use std::time::Duration;
+
+use tessera_rpc::HealthService;
+use tessera_rpc::proto::data::wire_request::Op;
+use tessera_rpc::proto::data::{GetShardRequest, PutShardRequest, ShardFrame};
+use tessera_rpc::wire::{self, PREFACE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tracing::Instrument;
+
+use crate::service::FrameSource;
+use crate::{DataService, server_builder};
+
+/// How long a new connection may take to send its first bytes.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refused put's connection is read (and discarded) while the
+/// client notices the refusal, so that closing it does not reset the
+/// connection before the client has read why.
+const REFUSAL_LINGER: Duration = Duration::from_secs(10);
+
+async fn until_true(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Serves `service` (and `health`, if given) on `listener` over gRPC and the
+/// shard wire until `shutdown` becomes true and every connection has ended.
+pub async fn serve_data(
+    listener: TcpListener,
+    service: DataService,
+    health: Option<HealthService>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error> {
+    let (grpc_tx, grpc_rx) = mpsc::channel::<io::Result<TcpStream>>(64);
+    let mut stop = shutdown.clone();
+    let grpc = server_builder()
+        .add_service(service.clone().into_server())
+        .add_optional_service(health.map(HealthService::into_server))
+        .serve_with_incoming_shutdown(ReceiverStream::new(grpc_rx), async move { until_true(&mut stop).await });
+    let accept = accept_loop(listener, service, grpc_tx, shutdown);
+    let (served, ()) = tokio::join!(grpc, accept);
+    served
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    service: DataService,
+    grpc: mpsc::Sender<io::Result<TcpStream>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((conn, _)) => {
+                    if let Err(e) = conn.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                    conns.spawn(route(conn, service.clone(), grpc.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            () = until_true(&mut shutdown) => break,
+        }
+    }
+    drop(listener);
+    drop(grpc);
+    while conns.join_next().await.is_some() {}
+}
+
+async fn route(
+    conn: TcpStream,
+    service: DataService,
+    grpc: mpsc::Sender<io::Result<TcpStream>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut first = [0u8; 1];
+    let peeked = tokio::select! {
+        p = tokio::time::timeout(FIRST_BYTES_TIMEOUT, conn.peek(&mut first)) => p,
+        () = until_true(&mut shutdown) => return,
+    };
+    match peeked {
+        Ok(Ok(1)) if first[0] == PREFACE[0] => serve_wire(conn, service, shutdown).await,
+        Ok(Ok(1)) => {
+            let sent = grpc.send(Ok(conn)).await;
+            if sent.is_err() {
+                tracing::debug!("connection arrived as the gRPC server stopped");
+            }
+        }
+        _ => {} // closed, failed or silent: drop it
+    }
+}
+
+/// One shard-wire connection: its requests, one after another.
+async fn serve_wire(mut conn: TcpStream, service: DataService, mut shutdown: watch::Receiver<bool>) {
+    let mut preface = [0u8; PREFACE.len()];
+    match tokio::time::timeout(FIRST_BYTES_TIMEOUT, conn.read_exact(&mut preface)).await {
+        Ok(Ok(_)) if &preface == PREFACE => {}
+        _ => return,
+    }
+    loop {
+        let req = tokio::select! {
+            r = wire::read_request(&mut conn) => r,
+            () = until_true(&mut shutdown) => return,
+        };
+        let req = match req {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "bad shard-wire request");
+                return;
+            }
+        };
+        let (method, op) = match req.op {
+            Some(Op::Put(p)) => ("/tessera.data.v1.Data/PutShard", Ok(p)),
+            Some(Op::Get(g)) => ("/tessera.data.v1.Data/GetShard", Err(g)),
+            None => return,
+        };
+        let span = tessera_rpc::trace::wire_span(method, &req.traceparent);
+        let keep = match op {
+            Ok(put) => wire_put(&mut conn, &service, put, &mut shutdown).instrument(span).await,
+            Err(get) => wire_get(&mut conn, &service, get).instrument(span).await,
+        };
+        if !keep || *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// A put's frames as they arrive on the connection.
+struct WireFrames<'a> {
+    conn: &'a mut TcpStream,
+    /// Why the stream broke, if it did.
+    broken: Option<io::Error>,
+}
+
+impl FrameSource for WireFrames<'_> {
+    async fn next_frame(&mut self) -> Result<Option<ShardFrame>, Status> {
+        wire::read_put_frame(self.conn).await.map_err(|e| {
+            let status = Status::invalid_argument(format!("shard stream broken: {e}"));
+            self.broken = Some(e);
+            status
+        })
+    }
+}
+
+/// Serves one put; whether the connection can carry another request.
+async fn wire_put(
+    conn: &mut TcpStream,
+    service: &DataService,
+    first: PutShardRequest,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut frames = WireFrames { conn, broken: None };
+    let outcome = service.put(first, &mut frames).await;
+    if let Some(e) = frames.broken
+        && e.kind() != io::ErrorKind::InvalidData
+    {
+        return false; // the client is gone: nobody to answer
+    }
+    if wire::write_status(conn, &outcome).await.is_err() {
+        return false;
+    }
+    if outcome.is_err() {
+        // Refused (the client closes the connection after a refusal): if
+        // the frames were not all read, let the client read why before
+        // closing, so that unread data does not reset the connection.
+        let _ = conn.shutdown().await;
+        let mut sink = vec![0u8; 64 << 10];
+        let drain = async { while matches!(conn.read(&mut sink).await, Ok(n) if n > 0) {} };
+        tokio::select! {
+            _ = tokio::time::timeout(REFUSAL_LINGER, drain) => {}
+            () = until_true(shutdown) => {}
+        }
+        return false;
+    }
+    true
+}
+
+/// Serves one get; whether the connection can carry another request.
+async fn wire_get(conn: &mut TcpStream, service: &DataService, req: GetShardRequest) -> bool {
+    let (mut rx, expected) = match service.get(req).await {
+        Ok(v) => v,
+        Err(status) => return wire::write_status(conn, &Err(status)).await.is_ok(),
+    };
+    let mut sent = 0u64;
+    while let Some(item) = rx.recv().await {
+        match item {
+            Ok(frame) => {
+                if wire::write_get_frame(conn, frame).await.is_err() {
+                    return false; // the client went away; dropping rx stops the reader
+                }
+                sent += 1;
+            }
+            Err(status) => return wire::write_status(conn, &Err(status)).await.is_ok(),
+        }
+    }
+    let end = if sent == expected {
+        Ok(())
+    } else {
+        Err(Status::internal(format!("shard reader stopped after {sent} of {expected} stripes")))
+    };
+    wire::write_status(conn, &end).await.is_ok()
+}
