@@ -139,7 +139,10 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         scrub_interval: Duration::from_secs(24 * 3600),
         metrics: registry.clone(),
     };
-    let dn_task = tokio::spawn(tessera_datanode::serve(dn, dn_listener, stop.clone()));
+    // The gateway hands shards to this datanode directly (no loopback TCP);
+    // its port still serves other clients (a cluster's gateways, tools).
+    let (local_dn, dn_task) =
+        tessera_datanode::start(dn, dn_listener, stop.clone()).map_err(|e| anyhow::anyhow!("datanode: {e}"))?;
 
     let meta = MetaClient::new(MetaClientConfig::new(vec![meta_url.clone()]));
     wait_for_disks(&meta, args.disks).await?;
@@ -149,6 +152,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     gc.ec = EcDefaults { k, m, ..EcDefaults::default() };
     gc.domains = args.domain.iter().cloned().collect();
     gc.metrics = registry;
+    gc.local_datanode = Some(tessera_rpc::local::LocalDatanode::new(local_dn));
     let gw_task = tokio::spawn(tessera_gateway::serve(gc, s3_listener, stop.clone()));
 
     println!("Tessera S3 endpoint: http://{}", args.listen);

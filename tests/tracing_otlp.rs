@@ -174,6 +174,10 @@ async fn a_put_is_one_trace_across_gateway_metadata_and_datanode() {
         // Metadata calls are gRPC; shard bytes go over the shard wire.
         let shard = c.attrs.get("rpc.method").is_some_and(|m| m.ends_with("/PutShard"));
         assert_eq!(c.name, if shard { "shard" } else { "grpc" }, "{c:?}");
+        if shard {
+            // `tessera server` hands shards to its own datanode directly.
+            assert_eq!(c.attrs.get("transport").map(String::as_str), Some("local"), "{c:?}");
+        }
         assert_eq!(c.parent, root.id, "every call is a child of the S3 span: {c:?}");
     }
 

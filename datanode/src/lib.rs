@@ -31,7 +31,7 @@ mod writeback;
 pub use disk::{DiskUsage, FsDisk, ShardPage, ShardStat, ShardWriter};
 pub use error::ShardError;
 pub use metrics::DatanodeMetrics;
-pub use node::{DatanodeConfig, run, serve};
+pub use node::{DatanodeConfig, run, serve, start};
 pub use scrub::{DamageSink, ScrubProgress, ScrubWorker};
 pub use service::{DataService, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, server_builder, status_of};
 pub use shard::{FORMAT_VERSION, HEADER_LEN, MAGIC, ShardHeader, ShardKey};

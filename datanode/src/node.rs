@@ -173,11 +173,22 @@ pub async fn run(config: DatanodeConfig, shutdown: watch::Receiver<bool>) -> Res
 pub async fn serve(
     config: DatanodeConfig,
     listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), ShardError> {
+    let (_, node) = start(config, listener, shutdown)?;
+    node.await.map_err(|e| ShardError::io("datanode task", std::io::Error::other(e)))?
+}
+
+/// Opens the disks and starts serving on `listener` until `shutdown`
+/// becomes true, like [`serve`]; also returns the shard service, for a
+/// gateway in the same process to call directly
+/// (`tessera_rpc::local::LocalShards`).
+pub fn start(
+    config: DatanodeConfig,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(DataService, tokio::task::JoinHandle<Result<(), ShardError>>), ShardError> {
     config.validate()?;
-    let local = listener.local_addr().map_err(|e| ShardError::io("local address", e))?;
-    let advertise = config.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
     let mut disks = Vec::with_capacity(config.disks.len());
     let mut infos = Vec::with_capacity(config.disks.len());
     for (id, path) in &config.disks {
@@ -186,15 +197,26 @@ pub async fn serve(
         infos.push(DiskInfo { id: id.get(), capacity_bytes: u.capacity_bytes });
         disks.push(d);
     }
-    let health = HealthService::new("datanode", NodeId(config.node_id));
     let metrics = DatanodeMetrics::register(&config.metrics);
+    let service = DataService::new(disks.clone(), metrics.clone());
+    let node = tokio::spawn(run_node(config, listener, shutdown, disks, infos, service.clone(), metrics));
+    Ok((service, node))
+}
+
+async fn run_node(
+    config: DatanodeConfig,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    disks: Vec<FsDisk>,
+    infos: Vec<DiskInfo>,
+    service: DataService,
+    metrics: DatanodeMetrics,
+) -> Result<(), ShardError> {
+    let local = listener.local_addr().map_err(|e| ShardError::io("local address", e))?;
+    let advertise = config.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
+    let health = HealthService::new("datanode", NodeId(config.node_id));
     // gRPC and the shard wire on one port.
-    let server = tokio::spawn(serve_data(
-        listener,
-        DataService::new(disks.clone(), metrics.clone()),
-        Some(health.clone()),
-        shutdown.clone(),
-    ));
+    let server = tokio::spawn(serve_data(listener, service, Some(health.clone()), shutdown.clone()));
     let meta = MetaClient::new(MetaClientConfig::new(config.meta_endpoints.clone()));
     let host = if config.host.is_empty() { NodeId(config.node_id).to_string() } else { config.host.clone() };
     let record = DatanodeRecord {

@@ -10,7 +10,7 @@
 //! The bounded channels give backpressure both ways; a shard never sits in
 //! memory whole. Reader and writer tasks live only as long as their request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -18,12 +18,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytes::Bytes;
 use tessera_common::DataId;
 use tessera_ec::HASH_LEN;
+use tessera_rpc::local::{LocalFrames, LocalShards};
 use tessera_rpc::proto::data::data_server::{Data, DataServer};
 use tessera_rpc::proto::data::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::metrics::{DatanodeMetrics, result_labels};
 use crate::{FsDisk, ShardError, ShardHeader, ShardKey};
@@ -351,4 +353,35 @@ impl Data for DataService {
         .await?;
         Ok(Response::new(DiskUsageReply { disks: statuses }))
     }
+}
+
+/// Frames handed over within the process.
+impl FrameSource for mpsc::Receiver<ShardFrame> {
+    async fn next_frame(&mut self) -> Result<Option<ShardFrame>, Status> {
+        Ok(self.recv().await)
+    }
+}
+
+/// The gateway of `tessera server` calls its datanode through this.
+#[tonic::async_trait]
+impl LocalShards for DataService {
+    fn disks(&self) -> HashSet<u32> {
+        self.disks.keys().copied().collect()
+    }
+
+    async fn put_shard(&self, first: PutShardRequest, mut frames: mpsc::Receiver<ShardFrame>) -> Result<(), Status> {
+        let span = local_span("/tessera.data.v1.Data/PutShard");
+        self.put(first, &mut frames).instrument(span).await
+    }
+
+    async fn get_shard(&self, req: GetShardRequest) -> Result<LocalFrames, Status> {
+        let span = local_span("/tessera.data.v1.Data/GetShard");
+        let (rx, count) = self.get(req).instrument(span).await?;
+        Ok(LocalFrames::new(rx, count))
+    }
+}
+
+/// The span of an in-process shard call: a child of the caller's span.
+fn local_span(method: &'static str) -> tracing::Span {
+    tracing::info_span!(target: "tessera_rpc::server", "shard", rpc.method = method, transport = "local")
 }

@@ -17,6 +17,7 @@ use tessera_rpc::trace::TraceInjector;
 
 /// A datanode client that adds the trace context to every call.
 pub type DataStub = DataClient<tonic::service::interceptor::InterceptedService<Channel, TraceInjector>>;
+use tessera_rpc::local::{LocalDatanode, LocalFrames};
 use tessera_rpc::proto::data::{GetShardRequest, PutShardRequest, ShardFrame};
 use tessera_rpc::proto::meta::ClusterMapReply;
 use tessera_rpc::wire::{WireClient, WireFrames};
@@ -57,6 +58,8 @@ pub enum ShardFrames {
     Grpc(Streaming<ShardFrame>),
     /// A shard-wire get.
     Wire(WireFrames),
+    /// A get from the datanode of this process.
+    Local(LocalFrames),
 }
 
 impl ShardFrames {
@@ -65,6 +68,7 @@ impl ShardFrames {
         match self {
             ShardFrames::Grpc(s) => s.message().await,
             ShardFrames::Wire(w) => w.message().await,
+            ShardFrames::Local(l) => l.message().await,
         }
     }
 }
@@ -137,6 +141,7 @@ impl View {
 pub struct Cluster {
     inner: Arc<Inner>,
     transport: ShardTransport,
+    local: Option<LocalDatanode>,
 }
 
 #[derive(Debug)]
@@ -169,12 +174,22 @@ impl Cluster {
                 metrics,
             }),
             transport: ShardTransport::default(),
+            local: None,
         }
     }
 
     /// The same cluster, moving shard bytes over `transport`.
     pub fn with_transport(self, transport: ShardTransport) -> Self {
         Cluster { transport, ..self }
+    }
+
+    /// The same cluster, handing shards of `local`'s disks to it directly.
+    pub fn with_local(self, local: Option<LocalDatanode>) -> Self {
+        Cluster { local, ..self }
+    }
+
+    fn local_for(&self, disk: u32) -> Option<&LocalDatanode> {
+        self.local.as_ref().filter(|l| l.serves(disk))
     }
 
     /// The gateway's metrics.
@@ -263,6 +278,9 @@ impl Cluster {
     /// `frames` before the last stripe makes the datanode store nothing.
     pub async fn put_shard(&self, first: PutShardRequest, frames: mpsc::Receiver<ShardFrame>) -> Result<(), Status> {
         let disk = first.shard.as_ref().map_or(0, |s| s.disk);
+        if let Some(local) = self.local_for(disk) {
+            return local.put_shard(first, frames).await;
+        }
         match self.transport {
             ShardTransport::Wire => {
                 let addr = self.disk_addr(disk).await.map_err(Status::unavailable)?;
@@ -283,6 +301,9 @@ impl Cluster {
     /// Starts reading stripes of the shard `req` names.
     pub async fn get_shard(&self, req: GetShardRequest) -> Result<ShardFrames, Status> {
         let disk = req.shard.as_ref().map_or(0, |s| s.disk);
+        if let Some(local) = self.local_for(disk) {
+            return local.get_shard(req).await.map(ShardFrames::Local);
+        }
         match self.transport {
             ShardTransport::Wire => {
                 let addr = self.disk_addr(disk).await.map_err(Status::unavailable)?;

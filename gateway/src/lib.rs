@@ -76,6 +76,9 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// How shard bytes travel to and from datanodes.
     pub shard_transport: ShardTransport,
+    /// The datanode of this process, if any (`tessera server`): shards on
+    /// its disks are handed to it directly, not over the network.
+    pub local_datanode: Option<tessera_rpc::local::LocalDatanode>,
     /// Where the gateway's metrics are registered (`tessera_gateway_*`) and
     /// what `/tessera/metrics` renders: in one process, every role's.
     pub metrics: MetricsRegistry,
@@ -96,6 +99,7 @@ impl GatewayConfig {
             shard_write_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
             shard_transport: ShardTransport::default(),
+            local_datanode: None,
             metrics: MetricsRegistry::default(),
         }
     }
@@ -161,7 +165,8 @@ pub async fn serve(
     let meta = MetaClient::new(MetaClientConfig::new(config.meta_endpoints.clone()));
     let metrics = Arc::new(metrics::GatewayMetrics::register(&config.metrics));
     let cluster = cluster::Cluster::with_metrics(meta, config.connect_timeout, metrics.clone())
-        .with_transport(config.shard_transport);
+        .with_transport(config.shard_transport)
+        .with_local(config.local_datanode.clone());
     let watcher = tokio::spawn(cluster.clone().watch(shutdown.clone()));
     let front = http_server::FrontConfig {
         registry: config.metrics.clone(),

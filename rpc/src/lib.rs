@@ -12,6 +12,7 @@
 
 mod health;
 mod incoming;
+pub mod local;
 mod meta_client;
 pub mod names;
 pub mod ops_http;
