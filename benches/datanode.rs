@@ -11,7 +11,8 @@
 //! - get: the same shards streamed back (server verifies every block),
 //!   cold and warm like the raw read.
 //!
-//! Cold figures need root (to write /proc/sys/vm/drop_caches); without it
+//! Each shard figure is divided by raw figures taken just before it (this
+//! machine's virtual disk drifts). Cold figures need root (to write /proc/sys/vm/drop_caches); without it
 //! they are reported as unavailable. Prints MB/s (10^6 bytes) and each shard
 //! figure as a fraction of the matching raw one.
 
@@ -200,11 +201,17 @@ fn main() {
         let mut data = vec![0u8; SHARD];
         rand::rng().fill_bytes(&mut data);
         let data = bytes::Bytes::from(data);
-        let (raw_w, raw_cold, raw_warm) = raw(dir.path());
         let show = |v: Option<f64>| v.map_or("n/a (needs root)".to_string(), |v| format!("{v:.0} MB/s"));
-        println!("raw disk: write+fsync {raw_w:.0} MB/s, cold read {}, warm read {raw_warm:.0} MB/s ({} MiB)", show(raw_cold), TOTAL >> 20);
         for client in &mut transports {
             for block in [256 << 10, 1 << 20] {
+                // This virtual disk's speed drifts by 2x within minutes: the raw
+                // figures are taken right before the shard figures they divide.
+                let (raw_w, raw_cold, raw_warm) = raw(dir.path());
+                println!(
+                    "raw disk: write+fsync {raw_w:.0} MB/s, cold read {}, warm read {raw_warm:.0} MB/s ({} MiB)",
+                    show(raw_cold),
+                    TOTAL >> 20
+                );
                 let (put, cold, warm, ids) = shards(client, block, &data).await;
                 for id in &ids {
                     cleanup.delete_shard(shard_ref(*id)).await.unwrap();
@@ -214,7 +221,7 @@ fn main() {
                     _ => String::new(),
                 };
                 println!(
-                    "shards over {:>4}, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write); get cold {}{cold_pct}, warm {warm:.0} MB/s ({:.0}% of raw warm read)",
+                    "  shards over {:>4}, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write); get cold {}{cold_pct}, warm {warm:.0} MB/s ({:.0}% of raw warm read)",
                     client.name(),
                     block >> 10,
                     100.0 * put / raw_w,

@@ -234,27 +234,19 @@ impl FsDisk {
     /// A missing file is [`ShardError::Missing`]; a bad block is
     /// [`ShardError::Corrupt`] naming its stripe — never bad bytes.
     pub fn read_frames(&self, key: &ShardKey, stripes: Range<u64>) -> Result<(ShardHeader, Vec<Bytes>), ShardError> {
-        let (mut f, header) = self.open_shard(key)?;
-        let total = header.stripes()?;
-        if stripes.start > stripes.end || stripes.end > total {
-            return Err(ShardError::BadRequest(format!("stripes {stripes:?} outside 0..{total}")));
-        }
-        let mut frames = Vec::with_capacity((stripes.end - stripes.start) as usize);
-        if stripes.is_empty() {
-            return Ok((header, frames));
-        }
-        f.seek(SeekFrom::Start(header.frame_offset(stripes.start)?))
-            .map_err(|e| ShardError::io(format!("seek shard {key}"), e))?;
-        for s in stripes {
-            let mut frame = vec![0u8; frame_len(&header, s)?];
-            f.read_exact(&mut frame).map_err(|e| ShardError::io(format!("read shard {key}"), e))?;
-            let addr = BlockAddress { data_id: *key.data_id.as_bytes(), part: key.part, shard: key.shard, stripe: s };
-            if verify_frame(&addr, &frame, frame.len() - HASH_LEN).is_err() {
-                return Err(ShardError::Corrupt { key: *key, stripe: Some(s), reason: "block hash mismatch".into() });
-            }
-            frames.push(Bytes::from(frame));
-        }
-        Ok((header, frames))
+        let mut r = self.open_reader(key)?;
+        let frames = r.read_frames(stripes)?;
+        Ok((r.header, frames))
+    }
+
+    /// Opens shard `key` for reading stripes one batch after another
+    /// through one open file (the kernel's read-ahead follows a sequential
+    /// reader; a file opened per batch starts it over each time).
+    pub fn open_reader(&self, key: &ShardKey) -> Result<ShardReader, ShardError> {
+        let (file, header) = self.open_shard(key)?;
+        // A hint only: a larger read-ahead window for this file.
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
+        Ok(ShardReader { key: *key, pos: HEADER_LEN as u64, file, header })
     }
 
     /// Removes shard `key`; `false` if it was not there.
@@ -342,6 +334,67 @@ pub struct ShardWriter {
     /// already asked to write back (see [`crate::writeback`]).
     written: u64,
     written_back: u64,
+}
+
+/// A shard open for reading; see [`FsDisk::open_reader`].
+#[derive(Debug)]
+pub struct ShardReader {
+    key: ShardKey,
+    file: File,
+    header: ShardHeader,
+    /// Where the file's offset is.
+    pos: u64,
+}
+
+impl ShardReader {
+    /// The shard's header.
+    pub fn header(&self) -> &ShardHeader {
+        &self.header
+    }
+
+    /// Reads and verifies the frames (`[hash][block]`) of `stripes`; a bad
+    /// block is [`ShardError::Corrupt`] naming its stripe.
+    pub fn read_frames(&mut self, stripes: Range<u64>) -> Result<Vec<Bytes>, ShardError> {
+        let key = self.key;
+        let total = self.header.stripes()?;
+        if stripes.start > stripes.end || stripes.end > total {
+            return Err(ShardError::BadRequest(format!("stripes {stripes:?} outside 0..{total}")));
+        }
+        let mut frames = Vec::with_capacity((stripes.end - stripes.start) as usize);
+        if stripes.is_empty() {
+            return Ok(frames);
+        }
+        let at = self.header.frame_offset(stripes.start)?;
+        if at != self.pos {
+            self.file.seek(SeekFrom::Start(at)).map_err(|e| ShardError::io(format!("seek shard {key}"), e))?;
+            self.pos = at;
+        }
+        // One read for the whole batch (large requests keep the disk busy),
+        // into spare capacity: no zeroing of a buffer about to be filled.
+        let mut lens = Vec::with_capacity(frames.capacity());
+        for s in stripes.clone() {
+            lens.push(frame_len(&self.header, s)?);
+        }
+        let total_len: usize = lens.iter().sum();
+        let mut buf = Vec::with_capacity(total_len);
+        let got = (&mut self.file).take(total_len as u64).read_to_end(&mut buf);
+        self.pos += buf.len() as u64;
+        got.map_err(|e| ShardError::io(format!("read shard {key}"), e))?;
+        let buf = Bytes::from(buf);
+        let mut at = 0;
+        for (s, len) in stripes.zip(lens) {
+            let Some(frame) = buf.get(at..at + len) else {
+                return Err(ShardError::Corrupt { key, stripe: Some(s), reason: "file ends inside the block".into() });
+            };
+            let addr = BlockAddress { data_id: *key.data_id.as_bytes(), part: key.part, shard: key.shard, stripe: s };
+            if verify_frame(&addr, frame, len - HASH_LEN).is_err() {
+                return Err(ShardError::Corrupt { key, stripe: Some(s), reason: "block hash mismatch".into() });
+            }
+            frames.push(buf.slice(at..at + len));
+            at += len;
+        }
+        Ok(frames)
+    }
 }
 
 impl std::fmt::Debug for ShardWriter {

@@ -220,9 +220,8 @@ impl DataService {
 
     async fn get_inner(&self, r: GetShardRequest) -> Result<(mpsc::Receiver<Result<Bytes, Status>>, u64), Status> {
         let (disk, key) = self.locate(r.shard.as_ref())?;
-        let d = disk.clone();
-        let header = blocking(move || d.read_header(&key)).await?;
-        let total = header.stripes().map_err(status_of)?;
+        let mut reader = blocking(move || disk.open_reader(&key)).await?;
+        let total = reader.header().stripes().map_err(status_of)?;
         let end = r.first_stripe.checked_add(r.stripe_count).filter(|&e| e <= total);
         let Some(end) = end else {
             return Err(Status::invalid_argument(format!(
@@ -238,8 +237,8 @@ impl DataService {
             let mut s = first;
             while s < end {
                 let upto = (s + READ_BATCH).min(end);
-                match disk.read_frames(&key, s..upto) {
-                    Ok((_, frames)) => {
+                match reader.read_frames(s..upto) {
+                    Ok(frames) => {
                         for f in frames {
                             metrics.shard_get_bytes.inc_by((f.len() - HASH_LEN) as u64);
                             if tx.blocking_send(Ok(f)).is_err() {
