@@ -105,7 +105,12 @@ async fn route(
         () = until_true(&mut shutdown) => return,
     };
     match peeked {
-        Ok(Ok(1)) if first[0] == PREFACE[0] => serve_wire(conn, service, shutdown).await,
+        Ok(Ok(1)) if first[0] == PREFACE[0] => {
+            if let Err(e) = wire::tune_socket(&conn) {
+                tracing::debug!(error = %e, "could not set keepalive on a shard-wire connection");
+            }
+            serve_wire(conn, service, shutdown).await
+        }
         Ok(Ok(1)) => {
             let sent = grpc.send(Ok(conn)).await;
             if sent.is_err() {

@@ -60,6 +60,21 @@ const MAX_IDLE_PER_ADDR: usize = 32;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Idle time before TCP keepalive probes start on a shard-wire connection,
+/// and the time between probes: a peer that vanished without closing (a
+/// partition, a powered-off host) is noticed within about two minutes, as
+/// gRPC's HTTP/2 keepalive noticed it. (No read timeout: a slow S3 client
+/// legitimately slows the shard streams behind it.)
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(20);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Sets `TCP_NODELAY` and TCP keepalive on a shard-wire socket.
+pub fn tune_socket(s: &TcpStream) -> io::Result<()> {
+    s.set_nodelay(true)?;
+    let ka = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE).with_interval(KEEPALIVE_INTERVAL);
+    socket2::SockRef::from(s).set_tcp_keepalive(&ka)
+}
+
 fn code_of(c: u8) -> Code {
     Code::from_i32(i32::from(c))
 }
@@ -214,7 +229,7 @@ impl WireClient {
             .await
             .map_err(|_| Status::unavailable(format!("shard wire to {addr}: connect timed out")))?
             .map_err(|e| broken(addr, &e))?;
-        conn.set_nodelay(true).map_err(|e| broken(addr, &e))?;
+        tune_socket(&conn).map_err(|e| broken(addr, &e))?;
         conn.write_all(PREFACE).await.map_err(|e| broken(addr, &e))?;
         Ok(conn)
     }
@@ -365,6 +380,15 @@ mod tests {
     fn preface_cannot_be_mistaken_for_http2() {
         assert_ne!(&PREFACE[..4], b"PRI ");
         assert_eq!(PREFACE.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn wire_sockets_get_nodelay_and_keepalive() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        tune_socket(&c).unwrap();
+        let s = socket2::SockRef::from(&c);
+        assert!(s.keepalive().unwrap() && c.nodelay().unwrap());
     }
 
     #[tokio::test]
