@@ -246,7 +246,7 @@ impl FsDisk {
         let (file, header) = self.open_shard(key)?;
         // A hint only: a larger read-ahead window for this file.
         let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
-        Ok(ShardReader { key: *key, pos: HEADER_LEN as u64, file, header })
+        Ok(ShardReader { key: *key, pos: HEADER_LEN as u64, file, header, prefetched: 0, until: None })
     }
 
     /// Removes shard `key`; `false` if it was not there.
@@ -344,12 +344,41 @@ pub struct ShardReader {
     header: ShardHeader,
     /// Where the file's offset is.
     pos: u64,
+    /// The kernel was asked to read ahead up to here...
+    prefetched: u64,
+    /// ...and may be asked up to here (the end of the caller's range).
+    until: Option<u64>,
 }
+
+/// How far ahead of a sequential reader the kernel is asked to read.
+const PREFETCH_WINDOW: u64 = 16 << 20;
 
 impl ShardReader {
     /// The shard's header.
     pub fn header(&self) -> &ShardHeader {
         &self.header
+    }
+
+    /// Tells the reader it will read stripes up to `end`: from then on it
+    /// asks the kernel to read ahead (up to 16 MiB, never past `end`), so
+    /// the disk works while the blocks already read are being verified and
+    /// sent. A read-ahead hint only.
+    pub fn prefetch_until(&mut self, end: u64) -> Result<(), ShardError> {
+        self.until = Some(self.header.frame_offset(end.min(self.header.stripes()?))?);
+        Ok(())
+    }
+
+    fn prefetch(&mut self) {
+        let Some(until) = self.until else { return };
+        if self.prefetched >= until || self.prefetched >= self.pos + PREFETCH_WINDOW / 2 {
+            return;
+        }
+        let from = self.prefetched.max(self.pos);
+        let to = (self.pos + PREFETCH_WINDOW).min(until);
+        if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+            let _ = rustix::fs::fadvise(&self.file, from, Some(len), rustix::fs::Advice::WillNeed);
+        }
+        self.prefetched = to;
     }
 
     /// Reads and verifies the frames (`[hash][block]`) of `stripes`; a bad
@@ -369,6 +398,7 @@ impl ShardReader {
             self.file.seek(SeekFrom::Start(at)).map_err(|e| ShardError::io(format!("seek shard {key}"), e))?;
             self.pos = at;
         }
+        self.prefetch();
         // One read for the whole batch (large requests keep the disk busy),
         // into spare capacity: no zeroing of a buffer about to be filled.
         let mut lens = Vec::with_capacity(frames.capacity());

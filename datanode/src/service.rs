@@ -232,6 +232,7 @@ impl DataService {
         let (tx, rx) = mpsc::channel(4);
         let first = r.first_stripe;
         let metrics = self.metrics.clone();
+        reader.prefetch_until(end).map_err(status_of)?;
         // Request-scoped: ends when the range is sent or the client goes away.
         tokio::task::spawn_blocking(move || {
             let mut s = first;
