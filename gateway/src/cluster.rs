@@ -40,17 +40,6 @@ pub enum ShardTransport {
     Grpc,
 }
 
-impl std::str::FromStr for ShardTransport {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "wire" => Ok(ShardTransport::Wire),
-            "grpc" => Ok(ShardTransport::Grpc),
-            _ => Err(format!("unknown shard transport {s:?} (wire or grpc)")),
-        }
-    }
-}
-
 /// The frames of one shard being read, from either transport.
 #[derive(Debug)]
 pub enum ShardFrames {
