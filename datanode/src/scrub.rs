@@ -119,20 +119,20 @@ impl<S: DamageSink> ScrubWorker<S> {
 
     /// Verifies one shard; `Some(reason)` if it is damaged.
     fn verify(disk: &FsDisk, key: &ShardKey) -> Result<(u64, Option<String>), ShardError> {
-        let header = match disk.read_header(key) {
-            Ok(h) => h,
+        // One open file per shard: the kernel's read-ahead follows the scan.
+        let mut reader = match disk.open_reader(key) {
+            Ok(r) => r,
             Err(ShardError::Missing(_)) => return Ok((0, None)), // deleted since it was listed
             Err(ShardError::Corrupt { reason, .. }) => return Ok((0, Some(reason))),
             Err(e) => return Err(e),
         };
-        let stripes = header.stripes()?;
+        let stripes = reader.header().stripes()?;
         let mut bytes = 0;
         let mut s = 0;
         while s < stripes {
             let upto = (s + STRIPES_PER_READ).min(stripes);
-            match disk.read_frames(key, s..upto) {
-                Ok((_, frames)) => bytes += frames.iter().map(|f| f.len() as u64).sum::<u64>(),
-                Err(ShardError::Missing(_)) => return Ok((bytes, None)),
+            match reader.read_frames(s..upto) {
+                Ok(frames) => bytes += frames.iter().map(|f| f.len() as u64).sum::<u64>(),
                 Err(ShardError::Corrupt { stripe, reason, .. }) => {
                     return Ok((bytes, Some(format!("stripe {stripe:?}: {reason}"))));
                 }

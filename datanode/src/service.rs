@@ -232,9 +232,10 @@ impl DataService {
         let (tx, rx) = mpsc::channel(4);
         let first = r.first_stripe;
         let metrics = self.metrics.clone();
-        reader.prefetch_until(end).map_err(status_of)?;
         // Request-scoped: ends when the range is sent or the client goes away.
         tokio::task::spawn_blocking(move || {
+            // `end` is inside the shard (checked above): this cannot fail.
+            let _ = reader.prefetch_until(end);
             let mut s = first;
             while s < end {
                 let upto = (s + READ_BATCH).min(end);
@@ -292,7 +293,13 @@ fn get_result(s: &Status) -> &'static str {
 impl Data for DataService {
     async fn put_shard(&self, req: Request<Streaming<PutShardRequest>>) -> Result<Response<PutShardReply>, Status> {
         let mut stream = req.into_inner();
-        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty put stream"))?;
+        let first = match stream.message().await {
+            Ok(Some(first)) => first,
+            other => {
+                self.metrics.shard_puts.get_or_create(&result_labels("error")).inc();
+                return Err(other.err().unwrap_or_else(|| Status::invalid_argument("empty put stream")));
+            }
+        };
         self.put(first, &mut stream).await.map(|()| Response::new(PutShardReply {}))
     }
 
