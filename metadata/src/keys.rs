@@ -8,7 +8,7 @@
 //! | `u` uploads | `u` len(bucket) bucket esc(key) upload_id | UploadRecord |
 //! | `p` parts | `p` upload_id be32(part) | PartRecord |
 //! | `g` pg index | `g` be32(pg) len(bucket) bucket key | (empty) |
-//! | `x` garbage | `x` be64(log index) be16(seq) | GcEntry |
+//! | `x` garbage | `x` be64(log index) be16(command in the entry) be16(seq) | GcEntry |
 //! | `c` cluster map | `cmap` | ClusterMap::to_bytes |
 //! | `n` datanodes | `n` be64(node id) | DatanodeRecord |
 //! | `k` access keys | `k` access key id | AccessKeyRecord |
@@ -166,9 +166,10 @@ pub(crate) fn split_pg_entry(k: &[u8]) -> Option<(String, String)> {
     Some((bucket, key))
 }
 
-pub(crate) fn garbage(index: u64, seq: u16) -> Vec<u8> {
+pub(crate) fn garbage(index: u64, sub: u16, seq: u16) -> Vec<u8> {
     let mut k = vec![GARBAGE];
     k.extend_from_slice(&index.to_be_bytes());
+    k.extend_from_slice(&sub.to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }

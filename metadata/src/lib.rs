@@ -17,6 +17,7 @@
 //! `tessera_rpc::MetaClient`) and health. Reads are linearizable (read
 //! index); writes are Raft commands applied by [`MetaState`].
 
+mod batcher;
 mod db;
 mod error;
 mod keys;

@@ -3,7 +3,7 @@
 
 use openraft::Raft;
 use tessera_common::MetricsRegistry;
-use tessera_common::metrics::{CounterFamily, Gauge, HistogramFamily, Labels, label, latency_family};
+use tessera_common::metrics::{Counter, CounterFamily, Gauge, HistogramFamily, Labels, label, latency_family};
 use tokio::sync::watch;
 
 use crate::raft::TypeConfig;
@@ -16,6 +16,9 @@ pub struct MetaMetrics {
     pub writes: CounterFamily,
     /// Time to commit and apply a command.
     pub write_seconds: HistogramFamily,
+    /// Raft entries proposed for commands: concurrent commands share one
+    /// (group commit), so `writes / write_entries` is the mean batch.
+    pub write_entries: Counter,
     /// Datanode heartbeats received, by result.
     pub heartbeats: CounterFamily,
     /// Current Raft term.
@@ -42,6 +45,7 @@ impl Default for MetaMetrics {
         MetaMetrics {
             writes: CounterFamily::default(),
             write_seconds: latency_family(),
+            write_entries: Counter::default(),
             heartbeats: CounterFamily::default(),
             term: Gauge::default(),
             last_log_index: Gauge::default(),
@@ -67,6 +71,11 @@ impl MetaMetrics {
         let r = registry;
         r.register("tessera_metadata_writes", "Raft commands by result", m.writes.clone());
         r.register("tessera_metadata_write_seconds", "Time to commit and apply a command", m.write_seconds.clone());
+        r.register(
+            "tessera_metadata_write_entries",
+            "Raft entries proposed for commands (concurrent commands share one)",
+            m.write_entries.clone(),
+        );
         r.register("tessera_metadata_heartbeats", "Datanode heartbeats received by result", m.heartbeats.clone());
         r.register("tessera_metadata_raft_term", "Current Raft term", m.term.clone());
         r.register("tessera_metadata_raft_last_log_index", "Index of the last log entry", m.last_log_index.clone());

@@ -208,6 +208,60 @@ async fn fail_over_restart_and_snapshot_catch_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_entries_and_survive_fail_over() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, c) = three_node_cluster(root.path()).await;
+    create_bucket(&c, "live").await;
+    let before = c.cluster_status().await.unwrap().last_log_index;
+    // 48 writers at once: each caller must get its own command's answer
+    // (the record it wrote, or its own refusal) although they share entries.
+    let mut writers = Vec::new();
+    for w in 0..48u64 {
+        let c = c.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..5u64 {
+                let tag = w * 100 + i;
+                let key = format!("w{w:02}-{i}");
+                match must_write(&c, put("live", &key, tag)).await {
+                    Outcome::Object(o) => assert_eq!(o.etag, format!("{tag:032x}"), "{key}: another command's answer"),
+                    other => panic!("{key}: {other:?}"),
+                }
+                acked.push((key, tag));
+                let refused = c.write(put("no-such-bucket", "k", tag)).await.unwrap();
+                assert!(
+                    matches!(&refused.outcome, Some(Outcome::Failure(f)) if f.code == failure::Code::NoSuchBucket as i32),
+                    "{refused:?}"
+                );
+                // Overwrites of one shared key from every writer.
+                must_write(&c, put("live", "shared", tag)).await;
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    let writes = 48 * 5 * 3;
+    let entries = c.cluster_status().await.unwrap().last_log_index - before;
+    println!("{writes} writes in {entries} log entries");
+    assert!(entries < writes, "concurrent writes were not grouped: {entries} entries");
+    check_acked(&c, "live", &acked).await;
+    // The followers applied the same batches: the next leader has every
+    // acknowledged write.
+    let status = c.cluster_status().await.unwrap();
+    let leader = nodes.remove(leader_of(&nodes, &status));
+    leader.stop().await;
+    check_acked(&c, "live", &acked).await;
+    let shared = c.get_object("live", "shared").await.unwrap().object.unwrap();
+    assert!(u64::from_str_radix(&shared.etag, 16).unwrap() % 100 == 4, "the last overwrite of some writer won");
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_changes_under_writes() {
     let root = tempfile::tempdir().unwrap();
     let (mut nodes, c) = three_node_cluster(root.path()).await;

@@ -288,6 +288,7 @@ fn apply_real(st: &MetaState, index: u64, cmd: &Command) -> Result<Option<Object
         Outcome::Done(_) => Ok(None),
         Outcome::Object(o) => Ok(Some(o)),
         Outcome::Failure(f) => Err(MetaError::from_failure(&f)),
+        Outcome::Batch(b) => panic!("a single command answered as a batch: {b:?}"),
     }
 }
 

@@ -17,14 +17,19 @@ use openraft::{StorageError, StoredMembership};
 use prost::Message;
 use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
-use tessera_rpc::proto::meta::{Command, CommandResult, command::Op, command_result::Outcome};
+use tessera_rpc::proto::meta::{Command, CommandResult, CommandResults, command::Op, command_result::Outcome};
 
+#[cfg(test)]
+use super::RaftRequest;
 use super::{RaftResponse, TypeConfig, from_bytes, io_err, to_bytes};
 use crate::db::{CF_RAFT, CF_SM};
 use crate::{MetaError, MetaState};
 
 /// Key of the applied state in the `sm` family (no table uses byte 0).
 const KEY_APPLIED: &[u8] = b"\0applied";
+/// Key of how many commands of a batched entry are applied, while the rest
+/// are not yet (`sm` family, so snapshots carry it).
+const KEY_PARTIAL: &[u8] = b"\0partial";
 /// Key of the current snapshot in the `raft` family.
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
 const SNAPSHOT_FORMAT: u8 = 1;
@@ -58,7 +63,12 @@ fn sm_err(verb: ErrorVerb, e: &MetaError) -> SErr {
 impl StateMachineStore {
     /// The state machine storage over `state`'s database.
     pub fn new(state: MetaState) -> Self {
-        StateMachineStore { state, snapshots_built: Arc::new(AtomicU64::new(0)) }
+        let sm = StateMachineStore { state, snapshots_built: Arc::new(AtomicU64::new(0)) };
+        // Unreadable here means unreadable at start-up too, where it is reported.
+        if let Ok((Some(applied), _)) = sm.applied() {
+            sm.state.note_applied(applied.index);
+        }
+        sm
     }
 
     /// The state, for linearizable reads after a read-index check.
@@ -87,6 +97,53 @@ impl StateMachineStore {
         }
     }
 
+    /// Applies the commands of one batched entry, in order, each seeing the
+    /// writes of those before it: every command but the last is written on
+    /// its own, together with a marker of how far the entry got; the last
+    /// one's writes go into `last` (written with the applied log id, which
+    /// also clears the marker). Replaying the entry after a crash skips the
+    /// commands the marker counts, so none is applied twice.
+    fn apply_batch(&self, index: u64, cmds: &[Command], last: &mut WriteBatch) -> Result<CommandResult, SErr> {
+        let partial: Option<(u64, u16)> = self
+            .db()
+            .get_cf(self.cf(CF_SM)?, KEY_PARTIAL)
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, &e))?
+            .map(|v| from_bytes(&v))
+            .transpose()
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, &e))?;
+        let done = match partial {
+            Some((i, n)) if i == index => usize::from(n),
+            _ => 0,
+        };
+        if cmds.len() > usize::from(u16::MAX) {
+            let e = MetaError::InvalidArgument(format!("a batch of {} commands", cmds.len()));
+            return Ok(CommandResult { outcome: Some(Outcome::Failure(e.to_failure())) });
+        }
+        let mut results = Vec::with_capacity(cmds.len());
+        for (i, cmd) in cmds.iter().enumerate() {
+            if i < done {
+                // Applied before a restart; nobody waits for this answer.
+                let e = MetaError::InvalidArgument("applied before a restart".into());
+                results.push(CommandResult { outcome: Some(Outcome::Failure(e.to_failure())) });
+                continue;
+            }
+            let sub = i as u16;
+            if i + 1 == cmds.len() {
+                last.delete_cf(self.cf(CF_SM)?, KEY_PARTIAL);
+                results
+                    .push(self.state.apply_in_entry(index, sub, cmd, last).map_err(|e| sm_err(ErrorVerb::Write, &e))?);
+            } else {
+                let mut b = WriteBatch::default();
+                results.push(
+                    self.state.apply_in_entry(index, sub, cmd, &mut b).map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+                );
+                b.put_cf(self.cf(CF_SM)?, KEY_PARTIAL, to_bytes(&(index, sub + 1)));
+                self.db().write(b).map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, &e))?;
+            }
+        }
+        Ok(CommandResult { outcome: Some(Outcome::Batch(CommandResults { results })) })
+    }
+
     fn save_snapshot(&self, snap: &StoredSnapshot) -> Result<(), SErr> {
         let mut w = WriteOptions::default();
         w.set_sync(true);
@@ -94,6 +151,11 @@ impl StateMachineStore {
             .put_cf_opt(self.cf(CF_RAFT)?, KEY_SNAPSHOT, to_bytes(snap), &w)
             .map_err(|e| io_err(ErrorSubject::Snapshot(Some(snap.meta.signature())), ErrorVerb::Write, &e))
     }
+}
+
+/// Whether `cmd` changes the cluster map (watchers are told after the apply).
+fn changes_map(cmd: &Command) -> bool {
+    matches!(cmd.op, Some(Op::RegisterDatanode(_) | Op::SetDiskState(_)))
 }
 
 fn put_u32_prefixed(out: &mut Vec<u8>, b: &[u8]) {
@@ -181,8 +243,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 EntryPayload::Normal(req) => {
                     let result = match Command::decode(req.0.as_slice()) {
+                        Ok(Command { op: Some(Op::Batch(b)), .. }) => {
+                            for cmd in &b.commands {
+                                map_changed |= changes_map(cmd);
+                            }
+                            self.apply_batch(entry.log_id.index, &b.commands, &mut batch)?
+                        }
                         Ok(cmd) => {
-                            map_changed |= matches!(cmd.op, Some(Op::RegisterDatanode(_) | Op::SetDiskState(_)));
+                            map_changed |= changes_map(&cmd);
                             self.state
                                 .apply(entry.log_id.index, &cmd, &mut batch)
                                 .map_err(|e| sm_err(ErrorVerb::Write, &e))?
@@ -199,6 +267,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             batch.put_cf(self.cf(CF_SM)?, KEY_APPLIED, to_bytes(&(Some(entry.log_id), membership.clone())));
             self.db().write(batch).map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, &e))?;
+            self.state.note_applied(entry.log_id.index);
             out.push(response);
         }
         if map_changed {
@@ -233,6 +302,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db().write_opt(batch, &w).map_err(|e| io_err(subject, ErrorVerb::Write, &e))?;
+        if let Some(l) = meta.last_log_id {
+            self.state.note_applied(l.index);
+        }
         self.state.notify_map_changed();
         self.save_snapshot(&StoredSnapshot { meta: meta.clone(), data })
     }
@@ -256,6 +328,132 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openraft::CommittedLeaderId;
+    use tessera_rpc::proto::meta::{
+        Body, CommandBatch, CreateBucket, EcProfile, ObjectRecord, PutObject, ShardSet, body, failure,
+    };
+
+    fn entry(index: u64, cmd: &Command) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(RaftRequest(cmd.encode_to_vec())),
+        }
+    }
+
+    fn batch(cmds: Vec<Command>) -> Command {
+        Command { now_ms: 0, op: Some(Op::Batch(CommandBatch { commands: cmds })) }
+    }
+
+    fn create(name: &str) -> Command {
+        Command {
+            now_ms: 1,
+            op: Some(Op::CreateBucket(CreateBucket { name: name.into(), owner: "o".into(), ec: None })),
+        }
+    }
+
+    fn put(bucket: &str, key: &str, id: u8) -> Command {
+        let shards = ShardSet {
+            data_id: vec![id; 16],
+            ec: Some(EcProfile { codec: 1, k: 2, m: 1, block_len: 4096 }),
+            pg: 0,
+            disks: vec![1, 2, 3],
+            missing: vec![],
+        };
+        let record = ObjectRecord {
+            etag: format!("{id:032x}"),
+            body: Some(Body { kind: Some(body::Kind::Shards(shards)) }),
+            ..Default::default()
+        };
+        Command {
+            now_ms: 2,
+            op: Some(Op::PutObject(PutObject {
+                bucket: bucket.into(),
+                key: key.into(),
+                record: Some(record),
+                condition: None,
+            })),
+        }
+    }
+
+    async fn apply_one(sm: &mut StateMachineStore, index: u64, cmd: &Command) -> CommandResult {
+        let out = sm.apply([entry(index, cmd)]).await.unwrap();
+        CommandResult::decode(out[0].0.as_slice()).unwrap()
+    }
+
+    fn results(r: CommandResult) -> Vec<CommandResult> {
+        match r.outcome {
+            Some(Outcome::Batch(b)) => b.results,
+            other => panic!("not a batch result: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_in_order_and_answers_each_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::new(MetaState::new(crate::open_db(dir.path()).unwrap()));
+        // Each command sees the ones before it: the bucket made first takes
+        // the puts; the second put of "k" replaces the first, whose shards
+        // and those of "j" (replaced by the next entry) are both queued as
+        // garbage under distinct keys although they share a log index.
+        let cmds = vec![create("bkt"), put("bkt", "k", 1), put("nope", "k", 2), put("bkt", "k", 3), put("bkt", "j", 4)];
+        let r = results(apply_one(&mut sm, 5, &batch(cmds)).await);
+        assert_eq!(r.len(), 5);
+        assert!(matches!(r[0].outcome, Some(Outcome::Done(_))));
+        assert!(matches!(&r[1].outcome, Some(Outcome::Object(o)) if o.etag == format!("{:032x}", 1)));
+        assert!(
+            matches!(&r[2].outcome, Some(Outcome::Failure(f)) if f.code == failure::Code::NoSuchBucket as i32),
+            "{:?}",
+            r[2]
+        );
+        assert!(matches!(&r[3].outcome, Some(Outcome::Object(o)) if o.etag == format!("{:032x}", 3)));
+        let r = results(apply_one(&mut sm, 6, &batch(vec![put("bkt", "j", 5), put("bkt", "k", 6)])).await);
+        assert!(r.iter().all(|r| matches!(r.outcome, Some(Outcome::Object(_)))));
+        let gc: Vec<u8> =
+            sm.state().garbage(10).unwrap().into_iter().map(|(_, e)| e.shards.unwrap().data_id[0]).collect();
+        assert_eq!(gc, vec![1, 4, 3], "every replaced shard set queued once, in order");
+        assert_eq!(sm.state().object("bkt", "k").unwrap().unwrap().etag, format!("{:032x}", 6));
+        assert_eq!(sm.applied().unwrap().0.unwrap().index, 6);
+        assert!(sm.db().get_cf(sm.cf(CF_SM).unwrap(), KEY_PARTIAL).unwrap().is_none());
+        // A nested batch is refused, alone.
+        let r = results(apply_one(&mut sm, 7, &batch(vec![batch(vec![create("ccc")]), create("ddd")])).await);
+        assert!(matches!(r[0].outcome, Some(Outcome::Failure(_))));
+        assert!(matches!(r[1].outcome, Some(Outcome::Done(_))));
+        assert!(sm.state().bucket("ccc").unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_batch_cut_by_a_crash_resumes_after_the_commands_already_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::new(MetaState::new(crate::open_db(dir.path()).unwrap()));
+        apply_one(&mut sm, 1, &create("bkt")).await;
+        // As a crash would leave it: the first two commands of entry 2
+        // written with the marker, the entry itself not marked applied.
+        let cmds = vec![put("bkt", "k", 1), put("bkt", "k", 2), put("bkt", "k", 3)];
+        for (i, cmd) in cmds[..2].iter().enumerate() {
+            let mut w = WriteBatch::default();
+            sm.state.apply_in_entry(2, i as u16, cmd, &mut w).unwrap();
+            w.put_cf(sm.cf(CF_SM).unwrap(), KEY_PARTIAL, to_bytes(&(2u64, i as u16 + 1)));
+            sm.db().write(w).unwrap();
+        }
+        let mut sm = StateMachineStore::new(sm.state.clone());
+        assert_eq!(sm.applied().unwrap().0.unwrap().index, 1);
+        // Replayed: the two are skipped (re-applying would queue shard set 2,
+        // which the third command replaces, a second time).
+        let r = results(apply_one(&mut sm, 2, &batch(cmds)).await);
+        assert!(matches!(&r[0].outcome, Some(Outcome::Failure(_))));
+        assert!(matches!(&r[1].outcome, Some(Outcome::Failure(_))));
+        assert!(matches!(&r[2].outcome, Some(Outcome::Object(_))));
+        let gc: Vec<u8> =
+            sm.state().garbage(10).unwrap().into_iter().map(|(_, e)| e.shards.unwrap().data_id[0]).collect();
+        assert_eq!(gc, vec![1, 2]);
+        assert!(sm.db().get_cf(sm.cf(CF_SM).unwrap(), KEY_PARTIAL).unwrap().is_none(), "marker cleared");
+        // A marker of another entry is ignored.
+        let mut w = WriteBatch::default();
+        w.put_cf(sm.cf(CF_SM).unwrap(), KEY_PARTIAL, to_bytes(&(99u64, 1u16)));
+        sm.db().write(w).unwrap();
+        let r = results(apply_one(&mut sm, 3, &batch(vec![create("xxx"), create("yyy")])).await);
+        assert!(r.iter().all(|r| matches!(r.outcome, Some(Outcome::Done(_)))));
+    }
 
     #[test]
     fn snapshot_data_round_trips_and_rejects_garbage() {

@@ -21,11 +21,17 @@ use crate::record::{decode, encode};
 #[derive(Default)]
 pub(crate) struct Writes {
     ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The command's place in its log entry (0 unless the entry is a batch).
+    sub: u16,
     /// Garbage entries queued by this command (their sequence numbers).
     garbage: u16,
 }
 
 impl Writes {
+    /// The writes of the `sub`-th command of a log entry.
+    pub(crate) fn new(sub: u16) -> Self {
+        Writes { sub, ..Default::default() }
+    }
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push((key, Some(value)));
     }
@@ -36,7 +42,7 @@ impl Writes {
     fn collect(&mut self, index: u64, now_ms: u64, body: Option<&Body>) {
         if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
             let entry = GcEntry { shards: Some(shards.clone()), queued_ms: now_ms };
-            self.put(keys::garbage(index, self.garbage), encode(&entry));
+            self.put(keys::garbage(index, self.sub, self.garbage), encode(&entry));
             self.garbage += 1;
         }
     }
@@ -103,6 +109,8 @@ pub(crate) fn apply(st: &MetaState, index: u64, cmd: &Command, w: &mut Writes) -
         Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
         Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
         Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),
+        // The state machine store unpacks batches; one inside another is refused.
+        Op::Batch(_) => Err(MetaError::InvalidArgument("a command batch inside a batch".into())),
     }
 }
 

@@ -32,6 +32,8 @@ pub struct MetaState {
     db: Arc<DB>,
     /// Counts applied changes of the cluster map, for watchers.
     map_changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The last log index applied to these tables, for reads waiting on it.
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for MetaState {
@@ -56,7 +58,30 @@ pub struct UploadPage {
 impl MetaState {
     /// The state machine over `db` (opened by [`crate::open_db`]).
     pub fn new(db: Arc<DB>) -> Self {
-        MetaState { db, map_changes: Arc::new(tokio::sync::watch::channel(0).0) }
+        MetaState {
+            db,
+            map_changes: Arc::new(tokio::sync::watch::channel(0).0),
+            applied: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+
+    /// Records that entries up to `index` are applied (written).
+    pub fn note_applied(&self, index: u64) {
+        self.applied.send_if_modified(|a| {
+            let newer = index > *a;
+            if newer {
+                *a = index;
+            }
+            newer
+        });
+    }
+
+    /// Waits until entries up to `index` are applied. The state machine
+    /// tells this directly, so a read does not wait for Raft's metrics.
+    pub async fn applied_at_least(&self, index: u64) {
+        let mut rx = self.applied.subscribe();
+        // The sender lives in `self`: the wait cannot see it closed.
+        let _ = rx.wait_for(|&a| a >= index).await;
     }
 
     /// Tells watchers the cluster map may have changed (called after the
@@ -79,7 +104,19 @@ impl MetaState {
     /// `batch`. A refused command writes nothing and yields a `Failure`.
     /// `Err` is only a storage failure, which is fatal for the node.
     pub fn apply(&self, index: u64, cmd: &Command, batch: &mut WriteBatch) -> Result<CommandResult, MetaError> {
-        let mut writes = apply::Writes::default();
+        self.apply_in_entry(index, 0, cmd, batch)
+    }
+
+    /// [`MetaState::apply`] for the `sub`-th command of a batched entry
+    /// (it names the garbage it queues apart from its neighbours').
+    pub fn apply_in_entry(
+        &self,
+        index: u64,
+        sub: u16,
+        cmd: &Command,
+        batch: &mut WriteBatch,
+    ) -> Result<CommandResult, MetaError> {
+        let mut writes = apply::Writes::new(sub);
         match apply::apply(self, index, cmd, &mut writes) {
             Ok(outcome) => {
                 writes.into_batch(batch, cf(&self.db, CF_SM)?);
