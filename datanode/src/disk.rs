@@ -2,13 +2,21 @@
 //!
 //! ```text
 //!  <root>/DISK_ID                 which disk this directory is
+//!  <root>/LAYOUT                  `2`: one level of fan-out (absent: the first layout)
 //!  <root>/tmp/                    writes in progress (emptied at open)
-//!  <root>/shards/<aa>/<bb>/<data id>.<part>.<shard>
+//!  <root>/shards/<aa>/<data id>.<part>.<shard>     aa: the id's last byte, hex
 //!
 //!  create ─► tmp file: header, then [hash][block] per stripe (each hash checked)
 //!  (every 4 MiB written: start its writeback, so the fsync waits only for the tail)
-//!  finish ─► fsync file ─► rename into shards/ ─► fsync directory ─► durable
+//!  finish ─► fsync file ─► rename into shards/<aa>/ ─► fsync <aa>/ ─► durable
 //! ```
+//!
+//! The 256 fan-out directories are made on first use (then `shards/` is
+//! fsynced once) and remembered, so a put costs two fsyncs, not a mkdir and
+//! three. The first layout (`shards/<aa>/<bb>/`, 65,536 directories, most
+//! of them new to a put until a disk holds millions of shards) is moved to
+//! this one when the disk is opened; a move cut short resumes at the next
+//! open.
 //!
 //! A shard is either wholly there or not there: a writer that is dropped,
 //! killed or runs out of space leaves only a temp file, removed on drop or
@@ -64,7 +72,12 @@ struct Inner {
     id: DiskId,
     root: PathBuf,
     failed: AtomicBool,
+    /// Fan-out directories known to exist with a durable entry in `shards/`.
+    dirs_ready: Vec<AtomicBool>,
 }
+
+/// The layout this code writes (see the module doc).
+const LAYOUT: &str = "2";
 
 /// A disk directory holding shard files. Cheap to clone. Blocking I/O: the
 /// service calls it from blocking threads.
@@ -79,6 +92,49 @@ fn is_no_space(e: &std::io::Error) -> bool {
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// A fan-out directory's name.
+fn hex_dir(a: u8) -> String {
+    format!("{a:02x}")
+}
+
+/// Moves shards of the first layout (`shards/<aa>/<bb>/<file>`) up into
+/// `shards/<aa>/`, fsyncing each directory it moved files into before the
+/// emptied one is removed. Idempotent: a move cut short by a crash goes on
+/// at the next call (a file in both places is the same shard, renamed over).
+fn flatten_fan_out(shards: &Path) -> std::io::Result<u64> {
+    let mut moved = 0;
+    for a in fs::read_dir(shards)? {
+        let a = a?.path();
+        if !a.is_dir() {
+            continue;
+        }
+        let mut any = false;
+        for b in fs::read_dir(&a)? {
+            let b = b?.path();
+            if !b.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(&b)? {
+                let f = f?;
+                fs::rename(f.path(), a.join(f.file_name()))?;
+                moved += 1;
+            }
+            any = true;
+        }
+        if any {
+            fsync_dir(&a)?;
+            for b in fs::read_dir(&a)? {
+                let b = b?.path();
+                if b.is_dir() {
+                    fs::remove_dir(&b)?;
+                }
+            }
+            fsync_dir(&a)?;
+        }
+    }
+    Ok(moved)
 }
 
 impl FsDisk {
@@ -122,7 +178,52 @@ impl FsDisk {
             }
         }
         fs::create_dir_all(&tmp).map_err(io("create"))?;
-        Ok(FsDisk { inner: Arc::new(Inner { id, root: root.to_path_buf(), failed: AtomicBool::new(false) }) })
+        let shards = root.join("shards");
+        let layout = root.join("LAYOUT");
+        match fs::read_to_string(&layout) {
+            Ok(s) if s.trim() == LAYOUT => {}
+            Ok(s) => {
+                return Err(ShardError::BadRequest(format!(
+                    "{} has shard layout {}, this datanode knows {LAYOUT}",
+                    root.display(),
+                    s.trim()
+                )));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let moved = flatten_fan_out(&shards).map_err(io("move shards to layout 2 in"))?;
+                if moved > 0 {
+                    tracing::info!(disk = %id, moved, "moved shards to one level of fan-out directories");
+                }
+                fs::write(&layout, format!("{LAYOUT}\n")).map_err(io("write layout in"))?;
+                File::open(&layout).and_then(|f| f.sync_all()).map_err(io("fsync layout in"))?;
+                fsync_dir(root).map_err(io("fsync"))?;
+            }
+            Err(e) => return Err(io("read layout in")(e)),
+        }
+        // Whatever fan-out directories exist now are made durable at once.
+        fsync_dir(&shards).map_err(io("fsync"))?;
+        let dirs_ready: Vec<AtomicBool> =
+            (0..=255u8).map(|a| AtomicBool::new(shards.join(hex_dir(a)).is_dir())).collect();
+        Ok(FsDisk {
+            inner: Arc::new(Inner { id, root: root.to_path_buf(), failed: AtomicBool::new(false), dirs_ready }),
+        })
+    }
+
+    /// Makes sure fan-out directory `a` exists and its entry is durable.
+    fn ready_dir(&self, a: u8) -> Result<(), ShardError> {
+        let flag = &self.inner.dirs_ready[usize::from(a)];
+        if flag.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let shards = self.inner.root.join("shards");
+        match fs::create_dir(shards.join(hex_dir(a))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(self.write_error("create shard directory", e)),
+        }
+        fsync_dir(&shards).map_err(|e| self.write_error("fsync shards directory", e))?;
+        flag.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The disk's directory.
@@ -147,8 +248,7 @@ impl FsDisk {
     }
 
     fn shard_dir(&self, key: &ShardKey) -> PathBuf {
-        let (a, b) = key.fan_out();
-        self.inner.root.join("shards").join(a).join(b)
+        self.inner.root.join("shards").join(hex_dir(key.fan_out()))
     }
 
     /// Where shard `key` lives.
@@ -292,19 +392,17 @@ impl FsDisk {
         let root = self.inner.root.join("shards");
         let mut page = ShardPage::default();
         for a in sorted(&root)? {
-            for b in sorted(&root.join(&a))? {
-                for name in sorted(&root.join(&a).join(&b))? {
-                    let cursor = format!("{a}/{b}/{name}");
-                    if after.is_some_and(|after| cursor.as_str() <= after) {
-                        continue;
-                    }
-                    let Some(key) = ShardKey::parse_file_name(&name) else { continue };
-                    if page.keys.len() == max {
-                        return Ok(page);
-                    }
-                    page.keys.push(key);
-                    page.next = Some(cursor);
+            for name in sorted(&root.join(&a))? {
+                let cursor = format!("{a}/{name}");
+                if after.is_some_and(|after| cursor.as_str() <= after) {
+                    continue;
                 }
+                let Some(key) = ShardKey::parse_file_name(&name) else { continue };
+                if page.keys.len() == max {
+                    return Ok(page);
+                }
+                page.keys.push(key);
+                page.next = Some(cursor);
             }
         }
         page.next = None;
@@ -481,16 +579,12 @@ impl ShardWriter {
         let f = self.file.take().ok_or_else(|| ShardError::BadRequest("writer already closed".into()))?;
         f.sync_all().map_err(|e| self.disk.write_error("fsync shard", e))?;
         drop(f);
+        self.disk.ready_dir(self.header.key.fan_out())?;
         let dir = self.disk.shard_dir(&self.header.key);
-        fs::create_dir_all(&dir).map_err(|e| self.disk.write_error("create shard directory", e))?;
         fs::rename(&self.tmp, dir.join(self.header.key.file_name()))
             .map_err(|e| self.disk.write_error("rename shard", e))?;
         self.done = true;
         fsync_dir(&dir).map_err(|e| self.disk.write_error("fsync shard directory", e))?;
-        // The fan-out directories may be new: make their entries durable too.
-        if let Some(parent) = dir.parent() {
-            fsync_dir(parent).map_err(|e| self.disk.write_error("fsync fan-out directory", e))?;
-        }
         Ok(())
     }
 }

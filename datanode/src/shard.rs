@@ -60,12 +60,11 @@ impl ShardKey {
         it.next().is_none().then_some(ShardKey { data_id, part, shard })
     }
 
-    /// The fan-out directories `<aa>/<bb>` from the id's last two bytes:
-    /// a UUIDv7 starts with a timestamp, so its leading bytes would pile
-    /// every new shard into one directory; the tail is random.
-    pub fn fan_out(&self) -> (String, String) {
-        let b = self.data_id.as_bytes();
-        (format!("{:02x}", b[15]), format!("{:02x}", b[14]))
+    /// The fan-out directory (one of 256) from the id's last byte: a
+    /// UUIDv7 starts with a timestamp, so its leading bytes would pile every
+    /// new shard into one directory; the tail is random.
+    pub fn fan_out(&self) -> u8 {
+        self.data_id.as_bytes()[15]
     }
 }
 
@@ -219,9 +218,9 @@ mod tests {
         assert_eq!(ShardKey::parse_file_name(&k.file_name()), Some(k));
         assert_eq!(ShardKey::parse_file_name("x.1.2"), None);
         assert_eq!(ShardKey::parse_file_name(&format!("{}.1", k.data_id)), None);
-        let ids: std::collections::HashSet<_> =
+        let dirs: std::collections::HashSet<_> =
             (0..64).map(|_| ShardKey { data_id: DataId::new(), part: 0, shard: 0 }.fan_out()).collect();
-        assert!(ids.len() > 32, "ids made in the same millisecond still spread");
+        assert!(dirs.len() > 32, "ids made in the same millisecond still spread");
     }
 
     #[test]

@@ -274,6 +274,66 @@ fn listing_pages_cover_every_shard_once() {
 }
 
 #[test]
+fn a_disk_of_the_first_layout_is_moved_to_one_level_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let objects: Vec<(DataId, Vec<u8>)> = (0..30)
+        .map(|_| {
+            let data = random(1000);
+            (store_object(&disk, &data), data)
+        })
+        .collect();
+    drop(disk);
+    // Rebuild the first layout by hand: shards/<aa>/<bb>/<file>, bb from
+    // the id's second-to-last byte, and no LAYOUT file.
+    std::fs::remove_file(dir.path().join("LAYOUT")).unwrap();
+    let shards = dir.path().join("shards");
+    let mut files = Vec::new();
+    for a in std::fs::read_dir(&shards).unwrap() {
+        for f in std::fs::read_dir(a.unwrap().path()).unwrap() {
+            files.push(f.unwrap().path());
+        }
+    }
+    assert_eq!(files.len(), 30 * (K + M));
+    for (i, f) in files.iter().enumerate() {
+        let key = ShardKey::parse_file_name(f.file_name().unwrap().to_str().unwrap()).unwrap();
+        let b = f.parent().unwrap().join(format!("{:02x}", key.data_id.as_bytes()[14]));
+        std::fs::create_dir_all(&b).unwrap();
+        // The first third stays where layout 2 puts it: a move cut short.
+        if i >= files.len() / 3 {
+            std::fs::rename(f, b.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let disk = open(dir.path());
+    assert_eq!(std::fs::read_to_string(dir.path().join("LAYOUT")).unwrap().trim(), "2");
+    for a in std::fs::read_dir(&shards).unwrap() {
+        for e in std::fs::read_dir(a.unwrap().path()).unwrap() {
+            assert!(e.unwrap().file_type().unwrap().is_file(), "a second-level directory is left");
+        }
+    }
+    for (id, data) in &objects {
+        assert_eq!(&read_object(&disk, *id, data.len() as u64), data);
+    }
+    let page = disk.list(None, 1000).unwrap();
+    assert_eq!(page.keys.len(), 30 * (K + M));
+    // New writes land in the same layout, into new and existing directories.
+    for _ in 0..10 {
+        let data = random(500);
+        let id = store_object(&disk, &data);
+        assert_eq!(read_object(&disk, id, 500), data);
+        assert_eq!(
+            disk.shard_path(&ShardKey { data_id: id, part: 0, shard: 0 }).parent().unwrap().parent().unwrap(),
+            shards
+        );
+    }
+    drop(disk);
+    // A layout this code does not know is refused, not guessed at.
+    std::fs::write(dir.path().join("LAYOUT"), "3\n").unwrap();
+    let err = FsDisk::open(DiskId(1), dir.path()).unwrap_err();
+    assert!(err.to_string().contains("layout 3"), "{err}");
+}
+
+#[test]
 fn a_full_disk_stores_nothing_and_keeps_working() {
     if !rustix::process::geteuid().is_root() {
         println!("needs root to mount a small tmpfs; skipped");
