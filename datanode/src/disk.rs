@@ -579,10 +579,19 @@ impl ShardWriter {
         let f = self.file.take().ok_or_else(|| ShardError::BadRequest("writer already closed".into()))?;
         f.sync_all().map_err(|e| self.disk.write_error("fsync shard", e))?;
         drop(f);
-        self.disk.ready_dir(self.header.key.fan_out())?;
+        let a = self.header.key.fan_out();
+        self.disk.ready_dir(a)?;
         let dir = self.disk.shard_dir(&self.header.key);
-        fs::rename(&self.tmp, dir.join(self.header.key.file_name()))
-            .map_err(|e| self.disk.write_error("rename shard", e))?;
+        let target = dir.join(self.header.key.file_name());
+        let mut renamed = fs::rename(&self.tmp, &target);
+        if matches!(&renamed, Err(e) if e.kind() == ErrorKind::NotFound) && self.tmp.exists() {
+            // The remembered directory was removed under us (by hand): make
+            // it again rather than call the disk failed.
+            self.disk.inner.dirs_ready[usize::from(a)].store(false, Ordering::Release);
+            self.disk.ready_dir(a)?;
+            renamed = fs::rename(&self.tmp, &target);
+        }
+        renamed.map_err(|e| self.disk.write_error("rename shard", e))?;
         self.done = true;
         fsync_dir(&dir).map_err(|e| self.disk.write_error("fsync shard directory", e))?;
         Ok(())

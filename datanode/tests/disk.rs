@@ -326,6 +326,23 @@ fn a_disk_of_the_first_layout_is_moved_to_one_level_at_open() {
             shards
         );
     }
+    // Fan-out directories removed from under an open disk are made again
+    // (not taken for a failed disk).
+    let removed: Vec<_> = std::fs::read_dir(&shards).unwrap().map(|e| e.unwrap().file_name()).collect();
+    std::fs::remove_dir_all(&shards).unwrap();
+    std::fs::create_dir(&shards).unwrap();
+    let mut hit = false;
+    for _ in 0..2000 {
+        let data = random(700);
+        let id = store_object(&disk, &data);
+        assert_eq!(read_object(&disk, id, 700), data);
+        let dir = disk.shard_path(&ShardKey { data_id: id, part: 0, shard: 0 }).parent().unwrap().to_owned();
+        if removed.iter().any(|r| dir.file_name() == Some(r.as_os_str())) {
+            hit = true;
+            break;
+        }
+    }
+    assert!(hit, "no write landed in a removed directory");
     drop(disk);
     // A layout this code does not know is refused, not guessed at.
     std::fs::write(dir.path().join("LAYOUT"), "3\n").unwrap();
