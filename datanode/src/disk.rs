@@ -6,14 +6,16 @@
 //!  <root>/tmp/                    writes in progress (emptied at open)
 //!  <root>/shards/<aa>/<data id>.<part>.<shard>     aa: the id's last byte, hex
 //!
-//!  create ─► tmp file: header, then [hash][block] per stripe (each hash checked)
+//!  create ─► tmp file: header, then [hash][block] per stripe (each hash checked,
+//!            unless the gateway of this same process computed it: see
+//!            [`ShardWriter::write_hashed_frame`])
 //!  (every 4 MiB written: start its writeback, so the fsync waits only for the tail)
 //!  finish ─► fsync file ─► rename into shards/<aa>/ ─► fsync <aa>/ ─► durable
 //! ```
 //!
-//! The 256 fan-out directories are made on first use (then `shards/` is
-//! fsynced once) and remembered, so a put costs two fsyncs, not a mkdir and
-//! three. The first layout (`shards/<aa>/<bb>/`, 65,536 directories, most
+//! The 256 fan-out directories are all made when the disk is opened (then
+//! `shards/` is fsynced once), so a put costs two fsyncs, not a mkdir and
+//! three; one removed by hand later is made again by the put that misses it. The first layout (`shards/<aa>/<bb>/`, 65,536 directories, most
 //! of them new to a put until a disk holds millions of shards) is moved to
 //! this one when the disk is opened; a move cut short resumes at the next
 //! open.
@@ -92,6 +94,19 @@ fn is_no_space(e: &std::io::Error) -> bool {
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Writes `a` then `b`, in one system call when the kernel takes both.
+fn write_both(f: &mut File, a: &[u8], b: &[u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < a.len() {
+        let n = f.write_vectored(&[std::io::IoSlice::new(&a[done..]), std::io::IoSlice::new(b)])?;
+        if n == 0 {
+            return Err(ErrorKind::WriteZero.into());
+        }
+        done += n;
+    }
+    f.write_all(&b[done - a.len()..])
 }
 
 /// A fan-out directory's name.
@@ -200,10 +215,17 @@ impl FsDisk {
             }
             Err(e) => return Err(io("read layout in")(e)),
         }
-        // Whatever fan-out directories exist now are made durable at once.
+        // Every fan-out directory is made now, and made durable with one
+        // fsync, so that no put pays for a mkdir and an fsync of `shards/`.
+        for a in 0..=255u8 {
+            match fs::create_dir(shards.join(hex_dir(a))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("create a fan-out directory in")(e)),
+            }
+        }
         fsync_dir(&shards).map_err(io("fsync"))?;
-        let dirs_ready: Vec<AtomicBool> =
-            (0..=255u8).map(|a| AtomicBool::new(shards.join(hex_dir(a)).is_dir())).collect();
+        let dirs_ready: Vec<AtomicBool> = (0..=255u8).map(|_| AtomicBool::new(true)).collect();
         Ok(FsDisk {
             inner: Arc::new(Inner { id, root: root.to_path_buf(), failed: AtomicBool::new(false), dirs_ready }),
         })
@@ -391,7 +413,13 @@ impl FsDisk {
         };
         let root = self.inner.root.join("shards");
         let mut page = ShardPage::default();
+        // The cursor is `<aa>/<name>`: directories before its own are not
+        // read at all, so a page costs one or two directory listings.
+        let after_dir = after.map(|c| c.split_once('/').map_or(c, |(a, _)| a));
         for a in sorted(&root)? {
+            if after_dir.is_some_and(|d| a.as_str() < d) {
+                continue;
+            }
             for name in sorted(&root.join(&a))? {
                 let cursor = format!("{a}/{name}");
                 if after.is_some_and(|after| cursor.as_str() <= after) {
@@ -542,6 +570,28 @@ impl ShardWriter {
     /// Appends the frame of the next stripe. The hash must match the block
     /// at its address: a block damaged on the way is refused, not stored.
     pub fn write_frame(&mut self, hash: &[u8; HASH_LEN], block: &[u8]) -> Result<(), ShardError> {
+        self.check_frame(block)?;
+        let s = self.next_stripe;
+        let k = self.header.key;
+        let addr = BlockAddress { data_id: *k.data_id.as_bytes(), part: k.part, shard: k.shard, stripe: s };
+        if &block_hash(&addr, block) != hash {
+            return Err(ShardError::BadRequest(format!("stripe {s}: block does not match its hash")));
+        }
+        self.append_frame(hash, block)
+    }
+
+    /// Appends the frame of the next stripe whose hash the caller computed
+    /// from `block` itself, in this process (the gateway of `tessera
+    /// server` handing over the buffers it just encoded). The block's
+    /// length is still checked; its hash is not computed a second time. A
+    /// wrong hash would still be caught by every later read and scrub.
+    pub fn write_hashed_frame(&mut self, hash: &[u8; HASH_LEN], block: &[u8]) -> Result<(), ShardError> {
+        self.check_frame(block)?;
+        self.append_frame(hash, block)
+    }
+
+    /// Refuses a block beyond the last stripe or of the wrong length.
+    fn check_frame(&self, block: &[u8]) -> Result<(), ShardError> {
         let s = self.next_stripe;
         if s >= self.stripes {
             return Err(ShardError::BadRequest(format!("shard has {} stripes; got more", self.stripes)));
@@ -550,14 +600,12 @@ impl ShardWriter {
         if block.len() != want {
             return Err(ShardError::BadRequest(format!("stripe {s}: block of {} bytes, expected {want}", block.len())));
         }
-        let k = self.header.key;
-        let addr = BlockAddress { data_id: *k.data_id.as_bytes(), part: k.part, shard: k.shard, stripe: s };
-        if &block_hash(&addr, block) != hash {
-            return Err(ShardError::BadRequest(format!("stripe {s}: block does not match its hash")));
-        }
+        Ok(())
+    }
+
+    fn append_frame(&mut self, hash: &[u8; HASH_LEN], block: &[u8]) -> Result<(), ShardError> {
         let f = self.file.as_mut().ok_or_else(|| ShardError::BadRequest("writer already closed".into()))?;
-        let r = f.write_all(hash).and_then(|()| f.write_all(block));
-        r.map_err(|e| self.disk.write_error("write shard", e))?;
+        write_both(f, hash, block).map_err(|e| self.disk.write_error("write shard", e))?;
         self.written += (HASH_LEN + block.len()) as u64;
         if self.written - self.written_back >= writeback::STEP {
             let (from, len) = (self.written_back, self.written - self.written_back);

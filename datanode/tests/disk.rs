@@ -166,6 +166,31 @@ fn bad_frames_are_refused() {
 }
 
 #[test]
+fn frames_hashed_by_the_caller_are_checked_for_shape_and_caught_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path());
+    let id = DataId::new();
+    let enc =
+        coder().encode_stripe(PieceId { data_id: *id.as_bytes(), part: 0 }, 0, Bytes::from(random(1000))).unwrap();
+    // Shape is still checked: length and stripe count.
+    let b = &enc.blocks[0];
+    let mut w = disk.create(header(id, 0, 1000)).unwrap();
+    assert!(matches!(w.write_hashed_frame(&b.hash, &b.data[1..]), Err(ShardError::BadRequest(_))), "wrong length");
+    w.write_hashed_frame(&b.hash, &b.data).unwrap();
+    assert!(matches!(w.write_hashed_frame(&b.hash, &b.data), Err(ShardError::BadRequest(_))), "one stripe too many");
+    w.finish().unwrap();
+    let key0 = ShardKey { data_id: id, part: 0, shard: 0 };
+    assert_eq!(disk.read_frames(&key0, 0..1).unwrap().1.concat(), [&b.hash[..], &b.data[..]].concat());
+    // A hash that does not match is not hashed again on the way in, but no
+    // read hands the block out: it is corrupt.
+    let mut w = disk.create(header(id, 1, 1000)).unwrap();
+    w.write_hashed_frame(&enc.blocks[2].hash, &enc.blocks[1].data).unwrap();
+    w.finish().unwrap();
+    let key1 = ShardKey { data_id: id, part: 0, shard: 1 };
+    assert!(matches!(disk.read_frames(&key1, 0..1), Err(ShardError::Corrupt { .. })));
+}
+
+#[test]
 fn corruption_is_reported_as_corrupt_and_missing_as_missing() {
     let dir = tempfile::tempdir().unwrap();
     let disk = open(dir.path());
@@ -306,6 +331,10 @@ fn a_disk_of_the_first_layout_is_moved_to_one_level_at_open() {
     }
     let disk = open(dir.path());
     assert_eq!(std::fs::read_to_string(dir.path().join("LAYOUT")).unwrap().trim(), "2");
+    // Every fan-out directory is there from the start.
+    for a in 0..=255u8 {
+        assert!(shards.join(format!("{a:02x}")).is_dir(), "fan-out directory {a:02x} missing after open");
+    }
     for a in std::fs::read_dir(&shards).unwrap() {
         for e in std::fs::read_dir(a.unwrap().path()).unwrap() {
             assert!(e.unwrap().file_type().unwrap().is_file(), "a second-level directory is left");

@@ -170,8 +170,13 @@ async fn a_restarted_scrubber_resumes_where_it_stopped() {
         rx,
     );
     wait_pass(&disk, 1).await;
-    let second = checked(&h);
     stop.send(true).unwrap();
+    // The status counts a step once it returns, which is after it saved
+    // its progress: read it once the worker stopped.
+    while h.status().state != tessera_common::worker::WorkerState::Stopped {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = checked(&h);
     h.join().await.unwrap();
     assert_eq!(first + second, keys.len() as u64, "the restarted pass checked only what was left");
 }
