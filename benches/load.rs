@@ -60,6 +60,15 @@ struct Args {
     /// Run only these scenarios (comma-separated, e.g. `get-64MiB,put-1MiB`).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Unmeasured operations per stream before each scenario's measured
+    /// ones. They take the first wave (every stream starting at the same
+    /// moment, new connections) out of the latency figures; 0 measures
+    /// from the first request.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Run every scenario with this many streams instead of its own.
+    #[arg(long)]
+    streams: Option<usize>,
 }
 
 /// A scenario's outcome.
@@ -147,35 +156,34 @@ struct Scenario {
     size: usize,
     streams: usize,
     ops: usize,
+    /// Unmeasured operations per stream first.
+    warmup: usize,
 }
 
-async fn run(c: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Option<u32>) -> anyhow::Result<Outcome> {
-    let payloads: Arc<Vec<Bytes>> = Arc::new((0..s.streams.max(4) as u64).map(|i| payload(s.size, i)).collect());
-    let prefix = format!("{}-{}", s.size, s.streams);
-    if let Op::Get = s.op {
-        // The objects to read: one per payload.
-        for (i, p) in payloads.iter().enumerate() {
-            c.put_object().bucket(bucket).key(format!("{prefix}/{i}")).body(ByteStream::from(p.clone())).send().await?;
-        }
-    }
+/// Where the measured part of a run starts: the moment the first measured
+/// operation is issued, and the server's CPU seconds then.
+type Mark = Arc<std::sync::OnceLock<(Instant, f64)>>;
+
+/// Runs scenario `s` over its streams: `warm` unmeasured operations, then
+/// `s.ops` measured ones, issued without a pause between the two, so the
+/// measured ones meet the steady state. The latency of each measured one,
+/// and where the measured part started.
+async fn drive(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    s: &Scenario,
+    payloads: &Arc<Vec<Bytes>>,
+    prefix: &str,
+    pid: Option<u32>,
+) -> anyhow::Result<(Vec<Duration>, Instant, f64)> {
+    let warm = (s.warmup * s.streams) as u64;
+    let mark: Mark = Arc::default();
     let next = Arc::new(AtomicU64::new(0));
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = pid.map(|pid| {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            loop {
-                peak.fetch_max(rss(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    });
-    let cpu0 = pid.map_or(0.0, cpu_secs);
-    let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..s.streams {
-        let (c, bucket, payloads, next, prefix) =
-            (c.clone(), bucket.to_owned(), payloads.clone(), next.clone(), prefix.clone());
-        let (op, total) = (s.op, s.ops as u64);
+        let (c, bucket, payloads, next, prefix, mark) =
+            (c.clone(), bucket.to_owned(), payloads.clone(), next.clone(), prefix.to_owned(), mark.clone());
+        let (op, total) = (s.op, warm + s.ops as u64);
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -185,6 +193,9 @@ async fn run(c: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Option<u32
                 }
                 let which = (i % payloads.len() as u64) as usize;
                 let start = Instant::now();
+                if i == warm {
+                    mark.get_or_init(|| (start, pid.map_or(0.0, cpu_secs)));
+                }
                 match op {
                     Op::Put => {
                         c.put_object()
@@ -228,7 +239,9 @@ async fn run(c: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Option<u32
                         }
                     }
                 }
-                lat.push(start.elapsed());
+                if i >= warm {
+                    lat.push(start.elapsed());
+                }
             }
         }));
     }
@@ -236,6 +249,30 @@ async fn run(c: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Option<u32
     for t in tasks {
         lat.extend(t.await??);
     }
+    let (t0, cpu0) = *mark.get().context("no measured operation ran")?;
+    Ok((lat, t0, cpu0))
+}
+
+async fn run(c: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Option<u32>) -> anyhow::Result<Outcome> {
+    let payloads: Arc<Vec<Bytes>> = Arc::new((0..s.streams.max(4) as u64).map(|i| payload(s.size, i)).collect());
+    let prefix = format!("{}-{}", s.size, s.streams);
+    if let Op::Get = s.op {
+        // The objects to read: one per payload.
+        for (i, p) in payloads.iter().enumerate() {
+            c.put_object().bucket(bucket).key(format!("{prefix}/{i}")).body(ByteStream::from(p.clone())).send().await?;
+        }
+    }
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = pid.map(|pid| {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    });
+    let (lat, t0, cpu0) = drive(c, bucket, s, &payloads, &prefix, pid).await?;
     let wall = t0.elapsed();
     let cpu = pid.map_or(0.0, cpu_secs) - cpu0;
     if let Some(s) = sampler {
@@ -377,6 +414,9 @@ async fn main() -> anyhow::Result<()> {
             d.display()
         );
     }
+    if args.warmup > 0 {
+        println!("each scenario first runs {} unmeasured operations per stream (--warmup)", args.warmup);
+    }
     let conf = aws_sdk_s3::Config::builder()
         .endpoint_url(&endpoint)
         .region(Region::new("us-east-1"))
@@ -390,13 +430,15 @@ async fn main() -> anyhow::Result<()> {
     let bucket = format!("load-{}", std::process::id());
     c.create_bucket().bucket(&bucket).send().await?;
     let n = |base: usize| ((base as f64 * args.scale).ceil() as usize).max(1);
+    let streams = |own: usize| args.streams.unwrap_or(own).max(1);
+    let scenario = |op, size, own, ops| Scenario { op, size, streams: streams(own), ops: n(ops), warmup: args.warmup };
     let scenarios = [
-        Scenario { op: Op::Put, size: 64 << 20, streams: 4, ops: n(24) },
-        Scenario { op: Op::Get, size: 64 << 20, streams: 4, ops: n(40) },
-        Scenario { op: Op::Put, size: 1 << 20, streams: 16, ops: n(800) },
-        Scenario { op: Op::Get, size: 1 << 20, streams: 16, ops: n(1500) },
-        Scenario { op: Op::Put, size: 4 << 10, streams: 16, ops: n(4000) },
-        Scenario { op: Op::Get, size: 4 << 10, streams: 16, ops: n(30000) },
+        scenario(Op::Put, 64 << 20, 4, 24),
+        scenario(Op::Get, 64 << 20, 4, 40),
+        scenario(Op::Put, 1 << 20, 16, 800),
+        scenario(Op::Get, 1 << 20, 16, 1500),
+        scenario(Op::Put, 4 << 10, 16, 4000),
+        scenario(Op::Get, 4 << 10, 16, 30000),
     ];
     for s in &scenarios {
         let name =
