@@ -217,15 +217,25 @@ impl FsDisk {
         }
         // Every fan-out directory is made now, and made durable with one
         // fsync, so that no put pays for a mkdir and an fsync of `shards/`.
+        // A full or read-only disk still opens (its shards can be read);
+        // the directories it lacks are made by the first put that needs one.
+        let mut made = Vec::with_capacity(256);
         for a in 0..=255u8 {
-            match fs::create_dir(shards.join(hex_dir(a))) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            made.push(match fs::create_dir(shards.join(hex_dir(a))) {
+                Ok(()) => true,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => true,
+                Err(e) if is_no_space(&e) || e.kind() == ErrorKind::ReadOnlyFilesystem => false,
                 Err(e) => return Err(io("create a fan-out directory in")(e)),
-            }
+            });
         }
-        fsync_dir(&shards).map_err(io("fsync"))?;
-        let dirs_ready: Vec<AtomicBool> = (0..=255u8).map(|_| AtomicBool::new(true)).collect();
+        if made.contains(&false) {
+            tracing::warn!(disk = %id, missing = made.iter().filter(|m| !**m).count(), "could not make every fan-out directory (disk full or read-only)");
+        }
+        match fsync_dir(&shards) {
+            Err(e) if e.kind() != ErrorKind::ReadOnlyFilesystem => return Err(io("fsync")(e)),
+            _ => {}
+        }
+        let dirs_ready: Vec<AtomicBool> = made.into_iter().map(AtomicBool::new).collect();
         Ok(FsDisk {
             inner: Arc::new(Inner { id, root: root.to_path_buf(), failed: AtomicBool::new(false), dirs_ready }),
         })

@@ -380,6 +380,43 @@ fn a_disk_of_the_first_layout_is_moved_to_one_level_at_open() {
 }
 
 #[test]
+fn a_disk_too_full_for_its_fan_out_directories_still_opens() {
+    if !rustix::process::geteuid().is_root() {
+        println!("needs root to mount a tmpfs; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("few-inodes");
+    std::fs::create_dir(&mnt).unwrap();
+    let mount = |opts: &str| {
+        let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", opts, "tmpfs"]).arg(&mnt).status();
+        assert!(ok.unwrap().success(), "mount {opts}");
+    };
+    // Room for the disk's own files and a few dozen directories, not 256.
+    mount("size=8m,nr_inodes=48");
+    let result = std::panic::catch_unwind(|| {
+        let disk = open(&mnt);
+        assert!(!disk.is_failed());
+        let made = std::fs::read_dir(mnt.join("shards")).unwrap().count();
+        assert!(made < 256, "{made} fan-out directories on a tmpfs of 48 inodes");
+        // Room again: puts make the directories they miss.
+        let ok = std::process::Command::new("mount").args(["-o", "remount,nr_inodes=4096"]).arg(&mnt).status();
+        assert!(ok.unwrap().success(), "remount");
+        for _ in 0..40 {
+            let data = random(300);
+            let id = store_object(&disk, &data);
+            assert_eq!(read_object(&disk, id, 300), data);
+        }
+        assert!(!disk.is_failed());
+    });
+    let unmounted = std::process::Command::new("umount").arg(&mnt).status().unwrap();
+    assert!(unmounted.success(), "umount tmpfs");
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+#[test]
 fn a_full_disk_stores_nothing_and_keeps_working() {
     if !rustix::process::geteuid().is_root() {
         println!("needs root to mount a small tmpfs; skipped");
