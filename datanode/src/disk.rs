@@ -15,10 +15,11 @@
 //!
 //! The 256 fan-out directories are all made when the disk is opened (then
 //! `shards/` is fsynced once), so a put costs two fsyncs, not a mkdir and
-//! three; one removed by hand later is made again by the put that misses it. The first layout (`shards/<aa>/<bb>/`, 65,536 directories, most
-//! of them new to a put until a disk holds millions of shards) is moved to
-//! this one when the disk is opened; a move cut short resumes at the next
-//! open.
+//! three. One that could not be made then (a full or read-only disk), or
+//! was removed by hand later, is made by the first put that needs it. The
+//! first layout (`shards/<aa>/<bb>/`, 65,536 directories, most of them new
+//! to a put until a disk holds millions of shards) is moved to this one
+//! when the disk is opened; a move cut short resumes at the next open.
 //!
 //! A shard is either wholly there or not there: a writer that is dropped,
 //! killed or runs out of space leaves only a temp file, removed on drop or
