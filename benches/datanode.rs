@@ -14,7 +14,8 @@
 //! Each shard figure is divided by raw figures taken just before it (this
 //! machine's virtual disk drifts). Cold figures need root (to write /proc/sys/vm/drop_caches); without it
 //! they are reported as unavailable. Prints MB/s (10^6 bytes) and each shard
-//! figure as a fraction of the matching raw one.
+//! figure as a fraction of the matching raw one. `TESSERA_BENCH_ONLY=wire`
+//! (or `gRPC`) measures one transport only.
 
 // A benchmark that hits an error should stop loudly.
 #![allow(clippy::unwrap_used)]
@@ -202,7 +203,12 @@ fn main() {
         rand::rng().fill_bytes(&mut data);
         let data = bytes::Bytes::from(data);
         let show = |v: Option<f64>| v.map_or("n/a (needs root)".to_string(), |v| format!("{v:.0} MB/s"));
+        // `TESSERA_BENCH_ONLY=wire` (or `gRPC`) runs one transport, e.g. under a profiler.
+        let only = std::env::var("TESSERA_BENCH_ONLY").ok();
         for client in &mut transports {
+            if only.as_deref().is_some_and(|o| !o.eq_ignore_ascii_case(client.name())) {
+                continue;
+            }
             for block in [256 << 10, 1 << 20] {
                 // This virtual disk's speed drifts by 2x within minutes: the raw
                 // figures are taken right before the shard figures they divide.

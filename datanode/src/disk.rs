@@ -28,7 +28,7 @@
 //! disk failed: it refuses writes from then on (an fsync is never retried).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -521,47 +521,97 @@ impl ShardReader {
     /// Reads and verifies the frames (`[hash][block]`) of `stripes`; a bad
     /// block is [`ShardError::Corrupt`] naming its stripe.
     pub fn read_frames(&mut self, stripes: Range<u64>) -> Result<Vec<Bytes>, ShardError> {
+        let mut buf = Vec::new();
+        let spans = self.read_verified(stripes, &mut buf)?;
+        let buf = Bytes::from(buf);
+        let first = spans.first().map_or(0, |s| s.offset);
+        Ok(spans.iter().map(|s| buf.slice((s.offset - first) as usize..(s.offset - first) as usize + s.len)).collect())
+    }
+
+    /// Reads the frames of `stripes` into `buf` (reused from call to call:
+    /// its old contents are dropped) and verifies every block, but hands
+    /// back only where each frame lies in the file, for a caller that sends
+    /// them from the file (`sendfile(2)`: see [`ShardReader::file`]). A bad
+    /// block is [`ShardError::Corrupt`] naming its stripe.
+    pub fn verify_frames(&mut self, stripes: Range<u64>, buf: &mut Vec<u8>) -> Result<Vec<FrameSpan>, ShardError> {
+        self.read_verified(stripes, buf)
+    }
+
+    /// A second handle on the shard's file (its own descriptor: reads
+    /// through it at an offset do not move this reader).
+    pub fn file(&self) -> Result<File, ShardError> {
+        self.file.try_clone().map_err(|e| ShardError::io(format!("dup shard {}", self.key), e))
+    }
+
+    fn read_verified(&mut self, stripes: Range<u64>, buf: &mut Vec<u8>) -> Result<Vec<FrameSpan>, ShardError> {
         let key = self.key;
         let total = self.header.stripes()?;
         if stripes.start > stripes.end || stripes.end > total {
             return Err(ShardError::BadRequest(format!("stripes {stripes:?} outside 0..{total}")));
         }
-        let mut frames = Vec::with_capacity((stripes.end - stripes.start) as usize);
+        let mut spans = Vec::with_capacity((stripes.end - stripes.start) as usize);
+        buf.clear();
         if stripes.is_empty() {
-            return Ok(frames);
+            return Ok(spans);
         }
         let at = self.header.frame_offset(stripes.start)?;
-        if at != self.pos {
-            self.file.seek(SeekFrom::Start(at)).map_err(|e| ShardError::io(format!("seek shard {key}"), e))?;
-            self.pos = at;
-        }
+        self.pos = at;
         self.prefetch();
-        // One read for the whole batch (large requests keep the disk busy),
-        // into spare capacity: no zeroing of a buffer about to be filled.
-        let mut lens = Vec::with_capacity(frames.capacity());
+        let mut offset = at;
         for s in stripes.clone() {
-            lens.push(frame_len(&self.header, s)?);
+            let len = frame_len(&self.header, s)?;
+            spans.push(FrameSpan { offset, len });
+            offset += len as u64;
         }
-        let total_len: usize = lens.iter().sum();
-        let mut buf = Vec::with_capacity(total_len);
-        let got = (&mut self.file).take(total_len as u64).read_to_end(&mut buf);
+        let total_len = (offset - at) as usize;
+        let got = read_exact_at(&self.file, buf, total_len, at);
         self.pos += buf.len() as u64;
         got.map_err(|e| ShardError::io(format!("read shard {key}"), e))?;
-        let buf = Bytes::from(buf);
-        let mut at = 0;
-        for (s, len) in stripes.zip(lens) {
-            let Some(frame) = buf.get(at..at + len) else {
+        for (s, span) in stripes.zip(&spans) {
+            let from = (span.offset - at) as usize;
+            let Some(frame) = buf.get(from..from + span.len) else {
                 return Err(ShardError::Corrupt { key, stripe: Some(s), reason: "file ends inside the block".into() });
             };
             let addr = BlockAddress { data_id: *key.data_id.as_bytes(), part: key.part, shard: key.shard, stripe: s };
-            if verify_frame(&addr, frame, len - HASH_LEN).is_err() {
+            if verify_frame(&addr, frame, span.len - HASH_LEN).is_err() {
                 return Err(ShardError::Corrupt { key, stripe: Some(s), reason: "block hash mismatch".into() });
             }
-            frames.push(buf.slice(at..at + len));
-            at += len;
         }
-        Ok(frames)
+        Ok(spans)
     }
+}
+
+/// Fills `buf` (emptied first) with the `len` bytes of `file` at `offset`,
+/// fewer only where the file ends: one `pread` into the vector's spare
+/// room, so no zeroing of bytes about to be overwritten and no series of
+/// growing reads (`read_to_end` starts at 8 KiB and doubles: eight system
+/// calls for 1 MiB). A buffer of another capacity is replaced.
+fn read_exact_at(file: &File, buf: &mut Vec<u8>, len: usize, offset: u64) -> std::io::Result<()> {
+    buf.clear();
+    if buf.capacity() != len {
+        *buf = Vec::with_capacity(len);
+    }
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(buf), at) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Only if the allocation had room past `len`.
+    buf.truncate(len);
+    Ok(())
+}
+
+/// Where one verified frame (`[hash][block]`) lies in its shard file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSpan {
+    /// Byte offset of the frame's hash in the file.
+    pub offset: u64,
+    /// Hash and block, in bytes.
+    pub len: usize,
 }
 
 impl std::fmt::Debug for ShardWriter {
@@ -667,5 +717,30 @@ impl Drop for ShardWriter {
                 tracing::warn!(path = %self.tmp.display(), error = %e, "could not remove temp file; removed at next open");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_exact_at_reads_the_range_and_stops_at_the_end_of_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&path, &data).expect("write");
+        let f = File::open(&path).expect("open");
+        // A reused buffer of another size, holding old bytes.
+        let mut buf = vec![7u8; 50];
+        read_exact_at(&f, &mut buf, 4096, 1000).expect("read");
+        assert_eq!(buf, data[1000..5096]);
+        read_exact_at(&f, &mut buf, 4096, 3000).expect("read");
+        assert_eq!(buf, data[3000..7096]);
+        // Past the end: only what is there.
+        read_exact_at(&f, &mut buf, 4096, 8000).expect("read");
+        assert_eq!(buf, data[8000..]);
+        read_exact_at(&f, &mut buf, 10, 20_000).expect("read");
+        assert!(buf.is_empty());
     }
 }

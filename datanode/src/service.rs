@@ -3,14 +3,17 @@
 //!
 //! ```text
 //!  PutShard stream ──frames──► bounded channel (4) ──► blocking writer: verify, write, fsync, rename
-//!  GetShard ──► blocking reader: verify 4 stripes at a time ──► bounded channel (4) ──► stream
+//!  GetShard ──► blocking reader: read and verify ~1 MiB of stripes at a time ──► bounded channel (4) ──► stream
 //! ```
 //! Both transports, gRPC here and the shard wire (`wire_server`), share
-//! these paths: [`DataService::put`] and [`DataService::get`].
+//! these paths: [`DataService::put`] and [`DataService::get`] (the wire's
+//! get takes where each verified frame lies instead of its bytes, and sends
+//! it from the file: [`DataService::get_spans`]).
 //! The bounded channels give backpressure both ways; a shard never sits in
 //! memory whole. Reader and writer tasks live only as long as their request.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -28,15 +31,17 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::metrics::{DatanodeMetrics, result_labels};
-use crate::{FsDisk, ShardError, ShardHeader, ShardKey};
+use crate::{FrameSpan, FsDisk, ShardError, ShardHeader, ShardKey, ShardReader};
 
 /// Largest gRPC message: one frame of a 16 MiB block, with room to spare.
 pub const MAX_MESSAGE_BYTES: usize = 20 << 20;
 /// Largest HTTP/2 frame the datanode accepts: a 256 KiB block travels in
 /// one frame, not sixteen.
 pub const MAX_FRAME_BYTES: u32 = 1 << 20;
-/// Stripes read per step of a GetShard.
-const READ_BATCH: u64 = 4;
+/// Bytes of blocks read per step of a GetShard (at least one block): large
+/// enough for few system calls, small enough that the bytes are still in
+/// the CPU's cache when they are sent.
+const READ_BATCH_BYTES: u64 = 1 << 20;
 
 /// Maps a shard error to the gRPC status the protocol documents.
 pub fn status_of(e: ShardError) -> Status {
@@ -231,8 +236,44 @@ impl DataService {
     }
 
     async fn get_inner(&self, r: GetShardRequest) -> Result<(mpsc::Receiver<Result<Bytes, Status>>, u64), Status> {
+        let (reader, stripes) = self.open_get(r).await?;
+        let count = stripes.end - stripes.start;
+        let rx = self.spawn_reader(reader, stripes, |reader, batch| reader.read_frames(batch), |f| f.len());
+        Ok((rx, count))
+    }
+
+    /// [`DataService::get`] for a transport that sends frames straight from
+    /// the file: the reader still reads and verifies every block before
+    /// its span is handed over, but the bytes read stay in one reused
+    /// buffer; the caller sends each span from the returned file handle.
+    pub(crate) async fn get_spans(
+        &self,
+        r: GetShardRequest,
+    ) -> Result<(std::fs::File, mpsc::Receiver<Result<FrameSpan, Status>>, u64), Status> {
+        let got = async {
+            let (reader, stripes) = self.open_get(r).await?;
+            let file = reader.file().map_err(status_of)?;
+            let count = stripes.end - stripes.start;
+            let mut buf = Vec::new();
+            let rx = self.spawn_reader(
+                reader,
+                stripes,
+                move |reader, batch| reader.verify_frames(batch, &mut buf),
+                |s| s.len,
+            );
+            Ok((file, rx, count))
+        }
+        .await;
+        if let Err(e) = &got {
+            self.metrics.shard_gets.get_or_create(&result_labels(get_result(e))).inc();
+        }
+        got
+    }
+
+    /// Opens the shard of a get and checks its stripe range.
+    async fn open_get(&self, r: GetShardRequest) -> Result<(ShardReader, Range<u64>), Status> {
         let (disk, key) = self.locate(r.shard.as_ref())?;
-        let mut reader = blocking(move || disk.open_reader(&key)).await?;
+        let reader = blocking(move || disk.open_reader(&key)).await?;
         let total = reader.header().stripes().map_err(status_of)?;
         let end = r.first_stripe.checked_add(r.stripe_count).filter(|&e| e <= total);
         let Some(end) = end else {
@@ -241,21 +282,35 @@ impl DataService {
                 r.first_stripe, r.stripe_count
             )));
         };
+        Ok((reader, r.first_stripe..end))
+    }
+
+    /// Reads `stripes` a batch at a time on a blocking thread, handing each
+    /// item `step` makes of a batch (a frame, or where one lies) to the
+    /// returned channel; an error ends it. `frame_len` is an item's hash
+    /// and block in bytes.
+    fn spawn_reader<T: Send + 'static>(
+        &self,
+        mut reader: ShardReader,
+        stripes: Range<u64>,
+        mut step: impl FnMut(&mut ShardReader, Range<u64>) -> Result<Vec<T>, ShardError> + Send + 'static,
+        frame_len: fn(&T) -> usize,
+    ) -> mpsc::Receiver<Result<T, Status>> {
         let (tx, rx) = mpsc::channel(4);
-        let first = r.first_stripe;
         let metrics = self.metrics.clone();
         // Request-scoped: ends when the range is sent or the client goes away.
         tokio::task::spawn_blocking(move || {
-            // `end` is inside the shard (checked above): this cannot fail.
-            let _ = reader.prefetch_until(end);
-            let mut s = first;
-            while s < end {
-                let upto = (s + READ_BATCH).min(end);
-                match reader.read_frames(s..upto) {
-                    Ok(frames) => {
-                        for f in frames {
-                            metrics.shard_get_bytes.inc_by((f.len() - HASH_LEN) as u64);
-                            if tx.blocking_send(Ok(f)).is_err() {
+            // `end` is inside the shard (checked by `open_get`): this cannot fail.
+            let _ = reader.prefetch_until(stripes.end);
+            let batch = (READ_BATCH_BYTES / u64::from(reader.header().block_len.max(1))).max(1);
+            let mut s = stripes.start;
+            while s < stripes.end {
+                let upto = (s + batch).min(stripes.end);
+                match step(&mut reader, s..upto) {
+                    Ok(items) => {
+                        for item in items {
+                            metrics.shard_get_bytes.inc_by((frame_len(&item) - HASH_LEN) as u64);
+                            if tx.blocking_send(Ok(item)).is_err() {
                                 return;
                             }
                         }
@@ -273,7 +328,7 @@ impl DataService {
             }
             metrics.shard_gets.get_or_create(&result_labels("ok")).inc();
         });
-        Ok((rx, end - first))
+        rx
     }
 }
 

@@ -17,7 +17,7 @@ use tessera_rpc::HealthService;
 use tessera_rpc::proto::data::wire_request::Op;
 use tessera_rpc::proto::data::{GetShardRequest, PutShardRequest, ShardFrame};
 use tessera_rpc::wire::{self, PREFACE};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -26,7 +26,7 @@ use tonic::Status;
 use tracing::Instrument;
 
 use crate::service::FrameSource;
-use crate::{DataService, server_builder};
+use crate::{DataService, FrameSpan, server_builder};
 
 /// How long a new connection may take to send its first bytes.
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
@@ -208,17 +208,25 @@ async fn wire_put(
 }
 
 /// Serves one get; whether the connection can carry another request.
+/// Each frame is read and verified by the service's reader, then sent from
+/// the shard file with `sendfile(2)`: the socket takes the page-cache pages
+/// the reader has just read, with no copy through this process. (The
+/// gateway verifies every block again on receipt, so a page that changed
+/// between the two, which a shard file's never should, is still caught.)
+/// Should the kernel have dropped those pages in between, `sendfile` reads
+/// them again from the disk on this task's thread: slower, still correct.
 async fn wire_get(conn: &mut TcpStream, service: &DataService, req: GetShardRequest) -> bool {
-    let (mut rx, expected) = match service.get(req).await {
+    let (file, mut rx, expected) = match service.get_spans(req).await {
         Ok(v) => v,
         Err(status) => return wire::write_status(conn, &Err(status)).await.is_ok(),
     };
     let mut sent = 0u64;
     while let Some(item) = rx.recv().await {
         match item {
-            Ok(frame) => {
-                if wire::write_get_frame(conn, frame).await.is_err() {
-                    return false; // the client went away; dropping rx stops the reader
+            Ok(span) => {
+                if let Err(e) = send_frame(conn, &file, span).await {
+                    tracing::debug!(error = %e, "shard-wire get cut short");
+                    return false; // dropping rx stops the reader
                 }
                 sent += 1;
             }
@@ -231,4 +239,26 @@ async fn wire_get(conn: &mut TcpStream, service: &DataService, req: GetShardRequ
         Err(Status::internal(format!("shard reader stopped after {sent} of {expected} stripes")))
     };
     wire::write_status(conn, &end).await.is_ok()
+}
+
+/// Sends one verified frame: its head, then hash and block from the file.
+async fn send_frame(conn: &mut TcpStream, file: &std::fs::File, span: FrameSpan) -> io::Result<()> {
+    conn.write_all(&wire::get_frame_head(span.len)?).await?;
+    let conn: &TcpStream = conn;
+    let mut offset = span.offset;
+    let mut left = span.len;
+    while left > 0 {
+        conn.writable().await?;
+        let sent = conn.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(conn, file, Some(&mut offset), left).map_err(io::Error::from)
+        });
+        match sent {
+            // The file ended before the span did: it shrank after the read.
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "shard file ended inside a frame")),
+            Ok(n) => left -= n.min(left),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

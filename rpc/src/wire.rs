@@ -161,13 +161,24 @@ pub async fn read_put_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Optio
 /// Writes one frame of a get response: `frame` is the hash followed by the
 /// block, as a shard file stores it.
 pub async fn write_get_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: Bytes) -> io::Result<()> {
-    let block = frame.len().checked_sub(HASH_BYTES).filter(|&n| n > 0).ok_or_else(|| {
+    let head = get_frame_head(frame.len())?;
+    w.write_all_buf(&mut Buf::chain(&head[..], frame)).await
+}
+
+/// What goes before a get's frame of `frame_len` bytes (hash and block), for
+/// a server that sends the frame itself some other way (from a file).
+pub fn get_frame_head(frame_len: usize) -> io::Result<[u8; 5]> {
+    let block = frame_len.checked_sub(HASH_BYTES).filter(|&n| n > 0).ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "a frame is a 32-byte hash and a non-empty block")
     })?;
+    let block = u32::try_from(block)
+        .ok()
+        .filter(|&b| b as usize <= MAX_BLOCK_BYTES)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("a block of {block} bytes")))?;
     let mut head = [0u8; 5];
     head[0] = TAG_FRAME;
-    head[1..].copy_from_slice(&(block as u32).to_be_bytes());
-    w.write_all_buf(&mut Buf::chain(&head[..], frame)).await
+    head[1..].copy_from_slice(&block.to_be_bytes());
+    Ok(head)
 }
 
 fn broken(addr: &str, e: &io::Error) -> Status {
