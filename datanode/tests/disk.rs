@@ -522,3 +522,26 @@ fn a_disk_whose_writes_fail_stops_taking_writes() {
         std::panic::resume_unwind(p);
     }
 }
+
+/// A finished shard's pages leave the page cache once it is fsynced (the
+/// next shard reuses them instead of fresh ones); it still reads back whole.
+/// On a real disk (the target folder), not a tmpfs, whose pages are its data.
+#[test]
+fn a_finished_shard_leaves_the_page_cache() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let disk = open(dir.path());
+    let data = random(3 << 20);
+    let id = store_object(&disk, &data);
+    for shard in 0..(K + M) as u16 {
+        let path = disk.shard_path(&ShardKey { data_id: id, part: 0, shard });
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--raw", "-o", "RES"])
+            .arg(&path)
+            .output()
+            .expect("fincore (util-linux)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let cached: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert_eq!(cached, 0, "shard {shard}: {cached} bytes still cached");
+    }
+    assert_eq!(read_object(&disk, id, data.len() as u64), data);
+}
