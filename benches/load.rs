@@ -36,6 +36,14 @@ struct Args {
     /// Data folder for the spawned server (a temporary folder under it).
     #[arg(long, default_value = "/var/tmp")]
     data_root: PathBuf,
+    /// Leave the spawned server's data folder in place (its path is printed)
+    /// instead of deleting it. For runs back to back on an ext4 without a
+    /// journal (this machine's root): there, for up to six minutes after
+    /// thousands of files are deleted, creating a file costs ~0.15–0.35 ms
+    /// more (ext4 skips recently deleted inodes one by one), which would
+    /// charge one run's clean-up to the next run's shard writes.
+    #[arg(long)]
+    keep_data: bool,
     /// Disk folders of the spawned server (6 → EC 4+2).
     #[arg(long, default_value_t = 6)]
     disks: usize,
@@ -331,13 +339,18 @@ fn disk_baseline(dir: &Path, total: usize) -> anyhow::Result<(f64, f64)> {
 
 struct Spawned {
     child: Child,
-    _dir: tempfile::TempDir,
+    /// Deleted when dropped, unless kept (`--keep-data`).
+    dir: Option<tempfile::TempDir>,
+    keep: bool,
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
+        if let Some(dir) = self.dir.take().filter(|_| self.keep) {
+            println!("data folder kept: {}", dir.keep().display());
+        }
     }
 }
 
@@ -345,7 +358,12 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn spawn(bin: &Path, root: &Path, disks: usize) -> anyhow::Result<(Spawned, String, String, String, PathBuf)> {
+fn spawn(
+    bin: &Path,
+    root: &Path,
+    disks: usize,
+    keep: bool,
+) -> anyhow::Result<(Spawned, String, String, String, PathBuf)> {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir_in(root).context("temporary data folder")?;
     let data = dir.path().join("data");
@@ -385,7 +403,7 @@ fn spawn(bin: &Path, root: &Path, disks: usize) -> anyhow::Result<(Spawned, Stri
             .collect::<Vec<_>>()
             .join(" | ")
     );
-    Ok((Spawned { child, _dir: dir }, format!("http://127.0.0.1:{}", ports[0]), ak, sk, data))
+    Ok((Spawned { child, dir: Some(dir), keep }, format!("http://127.0.0.1:{}", ports[0]), ak, sk, data))
 }
 
 #[tokio::main]
@@ -393,7 +411,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (_server, endpoint, ak, sk, pid, data) = match (&args.spawn, &args.endpoint) {
         (Some(bin), None) => {
-            let (s, e, ak, sk, data) = spawn(bin, &args.data_root, args.disks)?;
+            let (s, e, ak, sk, data) = spawn(bin, &args.data_root, args.disks, args.keep_data)?;
             let pid = s.child.id();
             (Some(s), e, ak, sk, Some(pid), Some(data))
         }
