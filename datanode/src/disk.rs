@@ -687,8 +687,16 @@ impl ShardWriter {
         Ok(())
     }
 
-    /// Makes the shard durable and visible: fsync, rename, fsync directory.
-    pub fn finish(mut self) -> Result<(), ShardError> {
+    /// Makes the shard durable and visible: fsync, rename, fsync directory;
+    /// then lets its pages go from the page cache (see [`FsDisk::create`]).
+    pub fn finish(self) -> Result<(), ShardError> {
+        self.finish_durable().map(Finished::drop_pages)
+    }
+
+    /// [`ShardWriter::finish`] up to the shard being durable and visible,
+    /// leaving the page-cache release to the caller, who can acknowledge
+    /// the put first: dropping a 64 MiB shard's pages takes ~3 ms here.
+    pub fn finish_durable(mut self) -> Result<Finished, ShardError> {
         if self.next_stripe != self.stripes {
             return Err(ShardError::BadRequest(format!(
                 "shard ended after {} of {} stripes",
@@ -697,9 +705,6 @@ impl ShardWriter {
         }
         let f = self.file.take().ok_or_else(|| ShardError::BadRequest("writer already closed".into()))?;
         f.sync_all().map_err(|e| self.disk.write_error("fsync shard", e))?;
-        // The shard is on the disk: let its pages go (see `FsDisk::create`).
-        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
-        drop(f);
         let a = self.header.key.fan_out();
         self.disk.ready_dir(a)?;
         let dir = self.disk.shard_dir(&self.header.key);
@@ -715,7 +720,22 @@ impl ShardWriter {
         renamed.map_err(|e| self.disk.write_error("rename shard", e))?;
         self.done = true;
         fsync_dir(&dir).map_err(|e| self.disk.write_error("fsync shard directory", e))?;
-        Ok(())
+        Ok(Finished { file: f })
+    }
+}
+
+/// A shard made durable by [`ShardWriter::finish_durable`], its pages
+/// still cached.
+#[derive(Debug)]
+pub struct Finished {
+    file: File,
+}
+
+impl Finished {
+    /// Drops the shard's (clean, fsynced) pages from the page cache: the
+    /// next shard written reuses them instead of fresh ones. A hint only.
+    pub fn drop_pages(self) {
+        let _ = rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed);
     }
 }
 

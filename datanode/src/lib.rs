@@ -28,7 +28,7 @@ mod shard;
 mod wire_server;
 mod writeback;
 
-pub use disk::{DiskUsage, FrameSpan, FsDisk, ShardPage, ShardReader, ShardStat, ShardWriter};
+pub use disk::{DiskUsage, Finished, FrameSpan, FsDisk, ShardPage, ShardReader, ShardStat, ShardWriter};
 pub use error::ShardError;
 pub use metrics::DatanodeMetrics;
 pub use node::{DatanodeConfig, run, serve, start};

@@ -31,7 +31,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::metrics::{DatanodeMetrics, result_labels};
-use crate::{FrameSpan, FsDisk, ShardError, ShardHeader, ShardKey, ShardReader};
+use crate::{Finished, FrameSpan, FsDisk, ShardError, ShardHeader, ShardKey, ShardReader};
 
 /// Largest gRPC message: one frame of a 16 MiB block, with room to spare.
 pub const MAX_MESSAGE_BYTES: usize = 20 << 20;
@@ -182,7 +182,10 @@ impl DataService {
         let (tx, mut rx) = mpsc::channel::<ShardFrame>(4);
         let put_bytes = self.metrics.shard_put_bytes.clone();
         let verify = !next.hashed_in_process();
-        let writer = tokio::task::spawn_blocking(move || -> Result<(), ShardError> {
+        // The writer's outcome comes back as soon as the shard is durable;
+        // its thread then drops the shard's cached pages, after the ack.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let mut write = move || -> Result<Finished, ShardError> {
             let mut w = disk.create(header)?;
             while let Some(f) = rx.blocking_recv() {
                 let hash: [u8; HASH_LEN] = f
@@ -197,7 +200,16 @@ impl DataService {
                 }
                 put_bytes.inc_by(f.block.len() as u64);
             }
-            w.finish() // fails, storing nothing, unless every stripe arrived
+            w.finish_durable() // fails, storing nothing, unless every stripe arrived
+        };
+        tokio::task::spawn_blocking(move || match write() {
+            Ok(finished) => {
+                let _ = done_tx.send(Ok(()));
+                finished.drop_pages();
+            }
+            Err(e) => {
+                let _ = done_tx.send(Err(e));
+            }
         });
         let mut pending = first.frame;
         let mut broken = None;
@@ -217,7 +229,7 @@ impl DataService {
             }
         }
         drop(tx);
-        let written = writer.await.map_err(|e| Status::internal(format!("disk task failed: {e}")))?;
+        let written = done_rx.await.map_err(|_| Status::internal("disk task failed"))?;
         if let Some(status) = broken {
             return Err(status); // the client's stream broke: whatever the writer did is not acknowledged
         }

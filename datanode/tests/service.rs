@@ -9,7 +9,7 @@ mod support;
 use bytes::Bytes;
 use rand::RngCore;
 use tessera_common::{DataId, DiskId};
-use tessera_datanode::{DataService, FsDisk, server_builder};
+use tessera_datanode::{DataService, FsDisk, ShardKey, server_builder};
 use tessera_ec::{CodecId, PieceId, StripeCoder, StripeLayout, new_codec};
 use tessera_rpc::proto::data::data_client::DataClient;
 use tessera_rpc::proto::data::*;
@@ -30,7 +30,8 @@ struct Node {
 }
 
 async fn start() -> Node {
-    let dir = tempfile::tempdir().unwrap();
+    // On a real disk (the target folder), not a tmpfs: see the page-cache check.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let disks: Vec<FsDisk> =
         (1..=2).map(|i| FsDisk::open(DiskId(i), &dir.path().join(format!("d{i}"))).unwrap()).collect();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -49,6 +50,17 @@ async fn start() -> Node {
         .max_decoding_message_size(tessera_datanode::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(tessera_datanode::MAX_MESSAGE_BYTES);
     Node { client, disks, stop, task, _dir: dir }
+}
+
+/// Bytes of `path` in the page cache, by `fincore` (util-linux).
+fn cached_bytes(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--raw", "-o", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 impl Node {
@@ -109,6 +121,15 @@ async fn shards_stream_in_and_out() {
         let disk = 1 + (i % 2) as u32;
         let msgs = put_messages(shard_ref(disk, id, i as u32), data.len() as u64, frames.clone());
         node.client.put_shard(tokio_stream::iter(msgs)).await.unwrap();
+    }
+    // Acknowledged, each shard's pages then leave the page cache.
+    for (i, _) in shards.iter().enumerate() {
+        let path = node.disks[i % 2].shard_path(&ShardKey { data_id: id, part: 0, shard: i as u16 });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while cached_bytes(&path) > 0 {
+            assert!(std::time::Instant::now() < deadline, "shard {i} still cached");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
     // Read back k shards (two of them parity) and decode.
     let c = coder();
