@@ -9,7 +9,12 @@
 //!   block's hash, writes, fsyncs, renames), one stream at a time, over each
 //!   transport;
 //! - get: the same shards streamed back (server verifies every block),
-//!   cold and warm like the raw read.
+//!   cold and warm like the raw read. The cold get is also compared with
+//!   plain 1 MiB reads of the very same shard files, from a dropped page
+//!   cache, just before and just after it: this virtual disk's read speed
+//!   drifts within seconds (0.6–1.7 GB/s), so that bracket is the fairer
+//!   yardstick. The cores kept busy during each get are printed too (from
+//!   `/proc/self/stat`: server, client and runtime together).
 //!
 //! Each shard figure is divided by raw figures taken just before it (this
 //! machine's virtual disk drifts). Cold figures need root (to write /proc/sys/vm/drop_caches); without it
@@ -25,7 +30,7 @@ use std::time::Instant;
 
 use rand::RngCore;
 use tessera_common::{DataId, DiskId};
-use tessera_datanode::{DataService, DatanodeMetrics, FsDisk, MAX_MESSAGE_BYTES, serve_data};
+use tessera_datanode::{DataService, DatanodeMetrics, FsDisk, MAX_MESSAGE_BYTES, ShardKey, serve_data};
 use tessera_ec::{BlockAddress, block_hash};
 use tessera_rpc::proto::data::data_client::DataClient;
 use tessera_rpc::proto::data::*;
@@ -127,7 +132,18 @@ impl Transport {
     }
 }
 
-async fn get_all(client: &mut Transport, ids: &[DataId], block: usize) -> f64 {
+/// CPU seconds this process has used (all threads: server, client, runtime).
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0 // utime + stime; USER_HZ is 100 on Linux
+}
+
+/// (MB/s, cores busy on average) of reading every shard back.
+async fn get_all(client: &mut Transport, ids: &[DataId], block: usize) -> (f64, f64) {
+    let cpu = cpu_secs();
     let t = Instant::now();
     let mut got = 0;
     for id in ids {
@@ -136,7 +152,8 @@ async fn get_all(client: &mut Transport, ids: &[DataId], block: usize) -> f64 {
         got += client.get(req).await;
     }
     assert_eq!(got, TOTAL);
-    mbps(TOTAL, t.elapsed().as_secs_f64())
+    let secs = t.elapsed().as_secs_f64();
+    (mbps(TOTAL, secs), (cpu_secs() - cpu) / secs)
 }
 
 fn shard_ref(id: DataId) -> ShardRef {
@@ -153,8 +170,44 @@ fn frames(id: DataId, block: usize, data: &bytes::Bytes) -> Vec<ShardFrame> {
         .collect()
 }
 
-/// (put, cold get if caches could be dropped, warm get) in MB/s.
-async fn shards(client: &mut Transport, block: usize, data: &bytes::Bytes) -> (f64, Option<f64>, f64, Vec<DataId>) {
+/// A cold get, and plain reads of the same shard files around it.
+struct Cold {
+    /// Shard get, MB/s of block bytes.
+    get: f64,
+    /// Cores busy during the get (server, client and runtime together).
+    cores: f64,
+    /// The shard files read with plain 1 MiB `read`s from a dropped page
+    /// cache, just before and just after the get, MB/s.
+    files_before: f64,
+    files_after: f64,
+}
+
+/// Reads `paths` one after another with 1 MiB reads: MB/s of file bytes.
+fn read_files(paths: &[std::path::PathBuf]) -> f64 {
+    let mut buf = vec![0u8; 1 << 20];
+    let t = Instant::now();
+    let mut total = 0;
+    for p in paths {
+        let mut f = std::fs::File::open(p).unwrap();
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+    }
+    mbps(total, t.elapsed().as_secs_f64())
+}
+
+/// (put in MB/s, cold get if caches could be dropped, warm get in MB/s
+/// with the cores it kept busy, the shards' ids).
+async fn shards(
+    client: &mut Transport,
+    disk: &FsDisk,
+    block: usize,
+    data: &bytes::Bytes,
+) -> (f64, Option<Cold>, (f64, f64), Vec<DataId>) {
     let ids: Vec<DataId> = (0..TOTAL / SHARD).map(|_| DataId::new()).collect();
     let prepared: Vec<Vec<ShardFrame>> = ids.iter().map(|id| frames(*id, block, data)).collect();
     let t = Instant::now();
@@ -164,7 +217,19 @@ async fn shards(client: &mut Transport, block: usize, data: &bytes::Bytes) -> (f
         client.put(first, fs).await;
     }
     let put = mbps(TOTAL, t.elapsed().as_secs_f64());
-    let cold = if drop_caches() { Some(get_all(client, &ids, block).await) } else { None };
+    // This disk's speed drifts within seconds: the cold get is bracketed by
+    // plain reads of the very same files, each from a dropped page cache.
+    let paths: Vec<_> = ids.iter().map(|id| disk.shard_path(&ShardKey { data_id: *id, part: 0, shard: 0 })).collect();
+    let cold = if drop_caches() {
+        let files_before = read_files(&paths);
+        drop_caches();
+        let (get, cores) = get_all(client, &ids, block).await;
+        drop_caches();
+        let files_after = read_files(&paths);
+        Some(Cold { get, cores, files_before, files_after })
+    } else {
+        None
+    };
     let warm = get_all(client, &ids, block).await;
     (put, cold, warm, ids)
 }
@@ -182,7 +247,7 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let service = DataService::new(vec![disk], DatanodeMetrics::default());
+        let service = DataService::new(vec![disk.clone()], DatanodeMetrics::default());
         let server = tokio::spawn(serve_data(listener, service, None, stopped));
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
@@ -218,22 +283,33 @@ fn main() {
                     show(raw_cold),
                     TOTAL >> 20
                 );
-                let (put, cold, warm, ids) = shards(client, block, &data).await;
+                let (put, cold, warm, ids) = shards(client, &disk, block, &data).await;
                 for id in &ids {
                     cleanup.delete_shard(shard_ref(*id)).await.unwrap();
                 }
-                let cold_pct = match (cold, raw_cold) {
-                    (Some(c), Some(r)) => format!(" ({:.0}% of raw cold read)", 100.0 * c / r),
-                    _ => String::new(),
-                };
+                let (warm, warm_cores) = warm;
                 println!(
-                    "  shards over {:>4}, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write); get cold {}{cold_pct}, warm {warm:.0} MB/s ({:.0}% of raw warm read)",
+                    "  shards over {:>4}, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write); warm get {warm:.0} MB/s ({:.0}% of raw warm read, {warm_cores:.1} cores busy)",
                     client.name(),
                     block >> 10,
                     100.0 * put / raw_w,
-                    show(cold),
                     100.0 * warm / raw_warm
                 );
+                match (cold, raw_cold) {
+                    (Some(c), Some(raw_cold)) => {
+                        let files = (c.files_before + c.files_after) / 2.0;
+                        println!(
+                            "    cold get {:.0} MB/s ({:.1} cores busy): {:.0}% of a plain read of the same files around it ({:.0} before, {:.0} after), {:.0}% of the raw cold read",
+                            c.get,
+                            c.cores,
+                            100.0 * c.get / files,
+                            c.files_before,
+                            c.files_after,
+                            100.0 * c.get / raw_cold
+                        );
+                    }
+                    _ => println!("    cold get: n/a (needs root)"),
+                }
             }
         }
         stop.send(true).unwrap();
