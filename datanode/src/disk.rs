@@ -10,7 +10,7 @@
 //!            unless the gateway of this same process computed it: see
 //!            [`ShardWriter::write_hashed_frame`])
 //!  (every 4 MiB written: start its writeback, so the fsync waits only for the tail)
-//!  finish ─► fsync file (then drop its cached pages) ─► rename into shards/<aa>/ ─► fsync <aa>/ ─► durable
+//!  finish ─► fsync file ─► rename into shards/<aa>/ ─► fsync <aa>/ ─► durable ─► drop its cached pages
 //! ```
 //!
 //! The 256 fan-out directories are all made when the disk is opened (then
@@ -292,10 +292,11 @@ impl FsDisk {
     /// Starts writing shard `header.key`. Nothing is visible until
     /// [`ShardWriter::finish`].
     ///
-    /// Once a shard is fsynced its pages are dropped from the page cache
-    /// (`POSIX_FADV_DONTNEED`), as MinIO's direct I/O and Ceph's BlueStore
-    /// keep written data out of it: the next shard then reuses those pages
-    /// instead of the kernel taking fresh ones. On this machine's VM a
+    /// Once a shard is durable its pages are dropped from the page cache
+    /// (`POSIX_FADV_DONTNEED`; the service does it after acknowledging the
+    /// put: [`ShardWriter::finish_durable`]), as MinIO's direct I/O and
+    /// Ceph's BlueStore keep written data out of it: the next shard then
+    /// reuses those pages instead of the kernel taking fresh ones. On this machine's VM a
     /// fresh page costs about three times the copy into it: 0.35 ms of
     /// system time per 256 KiB shard file against 0.11 ms when dropped
     /// (1 MiB PUTs: ~8.2 → ~7.3 ms of server CPU each). A shard read soon
