@@ -289,3 +289,29 @@ async fn a_full_disk_is_a_clear_error_over_the_wire() {
         std::panic::resume_unwind(p.into_panic());
     }
 }
+
+/// A reader that goes away after one frame of a long get: the datanode
+/// stops sending from the file (the socket errors), serves the next get of
+/// the same shard whole, and shuts down without waiting on the dead one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_abandoned_mid_shard_ends_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(disks(dir.path(), 1)).await;
+    let id = DataId::new();
+    // Shards of ~12 MiB: more than loopback's socket buffers hold, so the
+    // datanode is still sending when the reader leaves.
+    let data = random(48 << 20);
+    let shards = encode(id, &data);
+    let stripes = shards[0].len() as u64;
+    node.put(first(1, id, 0, data.len() as u64), shards[0].clone()).await.unwrap();
+    for _ in 0..3 {
+        let req = GetShardRequest { shard: Some(shard_ref(1, id, 0)), first_stripe: 0, stripe_count: stripes };
+        let mut s = node.wire.get_shard(&node.addr, req).await.unwrap();
+        assert_eq!(s.message().await.unwrap().unwrap(), shards[0][0]);
+        drop(s);
+    }
+    let (got, end) = node.get(shard_ref(1, id, 0), 0, stripes).await;
+    end.unwrap();
+    assert!(got == shards[0], "the whole shard after abandoned gets");
+    node.stop().await;
+}
