@@ -241,10 +241,7 @@ impl DataService {
     /// how many frames a complete answer has. Counts the get in the metrics.
     pub(crate) async fn get(&self, r: GetShardRequest) -> Result<(mpsc::Receiver<Result<Bytes, Status>>, u64), Status> {
         let got = self.get_inner(r).await;
-        if let Err(e) = &got {
-            self.metrics.shard_gets.get_or_create(&result_labels(get_result(e))).inc();
-        }
-        got
+        self.count_refused_get(got)
     }
 
     async fn get_inner(&self, r: GetShardRequest) -> Result<(mpsc::Receiver<Result<Bytes, Status>>, u64), Status> {
@@ -276,6 +273,12 @@ impl DataService {
             Ok((file, rx, count))
         }
         .await;
+        self.count_refused_get(got)
+    }
+
+    /// Counts a get refused before its reader started (the reader counts
+    /// the rest); passes the outcome on.
+    fn count_refused_get<T>(&self, got: Result<T, Status>) -> Result<T, Status> {
         if let Err(e) = &got {
             self.metrics.shard_gets.get_or_create(&result_labels(get_result(e))).inc();
         }

@@ -158,15 +158,9 @@ pub async fn read_put_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Optio
     Ok(Some(ShardFrame { hash: f.slice(..HASH_BYTES), block: f.slice(HASH_BYTES..) }))
 }
 
-/// Writes one frame of a get response: `frame` is the hash followed by the
-/// block, as a shard file stores it.
-pub async fn write_get_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: Bytes) -> io::Result<()> {
-    let head = get_frame_head(frame.len())?;
-    w.write_all_buf(&mut Buf::chain(&head[..], frame)).await
-}
-
-/// What goes before a get's frame of `frame_len` bytes (hash and block), for
-/// a server that sends the frame itself some other way (from a file).
+/// What goes before a get's frame of `frame_len` bytes (its hash followed
+/// by its block, as a shard file stores it); the datanode then sends the
+/// frame itself from the file.
 pub fn get_frame_head(frame_len: usize) -> io::Result<[u8; 5]> {
     let block = frame_len.checked_sub(HASH_BYTES).filter(|&n| n > 0).ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "a frame is a 32-byte hash and a non-empty block")
@@ -409,8 +403,10 @@ mod tests {
         write_status(&mut a, &Ok(())).await.unwrap();
         let mut frame = vec![7u8; HASH_BYTES];
         frame.extend_from_slice(b"block");
-        write_get_frame(&mut a, Bytes::from(frame)).await.unwrap();
-        assert!(write_get_frame(&mut a, Bytes::from(vec![1u8; HASH_BYTES])).await.is_err(), "empty block refused");
+        a.write_all(&get_frame_head(frame.len()).unwrap()).await.unwrap();
+        a.write_all(&frame).await.unwrap();
+        assert!(get_frame_head(HASH_BYTES).is_err(), "empty block refused");
+        assert!(get_frame_head(HASH_BYTES + MAX_BLOCK_BYTES + 1).is_err(), "oversized block refused");
         assert_eq!(b.read_u8().await.unwrap(), TAG_STATUS);
         let s = read_status_body(&mut b).await.unwrap();
         assert_eq!((s.code(), s.message()), (Code::DataLoss, "stripe 3 corrupt"));
