@@ -139,6 +139,18 @@ pub enum TransportOpt {
     Grpc,
 }
 
+/// How a gateway computes body MD5s (ETags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Md5Opt {
+    /// Up to 16 concurrent bodies in AVX-512 lanes of one engine thread
+    /// (each body on its own when the CPU lacks AVX-512F).
+    #[default]
+    Lanes,
+    /// Each body on its own request's task.
+    Inline,
+}
+
 options! {
     /// Settings of `tessera server` (all roles in one process).
     pub struct ServerOptions {
@@ -322,6 +334,9 @@ options! {
         /// How shard bytes travel to datanodes: wire or grpc [default: wire].
         #[arg(long, env = "TESSERA_SHARD_TRANSPORT")]
         pub shard_transport: Option<TransportOpt>,
+        /// How body MD5s (ETags) are computed: lanes or inline [default: lanes].
+        #[arg(long, env = "TESSERA_MD5")]
+        pub md5: Option<Md5Opt>,
         /// How long to wait for the metadata service at start-up [default: 30s].
         #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
         pub startup_timeout: Option<HumanDuration>,

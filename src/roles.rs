@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tessera_common::{DiskId, MetricsRegistry};
 use tessera_datanode::DatanodeConfig;
-use tessera_gateway::{EcDefaults, GatewayConfig, ShardTransport};
+use tessera_gateway::{EcDefaults, GatewayConfig, Md5Mode, ShardTransport};
 use tessera_metadata::MetaConfig;
 use tessera_rpc::ops_http::{ReadyCheck, serve_ops};
 use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey, DeleteAccessKey, command::Op};
@@ -20,7 +20,7 @@ use tessera_rpc::{MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{DatanodeOptions, GatewayOptions, MetaOptions, TransportOpt, required};
+use crate::config::{DatanodeOptions, GatewayOptions, Md5Opt, MetaOptions, TransportOpt, required};
 
 /// Binds `addr`, naming `what` in the error.
 pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -378,6 +378,10 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     gc.shard_transport = match o.shard_transport.unwrap_or_default() {
         TransportOpt::Wire => ShardTransport::Wire,
         TransportOpt::Grpc => ShardTransport::Grpc,
+    };
+    gc.md5 = match o.md5.unwrap_or_default() {
+        Md5Opt::Lanes => Md5Mode::Lanes,
+        Md5Opt::Inline => Md5Mode::Inline,
     };
     let (stop_tx, stop) = watch::channel(false);
     let gw = tokio::spawn(tessera_gateway::serve(gc, listener, stop));

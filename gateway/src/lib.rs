@@ -76,6 +76,8 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// How shard bytes travel to and from datanodes.
     pub shard_transport: ShardTransport,
+    /// How body MD5s (ETags) are computed.
+    pub md5: Md5Mode,
     /// The datanode of this process, if any (`tessera server`): shards on
     /// its disks are handed to it directly, not over the network.
     pub local_datanode: Option<tessera_rpc::local::LocalDatanode>,
@@ -99,6 +101,7 @@ impl GatewayConfig {
             shard_write_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
             shard_transport: ShardTransport::default(),
+            md5: Md5Mode::default(),
             local_datanode: None,
             metrics: MetricsRegistry::default(),
         }
@@ -108,6 +111,17 @@ impl GatewayConfig {
     pub fn quorum(&self, k: usize, m: usize) -> usize {
         self.write_quorum.unwrap_or(k + 1).clamp(k, k + m)
     }
+}
+
+/// How the gateway computes the MD5 of request bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Md5Mode {
+    /// Bodies of 64 KiB and more are hashed by one engine thread, sixteen
+    /// at a time in AVX-512 lanes; when the CPU lacks AVX-512F, as `Inline`.
+    #[default]
+    Lanes,
+    /// Each body on its own request's task, one block after another.
+    Inline,
 }
 
 /// Why a gateway could not start.
@@ -174,7 +188,13 @@ pub async fn serve(
         domains: config.domains.clone(),
         min_disks: config.quorum(ec.k, ec.m),
     };
-    let service = s3::build_service(Arc::new(config), cluster.clone());
+    let md5 = match config.md5 {
+        Md5Mode::Lanes if tessera_md5::Kernel::detect() == tessera_md5::Kernel::Avx512 => {
+            Some(tessera_md5::Md5Engine::start()?)
+        }
+        _ => None,
+    };
+    let service = s3::build_service(Arc::new(config), cluster.clone(), md5);
     let served = http_server::serve(listener, service, cluster, front, shutdown).await;
     watcher.abort();
     served

@@ -38,10 +38,10 @@ const READ_AHEAD_CHUNKS: usize = 16;
 
 /// Builds the s3s service: our operations, SigV4 with keys from metadata,
 /// and virtual-hosted-style addressing when domains are configured.
-pub fn build_service(cfg: Arc<GatewayConfig>, cluster: Cluster) -> S3Service {
+pub fn build_service(cfg: Arc<GatewayConfig>, cluster: Cluster, md5: Option<tessera_md5::Md5Engine>) -> S3Service {
     let auth = MetaAuth::new(cluster.meta().clone());
     let domains = cfg.domains.clone();
-    let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()) };
+    let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5 };
     let mut b = S3ServiceBuilder::new(s3);
     b.set_auth(auth);
     if !domains.is_empty() {
@@ -84,6 +84,9 @@ struct Tessera {
     cfg: Arc<GatewayConfig>,
     cluster: Cluster,
     codecs: Arc<Codecs>,
+    /// Hashes the ETags of concurrent bodies together (none: each body on
+    /// its own task).
+    md5: Option<tessera_md5::Md5Engine>,
 }
 
 // ------------------------------------------------------------ error mapping
@@ -867,10 +870,10 @@ impl S3 for Tessera {
         })?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let bucket = self.bucket(&input.bucket).await?;
-        let mut digest = BodyDigest::new(plan.hasher());
+        let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
         let mut body = body_stream(input.body);
         let stored = self.store_body(&bucket, &input.key, 0, len, &mut body, &mut digest).await?;
-        let (md5, computed) = digest.finish();
+        let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;
         let record = ObjectRecord {
             size: len,
@@ -1069,10 +1072,10 @@ impl S3 for Tessera {
         let bucket = self.bucket(&input.bucket).await?;
         let algs: Vec<Alg> = src.checksums.iter().filter_map(|c| Alg::from_name(&c.algorithm)).collect();
         let plan = ChecksumPlan { algs, ..Default::default() };
-        let mut digest = BodyDigest::new(plan.hasher());
+        let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), src.size);
         let mut body = self.copy_source(&src, 0..src.size).await?;
         let stored = self.store_body(&bucket, &input.key, 0, src.size, &mut body, &mut digest).await?;
-        let (md5, computed) = digest.finish();
+        let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, None)?;
         let record = ObjectRecord {
             size: src.size,
@@ -1265,10 +1268,10 @@ impl S3 for Tessera {
         let plan = ChecksumPlan::from_request(&headers, input.checksum_algorithm.as_ref())?;
         let bucket = self.bucket(&input.bucket).await?;
         self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
-        let mut digest = BodyDigest::new(plan.hasher());
+        let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
         let mut body = body_stream(input.body);
         let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
-        let (md5, computed) = digest.finish();
+        let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;
         let part = pb::PartRecord {
             number,
@@ -1317,10 +1320,10 @@ impl S3 for Tessera {
         }
         let bucket = self.bucket(&input.bucket).await?;
         self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
-        let mut digest = BodyDigest::new(s3s::checksum::ChecksumHasher::default());
+        let mut digest = BodyDigest::new(s3s::checksum::ChecksumHasher::default(), self.md5.as_ref(), len);
         let mut body = self.copy_source(&src, range).await?;
         let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
-        let (md5, _) = digest.finish();
+        let (md5, _) = digest.finish().await.map_err(write_error)?;
         let part = pb::PartRecord {
             number,
             size: len,

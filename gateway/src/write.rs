@@ -58,29 +58,54 @@ pub enum WriteError {
     Internal(String),
 }
 
+/// Bodies at least this long are hashed by the MD5 engine; shorter ones on
+/// the request's task, where a hop to the engine thread would cost more
+/// than it saves.
+pub const ENGINE_MIN_LEN: u64 = 64 * 1024;
+
 /// Hashes every body byte for the ETag and the checksums the client sent.
 pub struct BodyDigest {
-    md5: s3s::crypto::Md5,
+    md5: BodyMd5,
     /// The S3 checksums being computed.
     pub checksums: s3s::checksum::ChecksumHasher,
     len: u64,
 }
 
+enum BodyMd5 {
+    /// One body at a time, on the request's task.
+    Inline(s3s::crypto::Md5),
+    /// In a lane of the gateway's MD5 engine, beside other bodies.
+    Engine(tessera_md5::Md5Stream),
+}
+
 impl BodyDigest {
-    /// MD5 plus the given checksums.
-    pub fn new(checksums: s3s::checksum::ChecksumHasher) -> Self {
-        BodyDigest { md5: s3s::crypto::Md5::new(), checksums, len: 0 }
+    /// MD5 plus the given checksums, for a body of `len` bytes: in `engine`
+    /// when there is one and the body is long enough.
+    pub fn new(checksums: s3s::checksum::ChecksumHasher, engine: Option<&tessera_md5::Md5Engine>, len: u64) -> Self {
+        let md5 = match engine {
+            Some(e) if len >= ENGINE_MIN_LEN => BodyMd5::Engine(e.stream()),
+            _ => BodyMd5::Inline(s3s::crypto::Md5::new()),
+        };
+        BodyDigest { md5, checksums, len: 0 }
     }
 
-    fn update(&mut self, b: &[u8]) {
-        self.md5.update(b);
+    async fn update(&mut self, b: &Bytes) -> Result<(), WriteError> {
+        match &mut self.md5 {
+            BodyMd5::Inline(h) => h.update(b),
+            BodyMd5::Engine(s) => s.update(b.clone()).await.map_err(internal)?,
+        }
         self.checksums.update(b);
         self.len += b.len() as u64;
+        Ok(())
     }
 
     /// The MD5 and the checksums.
-    pub fn finish(self) -> ([u8; 16], s3s::dto::Checksum) {
-        (self.md5.finalize(), self.checksums.finalize())
+    pub async fn finish(self) -> Result<([u8; 16], s3s::dto::Checksum), WriteError> {
+        let md5 = match self.md5 {
+            BodyMd5::Inline(h) => h.finalize(),
+            BodyMd5::Engine(s) => s.finish().await.map_err(internal)?,
+        };
+        Ok((md5, self.checksums.finalize()))
     }
 }
 
@@ -97,7 +122,7 @@ async fn fill(
     while buf.len() < want {
         match body.next().await {
             Some(Ok(chunk)) => {
-                digest.update(&chunk);
+                digest.update(&chunk).await?;
                 buf.extend_from_slice(&chunk);
             }
             Some(Err(e)) => return Err(WriteError::Body(e.to_string())),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::{Credentials, Region};
 use tessera_common::DiskId;
 use tessera_datanode::DatanodeConfig;
-use tessera_gateway::GatewayConfig;
+use tessera_gateway::{GatewayConfig, Md5Mode};
 use tessera_metadata::MetaConfig;
 use tessera_placement::ClusterMap;
 use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey, command::Op};
@@ -219,11 +219,17 @@ impl Cluster {
             .write(Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) })
             .await
             .unwrap();
-        for _ in 0..opts.gateways {
+        for i in 0..opts.gateways {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let mut cfg = GatewayConfig::new(addr, vec![meta_addr.clone()]);
             cfg.hedge_timeout = Duration::from_secs(2);
+            // Gateway 0 hashes ETags in the MD5 engine's lanes (on a CPU
+            // with AVX-512F), gateway 1 each body on its own task: a test
+            // that writes through both checks both.
+            if i == 1 {
+                cfg.md5 = Md5Mode::Inline;
+            }
             (opts.gateway)(&mut cfg);
             let (stop, rx) = watch::channel(false);
             let task = tokio::spawn(tessera_gateway::serve(cfg, listener, rx));
