@@ -123,7 +123,10 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     // One voter: no election to wait for, so short timeouts are safe.
     mc.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
     mc.heartbeat = Duration::from_millis(100);
-    let meta_task = tokio::spawn(tessera_metadata::serve(mc, meta_listener, stop.clone()));
+    // The gateway calls this node in-process (no loopback gRPC); its port
+    // still serves the datanode's heartbeats and other clients.
+    let (local_meta, meta_task) =
+        tessera_metadata::start(mc, meta_listener, stop.clone()).await.map_err(|e| anyhow::anyhow!("metadata: {e}"))?;
 
     let dn = DatanodeConfig {
         node_id: 1,
@@ -144,7 +147,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     let (local_dn, dn_task) =
         tessera_datanode::start(dn, dn_listener, stop.clone()).map_err(|e| anyhow::anyhow!("datanode: {e}"))?;
 
-    let meta = MetaClient::new(MetaClientConfig::new(vec![meta_url.clone()]));
+    let meta = MetaClient::with_local(MetaClientConfig::new(vec![meta_url.clone()]), local_meta.clone());
     wait_for_disks(&meta, args.disks).await?;
     ensure_key(&meta, &access, &secret).await?;
 
@@ -153,6 +156,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     gc.domains = args.domain.iter().cloned().collect();
     gc.metrics = registry;
     gc.local_datanode = Some(tessera_rpc::local::LocalDatanode::new(local_dn));
+    gc.local_meta = Some(local_meta);
     let gw_task = tokio::spawn(tessera_gateway::serve(gc, s3_listener, stop.clone()));
 
     println!("Tessera S3 endpoint: http://{}", args.listen);

@@ -81,6 +81,9 @@ pub struct GatewayConfig {
     /// The datanode of this process, if any (`tessera server`): shards on
     /// its disks are handed to it directly, not over the network.
     pub local_datanode: Option<tessera_rpc::local::LocalDatanode>,
+    /// The metadata node of this process, if any (`tessera server`): calls
+    /// to it skip loopback gRPC.
+    pub local_meta: Option<tessera_rpc::LocalMeta>,
     /// Where the gateway's metrics are registered (`tessera_gateway_*`) and
     /// what `/tessera/metrics` renders: in one process, every role's.
     pub metrics: MetricsRegistry,
@@ -103,6 +106,7 @@ impl GatewayConfig {
             shard_transport: ShardTransport::default(),
             md5: Md5Mode::default(),
             local_datanode: None,
+            local_meta: None,
             metrics: MetricsRegistry::default(),
         }
     }
@@ -176,7 +180,11 @@ pub async fn serve(
     }
     let ec = config.ec;
     tessera_ec::StripeLayout::new(ec.k, ec.m, ec.stripe_size).map_err(|e| GatewayError::Config(e.to_string()))?;
-    let meta = MetaClient::new(MetaClientConfig::new(config.meta_endpoints.clone()));
+    let meta_config = MetaClientConfig::new(config.meta_endpoints.clone());
+    let meta = match config.local_meta.clone() {
+        Some(local) => MetaClient::with_local(meta_config, local),
+        None => MetaClient::new(meta_config),
+    };
     let metrics = Arc::new(metrics::GatewayMetrics::register(&config.metrics));
     let cluster = cluster::Cluster::with_metrics(meta, config.connect_timeout, metrics.clone())
         .with_transport(config.shard_transport)

@@ -34,6 +34,6 @@ pub mod state;
 pub use db::{CF_LOG, CF_RAFT, CF_SM, open_db};
 pub use error::MetaError;
 pub use metrics::MetaMetrics;
-pub use node::{MetaConfig, run, serve};
+pub use node::{MetaConfig, run, serve, start};
 pub use service::MetaService;
 pub use state::MetaState;

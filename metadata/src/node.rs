@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use openraft::{BasicNode, Raft, SnapshotPolicy};
 use tessera_common::{MetricsRegistry, NodeId};
-use tessera_rpc::HealthService;
+use tessera_rpc::{HealthService, LocalMeta};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use tessera_common::worker::{WorkerConfig, spawn_worker};
 
@@ -119,8 +120,20 @@ pub async fn run(config: MetaConfig, shutdown: watch::Receiver<bool>) -> Result<
 pub async fn serve(
     config: MetaConfig,
     listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), MetaError> {
+    let (_local, node) = start(config, listener, shutdown).await?;
+    node.await.map_err(|e| MetaError::Storage(format!("metadata node task: {e}")))?
+}
+
+/// Starts a node on an already bound listener: returns once Raft is up,
+/// with the node's metadata service for calls from this process (see
+/// [`LocalMeta`]) and the task that serves until `shutdown` becomes true.
+pub async fn start(
+    config: MetaConfig,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(LocalMeta, JoinHandle<Result<(), MetaError>>), MetaError> {
     config.validate()?;
     let local = listener.local_addr().map_err(|e| MetaError::InvalidArgument(e.to_string()))?;
     let advertise = config.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
@@ -159,44 +172,49 @@ pub async fn serve(
     let health = HealthService::new("meta", NodeId(config.node_id));
     health.set_serving(true);
     tracing::info!(node = config.node_id, %local, "metadata node serving");
-    let mut drain_signal = shutdown.clone();
-    let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .trace_fn(tessera_rpc::trace::server_span)
-        .add_service(RaftService::server(raft.clone()))
-        .add_service(MetaService::server_with_metrics(raft.clone(), state, config.node_id, liveness, metrics))
-        .add_service(health.into_server())
-        .serve_with_incoming_shutdown(tessera_rpc::NoDelayIncoming::new(listener), async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
+    let meta = MetaService::server_with_metrics(raft.clone(), state, config.node_id, liveness, metrics);
+    let local_meta = LocalMeta::new(advertise, meta.clone());
+    let node = tokio::spawn(async move {
+        let mut drain_signal = shutdown.clone();
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .trace_fn(tessera_rpc::trace::server_span)
+            .add_service(RaftService::server(raft.clone()))
+            .add_service(meta)
+            .add_service(health.into_server())
+            .serve_with_incoming_shutdown(tessera_rpc::NoDelayIncoming::new(listener), async move {
+                while !*shutdown.borrow() {
+                    if shutdown.changed().await.is_err() {
+                        break;
+                    }
                 }
-            }
-        });
-    // Graceful shutdown waits for open streams (a gateway's cluster-map
-    // watch never ends by itself): give them DRAIN, then close.
-    let served = tokio::select! {
-        r = server => r,
-        _ = async {
-            while !*drain_signal.borrow() {
-                if drain_signal.changed().await.is_err() {
-                    break;
+            });
+        // Graceful shutdown waits for open streams (a gateway's cluster-map
+        // watch never ends by itself): give them DRAIN, then close.
+        let served = tokio::select! {
+            r = server => r,
+            _ = async {
+                while !*drain_signal.borrow() {
+                    if drain_signal.changed().await.is_err() {
+                        break;
+                    }
                 }
+                tokio::time::sleep(DRAIN).await;
+            } => {
+                tracing::info!(node = config.node_id, "streams still open after {DRAIN:?}; closing them");
+                Ok(())
             }
-            tokio::time::sleep(DRAIN).await;
-        } => {
-            tracing::info!(node = config.node_id, "streams still open after {DRAIN:?}; closing them");
-            Ok(())
+        };
+        workers_stop.send_replace(true);
+        if let Err(e) = liveness_worker.join().await {
+            tracing::warn!(error = %e, "liveness worker ended badly");
         }
-    };
-    workers_stop.send_replace(true);
-    if let Err(e) = liveness_worker.join().await {
-        tracing::warn!(error = %e, "liveness worker ended badly");
-    }
-    let stopped = raft.shutdown().await;
-    follower.abort();
-    served.map_err(|e| MetaError::Storage(format!("grpc server: {e}")))?;
-    stopped.map_err(|e| MetaError::Storage(format!("raft shutdown: {e}")))?;
-    tracing::info!(node = config.node_id, "metadata node stopped");
-    Ok(())
+        let stopped = raft.shutdown().await;
+        follower.abort();
+        served.map_err(|e| MetaError::Storage(format!("grpc server: {e}")))?;
+        stopped.map_err(|e| MetaError::Storage(format!("raft shutdown: {e}")))?;
+        tracing::info!(node = config.node_id, "metadata node stopped");
+        Ok(())
+    });
+    Ok((local_meta, node))
 }

@@ -452,3 +452,58 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_client_skips_the_network() {
+    let root = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let mut cfg = MetaConfig::new(1, local, root.path().join("n1"));
+    cfg.bootstrap = true;
+    cfg.heartbeat = Duration::from_millis(50);
+    cfg.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    // Other processes are told an address where nothing listens: only the
+    // in-process path can answer calls sent there.
+    cfg.advertise = Some("http://127.0.0.1:9".into());
+    let (stop, rx) = watch::channel(false);
+    let (local_meta, task) = tessera_metadata::start(cfg, listener, rx).await.unwrap();
+    assert_eq!(local_meta.url(), "http://127.0.0.1:9");
+    let mut ccfg = MetaClientConfig::new(vec![local_meta.url().to_owned()]);
+    ccfg.call_timeout = Duration::from_secs(3);
+    ccfg.deadline = Duration::from_secs(20);
+    let c = MetaClient::with_local(ccfg.clone(), local_meta);
+
+    // Writes (through Raft) and linearizable reads, unary and streaming.
+    create_bucket(&c, "local").await;
+    must_write(&c, put("local", "k", 7)).await;
+    let got = c.get_object("local", "k").await.unwrap();
+    assert_eq!(got.object.unwrap().etag, format!("{:032x}", 7));
+    let register = Command {
+        now_ms: 0,
+        op: Some(Op::RegisterDatanode(RegisterDatanode {
+            node: Some(DatanodeRecord {
+                node_id: 3,
+                addr: "http://127.0.0.1:1".into(),
+                zone: "z".into(),
+                rack: "r".into(),
+                host: "h".into(),
+                disks: vec![DiskInfo { id: 30, capacity_bytes: 1 << 40 }],
+                registered_ms: 0,
+            }),
+        })),
+    };
+    must_write(&c, register).await;
+    let mut watch = c.watch_cluster_map(0).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.datanodes.len(), 1);
+    assert_eq!(first.epoch, c.get_cluster_map().await.unwrap().epoch);
+    drop(watch);
+
+    // The same call without the in-process node has nowhere to go.
+    ccfg.deadline = Duration::from_millis(500);
+    let net = MetaClient::new(ccfg);
+    assert!(net.get_object("local", "k").await.unwrap_err().is_retryable());
+
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}

@@ -13,6 +13,7 @@
 mod health;
 mod incoming;
 pub mod local;
+mod local_meta;
 mod meta_client;
 pub mod names;
 pub mod ops_http;
@@ -45,4 +46,5 @@ pub mod proto {
 
 pub use health::HealthService;
 pub use incoming::NoDelayIncoming;
+pub use local_meta::LocalMeta;
 pub use meta_client::{LEADER_HEADER, MetaClient, MetaClientConfig, MetaClientError, NOT_LEADER_HEADER};

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Response, Status};
 
+use crate::local_meta::{LocalMeta, MetaTransport};
 use crate::proto::meta::meta_client::MetaClient as MetaGrpc;
 use crate::trace::TraceInjector;
 
 /// The generated client, with the trace context added to every call.
-type MetaStub = MetaGrpc<tonic::service::interceptor::InterceptedService<Channel, TraceInjector>>;
+type MetaStub = MetaGrpc<tonic::service::interceptor::InterceptedService<MetaTransport, TraceInjector>>;
 use crate::proto::meta::*;
 
 /// gRPC metadata entry naming the leader's URL in a not-leader answer.
@@ -86,6 +87,8 @@ struct Inner {
     config: MetaClientConfig,
     leader: Mutex<Option<String>>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// The metadata node of this process: calls to its URL skip the network.
+    local: Option<LocalMeta>,
 }
 
 enum Attempt<T> {
@@ -117,11 +120,22 @@ fn never_sent(status: &Status) -> bool {
 impl MetaClient {
     /// A client for the cluster at `config.endpoints`. Connects lazily.
     pub fn new(config: MetaClientConfig) -> Self {
+        MetaClient::build(config, None)
+    }
+
+    /// A client whose calls to `local`'s URL go to that in-process node
+    /// (see [`LocalMeta`]); calls to other nodes use the network.
+    pub fn with_local(config: MetaClientConfig, local: LocalMeta) -> Self {
+        MetaClient::build(config, Some(local))
+    }
+
+    fn build(config: MetaClientConfig, local: Option<LocalMeta>) -> Self {
         MetaClient {
             inner: std::sync::Arc::new(Inner {
                 config,
                 leader: Mutex::new(None),
                 channels: Mutex::new(HashMap::new()),
+                local,
             }),
         }
     }
@@ -135,9 +149,12 @@ impl MetaClient {
         *self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()) = addr;
     }
 
-    async fn channel(&self, addr: &str) -> Result<Channel, String> {
+    async fn channel(&self, addr: &str) -> Result<MetaTransport, String> {
+        if let Some(l) = self.inner.local.as_ref().filter(|l| l.url() == addr) {
+            return Ok(MetaTransport::Local(l.clone()));
+        }
         if let Some(c) = self.inner.channels.lock().unwrap_or_else(|p| p.into_inner()).get(addr) {
-            return Ok(c.clone());
+            return Ok(MetaTransport::Net(c.clone()));
         }
         let ch = Endpoint::from_shared(addr.to_owned())
             .map_err(|e| format!("bad metadata address {addr}: {e}"))?
@@ -147,7 +164,7 @@ impl MetaClient {
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         self.inner.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.to_owned(), ch.clone());
-        Ok(ch)
+        Ok(MetaTransport::Net(ch))
     }
 
     fn drop_channel(&self, addr: &str) {
