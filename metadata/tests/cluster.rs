@@ -88,6 +88,24 @@ async fn must_write(c: &MetaClient, cmd: Command) -> Outcome {
     r
 }
 
+/// Registers datanode `node` (at an address nobody calls) with one disk.
+fn register_datanode(node: u64, disk: u32) -> Command {
+    Command {
+        now_ms: 0,
+        op: Some(Op::RegisterDatanode(RegisterDatanode {
+            node: Some(DatanodeRecord {
+                node_id: node,
+                addr: "http://127.0.0.1:1".into(),
+                zone: "z".into(),
+                rack: "r".into(),
+                host: "h".into(),
+                disks: vec![DiskInfo { id: disk, capacity_bytes: 1 << 40 }],
+                registered_ms: 0,
+            }),
+        })),
+    }
+}
+
 async fn create_bucket(c: &MetaClient, name: &str) {
     must_write(
         c,
@@ -374,21 +392,7 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     let task = tokio::spawn(serve(cfg, listener, rx));
     let c = client(vec![format!("http://{local}")]);
 
-    let register = Command {
-        now_ms: 0,
-        op: Some(Op::RegisterDatanode(RegisterDatanode {
-            node: Some(DatanodeRecord {
-                node_id: 7,
-                addr: "http://127.0.0.1:1".into(),
-                zone: "z".into(),
-                rack: "r".into(),
-                host: "h".into(),
-                disks: vec![DiskInfo { id: 70, capacity_bytes: 1 << 40 }],
-                registered_ms: 0,
-            }),
-        })),
-    };
-    must_write(&c, register).await;
+    must_write(&c, register_datanode(7, 70)).await;
     let mut watch = c.watch_cluster_map(0).await.unwrap();
     let state_of = |reply: &ClusterMapReply| {
         let map = tessera_placement::ClusterMap::from_bytes(&reply.map).unwrap();
@@ -478,21 +482,7 @@ async fn an_in_process_client_skips_the_network() {
     must_write(&c, put("local", "k", 7)).await;
     let got = c.get_object("local", "k").await.unwrap();
     assert_eq!(got.object.unwrap().etag, format!("{:032x}", 7));
-    let register = Command {
-        now_ms: 0,
-        op: Some(Op::RegisterDatanode(RegisterDatanode {
-            node: Some(DatanodeRecord {
-                node_id: 3,
-                addr: "http://127.0.0.1:1".into(),
-                zone: "z".into(),
-                rack: "r".into(),
-                host: "h".into(),
-                disks: vec![DiskInfo { id: 30, capacity_bytes: 1 << 40 }],
-                registered_ms: 0,
-            }),
-        })),
-    };
-    must_write(&c, register).await;
+    must_write(&c, register_datanode(3, 30)).await;
     let mut watch = c.watch_cluster_map(0).await.unwrap();
     let first = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(first.datanodes.len(), 1);

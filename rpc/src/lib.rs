@@ -46,5 +46,5 @@ pub mod proto {
 
 pub use health::HealthService;
 pub use incoming::NoDelayIncoming;
-pub use local_meta::LocalMeta;
+pub use local_meta::{InProcessService, LocalMeta};
 pub use meta_client::{LEADER_HEADER, MetaClient, MetaClientConfig, MetaClientError, NOT_LEADER_HEADER};

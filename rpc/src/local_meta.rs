@@ -28,17 +28,28 @@ trait Call: Send + Sync + 'static {
     fn call(&self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>>;
 }
 
-struct ServiceCall<S>(S);
+/// What can be called in-process: a generated tonic server.
+pub trait InProcessService:
+    Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
 
-impl<S> Call for ServiceCall<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+impl<S> InProcessService for S where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible, Future: Send + 'static>
         + Clone
         + Send
         + Sync
-        + 'static,
-    S::Future: Send + 'static,
+        + 'static
 {
+}
+
+struct ServiceCall<S>(S);
+
+impl<S: InProcessService> Call for ServiceCall<S> {
     fn call(&self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>> {
         let mut service = self.0.clone();
         Box::pin(async move {
@@ -67,15 +78,7 @@ impl LocalMeta {
     /// `service` (the node's generated `MetaServer`), reachable at `url`
     /// from other processes: calls a client would send to `url` go to
     /// `service` instead.
-    pub fn new<S>(url: impl Into<String>, service: S) -> Self
-    where
-        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub fn new(url: impl Into<String>, service: impl InProcessService) -> Self {
         LocalMeta { url: url.into(), call: Arc::new(ServiceCall(service)) }
     }
 
