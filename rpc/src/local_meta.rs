@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic::transport::Channel;
+use tracing::Instrument as _;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 type StdError = Box<dyn std::error::Error + Send + Sync>;
@@ -52,12 +53,24 @@ struct ServiceCall<S>(S);
 impl<S: InProcessService> Call for ServiceCall<S> {
     fn call(&self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>> {
         let mut service = self.0.clone();
-        Box::pin(async move {
-            let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).await;
-            let Ok(()) = ready;
-            let Ok(resp) = service.call(req).await;
-            resp
-        })
+        // The span the node's gRPC server opens for a call from the network
+        // (`trace::server_span`: method, caller's `traceparent`), so traces
+        // look the same either way.
+        let mut head = http::Request::new(());
+        *head.uri_mut() = req.uri().clone();
+        if let Some(parent) = req.headers().get(crate::trace::TRACEPARENT) {
+            head.headers_mut().insert(crate::trace::TRACEPARENT, parent.clone());
+        }
+        let span = crate::trace::server_span(&head);
+        Box::pin(
+            async move {
+                let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).await;
+                let Ok(()) = ready;
+                let Ok(resp) = service.call(req).await;
+                resp
+            }
+            .instrument(span),
+        )
     }
 }
 
