@@ -295,8 +295,8 @@ mod tests {
             let mut starts = Vec::new();
             for l in 0..16 {
                 let s: [u32; 4] = std::array::from_fn(|_| rng.next_u32());
-                for w in 0..4 {
-                    states[w][l] = s[w];
+                for (word, v) in states.iter_mut().zip(s) {
+                    word[l] = v;
                 }
                 starts.push(s);
             }
