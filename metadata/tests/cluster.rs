@@ -88,6 +88,18 @@ async fn must_write(c: &MetaClient, cmd: Command) -> Outcome {
     r
 }
 
+/// A bound listener, its address, and the config of a one-node cluster
+/// bootstrapping on it with fast timings.
+async fn single_node(root: &Path) -> (TcpListener, std::net::SocketAddr, MetaConfig) {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let mut cfg = MetaConfig::new(1, local, root.join("n1"));
+    cfg.bootstrap = true;
+    cfg.heartbeat = Duration::from_millis(50);
+    cfg.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    (listener, local, cfg)
+}
+
 /// Registers datanode `node` (at an address nobody calls) with one disk.
 fn register_datanode(node: u64, disk: u32) -> Command {
     Command {
@@ -379,12 +391,7 @@ async fn followers_redirect_and_refusals_are_typed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_disks_go_down_then_out_and_come_back() {
     let root = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-    let local = listener.local_addr().unwrap();
-    let mut cfg = MetaConfig::new(1, local, root.path().join("n1"));
-    cfg.bootstrap = true;
-    cfg.heartbeat = Duration::from_millis(50);
-    cfg.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    let (listener, local, mut cfg) = single_node(root.path()).await;
     cfg.disk_down_after = Duration::from_millis(600);
     cfg.disk_out_after = Duration::from_millis(1500);
     cfg.liveness_interval = Duration::from_millis(100);
@@ -460,12 +467,7 @@ async fn silent_disks_go_down_then_out_and_come_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_client_skips_the_network() {
     let root = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-    let local = listener.local_addr().unwrap();
-    let mut cfg = MetaConfig::new(1, local, root.path().join("n1"));
-    cfg.bootstrap = true;
-    cfg.heartbeat = Duration::from_millis(50);
-    cfg.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    let (listener, _, mut cfg) = single_node(root.path()).await;
     // Other processes are told an address where nothing listens: only the
     // in-process path can answer calls sent there.
     cfg.advertise = Some("http://127.0.0.1:9".into());
