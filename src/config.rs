@@ -331,6 +331,12 @@ options! {
         /// Connect timeout to datanodes [default: 2s].
         #[arg(long, env = "TESSERA_CONNECT_TIMEOUT")]
         pub connect_timeout: Option<HumanDuration>,
+        /// A client connection must deliver each request head within this; also the keep-alive idle limit [default: 30s].
+        #[arg(long, env = "TESSERA_HEADER_TIMEOUT")]
+        pub header_timeout: Option<HumanDuration>,
+        /// An upload whose client sends nothing for this long fails with RequestTimeout [default: 30s].
+        #[arg(long, env = "TESSERA_BODY_IDLE_TIMEOUT")]
+        pub body_idle_timeout: Option<HumanDuration>,
         /// How shard bytes travel to datanodes: wire or grpc [default: wire].
         #[arg(long, env = "TESSERA_SHARD_TRANSPORT")]
         pub shard_transport: Option<TransportOpt>,

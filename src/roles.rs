@@ -375,6 +375,12 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     if let Some(d) = o.connect_timeout {
         gc.connect_timeout = d.0;
     }
+    if let Some(d) = o.header_timeout {
+        gc.header_timeout = d.0;
+    }
+    if let Some(d) = o.body_idle_timeout {
+        gc.body_idle_timeout = d.0;
+    }
     gc.shard_transport = match o.shard_transport.unwrap_or_default() {
         TransportOpt::Wire => ShardTransport::Wire,
         TransportOpt::Grpc => ShardTransport::Grpc,

@@ -313,3 +313,202 @@ async fn chunk_signed_streaming_uploads() {
     let e = c.head_object().bucket("chunked").key("tampered").send().await.unwrap_err();
     assert!(e.into_service_error().is_not_found());
 }
+
+/// Presigned URLs valid for five minutes.
+fn presign() -> PresigningConfig {
+    PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()
+}
+
+/// Opens a raw connection and sends the head of a presigned PUT of `len`
+/// bytes with `Expect: 100-continue`. Returns the connection and what the
+/// gateway answered first: `100` once its handler asks for the body (after
+/// it has checked any write condition), or a final status.
+async fn put_head(
+    addr: std::net::SocketAddr,
+    pre: &aws_sdk_s3::presigning::PresignedRequest,
+    len: usize,
+) -> (tokio::net::TcpStream, u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "PUT {} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {len}\r\nexpect: 100-continue\r\nconnection: close\r\n",
+        target(pre.uri())
+    );
+    for (h, v) in pre.headers() {
+        if !h.eq_ignore_ascii_case("host") {
+            head.push_str(&format!("{h}: {v}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before a response");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let status = std::str::from_utf8(&got).unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    (s, status)
+}
+
+/// Sends the rest of a request and reads the response to the end.
+async fn finish(mut s: tokio::net::TcpStream, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(body).await.unwrap();
+    let mut resp = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut resp)).await;
+    support::parse_response(&resp)
+}
+
+/// A conditional PUT whose condition held when it started but not when its
+/// upload finished (another write or a delete of the key landed between)
+/// is 409 ConditionalRequestConflict, and the other write stands; a
+/// condition that fails from the start is 412 before any body byte moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conditional_write_races() {
+    let cluster = Cluster::start().await;
+    let (c, c2) = (cluster.client(0), cluster.client(1));
+    let addr = cluster.gateway_addrs[0];
+    c.create_bucket().bucket("race").send().await.unwrap();
+    let ours = bytes(300_000, 41);
+    let conflict = |(status, _, body): (u16, Vec<(String, String)>, Vec<u8>)| {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 409, "{text}");
+        assert!(text.contains("<Code>ConditionalRequestConflict</Code>"), "{text}");
+    };
+
+    // If-None-Match: * while another client creates the key.
+    let pre = c.put_object().bucket("race").key("new").if_none_match("*").presigned(presign()).await.unwrap();
+    let (s, first) = put_head(addr, &pre, ours.len()).await;
+    assert_eq!(first, 100);
+    c2.put_object().bucket("race").key("new").body(ByteStream::from_static(b"winner")).send().await.unwrap();
+    conflict(finish(s, &ours).await);
+    assert_eq!(support::get_all(&c, "race", "new").await, b"winner");
+
+    // The same request once the key exists: 412 at once, no 100, no upload.
+    let (s, first) = put_head(addr, &pre, ours.len()).await;
+    assert_eq!(first, 412);
+    drop(s);
+
+    // If-Match while another client overwrites the key, then deletes it.
+    let v1 = c.put_object().bucket("race").key("old").body(ByteStream::from_static(b"v1")).send().await.unwrap();
+    let et = v1.e_tag().unwrap().to_owned();
+    let pre = c.put_object().bucket("race").key("old").if_match(&et).presigned(presign()).await.unwrap();
+    let (s, first) = put_head(addr, &pre, ours.len()).await;
+    assert_eq!(first, 100);
+    c2.put_object().bucket("race").key("old").body(ByteStream::from_static(b"v2")).send().await.unwrap();
+    conflict(finish(s, &ours).await);
+    assert_eq!(support::get_all(&c, "race", "old").await, b"v2");
+    let v3 = c.put_object().bucket("race").key("old").body(ByteStream::from_static(b"v3")).send().await.unwrap();
+    let pre =
+        c.put_object().bucket("race").key("old").if_match(v3.e_tag().unwrap()).presigned(presign()).await.unwrap();
+    let (s, first) = put_head(addr, &pre, 10).await;
+    assert_eq!(first, 100);
+    c2.delete_object().bucket("race").key("old").send().await.unwrap();
+    conflict(finish(s, b"0123456789").await);
+    let e = c.head_object().bucket("race").key("old").send().await.unwrap_err();
+    assert!(e.into_service_error().is_not_found());
+
+    // If-Match on a missing key is 404 NoSuchKey, as S3 answers.
+    let (s, first) = put_head(addr, &pre, 10).await;
+    assert_eq!(first, 404);
+    drop(s);
+
+    // Uncontested, both conditions succeed through the same path.
+    let pre = c.put_object().bucket("race").key("calm").if_none_match("*").presigned(presign()).await.unwrap();
+    let (s, first) = put_head(addr, &pre, ours.len()).await;
+    assert_eq!(first, 100);
+    let (status, headers, body) = finish(s, &ours).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let et = header(&headers, "etag").unwrap().to_owned();
+    let pre = c.put_object().bucket("race").key("calm").if_match(&et).presigned(presign()).await.unwrap();
+    let (s, first) = put_head(addr, &pre, 5).await;
+    assert_eq!(first, 100);
+    let (status, _, body) = finish(s, b"fresh").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(support::get_all(&c2, "race", "calm").await, b"fresh");
+    cluster.shutdown().await;
+}
+
+/// Slow clients: a connection that sends no request head within the header
+/// timeout is closed (at connect, mid-head, and idle after a response); an
+/// upload whose body stops for the idle timeout is 400 RequestTimeout and
+/// stores nothing; a body that trickles in with shorter gaps succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_clients_time_out() {
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limit = Duration::from_secs(1);
+    let cluster = Cluster::start_with(support::Options {
+        gateway: Box::new(move |g| {
+            g.header_timeout = limit;
+            g.body_idle_timeout = limit;
+        }),
+        ..support::Options::default()
+    })
+    .await;
+    let c = cluster.client(0);
+    let addr = cluster.gateway_addrs[0];
+    c.create_bucket().bucket("slow").send().await.unwrap();
+
+    // Reads until the gateway closes; returns what it sent and when.
+    async fn until_closed(s: &mut tokio::net::TcpStream, what: &str) -> (Vec<u8>, Duration) {
+        let t = Instant::now();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the gateway kept the stalled connection open"))
+            .unwrap();
+        (got, t.elapsed())
+    }
+    // Nothing at all.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (got, took) = until_closed(&mut s, "no bytes").await;
+    assert!(got.is_empty() && took >= limit * 9 / 10, "{took:?} {got:?}");
+    // Half a request head.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET /slow HTTP/1.1\r\nhost: {addr}\r\n").as_bytes()).await.unwrap();
+    let (got, took) = until_closed(&mut s, "half a head").await;
+    assert!(got.is_empty() && took >= limit * 9 / 10, "{took:?} {got:?}");
+    // A keep-alive connection, idle after its response.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET /tessera/health/live HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+    let (got, took) = until_closed(&mut s, "idle keep-alive").await;
+    let (status, _, body) = support::parse_response(&got);
+    assert_eq!((status, body.as_slice()), (200, b"live\n".as_slice()));
+    assert!(took >= limit * 9 / 10, "{took:?}");
+
+    // A body that stops: sharded and inline sizes.
+    for (key, len, sent) in [("big", 1_000_000usize, 300_000usize), ("small", 1000, 10)] {
+        let pre = c.put_object().bucket("slow").key(key).presigned(presign()).await.unwrap();
+        let (mut s, first) = put_head(addr, &pre, len).await;
+        assert_eq!(first, 100);
+        s.write_all(&bytes(sent, 5)).await.unwrap();
+        let (got, took) = until_closed(&mut s, key).await;
+        let (status, _, body) = support::parse_response(&got);
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("<Code>RequestTimeout</Code>"), "{text}");
+        assert!(took >= limit * 9 / 10, "{took:?}");
+        let e = c.head_object().bucket("slow").key(key).send().await.unwrap_err();
+        assert!(e.into_service_error().is_not_found(), "{key}: a timed-out upload stored nothing");
+    }
+
+    // A body that trickles in, each gap under the limit, the whole well over it.
+    let data = bytes(600_000, 6);
+    let pre = c.put_object().bucket("slow").key("trickle").presigned(presign()).await.unwrap();
+    let (mut s, first) = put_head(addr, &pre, data.len()).await;
+    assert_eq!(first, 100);
+    let t = Instant::now();
+    let (last, rest) = data.split_at(data.len() - 100_000);
+    for piece in last.chunks(100_000) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(limit * 6 / 10).await;
+    }
+    let (status, _, body) = finish(s, rest).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(t.elapsed() > limit * 2);
+    assert!(support::get_all(&c, "slow", "trickle").await == data);
+    cluster.shutdown().await;
+}

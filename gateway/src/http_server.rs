@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use s3s::Body;
 use s3s::service::S3Service;
 use tokio::net::TcpListener;
@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use crate::GatewayError;
 use crate::cluster::Cluster;
 use crate::metrics::{Counted, Finish, GatewayMetrics, operation};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tessera_common::MetricsRegistry;
 use tessera_rpc::trace::TRACEPARENT;
 use tracing::Instrument as _;
@@ -38,6 +38,9 @@ pub struct FrontConfig {
     /// Up disks needed before the gateway calls itself ready (the write
     /// quorum of the default profile).
     pub min_disks: usize,
+    /// How long a connection may take to deliver a request head (and how
+    /// long an idle HTTP/1 keep-alive connection is kept).
+    pub header_timeout: Duration,
 }
 
 struct Front {
@@ -140,7 +143,7 @@ impl Front {
 }
 
 /// How long in-flight requests may take to finish after shutdown starts.
-pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections on `listener` until `shutdown`; then stops accepting,
 /// lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]) and closes idle
@@ -155,8 +158,15 @@ pub async fn serve(
     let prefix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let front = Arc::new(Front { s3, cluster, prefix, seq: AtomicU64::new(0), config });
+    let header_timeout = front.config.header_timeout;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // HTTP/1: the head of every request, the first and each one after a
+    // response, must arrive within the header timeout. HTTP/2: idle
+    // connections are pinged, and dropped when the peer does not answer.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(header_timeout);
+    let builder = Arc::new(builder);
     let mut conns = JoinSet::new();
     loop {
         if *shutdown.borrow() {
@@ -179,10 +189,18 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let front = front.clone();
         let svc = hyper::service::service_fn(move |req| front.clone().handle(req));
-        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-        let conn = graceful.watch(conn);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         conns.spawn(async move {
-            if let Err(e) = conn.await {
+            // The protocol sniffing ahead of hyper's header timer has no
+            // clock of its own: a client that connects and sends nothing
+            // is dropped here.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(header_timeout, stream.peek(&mut first)).await, Ok(Ok(1))) {
+                tracing::debug!("connection sent nothing within {header_timeout:?}; closed");
+                return;
+            }
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!("connection ended: {e}");
             }
         });

@@ -74,6 +74,14 @@ pub struct GatewayConfig {
     pub shard_write_timeout: Duration,
     /// Connect timeout to datanodes.
     pub connect_timeout: Duration,
+    /// A client connection that does not deliver a whole request head (the
+    /// request line and headers) this long after it opens, or after its
+    /// previous response, is closed: slow-header clients and idle
+    /// keep-alive connections hold no socket for longer.
+    pub header_timeout: Duration,
+    /// An upload whose client sends no body byte for this long while the
+    /// gateway waits fails with 400 RequestTimeout; nothing is committed.
+    pub body_idle_timeout: Duration,
     /// How shard bytes travel to and from datanodes.
     pub shard_transport: ShardTransport,
     /// How body MD5s (ETags) are computed.
@@ -103,6 +111,8 @@ impl GatewayConfig {
             hedge_timeout: Duration::from_secs(2),
             shard_write_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(30),
             shard_transport: ShardTransport::default(),
             md5: Md5Mode::default(),
             local_datanode: None,
@@ -195,6 +205,7 @@ pub async fn serve(
         metrics,
         domains: config.domains.clone(),
         min_disks: config.quorum(ec.k, ec.m),
+        header_timeout: config.header_timeout,
     };
     let md5 = match config.md5 {
         Md5Mode::Lanes if tessera_md5::Kernel::detect() == tessera_md5::Kernel::Avx512 => {

@@ -24,7 +24,7 @@ use tracing::Instrument as _;
 use crate::auth::MetaAuth;
 use crate::cluster::Cluster;
 use crate::read::{ReadError, read_sharded};
-use crate::write::{BodyDigest, BodyStream, WriteError, WritePlan, read_small, write_sharded};
+use crate::write::{BodyDigest, BodyStream, IdleTimeout, WriteError, WritePlan, read_small, write_sharded};
 use crate::{Codecs, GatewayConfig};
 
 /// Largest single PUT, part, or CopyObject source (5 GiB).
@@ -129,6 +129,7 @@ fn write_error(e: WriteError) -> S3Error {
         e @ WriteError::Incomplete { .. } => s3_error!(IncompleteBody, "{e}"),
         e @ WriteError::TooLong { .. } => s3_error!(InvalidRequest, "{e}"),
         e @ WriteError::Quorum { .. } => s3_error!(ServiceUnavailable, "{e}"),
+        e @ WriteError::Idle(_) => s3_error!(RequestTimeout, "the request timed out: {e}"),
         WriteError::Internal(m) => s3_error!(InternalError, "{m}"),
     }
 }
@@ -433,15 +434,12 @@ impl Conditions<'_> {
         let modified = (rec.last_modified_ms / 1000) as i64;
         if let Some(c) = self.if_match {
             if !etag_matches(c, &rec.etag) {
-                return Err(s3_error!(
-                    PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold"
-                ));
+                return Err(precondition_failed());
             }
         } else if let Some(t) = self.if_unmodified_since
             && modified > unix_secs(t)
         {
-            return Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+            return Err(precondition_failed());
         }
         if let Some(c) = self.if_none_match {
             if etag_matches(c, &rec.etag) {
@@ -476,6 +474,42 @@ fn write_condition(
         }
         (None, None) => None,
     })
+}
+
+/// Checks a write condition against the object as it is before the body is
+/// read: a condition that already fails is 412 (404 NoSuchKey for If-Match
+/// on a missing key, as S3 answers) and no byte is uploaded.
+async fn precheck_write(s3: &Tessera, bucket: &str, key: &str, cond: &Condition) -> S3Result<()> {
+    let current = match s3.object(bucket, key).await {
+        Ok(rec) => Some(rec),
+        Err(e) if *e.code() == S3ErrorCode::NoSuchKey => None,
+        Err(e) => return Err(e),
+    };
+    match (&cond.kind, current) {
+        (Some(condition::Kind::IfNoneMatchAny(true)), Some(_)) => Err(precondition_failed()),
+        (Some(condition::Kind::IfMatch(_)), None) => Err(s3_error!(NoSuchKey)),
+        (Some(condition::Kind::IfMatch(e)), Some(cur)) if e.trim_matches('"') != cur.etag => Err(precondition_failed()),
+        _ => Ok(()),
+    }
+}
+
+fn precondition_failed() -> S3Error {
+    s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+}
+
+/// A write condition that held when the request started but not when its
+/// record was committed: another write or delete of the key finished while
+/// the body was uploading. S3 answers 409 ConditionalRequestConflict; the
+/// client should read the key again and retry.
+fn raced(e: S3Error) -> S3Error {
+    if matches!(e.code(), S3ErrorCode::PreconditionFailed | S3ErrorCode::NoSuchKey) {
+        s3_error!(
+            ConditionalRequestConflict,
+            "A conflicting operation on this key finished while the upload was in progress; retry the request"
+        )
+    } else {
+        e
+    }
 }
 
 // ------------------------------------------------------------ listing helpers
@@ -525,9 +559,10 @@ fn url_mode(e: Option<&EncodingType>) -> S3Result<bool> {
 
 // ------------------------------------------------------------ body plumbing
 
-fn body_stream(blob: Option<StreamingBlob>) -> BodyStream {
+/// The request body, failing when the client goes quiet for `idle`.
+fn body_stream(blob: Option<StreamingBlob>, idle: Duration) -> BodyStream {
     match blob {
-        Some(b) => Box::pin(b.map(|r| r.map_err(std::io::Error::other))),
+        Some(b) => Box::pin(IdleTimeout::new(Box::pin(b.map(|r| r.map_err(std::io::Error::other))), idle)),
         None => Box::pin(futures::stream::empty()),
     }
 }
@@ -870,8 +905,12 @@ impl S3 for Tessera {
         })?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let bucket = self.bucket(&input.bucket).await?;
+        if let Some(c) = &condition {
+            precheck_write(self, &input.bucket, &input.key, c).await?;
+        }
+        let conditional = condition.is_some();
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
-        let mut body = body_stream(input.body);
+        let mut body = body_stream(input.body, self.cfg.body_idle_timeout);
         let stored = self.store_body(&bucket, &input.key, 0, len, &mut body, &mut digest).await?;
         let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;
@@ -885,7 +924,8 @@ impl S3 for Tessera {
             parts: Vec::new(),
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
-        self.write_cmd(command::Op::PutObject(put)).await?;
+        let committed = self.write_cmd(command::Op::PutObject(put)).await;
+        committed.map_err(|e| if conditional { raced(e) } else { e })?;
         let mut out = PutObjectOutput { e_tag: Some(etag(&record.etag)), ..Default::default() };
         copy_checksums!(out, &checksums);
         Ok(S3Response::new(out))
@@ -1269,7 +1309,7 @@ impl S3 for Tessera {
         let bucket = self.bucket(&input.bucket).await?;
         self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
-        let mut body = body_stream(input.body);
+        let mut body = body_stream(input.body, self.cfg.body_idle_timeout);
         let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
         let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;

@@ -53,6 +53,9 @@ pub enum WriteError {
         /// What the failed positions said.
         reasons: String,
     },
+    /// The client sent no body byte for this long while the gateway waited.
+    #[error("no body data arrived for {0:?}")]
+    Idle(Duration),
     /// Placement or coding failed (a cluster too small, a bad profile).
     #[error("{0}")]
     Internal(String),
@@ -112,6 +115,65 @@ impl BodyDigest {
 /// The request body as the pipelines consume it.
 pub type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
+/// A body stream that fails with [`std::io::ErrorKind::TimedOut`] when the
+/// client sends nothing for `idle` while the gateway waits for it. The clock
+/// runs only while a read is pending: time the gateway spends on stored
+/// data (a slow datanode, back-pressure) does not count against the client.
+pub struct IdleTimeout {
+    inner: BodyStream,
+    idle: Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
+}
+
+impl IdleTimeout {
+    /// Wraps `inner`.
+    pub fn new(inner: BodyStream, idle: Duration) -> Self {
+        IdleTimeout { inner, idle, sleep: Box::pin(tokio::time::sleep(idle)), waiting: false }
+    }
+}
+
+impl Stream for IdleTimeout {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if !this.waiting {
+            this.waiting = true;
+            this.sleep.as_mut().reset(tokio::time::Instant::now() + this.idle);
+        }
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(item) => {
+                this.waiting = false;
+                Poll::Ready(item)
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.waiting = false;
+                    Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, IdleBody(this.idle)))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// The error an [`IdleTimeout`] yields.
+#[derive(Debug, thiserror::Error)]
+#[error("no body data arrived for {0:?}")]
+struct IdleBody(Duration);
+
+fn body_error(e: &std::io::Error) -> WriteError {
+    match e.get_ref().and_then(|i| i.downcast_ref::<IdleBody>()) {
+        Some(IdleBody(d)) => WriteError::Idle(*d),
+        None => WriteError::Body(e.to_string()),
+    }
+}
+
 /// Reads up to `want` bytes (fewer only at the end of the body), hashing them.
 async fn fill(
     body: &mut BodyStream,
@@ -125,7 +187,7 @@ async fn fill(
                 digest.update(&chunk).await?;
                 buf.extend_from_slice(&chunk);
             }
-            Some(Err(e)) => return Err(WriteError::Body(e.to_string())),
+            Some(Err(e)) => return Err(body_error(&e)),
             None => break,
         }
     }
