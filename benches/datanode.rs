@@ -13,7 +13,9 @@
 //!   plain 1 MiB reads of the very same shard files, from a dropped page
 //!   cache, just before and just after it: this virtual disk's read speed
 //!   drifts within seconds (0.6–1.7 GB/s), so that bracket is the fairer
-//!   yardstick. The cores kept busy during each get are printed too (from
+//!   yardstick. Three cold gets alternate with four plain reads (each
+//!   read brackets the gets on both sides of it); the median ratio is
+//!   printed last. The cores kept busy during each get are printed too (from
 //!   `/proc/self/stat`: server, client and runtime together).
 //!
 //! Each shard figure is divided by raw figures taken just before it (this
@@ -170,6 +172,9 @@ fn frames(id: DataId, block: usize, data: &bytes::Bytes) -> Vec<ShardFrame> {
         .collect()
 }
 
+/// Cold gets per measurement, alternating with plain reads of the files.
+const COLD_ROUNDS: usize = 3;
+
 /// A cold get, and plain reads of the same shard files around it.
 struct Cold {
     /// Shard get, MB/s of block bytes.
@@ -200,14 +205,14 @@ fn read_files(paths: &[std::path::PathBuf]) -> f64 {
     mbps(total, t.elapsed().as_secs_f64())
 }
 
-/// (put in MB/s, cold get if caches could be dropped, warm get in MB/s
+/// (put in MB/s, cold gets if caches could be dropped, warm get in MB/s
 /// with the cores it kept busy, the shards' ids).
 async fn shards(
     client: &mut Transport,
     disk: &FsDisk,
     block: usize,
     data: &bytes::Bytes,
-) -> (f64, Option<Cold>, (f64, f64), Vec<DataId>) {
+) -> (f64, Option<Vec<Cold>>, (f64, f64), Vec<DataId>) {
     let ids: Vec<DataId> = (0..TOTAL / SHARD).map(|_| DataId::new()).collect();
     let prepared: Vec<Vec<ShardFrame>> = ids.iter().map(|id| frames(*id, block, data)).collect();
     let t = Instant::now();
@@ -220,13 +225,19 @@ async fn shards(
     // This disk's speed drifts within seconds: the cold get is bracketed by
     // plain reads of the very same files, each from a dropped page cache.
     let paths: Vec<_> = ids.iter().map(|id| disk.shard_path(&ShardKey { data_id: *id, part: 0, shard: 0 })).collect();
+    // Several rounds, each plain read serving as the bracket on both sides.
     let cold = if drop_caches() {
-        let files_before = read_files(&paths);
-        drop_caches();
-        let (get, cores) = get_all(client, &ids, block).await;
-        drop_caches();
-        let files_after = read_files(&paths);
-        Some(Cold { get, cores, files_before, files_after })
+        let mut rounds = Vec::with_capacity(COLD_ROUNDS);
+        let mut files_before = read_files(&paths);
+        for _ in 0..COLD_ROUNDS {
+            drop_caches();
+            let (get, cores) = get_all(client, &ids, block).await;
+            drop_caches();
+            let files_after = read_files(&paths);
+            rounds.push(Cold { get, cores, files_before, files_after });
+            files_before = files_after;
+        }
+        Some(rounds)
     } else {
         None
     };
@@ -296,16 +307,26 @@ fn main() {
                     100.0 * warm / raw_warm
                 );
                 match (cold, raw_cold) {
-                    (Some(c), Some(raw_cold)) => {
-                        let files = (c.files_before + c.files_after) / 2.0;
+                    (Some(rounds), Some(raw_cold)) => {
+                        let mut ratios = Vec::with_capacity(rounds.len());
+                        for c in &rounds {
+                            let files = (c.files_before + c.files_after) / 2.0;
+                            ratios.push(100.0 * c.get / files);
+                            println!(
+                                "    cold get {:.0} MB/s ({:.1} cores busy): {:.0}% of a plain read of the same files around it ({:.0} before, {:.0} after), {:.0}% of the raw cold read",
+                                c.get,
+                                c.cores,
+                                100.0 * c.get / files,
+                                c.files_before,
+                                c.files_after,
+                                100.0 * c.get / raw_cold
+                            );
+                        }
+                        ratios.sort_by(f64::total_cmp);
                         println!(
-                            "    cold get {:.0} MB/s ({:.1} cores busy): {:.0}% of a plain read of the same files around it ({:.0} before, {:.0} after), {:.0}% of the raw cold read",
-                            c.get,
-                            c.cores,
-                            100.0 * c.get / files,
-                            c.files_before,
-                            c.files_after,
-                            100.0 * c.get / raw_cold
+                            "    cold get vs the plain reads around it, median of {} rounds: {:.0}%",
+                            ratios.len(),
+                            ratios[ratios.len() / 2]
                         );
                     }
                     _ => println!("    cold get: n/a (needs root)"),
