@@ -142,22 +142,21 @@ impl Stream for IdleTimeout {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         let this = &mut *self;
+        if let Poll::Ready(item) = this.inner.as_mut().poll_next(cx) {
+            this.waiting = false;
+            return Poll::Ready(item);
+        }
+        // The timer is armed when the body stalls, not for every chunk.
         if !this.waiting {
             this.waiting = true;
             this.sleep.as_mut().reset(tokio::time::Instant::now() + this.idle);
         }
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Ready(item) => {
+        match this.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
                 this.waiting = false;
-                Poll::Ready(item)
+                Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, IdleBody(this.idle)))))
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.waiting = false;
-                    Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, IdleBody(this.idle)))))
-                }
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => Poll::Pending,
         }
     }
 }
