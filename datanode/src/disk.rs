@@ -37,11 +37,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use tessera_common::DiskId;
-use tessera_ec::{BlockAddress, HASH_LEN, block_hash, verify_frame};
+use tessera_ec::{BlockAddress, HASH_LEN, block_hash};
 
-use crate::ShardError;
-use crate::shard::{HEADER_LEN, ShardHeader, ShardKey, frame_len};
-use crate::writeback;
+use crate::direct::DirectIo;
+use crate::shard::{HEADER_LEN, ShardHeader, ShardKey};
+use crate::{ShardError, ShardReader, writeback};
 
 /// Size and age of a stored shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +77,10 @@ struct Inner {
     failed: AtomicBool,
     /// Fan-out directories known to exist with a durable entry in `shards/`.
     dirs_ready: Vec<AtomicBool>,
+    /// What reads around the page cache need here, if the filesystem says.
+    direct_io: Option<DirectIo>,
+    /// Set when the filesystem refused such a read after all.
+    direct_refused: AtomicBool,
 }
 
 /// The layout this code writes (see the module doc).
@@ -237,8 +241,16 @@ impl FsDisk {
             _ => {}
         }
         let dirs_ready: Vec<AtomicBool> = made.into_iter().map(AtomicBool::new).collect();
+        let direct_io = File::open(&id_file).ok().and_then(|f| DirectIo::probe(&f));
         Ok(FsDisk {
-            inner: Arc::new(Inner { id, root: root.to_path_buf(), failed: AtomicBool::new(false), dirs_ready }),
+            inner: Arc::new(Inner {
+                id,
+                root: root.to_path_buf(),
+                failed: AtomicBool::new(false),
+                dirs_ready,
+                direct_io,
+                direct_refused: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -300,8 +312,8 @@ impl FsDisk {
     /// fresh page costs about three times the copy into it: 0.35 ms of
     /// system time per 256 KiB shard file against 0.11 ms when dropped
     /// (1 MiB PUTs: ~8.2 → ~7.3 ms of server CPU each). A shard read soon
-    /// after it is written comes from the disk; later reads are cached as
-    /// before.
+    /// after it is written comes from the disk; small reads then cache it,
+    /// large ones read around the cache (see [`ShardReader`]).
     pub fn create(&self, header: ShardHeader) -> Result<ShardWriter, ShardError> {
         if self.is_failed() {
             return Err(ShardError::DiskFailed(self.inner.id));
@@ -380,7 +392,7 @@ impl FsDisk {
     pub fn read_frames(&self, key: &ShardKey, stripes: Range<u64>) -> Result<(ShardHeader, Vec<Bytes>), ShardError> {
         let mut r = self.open_reader(key)?;
         let frames = r.read_frames(stripes)?;
-        Ok((r.header, frames))
+        Ok((*r.header(), frames))
     }
 
     /// Opens shard `key` for reading stripes one batch after another
@@ -388,9 +400,30 @@ impl FsDisk {
     /// reader; a file opened per batch starts it over each time).
     pub fn open_reader(&self, key: &ShardKey) -> Result<ShardReader, ShardError> {
         let (file, header) = self.open_shard(key)?;
-        // A hint only: a larger read-ahead window for this file.
-        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
-        Ok(ShardReader { key: *key, pos: HEADER_LEN as u64, file, header, prefetched: 0, until: None })
+        Ok(ShardReader::new(self.clone(), *key, file, header))
+    }
+
+    /// Whether (and how) this disk's reads can go around the page cache:
+    /// see [`crate::direct`].
+    pub(crate) fn direct_io(&self) -> Option<DirectIo> {
+        self.inner.direct_io.filter(|_| !self.inner.direct_refused.load(Ordering::Relaxed))
+    }
+
+    /// The same disk told to read around the page cache as `direct_io`
+    /// says, whatever the filesystem said: for tests of a refusal.
+    #[cfg(test)]
+    pub(crate) fn with_direct_io(self, direct_io: Option<DirectIo>) -> FsDisk {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else { panic!("a disk just opened has one handle") };
+        inner.direct_io = direct_io;
+        FsDisk { inner: Arc::new(inner) }
+    }
+
+    /// The filesystem refused a read around the page cache that it said it
+    /// could do: from now on this disk reads through the cache.
+    pub(crate) fn refuse_direct_io(&self, e: &std::io::Error) {
+        if !self.inner.direct_refused.swap(true, Ordering::Relaxed) {
+            tracing::warn!(disk = %self.inner.id, error = %e, "reads around the page cache refused: reading through it from now on");
+        }
     }
 
     /// Removes shard `key`; `false` if it was not there.
@@ -482,168 +515,6 @@ pub struct ShardWriter {
     /// already asked to write back (see [`crate::writeback`]).
     written: u64,
     written_back: u64,
-}
-
-/// A shard open for reading; see [`FsDisk::open_reader`].
-#[derive(Debug)]
-pub struct ShardReader {
-    key: ShardKey,
-    file: File,
-    header: ShardHeader,
-    /// Where the file's offset is.
-    pos: u64,
-    /// The kernel was asked to read ahead up to here...
-    prefetched: u64,
-    /// ...and may be asked up to here (the end of the caller's range).
-    until: Option<u64>,
-}
-
-/// How far ahead of a sequential reader the kernel is asked to read.
-const PREFETCH_WINDOW: u64 = 16 << 20;
-/// The most asked of the kernel in one read-ahead hint: it reads at most
-/// its read-ahead size (`read_ahead_kb`, often 128 KiB–8 MiB) per hint and
-/// silently drops the rest (a 16 MiB hint read 8 MiB here).
-const PREFETCH_STEP: u64 = 4 << 20;
-
-/// The read-ahead hints for a reader at `pos` that has asked up to
-/// `prefetched` and will read up to `until`, and how far that asks: the
-/// window is topped up a step at a time, so the disk always has 12–16 MiB
-/// asked of it ahead of the reader, in hints of at most [`PREFETCH_STEP`].
-fn prefetch_hints(pos: u64, prefetched: u64, until: u64) -> (Vec<Range<u64>>, u64) {
-    let to = pos.saturating_add(PREFETCH_WINDOW).min(until);
-    if prefetched >= to || (to < until && prefetched + PREFETCH_STEP > to) {
-        return (Vec::new(), prefetched);
-    }
-    let mut hints = Vec::new();
-    let mut from = prefetched.max(pos);
-    while from < to {
-        let end = (from + PREFETCH_STEP).min(to);
-        hints.push(from..end);
-        from = end;
-    }
-    (hints, to)
-}
-
-impl ShardReader {
-    /// The shard's header.
-    pub fn header(&self) -> &ShardHeader {
-        &self.header
-    }
-
-    /// Tells the reader it will read stripes up to `end`: from then on it
-    /// asks the kernel to read ahead (up to 16 MiB, never past `end`), so
-    /// the disk works while the blocks already read are being verified and
-    /// sent. A read-ahead hint only.
-    pub fn prefetch_until(&mut self, end: u64) -> Result<(), ShardError> {
-        self.until = Some(self.header.frame_offset(end.min(self.header.stripes()?))?);
-        Ok(())
-    }
-
-    fn prefetch(&mut self) {
-        let Some(until) = self.until else { return };
-        let (hints, upto) = prefetch_hints(self.pos, self.prefetched, until);
-        for r in hints {
-            if let Some(len) = std::num::NonZeroU64::new(r.end - r.start) {
-                let _ = rustix::fs::fadvise(&self.file, r.start, Some(len), rustix::fs::Advice::WillNeed);
-            }
-        }
-        self.prefetched = upto;
-    }
-
-    /// Reads and verifies the frames (`[hash][block]`) of `stripes`; a bad
-    /// block is [`ShardError::Corrupt`] naming its stripe.
-    pub fn read_frames(&mut self, stripes: Range<u64>) -> Result<Vec<Bytes>, ShardError> {
-        let mut buf = Vec::new();
-        let spans = self.read_verified(stripes, &mut buf)?;
-        let buf = Bytes::from(buf);
-        let first = spans.first().map_or(0, |s| s.offset);
-        Ok(spans.iter().map(|s| buf.slice((s.offset - first) as usize..(s.offset - first) as usize + s.len)).collect())
-    }
-
-    /// Reads the frames of `stripes` into `buf` (reused from call to call:
-    /// its old contents are dropped) and verifies every block, but hands
-    /// back only where each frame lies in the file, for a caller that sends
-    /// them from the file (`sendfile(2)`: see [`ShardReader::file`]). A bad
-    /// block is [`ShardError::Corrupt`] naming its stripe.
-    pub fn verify_frames(&mut self, stripes: Range<u64>, buf: &mut Vec<u8>) -> Result<Vec<FrameSpan>, ShardError> {
-        self.read_verified(stripes, buf)
-    }
-
-    /// A second handle on the shard's file (its own descriptor: reads
-    /// through it at an offset do not move this reader).
-    pub fn file(&self) -> Result<File, ShardError> {
-        self.file.try_clone().map_err(|e| ShardError::io(format!("dup shard {}", self.key), e))
-    }
-
-    fn read_verified(&mut self, stripes: Range<u64>, buf: &mut Vec<u8>) -> Result<Vec<FrameSpan>, ShardError> {
-        let key = self.key;
-        let total = self.header.stripes()?;
-        if stripes.start > stripes.end || stripes.end > total {
-            return Err(ShardError::BadRequest(format!("stripes {stripes:?} outside 0..{total}")));
-        }
-        let mut spans = Vec::with_capacity((stripes.end - stripes.start) as usize);
-        buf.clear();
-        if stripes.is_empty() {
-            return Ok(spans);
-        }
-        let at = self.header.frame_offset(stripes.start)?;
-        self.pos = at;
-        self.prefetch();
-        let mut offset = at;
-        for s in stripes.clone() {
-            let len = frame_len(&self.header, s)?;
-            spans.push(FrameSpan { offset, len });
-            offset += len as u64;
-        }
-        let total_len = (offset - at) as usize;
-        let got = read_exact_at(&self.file, buf, total_len, at);
-        self.pos += buf.len() as u64;
-        got.map_err(|e| ShardError::io(format!("read shard {key}"), e))?;
-        for (s, span) in stripes.zip(&spans) {
-            let from = (span.offset - at) as usize;
-            let Some(frame) = buf.get(from..from + span.len) else {
-                return Err(ShardError::Corrupt { key, stripe: Some(s), reason: "file ends inside the block".into() });
-            };
-            let addr = BlockAddress { data_id: *key.data_id.as_bytes(), part: key.part, shard: key.shard, stripe: s };
-            if verify_frame(&addr, frame, span.len - HASH_LEN).is_err() {
-                return Err(ShardError::Corrupt { key, stripe: Some(s), reason: "block hash mismatch".into() });
-            }
-        }
-        Ok(spans)
-    }
-}
-
-/// Fills `buf` (emptied first) with the `len` bytes of `file` at `offset`,
-/// fewer only where the file ends: one `pread` into the vector's spare
-/// room, so no zeroing of bytes about to be overwritten and no series of
-/// growing reads (`read_to_end` starts at 8 KiB and doubles: eight system
-/// calls for 1 MiB). A buffer of another capacity is replaced.
-fn read_exact_at(file: &File, buf: &mut Vec<u8>, len: usize, offset: u64) -> std::io::Result<()> {
-    buf.clear();
-    if buf.capacity() != len {
-        *buf = Vec::with_capacity(len);
-    }
-    while buf.len() < len {
-        let at = offset + buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(buf), at) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // Only if the allocation had room past `len`.
-    buf.truncate(len);
-    Ok(())
-}
-
-/// Where one verified frame (`[hash][block]`) lies in its shard file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameSpan {
-    /// Byte offset of the frame's hash in the file.
-    pub offset: u64,
-    /// Hash and block, in bytes.
-    pub len: usize,
 }
 
 impl std::fmt::Debug for ShardWriter {
@@ -771,59 +642,5 @@ impl Drop for ShardWriter {
                 tracing::warn!(path = %self.tmp.display(), error = %e, "could not remove temp file; removed at next open");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_exact_at_reads_the_range_and_stops_at_the_end_of_the_file() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("f");
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        fs::write(&path, &data).expect("write");
-        let f = File::open(&path).expect("open");
-        // A reused buffer of another size, holding old bytes.
-        let mut buf = vec![7u8; 50];
-        read_exact_at(&f, &mut buf, 4096, 1000).expect("read");
-        assert_eq!(buf, data[1000..5096]);
-        read_exact_at(&f, &mut buf, 4096, 3000).expect("read");
-        assert_eq!(buf, data[3000..7096]);
-        // Past the end: only what is there.
-        read_exact_at(&f, &mut buf, 4096, 8000).expect("read");
-        assert_eq!(buf, data[8000..]);
-        read_exact_at(&f, &mut buf, 10, 20_000).expect("read");
-        assert!(buf.is_empty());
-    }
-
-    /// A sequential reader, 1 MiB a step, over a 100 MiB range: every byte
-    /// is hinted exactly once, before the reader gets to it, in hints the
-    /// kernel does not cut short, and the disk always has at least 12 MiB
-    /// (or the rest of the range) asked of it ahead of the reader.
-    #[test]
-    fn prefetch_hints_keep_the_window_full_without_holes() {
-        const MIB: u64 = 1 << 20;
-        let (start, until) = (4096, 100 * MIB + 4096);
-        let (mut pos, mut prefetched, mut covered) = (start, 0, start);
-        while pos < until {
-            let (hints, upto) = prefetch_hints(pos, prefetched, until);
-            for h in &hints {
-                assert_eq!(h.start, covered, "a hole or an overlap before {h:?}");
-                assert!(h.end - h.start <= PREFETCH_STEP && h.end > h.start, "{h:?}");
-                covered = h.end;
-            }
-            assert!(upto >= prefetched && upto == covered.max(prefetched));
-            prefetched = upto;
-            assert!(prefetched >= (pos + PREFETCH_WINDOW - PREFETCH_STEP).min(until), "at {pos}: only {prefetched}");
-            assert!(prefetched <= pos + PREFETCH_WINDOW);
-            pos = (pos + MIB).min(until);
-        }
-        assert_eq!(covered, until);
-        // A reader that jumps (a range get) is hinted from where it is.
-        let (hints, upto) = prefetch_hints(50 * MIB, 20 * MIB, until);
-        assert_eq!(hints.first().map(|h| h.start), Some(50 * MIB));
-        assert_eq!(upto, 50 * MIB + PREFETCH_WINDOW);
     }
 }

@@ -1,6 +1,7 @@
 //! The datanode's Prometheus metrics (`tessera_datanode_*`).
 
-use tessera_common::metrics::{Counter, CounterFamily, GaugeFamily, HistogramFamily, Labels, label, latency_family};
+pub(crate) use tessera_common::metrics::label;
+use tessera_common::metrics::{Counter, CounterFamily, GaugeFamily, HistogramFamily, Labels, latency_family};
 use tessera_common::{DiskId, MetricsRegistry};
 
 /// Counters and gauges of one datanode. Cloning shares them.
@@ -16,6 +17,9 @@ pub struct DatanodeMetrics {
     pub shard_gets: CounterFamily,
     /// Block bytes sent by shard gets.
     pub shard_get_bytes: Counter,
+    /// Completed shard gets by where their blocks were read from
+    /// (`page_cache`, or `disk` around it).
+    pub shard_get_sources: CounterFamily,
     /// Used bytes per disk (as of the last heartbeat).
     pub disk_used_bytes: GaugeFamily,
     /// Capacity per disk.
@@ -42,6 +46,7 @@ impl Default for DatanodeMetrics {
             shard_put_seconds: latency_family(),
             shard_gets: CounterFamily::default(),
             shard_get_bytes: Counter::default(),
+            shard_get_sources: CounterFamily::default(),
             disk_used_bytes: GaugeFamily::default(),
             disk_capacity_bytes: GaugeFamily::default(),
             disk_failed: GaugeFamily::default(),
@@ -78,6 +83,11 @@ impl DatanodeMetrics {
         );
         r.register("tessera_datanode_shard_gets", "Shard gets by result", m.shard_gets.clone());
         r.register("tessera_datanode_shard_get_bytes", "Block bytes sent by shard gets", m.shard_get_bytes.clone());
+        r.register(
+            "tessera_datanode_shard_get_sources",
+            "Completed shard gets by where their blocks were read from (page_cache, or disk around it)",
+            m.shard_get_sources.clone(),
+        );
         r.register("tessera_datanode_disk_used_bytes", "Used bytes per disk", m.disk_used_bytes.clone());
         r.register("tessera_datanode_disk_capacity_bytes", "Capacity per disk", m.disk_capacity_bytes.clone());
         r.register(

@@ -2,7 +2,7 @@
 //! shard on a slow, throttled cycle and reports damaged shards.
 //!
 //! ```text
-//!  step: list the next 16 shards after the cursor ─► verify each, 16 stripes at a time
+//!  step: list the next 16 shards after the cursor ─► verify each, ~1 MiB at a time, from the disk itself
 //!        damaged ─► DamageSink (metadata: ReportDamage) ─► cursor saved to <disk>/scrub.state
 //!        end of the disk ─► pass complete, cursor reset, Idle until the next pass
 //!  pacing: after each step, sleep so that bytes read / time ≤ rate
@@ -19,12 +19,10 @@ use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage};
 
 use crate::metrics::{DatanodeMetrics, disk_labels};
-use crate::{FsDisk, ShardError, ShardKey};
+use crate::{FsDisk, ReadIntent, ShardError, ShardKey};
 
 /// Shards verified per step.
 const SHARDS_PER_STEP: usize = 16;
-/// Stripes read at once while verifying a shard (bounds memory).
-const STRIPES_PER_READ: u64 = 16;
 
 /// Where damage reports go.
 pub trait DamageSink: Send + Sync + 'static {
@@ -117,9 +115,9 @@ impl<S: DamageSink> ScrubWorker<S> {
         self
     }
 
-    /// Verifies one shard; `Some(reason)` if it is damaged.
+    /// Verifies one shard, from the disk itself where it can (not a cached
+    /// copy: see [`ReadIntent::Scrub`]); `Some(reason)` if it is damaged.
     fn verify(disk: &FsDisk, key: &ShardKey) -> Result<(u64, Option<String>), ShardError> {
-        // One open file per shard: the kernel's read-ahead follows the scan.
         let mut reader = match disk.open_reader(key) {
             Ok(r) => r,
             Err(ShardError::Missing(_)) => return Ok((0, None)), // deleted since it was listed
@@ -128,19 +126,17 @@ impl<S: DamageSink> ScrubWorker<S> {
         };
         let stripes = reader.header().stripes()?;
         let mut bytes = 0;
-        let mut s = 0;
-        while s < stripes {
-            let upto = (s + STRIPES_PER_READ).min(stripes);
-            match reader.read_frames(s..upto) {
-                Ok(frames) => bytes += frames.iter().map(|f| f.len() as u64).sum::<u64>(),
-                Err(ShardError::Corrupt { stripe, reason, .. }) => {
-                    return Ok((bytes, Some(format!("stripe {stripe:?}: {reason}"))));
-                }
-                Err(e) => return Err(e),
+        let read = reader.read_batches(0..stripes, ReadIntent::Scrub, |b| {
+            bytes += b.frames.iter().map(|f| f.len() as u64).sum::<u64>();
+            true
+        });
+        match read {
+            Ok(_) => Ok((bytes, None)),
+            Err(ShardError::Corrupt { stripe, reason, .. }) => {
+                Ok((bytes, Some(format!("stripe {stripe:?}: {reason}"))))
             }
-            s = upto;
+            Err(e) => Err(e),
         }
-        Ok((bytes, None))
     }
 }
 

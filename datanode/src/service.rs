@@ -4,11 +4,12 @@
 //! ```text
 //!  PutShard stream ──frames──► bounded channel (4) ──► blocking writer: verify, write, fsync, rename
 //!  GetShard ──► blocking reader: read and verify ~1 MiB of stripes at a time ──► bounded channel (4) ──► stream
+//!              (through the page cache or around it: see `reader`)
 //! ```
 //! Both transports, gRPC here and the shard wire (`wire_server`), share
 //! these paths: [`DataService::put`] and [`DataService::get`] (the wire's
-//! get takes where each verified frame lies instead of its bytes, and sends
-//! it from the file: [`DataService::get_spans`]).
+//! get takes where each frame read through the page cache lies instead of
+//! its bytes, and sends it from the file: [`DataService::get_for_sendfile`]).
 //! The bounded channels give backpressure both ways; a shard never sits in
 //! memory whole. Reader and writer tasks live only as long as their request.
 
@@ -30,18 +31,14 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use crate::metrics::{DatanodeMetrics, result_labels};
-use crate::{Finished, FrameSpan, FsDisk, ShardError, ShardHeader, ShardKey, ShardReader};
+use crate::metrics::{DatanodeMetrics, label, result_labels};
+use crate::{Batch, Finished, FrameSpan, FsDisk, ReadIntent, ShardError, ShardHeader, ShardKey, ShardReader, Source};
 
 /// Largest gRPC message: one frame of a 16 MiB block, with room to spare.
 pub const MAX_MESSAGE_BYTES: usize = 20 << 20;
 /// Largest HTTP/2 frame the datanode accepts: a 256 KiB block travels in
 /// one frame, not sixteen.
 pub const MAX_FRAME_BYTES: u32 = 1 << 20;
-/// Bytes of blocks read per step of a GetShard (at least one block): large
-/// enough for few system calls, small enough that the bytes are still in
-/// the CPU's cache when they are sent.
-const READ_BATCH_BYTES: u64 = 1 << 20;
 
 /// Maps a shard error to the gRPC status the protocol documents.
 pub fn status_of(e: ShardError) -> Status {
@@ -240,36 +237,29 @@ impl DataService {
     /// block, as stored), verified; an error ends the stream. Also returns
     /// how many frames a complete answer has. Counts the get in the metrics.
     pub(crate) async fn get(&self, r: GetShardRequest) -> Result<(mpsc::Receiver<Result<Bytes, Status>>, u64), Status> {
-        let got = self.get_inner(r).await;
+        let got = async {
+            let (reader, stripes) = self.open_get(r).await?;
+            let count = stripes.end - stripes.start;
+            Ok((self.spawn_reader(reader, stripes, |b| b.frames, Bytes::len), count))
+        }
+        .await;
         self.count_refused_get(got)
     }
 
-    async fn get_inner(&self, r: GetShardRequest) -> Result<(mpsc::Receiver<Result<Bytes, Status>>, u64), Status> {
-        let (reader, stripes) = self.open_get(r).await?;
-        let count = stripes.end - stripes.start;
-        let rx = self.spawn_reader(reader, stripes, |reader, batch| reader.read_frames(batch), |f| f.len());
-        Ok((rx, count))
-    }
-
-    /// [`DataService::get`] for a transport that sends frames straight from
-    /// the file: the reader still reads and verifies every block before
-    /// its span is handed over, but the bytes read stay in one reused
-    /// buffer; the caller sends each span from the returned file handle.
-    pub(crate) async fn get_spans(
+    /// [`DataService::get`] for a transport that can send a frame from the
+    /// file itself: a frame read through the page cache comes as where it
+    /// lies in the file (its pages were just read), one read around the
+    /// cache as its bytes. Every block is verified before it is handed on
+    /// either way. The caller sends spans from the returned file handle.
+    pub(crate) async fn get_for_sendfile(
         &self,
         r: GetShardRequest,
-    ) -> Result<(std::fs::File, mpsc::Receiver<Result<FrameSpan, Status>>, u64), Status> {
+    ) -> Result<(std::fs::File, mpsc::Receiver<Result<OutFrame, Status>>, u64), Status> {
         let got = async {
             let (reader, stripes) = self.open_get(r).await?;
             let file = reader.file().map_err(status_of)?;
             let count = stripes.end - stripes.start;
-            let mut buf = Vec::new();
-            let rx = self.spawn_reader(
-                reader,
-                stripes,
-                move |reader, batch| reader.verify_frames(batch, &mut buf),
-                |s| s.len,
-            );
+            let rx = self.spawn_reader(reader, stripes, OutFrame::of_batch, OutFrame::len);
             Ok((file, rx, count))
         }
         .await;
@@ -300,50 +290,71 @@ impl DataService {
         Ok((reader, r.first_stripe..end))
     }
 
-    /// Reads `stripes` a batch at a time on a blocking thread, handing each
-    /// item `step` makes of a batch (a frame, or where one lies) to the
-    /// returned channel; an error ends it. `frame_len` is an item's hash
-    /// and block in bytes.
+    /// Reads `stripes` a batch at a time on a blocking thread (see
+    /// [`ShardReader::read_batches`]), handing the items `items` makes of
+    /// each batch to the returned channel; an error ends it. `frame_len`
+    /// is an item's hash and block in bytes.
     fn spawn_reader<T: Send + 'static>(
         &self,
         mut reader: ShardReader,
         stripes: Range<u64>,
-        mut step: impl FnMut(&mut ShardReader, Range<u64>) -> Result<Vec<T>, ShardError> + Send + 'static,
+        items: fn(Batch) -> Vec<T>,
         frame_len: fn(&T) -> usize,
     ) -> mpsc::Receiver<Result<T, Status>> {
         let (tx, rx) = mpsc::channel(4);
         let metrics = self.metrics.clone();
         // Request-scoped: ends when the range is sent or the client goes away.
         tokio::task::spawn_blocking(move || {
-            // `end` is inside the shard (checked by `open_get`): this cannot fail.
-            let _ = reader.prefetch_until(stripes.end);
-            let batch = (READ_BATCH_BYTES / u64::from(reader.header().block_len.max(1))).max(1);
-            let mut s = stripes.start;
-            while s < stripes.end {
-                let upto = (s + batch).min(stripes.end);
-                match step(&mut reader, s..upto) {
-                    Ok(items) => {
-                        for item in items {
-                            metrics.shard_get_bytes.inc_by((frame_len(&item) - HASH_LEN) as u64);
-                            if tx.blocking_send(Ok(item)).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        let status = status_of(e);
-                        metrics.shard_gets.get_or_create(&result_labels(get_result(&status))).inc();
-                        if tx.blocking_send(Err(status)).is_err() {
-                            tracing::debug!("reader gone before the error was sent");
-                        }
-                        return;
+            let read = reader.read_batches(stripes, ReadIntent::Serve, |batch| {
+                for item in items(batch) {
+                    metrics.shard_get_bytes.inc_by((frame_len(&item) - HASH_LEN) as u64);
+                    if tx.blocking_send(Ok(item)).is_err() {
+                        return false;
                     }
                 }
-                s = upto;
+                true
+            });
+            match read {
+                Ok(end) if end.complete => {
+                    metrics.shard_gets.get_or_create(&result_labels("ok")).inc();
+                    metrics.shard_get_sources.get_or_create(&label("source", end.source.label())).inc();
+                }
+                Ok(_) => {} // the client went away
+                Err(e) => {
+                    let status = status_of(e);
+                    metrics.shard_gets.get_or_create(&result_labels(get_result(&status))).inc();
+                    if tx.blocking_send(Err(status)).is_err() {
+                        tracing::debug!("reader gone before the error was sent");
+                    }
+                }
             }
-            metrics.shard_gets.get_or_create(&result_labels("ok")).inc();
         });
         rx
+    }
+}
+
+/// One verified frame of a get for a transport that sends from the file.
+#[derive(Debug)]
+pub(crate) enum OutFrame {
+    /// Read through the page cache: where it lies in the file.
+    InFile(FrameSpan),
+    /// Read around the page cache: its bytes (hash, then block).
+    Bytes(Bytes),
+}
+
+impl OutFrame {
+    fn of_batch(b: Batch) -> Vec<OutFrame> {
+        match b.source {
+            Source::PageCache => b.spans.into_iter().map(OutFrame::InFile).collect(),
+            Source::Disk => b.frames.into_iter().map(OutFrame::Bytes).collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            OutFrame::InFile(s) => s.len,
+            OutFrame::Bytes(b) => b.len(),
+        }
     }
 }
 

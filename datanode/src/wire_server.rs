@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::Instrument;
 
-use crate::service::FrameSource;
+use crate::service::{FrameSource, OutFrame};
 use crate::{DataService, FrameSpan, server_builder};
 
 /// How long a new connection may take to send its first bytes.
@@ -208,30 +208,32 @@ async fn wire_put(
 }
 
 /// Serves one get; whether the connection can carry another request.
-/// Each frame is read and verified by the service's reader, then sent from
-/// the shard file with `sendfile(2)`: the socket takes the page-cache pages
-/// the reader has just read, with no copy through this process. (The
-/// gateway verifies every block again on receipt, so a page that changed
-/// between the two, which a shard file's never should, is still caught.)
-/// Should the kernel have dropped those pages in between, `sendfile` reads
-/// them again from the disk on this task's thread: slower, still correct.
+/// Each frame is read and verified by the service's reader before it is
+/// sent. One read through the page cache is sent from the shard file with
+/// `sendfile(2)`: the socket takes the pages the reader has just read, with
+/// no copy through this process. (The gateway verifies every block again on
+/// receipt, so a page that changed between the two, which a shard file's
+/// never should, is still caught. Should the kernel have dropped those
+/// pages in between, `sendfile` reads them again from the disk on this
+/// task's thread: slower, still correct.) One read around the cache is
+/// sent from the reader's buffer.
 async fn wire_get(conn: &mut TcpStream, service: &DataService, req: GetShardRequest) -> bool {
-    let (file, mut rx, expected) = match service.get_spans(req).await {
+    let (file, mut rx, expected) = match service.get_for_sendfile(req).await {
         Ok(v) => v,
         Err(status) => return wire::write_status(conn, &Err(status)).await.is_ok(),
     };
     let mut sent = 0u64;
     while let Some(item) = rx.recv().await {
-        match item {
-            Ok(span) => {
-                if let Err(e) = send_frame(conn, &file, span).await {
-                    tracing::debug!(error = %e, "shard-wire get cut short");
-                    return false; // dropping rx stops the reader
-                }
-                sent += 1;
-            }
+        let out = match item {
+            Ok(OutFrame::InFile(span)) => send_frame(conn, &file, span).await,
+            Ok(OutFrame::Bytes(frame)) => write_frame(conn, &frame).await,
             Err(status) => return wire::write_status(conn, &Err(status)).await.is_ok(),
+        };
+        if let Err(e) = out {
+            tracing::debug!(error = %e, "shard-wire get cut short");
+            return false; // dropping rx stops the reader
         }
+        sent += 1;
     }
     let end = if sent == expected {
         Ok(())
@@ -239,6 +241,12 @@ async fn wire_get(conn: &mut TcpStream, service: &DataService, req: GetShardRequ
         Err(Status::internal(format!("shard reader stopped after {sent} of {expected} stripes")))
     };
     wire::write_status(conn, &end).await.is_ok()
+}
+
+/// Sends one verified frame from memory: its head, then hash and block.
+async fn write_frame(conn: &mut TcpStream, frame: &[u8]) -> io::Result<()> {
+    conn.write_all(&wire::get_frame_head(frame.len())?).await?;
+    conn.write_all(frame).await
 }
 
 /// Sends one verified frame: its head, then hash and block from the file.

@@ -5,6 +5,8 @@
 // A test that meets an error should fail loudly.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::Path;
 
 use bytes::Bytes;
@@ -534,13 +536,7 @@ fn a_finished_shard_leaves_the_page_cache() {
     let id = store_object(&disk, &data);
     for shard in 0..(K + M) as u16 {
         let path = disk.shard_path(&ShardKey { data_id: id, part: 0, shard });
-        let out = std::process::Command::new("fincore")
-            .args(["--bytes", "--noheadings", "--raw", "-o", "RES"])
-            .arg(&path)
-            .output()
-            .expect("fincore (util-linux)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let cached: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let cached = support::cached_bytes(&path);
         assert_eq!(cached, 0, "shard {shard}: {cached} bytes still cached");
     }
     assert_eq!(read_object(&disk, id, data.len() as u64), data);

@@ -52,17 +52,6 @@ async fn start() -> Node {
     Node { client, disks, stop, task, _dir: dir }
 }
 
-/// Bytes of `path` in the page cache, by `fincore` (util-linux).
-fn cached_bytes(path: &std::path::Path) -> u64 {
-    let out = std::process::Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--raw", "-o", "RES"])
-        .arg(path)
-        .output()
-        .expect("fincore (util-linux)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 impl Node {
     async fn stop(self) {
         self.stop.send(()).unwrap();
@@ -126,7 +115,7 @@ async fn shards_stream_in_and_out() {
     for (i, _) in shards.iter().enumerate() {
         let path = node.disks[i % 2].shard_path(&ShardKey { data_id: id, part: 0, shard: i as u16 });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while cached_bytes(&path) > 0 {
+        while support::cached_bytes(&path) > 0 {
             assert!(std::time::Instant::now() < deadline, "shard {i} still cached");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

@@ -1,4 +1,6 @@
-//! Helpers shared by the datanode's service tests.
+//! Helpers shared by the datanode's tests (each test crate uses some).
+
+#![allow(dead_code)]
 
 use bytes::Bytes;
 use tessera_common::DataId;
@@ -19,4 +21,15 @@ pub fn encode(c: &StripeCoder, id: DataId, data: &[u8]) -> Vec<Vec<ShardFrame>> 
         }
     }
     shards
+}
+
+/// Bytes of `path` in the page cache, by `fincore` (util-linux).
+pub fn cached_bytes(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--raw", "-o", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("fincore prints a number")
 }
