@@ -13,7 +13,7 @@
 //!   plain 1 MiB reads of the very same shard files, from a dropped page
 //!   cache, just before and just after it: this virtual disk's read speed
 //!   drifts within seconds (0.6–1.7 GB/s), so that bracket is the fairer
-//!   yardstick. Three cold gets alternate with four plain reads (each
+//!   yardstick. Five cold gets alternate with six plain reads (each
 //!   read brackets the gets on both sides of it); the median ratio is
 //!   printed last. The cores kept busy during each get are printed too (from
 //!   `/proc/self/stat`: server, client and runtime together).
@@ -173,7 +173,7 @@ fn frames(id: DataId, block: usize, data: &bytes::Bytes) -> Vec<ShardFrame> {
 }
 
 /// Cold gets per measurement, alternating with plain reads of the files.
-const COLD_ROUNDS: usize = 3;
+const COLD_ROUNDS: usize = 5;
 
 /// A cold get, and plain reads of the same shard files around it.
 struct Cold {
