@@ -83,7 +83,7 @@ pub(crate) fn set_direct(file: &File, on: bool) -> io::Result<()> {
 }
 
 /// Buffers kept for reuse, in all.
-const POOLED: usize = 32;
+const POOLED: usize = 16;
 /// Buffers larger than this are not kept (a rare geometry: blocks > 1 MiB).
 const POOLED_MAX_BYTES: usize = 4 << 20;
 /// Buffer sizes are rounded up to this, so that batches of one geometry

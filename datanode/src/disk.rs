@@ -31,8 +31,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -40,6 +40,7 @@ use tessera_common::DiskId;
 use tessera_ec::{BlockAddress, HASH_LEN, block_hash};
 
 use crate::direct::DirectIo;
+use crate::recent::RecentShards;
 use crate::shard::{HEADER_LEN, ShardHeader, ShardKey};
 use crate::{ShardError, ShardReader, writeback};
 
@@ -81,6 +82,10 @@ struct Inner {
     direct_io: Option<DirectIo>,
     /// Set when the filesystem refused such a read after all.
     direct_refused: AtomicBool,
+    /// Gets reading around the page cache now.
+    direct_gets: AtomicUsize,
+    /// Shards lately read around the page cache.
+    recent: Mutex<RecentShards>,
 }
 
 /// The layout this code writes (see the module doc).
@@ -250,6 +255,8 @@ impl FsDisk {
                 dirs_ready,
                 direct_io,
                 direct_refused: AtomicBool::new(false),
+                direct_gets: AtomicUsize::new(0),
+                recent: Mutex::new(RecentShards::default()),
             }),
         })
     }
@@ -418,6 +425,19 @@ impl FsDisk {
         FsDisk { inner: Arc::new(inner) }
     }
 
+    /// Whether shard `key` was lately read around the page cache (see
+    /// [`crate::recent`]); remembers that it is now, if not.
+    pub(crate) fn read_around_cache_lately(&self, key: &ShardKey) -> bool {
+        self.inner.recent.lock().unwrap_or_else(|p| p.into_inner()).seen_or_remember(*key)
+    }
+
+    /// Counts a get reading around the page cache for as long as the
+    /// returned guard lives.
+    pub(crate) fn begin_direct_read(&self) -> DirectReads<'_> {
+        let gets = self.inner.direct_gets.fetch_add(1, Ordering::Relaxed) + 1;
+        DirectReads { disk: self, gets }
+    }
+
     /// The filesystem refused a read around the page cache that it said it
     /// could do: from now on this disk reads through the cache.
     pub(crate) fn refuse_direct_io(&self, e: &std::io::Error) {
@@ -498,6 +518,26 @@ impl FsDisk {
         let capacity_bytes = st.f_blocks * st.f_frsize;
         let free = st.f_bavail * st.f_frsize;
         Ok(DiskUsage { used_bytes: capacity_bytes.saturating_sub(free), capacity_bytes })
+    }
+}
+
+/// One get reading a disk around the page cache; see
+/// [`FsDisk::begin_direct_read`].
+pub(crate) struct DirectReads<'a> {
+    disk: &'a FsDisk,
+    gets: usize,
+}
+
+impl DirectReads<'_> {
+    /// Gets reading the disk this way when this one began, itself included.
+    pub(crate) fn gets(&self) -> usize {
+        self.gets
+    }
+}
+
+impl Drop for DirectReads<'_> {
+    fn drop(&mut self) {
+        self.disk.inner.direct_gets.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

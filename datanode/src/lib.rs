@@ -28,6 +28,7 @@ mod metrics;
 mod node;
 mod pagecache;
 mod reader;
+mod recent;
 mod scrub;
 mod service;
 mod shard;

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  FsDisk::open_reader ─► header and file length checked
-//!  read_batches(stripes, intent) ─► choose_source(intent, bytes, cachestat)
+//!  read_batches(stripes, intent) ─► choose_source(intent, bytes, cachestat, read lately?)
 //!    page cache: hint read-ahead (12–16 MiB ahead) ─► pread a batch (~1 MiB) ─► verify ─► emit ─► next
 //!    disk:       [tessera-shard-read ×4] O_DIRECT pread batches n+1 … n+4 ──┐ handed over one by one
 //!                [caller]                verify batch n ─► emit ◄────────────┘
@@ -11,14 +11,15 @@
 //!
 //! Where from: a client's get of a few MiB or less, or of a range the page
 //! cache mostly holds, reads through the cache (hot shards are served from
-//! memory and stay there). A larger get of a range the cache does not hold
-//! reads around it ([`crate::direct`]): the disk writes into the reader's
-//! buffer, with no page cache to fill and no copy out of it, while four
-//! threads keep the next reads in flight; the bytes are not cached, as
-//! after a put. The scrubber always reads around the cache where it can:
-//! it must check the disk's bytes, not a cached copy, and leaves the cache
-//! to clients. Where the filesystem cannot read around the cache, every
-//! read goes through it.
+//! memory and stay there), and so does a get of a shard lately read around
+//! the cache ([`crate::recent`]: a shard read again is cached for the reads
+//! after). Any other larger get reads around it ([`crate::direct`]): the
+//! disk writes into the reader's buffer, with no page cache to fill and no
+//! copy out of it, while up to four threads keep the next reads in flight;
+//! the bytes are not cached, as after a put. The scrubber always reads
+//! around the cache where it can: it must check the disk's bytes, not a
+//! cached copy, and leaves the cache to clients. Where the filesystem
+//! cannot read around the cache, every read goes through it.
 
 use std::fs::File;
 use std::ops::Range;
@@ -44,6 +45,13 @@ const DIRECT_MIN_BYTES: u64 = 4 << 20;
 /// 42–47 ms with two threads, 32–37 ms with four, no less with six or
 /// eight, and more with 2–4 MiB reads instead (`benches/datanode.rs`).
 const READ_THREADS: usize = 4;
+/// Reads around the page cache in flight on one disk, shared by the gets
+/// reading it at once (each gets at least one): several gets at once keep
+/// the disk busy between them, and memory stays at a few batches per get
+/// (the peak RSS of `tessera-load`'s GET 64 MiB ×4, whose first reads of
+/// each object go around the cache, was 200–222 MiB with 8, 184–200 MiB
+/// with 4; 135–156 MiB reading through the cache only).
+const DISK_READS_IN_FLIGHT: usize = 4;
 /// How far ahead of a sequential reader the kernel is asked to read.
 const PREFETCH_WINDOW: u64 = 16 << 20;
 /// The most asked of the kernel in one read-ahead hint: it reads at most
@@ -127,10 +135,18 @@ pub struct ShardReader {
     until: u64,
 }
 
-/// Where a batch's bytes should come from: see the module doc. `cached` is
+/// Where a get's bytes should come from: see the module doc. `cached` is
 /// how many of the range's `bytes` the page cache holds, if the kernel can
-/// tell; `direct` whether the filesystem can read around the cache.
-fn choose_source(intent: ReadIntent, bytes: u64, cached: Option<u64>, direct: bool) -> Source {
+/// tell; `read_lately` whether the shard was lately read around the cache
+/// (asked only of a large get the cache does not hold); `direct` whether
+/// the filesystem can read around the cache.
+fn choose_source(
+    intent: ReadIntent,
+    bytes: u64,
+    cached: Option<u64>,
+    read_lately: impl FnOnce() -> bool,
+    direct: bool,
+) -> Source {
     if !direct {
         return Source::PageCache;
     }
@@ -138,11 +154,17 @@ fn choose_source(intent: ReadIntent, bytes: u64, cached: Option<u64>, direct: bo
         ReadIntent::Scrub => Source::Disk,
         ReadIntent::Serve if bytes < DIRECT_MIN_BYTES => Source::PageCache,
         // Mostly cached: served from memory. Unknown: like after a put, not.
-        ReadIntent::Serve => match cached {
-            Some(c) if c.saturating_mul(2) >= bytes => Source::PageCache,
-            _ => Source::Disk,
-        },
+        ReadIntent::Serve if cached.is_some_and(|c| c.saturating_mul(2) >= bytes) => Source::PageCache,
+        // Read a second time: through the cache, which keeps it for the next.
+        ReadIntent::Serve if read_lately() => Source::PageCache,
+        ReadIntent::Serve => Source::Disk,
     }
+}
+
+/// Threads for a read around the page cache of `batches` batches while
+/// `gets` gets (this one included) read the disk so.
+fn read_threads(gets: usize, batches: usize) -> usize {
+    (DISK_READS_IN_FLIGHT / gets.max(1)).clamp(1, READ_THREADS).min(batches)
 }
 
 /// The read-ahead hints for a reader at `pos` that has asked up to
@@ -197,6 +219,27 @@ fn verified(
         offset += len as u64;
     }
     Ok(batch)
+}
+
+/// Reads the `len` bytes of `file` at `offset` (through the page cache)
+/// into a new buffer, fewer only where the file ends: `pread` into the
+/// vector's spare room, so no zeroing of bytes about to be overwritten and
+/// no series of growing reads (`read_to_end` starts at 8 KiB and doubles:
+/// eight system calls for 1 MiB).
+fn read_at(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Only if the allocation had room past `len`.
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// Reads file bytes `range` around the page cache into a pooled buffer;
@@ -279,7 +322,8 @@ impl ShardReader {
         let asks = dio.is_some() && intent == ReadIntent::Serve && bytes >= DIRECT_MIN_BYTES;
         let cached = if asks { cached_bytes(&self.file, range) } else { None };
         let mut from = stripes.start;
-        if let (Some(dio), Source::Disk) = (dio, choose_source(intent, bytes, cached, dio.is_some())) {
+        let read_lately = || self.disk.read_around_cache_lately(&self.key);
+        if let (Some(dio), Source::Disk) = (dio, choose_source(intent, bytes, cached, read_lately, dio.is_some())) {
             match self.read_around_cache(from..stripes.end, dio, &mut emit)? {
                 DirectEnd::Done { complete } => return Ok(ReadEnd { complete, source: Source::Disk }),
                 DirectEnd::Refused { from: f } => from = f,
@@ -314,12 +358,10 @@ impl ShardReader {
         for Planned { stripes: batch, bytes: range } in self.batches(stripes)? {
             self.pos = range.start;
             self.prefetch();
-            let mut buf = BufferPool::shared().take((range.end - range.start) as usize, 1);
-            let got = pread_full(&self.file, buf.as_mut_slice(), range.start)
+            let buf = read_at(&self.file, (range.end - range.start) as usize, range.start)
                 .map_err(|e| ShardError::io(format!("read shard {}", self.key), e))?;
-            self.pos += got as u64;
-            buf.truncate(got);
-            if !emit(verified(&self.key, &self.header, batch, range.start, buf.into_bytes(), Source::PageCache)?) {
+            self.pos += buf.len() as u64;
+            if !emit(verified(&self.key, &self.header, batch, range.start, Bytes::from(buf), Source::PageCache)?) {
                 return Ok(false);
             }
         }
@@ -339,10 +381,11 @@ impl ShardReader {
         self.prefetched = upto;
     }
 
-    /// Reads `stripes` around the page cache: [`READ_THREADS`] threads
-    /// read the batches in turn, each handing its batch over when this
-    /// thread has verified and handed on the one before (so at most one
-    /// batch a thread, plus this one's, is in memory).
+    /// Reads `stripes` around the page cache: up to [`READ_THREADS`]
+    /// threads (fewer while other gets read the disk: see
+    /// [`DISK_READS_IN_FLIGHT`]) read the batches in turn, each handing its
+    /// batch over when this thread has verified and handed on the one
+    /// before (so at most one batch a thread, plus this one's, is in memory).
     fn read_around_cache(
         &mut self,
         stripes: Range<u64>,
@@ -372,9 +415,10 @@ impl ShardReader {
             let read = read_direct(file, dio, range.clone());
             take(batch.clone(), range.start, read).map(|end| end.unwrap_or(DirectEnd::Done { complete: true }))
         } else {
+            let sharing = disk.begin_direct_read();
             std::thread::scope(|scope| {
                 // Thread t reads batches t, t + threads, ...
-                let threads = READ_THREADS.min(batches.len());
+                let threads = read_threads(sharing.gets(), batches.len());
                 let mut handed = Vec::with_capacity(threads);
                 for t in 0..threads {
                     let (tx, rx) = std::sync::mpsc::sync_channel(0);
@@ -496,27 +540,59 @@ mod tests {
     }
 
     #[test]
-    fn small_or_cached_gets_read_through_the_cache_large_cold_ones_around_it() {
+    fn gets_reading_one_disk_at_once_share_its_reads_in_flight() {
+        assert_eq!(read_threads(1, 64), READ_THREADS);
+        assert_eq!(read_threads(1, 2), 2, "no more threads than batches");
+        assert_eq!(read_threads(2, 64), 2);
+        assert_eq!(read_threads(3, 64), 1);
+        assert_eq!(read_threads(4, 64), 1);
+        assert_eq!(read_threads(100, 64), 1, "every get reads");
+        for gets in 1..20 {
+            assert!(read_threads(gets, 64) * gets <= DISK_READS_IN_FLIGHT.max(gets));
+        }
+    }
+
+    #[test]
+    fn small_cached_or_reread_gets_read_through_the_cache_large_cold_ones_around_it() {
         use ReadIntent::*;
         use Source::*;
         let big = 64 * MIB;
+        let (once, again) = (|| false, || true);
         // Small: through the cache, whatever it holds.
-        assert_eq!(choose_source(Serve, DIRECT_MIN_BYTES - 1, Some(0), true), PageCache);
-        assert_eq!(choose_source(Serve, 256 << 10, None, true), PageCache);
+        assert_eq!(choose_source(Serve, DIRECT_MIN_BYTES - 1, Some(0), once, true), PageCache);
+        assert_eq!(choose_source(Serve, 256 << 10, None, once, true), PageCache);
         // Large: around the cache unless it holds at least half the range.
-        assert_eq!(choose_source(Serve, big, Some(0), true), Disk);
-        assert_eq!(choose_source(Serve, big, Some(big / 2 - 4096), true), Disk);
-        assert_eq!(choose_source(Serve, big, Some(big / 2), true), PageCache);
-        assert_eq!(choose_source(Serve, big, Some(big), true), PageCache);
+        assert_eq!(choose_source(Serve, big, Some(0), once, true), Disk);
+        assert_eq!(choose_source(Serve, big, Some(big / 2 - 4096), once, true), Disk);
+        assert_eq!(choose_source(Serve, big, Some(big / 2), once, true), PageCache);
+        assert_eq!(choose_source(Serve, big, Some(big), once, true), PageCache);
         // A kernel that cannot tell: taken as cold, as after a put.
-        assert_eq!(choose_source(Serve, big, None, true), Disk);
-        // The scrubber reads the disk itself, small or cached.
-        assert_eq!(choose_source(Scrub, 4096, Some(4096), true), Disk);
+        assert_eq!(choose_source(Serve, big, None, once, true), Disk);
+        // Read again lately: through the cache, to be cached.
+        assert_eq!(choose_source(Serve, big, Some(0), again, true), PageCache);
+        assert_eq!(choose_source(Serve, big, None, again, true), PageCache);
+        // Asked only of a large get the cache does not hold (asking
+        // remembers the shard).
+        let asked = std::cell::Cell::new(0);
+        let ask = || {
+            asked.set(asked.get() + 1);
+            false
+        };
+        choose_source(Serve, 4096, Some(0), ask, true);
+        choose_source(Serve, big, Some(big), ask, true);
+        choose_source(Scrub, big, Some(0), ask, true);
+        choose_source(Serve, big, Some(0), ask, false);
+        assert_eq!(asked.get(), 0);
+        choose_source(Serve, big, Some(0), ask, true);
+        assert_eq!(asked.get(), 1);
+        // The scrubber reads the disk itself, small, cached or read again.
+        assert_eq!(choose_source(Scrub, 4096, Some(4096), again, true), Disk);
+        assert_eq!(choose_source(Scrub, big, Some(big), again, true), Disk);
         // A filesystem that cannot read around the cache: always through it.
         for intent in [Serve, Scrub] {
             for bytes in [4096, big] {
-                assert_eq!(choose_source(intent, bytes, Some(0), false), PageCache);
-                assert_eq!(choose_source(intent, bytes, None, false), PageCache);
+                assert_eq!(choose_source(intent, bytes, Some(0), once, false), PageCache);
+                assert_eq!(choose_source(intent, bytes, None, once, false), PageCache);
             }
         }
     }

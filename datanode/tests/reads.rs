@@ -1,6 +1,6 @@
 //! Where a shard's reads come from: large cold gets around the page cache
-//! (`O_DIRECT`, several reads in flight), small or cached ones through it,
-//! the scrubber always from the disk itself — and that every path verifies
+//! (`O_DIRECT`, several reads in flight), small, cached or repeated ones
+//! through it, the scrubber always from the disk itself — and that every path verifies
 //! every block, stops cleanly when the caller stops, and stays whole beside
 //! concurrent writers.
 //!
@@ -109,7 +109,7 @@ const NEEDS_DIRECT: &str =
     "the target folder's filesystem must read around the page cache (O_DIRECT with STATX_DIOALIGN)";
 
 #[test]
-fn large_cold_gets_read_around_the_cache_small_or_cached_ones_through_it() {
+fn large_cold_gets_read_around_the_cache_small_cached_or_reread_ones_through_it() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let disk = open(dir.path());
     // 6 MiB and a ragged tail: the file ends off any alignment.
@@ -128,15 +128,26 @@ fn large_cold_gets_read_around_the_cache_small_or_cached_ones_through_it() {
     let cached = support::cached_bytes(&path);
     assert!(cached <= 64 << 10, "{cached} bytes cached");
 
-    // A range starting mid-file, past the 4 MiB threshold: still aligned
-    // reads; a small range of the same shard: through the cache.
-    check(&disk, &big, 3..n, ReadIntent::Serve, Source::Disk, &frames);
-    check(&disk, &big, 5..9, ReadIntent::Serve, Source::PageCache, &frames);
-    // Once the cache holds the shard, a large get is served from it; the
-    // scrubber reads the disk's bytes even so.
-    std::fs::read(&path).unwrap();
+    // Read again: through the cache, which then holds it for the reads
+    // after; the scrubber reads the disk's bytes even so.
+    check(&disk, &big, 0..n, ReadIntent::Serve, Source::PageCache, &frames);
+    assert!(support::cached_bytes(&path) >= n * BLOCK as u64 / 2, "read again, the shard is cached");
     check(&disk, &big, 0..n, ReadIntent::Serve, Source::PageCache, &frames);
     check(&disk, &big, 0..n, ReadIntent::Scrub, Source::Disk, &frames);
+
+    // Another shard: a range starting mid-file, past the 4 MiB threshold,
+    // read around the cache with aligned reads all the same; a small range
+    // of it through the cache.
+    let other = key();
+    let frames = write_shard(&disk, other, 7 << 20);
+    let n = frames.len() as u64;
+    check(&disk, &other, 3..n, ReadIntent::Serve, Source::Disk, &frames);
+    check(&disk, &other, 5..9, ReadIntent::Serve, Source::PageCache, &frames);
+    // One the cache holds already is served from it on its first read.
+    let warm = key();
+    let frames = write_shard(&disk, warm, 5 << 20);
+    std::fs::read(disk.shard_path(&warm)).unwrap();
+    check(&disk, &warm, 0..frames.len() as u64, ReadIntent::Serve, Source::PageCache, &frames);
 
     // A small shard: through the cache for a client, around it for a scrub,
     // and a single batch without a second thread.
@@ -226,10 +237,10 @@ fn damage_is_caught_reading_around_the_cache() {
 fn a_read_stopped_early_ends_and_the_next_is_whole() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let disk = open(dir.path());
-    let k = key();
-    let frames = write_shard(&disk, k, 16 << 20);
-    let n = frames.len() as u64;
     for stop_after in [1, 2, 5] {
+        let k = key();
+        let frames = write_shard(&disk, k, 16 << 20);
+        let n = frames.len() as u64;
         let mut r = disk.open_reader(&k).unwrap();
         let mut seen = 0;
         let end = r
@@ -242,10 +253,10 @@ fn a_read_stopped_early_ends_and_the_next_is_whole() {
         assert!(!end.complete);
         assert_eq!(end.source, Source::Disk, "{NEEDS_DIRECT}");
         assert_eq!(seen, stop_after);
+        // Whole, around the cache (a scrub) and through it (read again).
+        check(&disk, &k, 0..n, ReadIntent::Scrub, Source::Disk, &frames);
+        check(&disk, &k, 0..n, ReadIntent::Serve, Source::PageCache, &frames);
     }
-    let (got, _, end) = read(&disk, &k, 0..n, ReadIntent::Serve);
-    assert_eq!(end.unwrap(), Source::Disk);
-    assert_eq!(got, frames);
 }
 
 /// Writers renaming new copies over a shard while readers read it around
