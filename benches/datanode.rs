@@ -5,18 +5,19 @@
 //! - raw write: 256 MiB in 1 MiB writes to one file, then fsync;
 //! - raw read: the same file read back in 1 MiB reads, cold (page cache
 //!   dropped first, so from the disk) and warm (from the page cache);
-//! - put: four 64 MiB shards streamed to a datanode (server verifies every
-//!   block's hash, writes, fsyncs, renames), one stream at a time, over each
-//!   transport;
-//! - get: the same shards streamed back (server verifies every block),
-//!   cold and warm like the raw read. The cold get is also compared with
-//!   plain 1 MiB reads of the very same shard files, from a dropped page
-//!   cache, just before and just after it: this virtual disk's read speed
-//!   drifts within seconds (0.6–1.7 GB/s), so that bracket is the fairer
-//!   yardstick. Five cold gets alternate with six plain reads (each
-//!   read brackets the gets on both sides of it); the median ratio is
-//!   printed last. The cores kept busy during each get are printed too (from
-//!   `/proc/self/stat`: server, client and runtime together).
+//! - five rounds per block size and transport, each: put four new 64 MiB
+//!   shards (the server verifies every block's hash, writes, fsyncs,
+//!   renames), one stream at a time, compared with raw writes just before
+//!   and just after the round; then get them back (the server
+//!   verifies every block), their first read, from a dropped page cache.
+//!   That cold get is compared with plain 1 MiB reads of the very same
+//!   shard files, from a dropped page cache, just before and just after
+//!   it: this virtual disk's read speed drifts within seconds (0.6–1.9
+//!   GB/s), so that bracket is the fairer yardstick. The medians of the
+//!   five rounds are printed, and the cores kept busy during each get
+//!   (from `/proc/self/stat`: server, client and runtime together);
+//! - then the last round's shards are got again: cold (a shard read again
+//!   goes through the page cache) and warm.
 //!
 //! Each shard figure is divided by raw figures taken just before it (this
 //! machine's virtual disk drifts). Cold figures need root (to write /proc/sys/vm/drop_caches); without it
@@ -58,18 +59,34 @@ fn read_file(path: &std::path::Path, buf: &mut [u8]) -> f64 {
     mbps(TOTAL, t.elapsed().as_secs_f64())
 }
 
+/// Writes 256 MiB to `path` in 1 MiB writes, then fsyncs: MB/s.
+fn raw_write(path: &std::path::Path, buf: &[u8]) -> f64 {
+    let t = Instant::now();
+    let mut f = std::fs::File::create(path).unwrap();
+    for _ in 0..TOTAL >> 20 {
+        f.write_all(buf).unwrap();
+    }
+    f.sync_all().unwrap();
+    mbps(TOTAL, t.elapsed().as_secs_f64())
+}
+
+/// A raw write+fsync of 256 MiB (the file removed after), MB/s: the
+/// bracket of the puts.
+fn raw_write_only(dir: &std::path::Path) -> f64 {
+    let mut buf = vec![0u8; 1 << 20];
+    rand::rng().fill_bytes(&mut buf);
+    let path = dir.join("raw.bin");
+    let write = raw_write(&path, &buf);
+    std::fs::remove_file(path).unwrap();
+    write
+}
+
 /// (write+fsync, cold read if caches could be dropped, warm read) in MB/s.
 fn raw(dir: &std::path::Path) -> (f64, Option<f64>, f64) {
     let mut buf = vec![0u8; 1 << 20];
     rand::rng().fill_bytes(&mut buf);
     let path = dir.join("raw.bin");
-    let t = Instant::now();
-    let mut f = std::fs::File::create(&path).unwrap();
-    for _ in 0..TOTAL >> 20 {
-        f.write_all(&buf).unwrap();
-    }
-    f.sync_all().unwrap();
-    let write = mbps(TOTAL, t.elapsed().as_secs_f64());
+    let write = raw_write(&path, &buf);
     let cold = drop_caches().then(|| read_file(&path, &mut buf));
     let warm = read_file(&path, &mut buf);
     std::fs::remove_file(path).unwrap();
@@ -172,8 +189,8 @@ fn frames(id: DataId, block: usize, data: &bytes::Bytes) -> Vec<ShardFrame> {
         .collect()
 }
 
-/// Cold gets per measurement, alternating with plain reads of the files.
-const COLD_ROUNDS: usize = 5;
+/// Rounds per measurement (block size and transport).
+const ROUNDS: usize = 5;
 
 /// A cold get, and plain reads of the same shard files around it.
 struct Cold {
@@ -185,6 +202,13 @@ struct Cold {
     /// cache, just before and just after the get, MB/s.
     files_before: f64,
     files_after: f64,
+}
+
+impl Cold {
+    /// The get as a percentage of the plain reads around it.
+    fn ratio(&self) -> f64 {
+        100.0 * self.get / ((self.files_before + self.files_after) / 2.0)
+    }
 }
 
 /// Reads `paths` one after another with 1 MiB reads: MB/s of file bytes.
@@ -205,14 +229,33 @@ fn read_files(paths: &[std::path::PathBuf]) -> f64 {
     mbps(total, t.elapsed().as_secs_f64())
 }
 
-/// (put in MB/s, cold gets if caches could be dropped, warm get in MB/s
-/// with the cores it kept busy, the shards' ids).
-async fn shards(
+fn paths(disk: &FsDisk, ids: &[DataId]) -> Vec<std::path::PathBuf> {
+    ids.iter().map(|id| disk.shard_path(&ShardKey { data_id: *id, part: 0, shard: 0 })).collect()
+}
+
+/// Gets `ids` with a dropped page cache, between plain reads of their
+/// files (each from a dropped cache too); `None` if caches cannot be
+/// dropped.
+async fn cold_get(client: &mut Transport, disk: &FsDisk, ids: &[DataId], block: usize) -> Option<Cold> {
+    let paths = paths(disk, ids);
+    if !drop_caches() {
+        return None;
+    }
+    let files_before = read_files(&paths);
+    drop_caches();
+    let (get, cores) = get_all(client, ids, block).await;
+    drop_caches();
+    let files_after = read_files(&paths);
+    Some(Cold { get, cores, files_before, files_after })
+}
+
+/// One round: four new shards put (MB/s), then their first read, cold.
+async fn round(
     client: &mut Transport,
     disk: &FsDisk,
     block: usize,
     data: &bytes::Bytes,
-) -> (f64, Option<Vec<Cold>>, (f64, f64), Vec<DataId>) {
+) -> (f64, Option<Cold>, Vec<DataId>) {
     let ids: Vec<DataId> = (0..TOTAL / SHARD).map(|_| DataId::new()).collect();
     let prepared: Vec<Vec<ShardFrame>> = ids.iter().map(|id| frames(*id, block, data)).collect();
     let t = Instant::now();
@@ -222,27 +265,18 @@ async fn shards(
         client.put(first, fs).await;
     }
     let put = mbps(TOTAL, t.elapsed().as_secs_f64());
-    // This disk's speed drifts within seconds: the cold get is bracketed by
-    // plain reads of the very same files, each from a dropped page cache.
-    let paths: Vec<_> = ids.iter().map(|id| disk.shard_path(&ShardKey { data_id: *id, part: 0, shard: 0 })).collect();
-    // Several rounds, each plain read serving as the bracket on both sides.
-    let cold = if drop_caches() {
-        let mut rounds = Vec::with_capacity(COLD_ROUNDS);
-        let mut files_before = read_files(&paths);
-        for _ in 0..COLD_ROUNDS {
-            drop_caches();
-            let (get, cores) = get_all(client, &ids, block).await;
-            drop_caches();
-            let files_after = read_files(&paths);
-            rounds.push(Cold { get, cores, files_before, files_after });
-            files_before = files_after;
-        }
-        Some(rounds)
-    } else {
-        None
-    };
-    let warm = get_all(client, &ids, block).await;
-    (put, cold, warm, ids)
+    // The first read of new files is not measured: it is the only one
+    // that could find them still in the host's cache under this VM.
+    if drop_caches() {
+        read_files(&paths(disk, &ids));
+    }
+    let cold = cold_get(client, disk, &ids, block).await;
+    (put, cold, ids)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -294,42 +328,68 @@ fn main() {
                     show(raw_cold),
                     TOTAL >> 20
                 );
-                let (put, cold, warm, ids) = shards(client, &disk, block, &data).await;
-                for id in &ids {
-                    cleanup.delete_shard(shard_ref(*id)).await.unwrap();
+                let mut puts = Vec::with_capacity(ROUNDS);
+                let mut colds = Vec::with_capacity(ROUNDS);
+                let mut last = Vec::new();
+                let mut write_before = raw_w;
+                for r in 1..=ROUNDS {
+                    let (put, cold, ids) = round(client, &disk, block, &data).await;
+                    // Raw writes bracket each round's put like the reads its get.
+                    let write_after = raw_write_only(dir.path());
+                    let raw_write = (write_before + write_after) / 2.0;
+                    write_before = write_after;
+                    let cold_text = cold.as_ref().map_or("n/a (needs root)".to_string(), |c| {
+                        format!(
+                            "{:.0} MB/s ({:.1} cores busy): {:.0}% of a plain read of the same files around it ({:.0} before, {:.0} after){}",
+                            c.get,
+                            c.cores,
+                            c.ratio(),
+                            c.files_before,
+                            c.files_after,
+                            raw_cold.map_or(String::new(), |raw| format!(", {:.0}% of the raw cold read", 100.0 * c.get / raw))
+                        )
+                    });
+                    println!(
+                        "  {:>4}, {:>4} KiB blocks, round {r}: put {put:.0} MB/s ({:.0}% of the raw writes around it, {raw_write:.0} MB/s); first get, cold: {cold_text}",
+                        client.name(),
+                        block >> 10,
+                        100.0 * put / raw_write,
+                    );
+                    puts.push(100.0 * put / raw_write);
+                    colds.extend(cold);
+                    for id in last.drain(..) {
+                        cleanup.delete_shard(shard_ref(id)).await.unwrap();
+                    }
+                    last = ids;
                 }
-                let (warm, warm_cores) = warm;
+                let cold_median = if colds.is_empty() {
+                    "n/a (needs root)".to_string()
+                } else {
+                    format!("{:.0}%", median(colds.iter().map(Cold::ratio).collect()))
+                };
                 println!(
-                    "  shards over {:>4}, {:>4} KiB blocks: put {put:.0} MB/s ({:.0}% of raw write); warm get {warm:.0} MB/s ({:.0}% of raw warm read, {warm_cores:.1} cores busy)",
-                    client.name(),
-                    block >> 10,
-                    100.0 * put / raw_w,
+                    "    median of {ROUNDS} rounds: put {:.0}% of the raw writes around it; first get, cold, {cold_median} of the plain reads around it",
+                    median(puts)
+                );
+                // Read again: a large shard's second read goes through the
+                // page cache (and leaves it cached), from the disk at first.
+                if let Some(c) = cold_get(client, &disk, &last, block).await {
+                    println!(
+                        "    get again, cold (through the page cache): {:.0} MB/s ({:.1} cores busy): {:.0}% of a plain read of the same files around it ({:.0} before, {:.0} after)",
+                        c.get,
+                        c.cores,
+                        c.ratio(),
+                        c.files_before,
+                        c.files_after
+                    );
+                }
+                let (warm, warm_cores) = get_all(client, &last, block).await;
+                println!(
+                    "    get again, warm: {warm:.0} MB/s ({:.0}% of raw warm read, {warm_cores:.1} cores busy)",
                     100.0 * warm / raw_warm
                 );
-                match (cold, raw_cold) {
-                    (Some(rounds), Some(raw_cold)) => {
-                        let mut ratios = Vec::with_capacity(rounds.len());
-                        for c in &rounds {
-                            let files = (c.files_before + c.files_after) / 2.0;
-                            ratios.push(100.0 * c.get / files);
-                            println!(
-                                "    cold get {:.0} MB/s ({:.1} cores busy): {:.0}% of a plain read of the same files around it ({:.0} before, {:.0} after), {:.0}% of the raw cold read",
-                                c.get,
-                                c.cores,
-                                100.0 * c.get / files,
-                                c.files_before,
-                                c.files_after,
-                                100.0 * c.get / raw_cold
-                            );
-                        }
-                        ratios.sort_by(f64::total_cmp);
-                        println!(
-                            "    cold get vs the plain reads around it, median of {} rounds: {:.0}%",
-                            ratios.len(),
-                            ratios[ratios.len() / 2]
-                        );
-                    }
-                    _ => println!("    cold get: n/a (needs root)"),
+                for id in last {
+                    cleanup.delete_shard(shard_ref(id)).await.unwrap();
                 }
             }
         }
