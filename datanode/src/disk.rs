@@ -32,7 +32,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -78,8 +78,9 @@ struct Inner {
     failed: AtomicBool,
     /// Fan-out directories known to exist with a durable entry in `shards/`.
     dirs_ready: Vec<AtomicBool>,
-    /// What reads around the page cache need here, if the filesystem says.
-    direct_io: Option<DirectIo>,
+    /// What reads around the page cache need here, if the filesystem says
+    /// (asked of the first shard file read).
+    direct_io: OnceLock<Option<DirectIo>>,
     /// Set when the filesystem refused such a read after all.
     direct_refused: AtomicBool,
     /// Gets reading around the page cache now.
@@ -246,14 +247,13 @@ impl FsDisk {
             _ => {}
         }
         let dirs_ready: Vec<AtomicBool> = made.into_iter().map(AtomicBool::new).collect();
-        let direct_io = File::open(&id_file).ok().and_then(|f| DirectIo::probe(&f));
         Ok(FsDisk {
             inner: Arc::new(Inner {
                 id,
                 root: root.to_path_buf(),
                 failed: AtomicBool::new(false),
                 dirs_ready,
-                direct_io,
+                direct_io: OnceLock::new(),
                 direct_refused: AtomicBool::new(false),
                 direct_gets: AtomicUsize::new(0),
                 recent: Mutex::new(RecentShards::default()),
@@ -410,10 +410,15 @@ impl FsDisk {
         Ok(ShardReader::new(self.clone(), *key, file, header))
     }
 
-    /// Whether (and how) this disk's reads can go around the page cache:
-    /// see [`crate::direct`].
-    pub(crate) fn direct_io(&self) -> Option<DirectIo> {
-        self.inner.direct_io.filter(|_| !self.inner.direct_refused.load(Ordering::Relaxed))
+    /// Whether (and how) this disk's reads can go around the page cache
+    /// (see [`crate::direct`]), as the filesystem says of `shard`, one of
+    /// its shard files (asked once: a shard file, never a tiny file that
+    /// a filesystem may keep inline and unfit for such reads).
+    pub(crate) fn direct_io(&self, shard: &File) -> Option<DirectIo> {
+        if self.inner.direct_refused.load(Ordering::Relaxed) {
+            return None;
+        }
+        *self.inner.direct_io.get_or_init(|| DirectIo::probe(shard))
     }
 
     /// The same disk told to read around the page cache as `direct_io`
@@ -421,7 +426,7 @@ impl FsDisk {
     #[cfg(test)]
     pub(crate) fn with_direct_io(self, direct_io: Option<DirectIo>) -> FsDisk {
         let Ok(mut inner) = Arc::try_unwrap(self.inner) else { panic!("a disk just opened has one handle") };
-        inner.direct_io = direct_io;
+        inner.direct_io = OnceLock::from(direct_io);
         FsDisk { inner: Arc::new(inner) }
     }
 

@@ -317,7 +317,7 @@ impl ShardReader {
         }
         let range = self.header.frame_offset(stripes.start)?..self.header.frame_offset(stripes.end)?;
         let bytes = range.end - range.start;
-        let dio = self.disk.direct_io();
+        let dio = self.disk.direct_io(&self.file);
         // Asked only where the answer can change the choice.
         let asks = dio.is_some() && intent == ReadIntent::Serve && bytes >= DIRECT_MIN_BYTES;
         let cached = if asks { cached_bytes(&self.file, range) } else { None };
@@ -535,7 +535,7 @@ mod tests {
                 .expect("read");
             assert_eq!(end, ReadEnd { complete: true, source: Source::PageCache });
             assert_eq!(got, frames);
-            assert!(disk.direct_io().is_none(), "the disk reads through the cache from now on");
+            assert!(disk.direct_io(&r.file).is_none(), "the disk reads through the cache from now on");
         }
     }
 
