@@ -4,8 +4,10 @@
 //! everything else to the S3 service, and stamps an `x-amz-request-id` on
 //! every response.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -76,8 +78,18 @@ impl Front {
                 http.status = tracing::field::Empty,
                 traceparent = %parent,
             );
+            let http1 = req.version() <= http::Version::HTTP_11;
+            let body_read = Arc::new(AtomicBool::new(false));
+            let req = req.map(|b| ReadToEnd::new(b, body_read.clone()));
             let call = self.s3.call(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in))));
-            let resp = call.instrument(span.clone()).await?;
+            let mut resp = call.instrument(span.clone()).await?;
+            // Answered before the request body was read to its end (a
+            // refusal, an early 403 or 503): the rest of the body is still
+            // on the connection, so it cannot carry another request. Say
+            // so, or a client that reuses it fails on its next request.
+            if http1 && !body_read.load(Ordering::Acquire) {
+                resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             span.record("http.status", resp.status().as_u16());
             let finish = Finish { metrics: m.clone(), op, status: resp.status().as_u16(), started };
             let bytes_out = m.bytes_out.clone();
@@ -211,4 +223,49 @@ pub async fn serve(
     }
     conns.shutdown().await;
     Ok(())
+}
+
+/// A request body that raises a flag once it has been read to its end (at
+/// once for a request without a body).
+struct ReadToEnd<B> {
+    inner: B,
+    ended: Arc<AtomicBool>,
+}
+
+impl<B: http_body::Body> ReadToEnd<B> {
+    fn new(inner: B, ended: Arc<AtomicBool>) -> Self {
+        if inner.is_end_stream() {
+            ended.store(true, Ordering::Release);
+        }
+        ReadToEnd { inner, ended }
+    }
+}
+
+impl<B> http_body::Body for ReadToEnd<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None))
+            || (matches!(polled, Poll::Ready(Some(Ok(_)))) && self.inner.is_end_stream())
+        {
+            self.ended.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -7,12 +7,14 @@
 //! gives read-after-write and list-after-write because every metadata read is
 //! linearizable and a PUT is answered only after its record is committed.
 
+mod access;
 mod auth;
 pub mod cluster;
 mod http_server;
 pub mod metrics;
 pub mod read;
 mod s3;
+mod unenforced;
 pub mod write;
 
 use std::collections::HashMap;

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;
 
+use crate::access::RequestCheck;
 use crate::auth::MetaAuth;
 use crate::cluster::Cluster;
 use crate::read::{ReadError, read_sharded};
@@ -40,10 +41,12 @@ const READ_AHEAD_CHUNKS: usize = 16;
 /// and virtual-hosted-style addressing when domains are configured.
 pub fn build_service(cfg: Arc<GatewayConfig>, cluster: Cluster, md5: Option<tessera_md5::Md5Engine>) -> S3Service {
     let auth = MetaAuth::new(cluster.meta().clone());
+    let access = RequestCheck::new(cluster.meta().clone());
     let domains = cfg.domains.clone();
     let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5 };
     let mut b = S3ServiceBuilder::new(s3);
     b.set_auth(auth);
+    b.set_access(access);
     if !domains.is_empty() {
         b.set_host(VirtualHosts { domains });
     }
@@ -493,6 +496,45 @@ async fn precheck_write(s3: &Tessera, bucket: &str, key: &str, cond: &Condition)
     }
 }
 
+/// A bucket is created in the gateway's region or not at all: a
+/// `LocationConstraint` naming another region is refused as S3 refuses it
+/// (data the client wants kept elsewhere must not silently land here), and
+/// directory buckets (`Bucket`/`Location` in the configuration) are not
+/// supported. An empty constraint means us-east-1, as in S3.
+fn check_location(conf: &CreateBucketConfiguration, region: &str) -> S3Result<()> {
+    if conf.bucket.is_some() || conf.location.is_some() {
+        return Err(s3_error!(NotImplemented, "directory buckets are not supported"));
+    }
+    let asked = conf.location_constraint.as_ref().map_or("us-east-1", |c| c.as_str());
+    let asked = if asked.is_empty() { "us-east-1" } else { asked };
+    if asked != region {
+        return Err(s3_error!(
+            IllegalLocationConstraintException,
+            "The {asked} location constraint is incompatible for the region specific endpoint this request was sent to ({region})."
+        ));
+    }
+    Ok(())
+}
+
+/// The condition of a conditional delete: If-Match with an ETag, or `*`
+/// (the key must exist).
+fn delete_condition(c: &ETagCondition) -> Condition {
+    let etag = match c {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(e) => e.value().to_owned(),
+    };
+    Condition { kind: Some(condition::Kind::IfMatch(etag)) }
+}
+
+/// Buckets are unversioned: the only version of an object is `null`, as S3
+/// names it in an unversioned bucket; any other id is not one of ours.
+fn check_version(v: Option<&str>) -> S3Result<()> {
+    match v {
+        None | Some("null") => Ok(()),
+        Some(_) => Err(s3_error!(InvalidArgument, "Invalid version id specified")),
+    }
+}
+
 fn precondition_failed() -> S3Error {
     s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
 }
@@ -861,6 +903,9 @@ impl S3 for Tessera {
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         let owner = req.credentials.as_ref().map(|c| c.access_key.clone()).unwrap_or_default();
+        if let Some(conf) = &req.input.create_bucket_configuration {
+            check_location(conf, &self.cfg.region)?;
+        }
         let name = req.input.bucket;
         self.write_cmd(command::Op::CreateBucket(pb::CreateBucket { name: name.clone(), owner, ec: None })).await?;
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
@@ -933,6 +978,7 @@ impl S3 for Tessera {
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
+        check_version(input.version_id.as_deref())?;
         let rec = self.object(&input.bucket, &input.key).await?;
         Conditions {
             if_match: input.if_match.as_ref(),
@@ -975,6 +1021,7 @@ impl S3 for Tessera {
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
+        check_version(input.version_id.as_deref())?;
         let rec = self.object(&input.bucket, &input.key).await?;
         Conditions {
             if_match: input.if_match.as_ref(),
@@ -1010,13 +1057,12 @@ impl S3 for Tessera {
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        let op = command::Op::DeleteObject(pb::DeleteObject { bucket: input.bucket, key: input.key });
-        match self.write_cmd(op).await {
-            Ok(_) => {}
-            // Deleting a key that is not there succeeds, as in S3.
-            Err(e) if *e.code() == S3ErrorCode::NoSuchKey => {}
-            Err(e) => return Err(e),
+        check_version(input.version_id.as_deref())?;
+        if input.if_match_last_modified_time.is_some() || input.if_match_size.is_some() {
+            return Err(s3_error!(NotImplemented, "conditional deletes accept only If-Match"));
         }
+        let condition = input.if_match.as_ref().map(delete_condition);
+        self.delete_key(input.bucket, input.key, condition).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
@@ -1036,11 +1082,21 @@ impl S3 for Tessera {
             .map(|o| {
                 let bucket = bucket.clone();
                 async move {
-                    let op = command::Op::DeleteObject(pb::DeleteObject { bucket, key: o.key.clone() });
-                    let r = match self.write_cmd(op).await {
-                        Ok(_) => Ok(()),
-                        Err(e) if *e.code() == S3ErrorCode::NoSuchKey => Ok(()),
-                        Err(e) => Err(e),
+                    let r = if o.last_modified_time.is_some() || o.size.is_some() {
+                        Err(s3_error!(NotImplemented, "conditional deletes accept only an ETag"))
+                    } else {
+                        match check_version(o.version_id.as_deref()) {
+                            Ok(()) => {
+                                // An `<ETag>` of `*` reaches the state machine as `*`:
+                                // the key must exist.
+                                let condition = o
+                                    .e_tag
+                                    .as_ref()
+                                    .map(|e| Condition { kind: Some(condition::Kind::IfMatch(e.value().to_owned())) });
+                                self.delete_key(bucket, o.key.clone(), condition).await
+                            }
+                            Err(e) => Err(e),
+                        }
                     };
                     (o.key, r)
                 }
@@ -1556,6 +1612,18 @@ fn part_number(n: i32) -> S3Result<u32> {
 }
 
 impl Tessera {
+    /// Deletes a key; deleting a missing key succeeds, as in S3, unless
+    /// If-Match asked for it to exist (404 NoSuchKey).
+    async fn delete_key(&self, bucket: String, key: String, condition: Option<Condition>) -> S3Result<()> {
+        let conditional = condition.is_some();
+        let op = command::Op::DeleteObject(pb::DeleteObject { bucket, key, condition });
+        match self.write_cmd(op).await {
+            Ok(_) => Ok(()),
+            Err(e) if *e.code() == S3ErrorCode::NoSuchKey && !conditional => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn require_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<pb::UploadRecord> {
         let r = self
             .cluster

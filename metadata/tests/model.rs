@@ -32,7 +32,7 @@ enum Action {
     CreateBucket { bucket: usize, owner: usize },
     DeleteBucket { bucket: usize },
     Put { bucket: usize, key: String, body: u8, cond: u8 },
-    Delete { bucket: usize, key: String },
+    Delete { bucket: usize, key: String, cond: u8 },
     CreateUpload { bucket: usize, key: String },
     PutPart { upload: usize, number: u32, big: bool, body: u8 },
     Complete { upload: usize, parts: Vec<u32>, cond: u8 },
@@ -50,7 +50,7 @@ fn action() -> impl Strategy<Value = Action> {
         2 => (0..3usize, 0..2usize).prop_map(|(bucket, owner)| Action::CreateBucket { bucket, owner }),
         1 => (0..3usize).prop_map(|bucket| Action::DeleteBucket { bucket }),
         8 => (0..3usize, key_strategy(), any::<u8>(), 0..4u8).prop_map(|(bucket, key, body, cond)| Action::Put { bucket, key, body, cond }),
-        3 => (0..3usize, key_strategy()).prop_map(|(bucket, key)| Action::Delete { bucket, key }),
+        3 => (0..3usize, key_strategy(), 0..6u8).prop_map(|(bucket, key, cond)| Action::Delete { bucket, key, cond }),
         2 => (0..3usize, key_strategy()).prop_map(|(bucket, key)| Action::CreateUpload { bucket, key }),
         4 => (0..4usize, 1..5u32, any::<bool>(), any::<u8>()).prop_map(|(upload, number, big, body)| Action::PutPart { upload, number, big, body }),
         2 => (0..4usize, proptest::collection::vec(0..6u32, 0..4), 0..3u8).prop_map(|(upload, parts, cond)| Action::Complete { upload, parts, cond }),
@@ -94,6 +94,7 @@ fn condition(c: u8, etag: &str) -> Option<Condition> {
         1 => Some(Condition { kind: Some(Kind::IfNoneMatchAny(true)) }),
         2 => Some(Condition { kind: Some(Kind::IfMatch(etag.to_owned())) }),
         3 => Some(Condition { kind: Some(Kind::IfMatch(format!("\"{}\"", md5_hex(999)))) }),
+        4 => Some(Condition { kind: Some(Kind::IfMatch("*".to_owned())) }),
         _ => None,
     }
 }
@@ -124,7 +125,9 @@ impl Model {
         match (cond.as_ref().and_then(|c| c.kind.clone()), cur) {
             (Some(Kind::IfNoneMatchAny(true)), Some(_)) => Err(MetaError::PreconditionFailed),
             (Some(Kind::IfMatch(_)), None) => Err(MetaError::NoSuchKey),
-            (Some(Kind::IfMatch(e)), Some(c)) if e.trim_matches('"') != c.etag => Err(MetaError::PreconditionFailed),
+            (Some(Kind::IfMatch(e)), Some(c)) if e != "*" && e.trim_matches('"') != c.etag => {
+                Err(MetaError::PreconditionFailed)
+            }
             _ => Ok(()),
         }
     }
@@ -183,6 +186,7 @@ impl Model {
             }
             Op::DeleteObject(c) => {
                 self.need_bucket(&c.bucket)?;
+                Self::check_cond(&c.condition, self.objects.get(&(c.bucket.clone(), c.key.clone())))?;
                 if let Some(old) = self.objects.remove(&(c.bucket.clone(), c.key.clone())) {
                     self.collect_object(&old);
                 }
@@ -340,7 +344,18 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                     condition: condition(cond, &cur_etag),
                 })
             }
-            Action::Delete { bucket, key } => Op::DeleteObject(DeleteObject { bucket: BUCKETS[bucket].into(), key }),
+            Action::Delete { bucket, key, cond } => {
+                let cur_etag = model
+                    .objects
+                    .get(&(BUCKETS[bucket].to_owned(), key.clone()))
+                    .map(|o| o.etag.clone())
+                    .unwrap_or_default();
+                Op::DeleteObject(DeleteObject {
+                    bucket: BUCKETS[bucket].into(),
+                    key,
+                    condition: condition(cond, &cur_etag),
+                })
+            }
             Action::CreateUpload { bucket, key } => {
                 let id = format!("up{seq:06}");
                 uploads.push((BUCKETS[bucket].into(), key.clone(), id.clone()));

@@ -196,7 +196,9 @@ fn put_object(st: &MetaState, index: u64, now: u64, c: &PutObject, w: &mut Write
 fn delete_object(st: &MetaState, index: u64, now: u64, c: &DeleteObject, w: &mut Writes) -> Result<Outcome, MetaError> {
     st.require_bucket(&c.bucket)?;
     check_key(&c.key)?;
-    if let Some(old) = st.get::<ObjectRecord>(&keys::object(&c.bucket, &c.key))? {
+    let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
+    check_condition(c.condition.as_ref(), old.as_ref())?;
+    if let Some(old) = old {
         for b in bodies(&old) {
             w.collect(index, now, Some(b));
         }
@@ -205,7 +207,7 @@ fn delete_object(st: &MetaState, index: u64, now: u64, c: &DeleteObject, w: &mut
         }
         w.delete(keys::object(&c.bucket, &c.key));
     }
-    Ok(done()) // deleting a missing key succeeds, as in S3
+    Ok(done()) // deleting a missing key succeeds, as in S3 (unless If-Match asked for it)
 }
 
 fn valid_upload_id(id: &str) -> bool {

@@ -1,0 +1,242 @@
+//! Requests for guarantees Tessera does not give yet are refused, never
+//! accepted and ignored.
+//!
+//! A client that sends `x-amz-server-side-encryption`, an object-lock
+//! retention, or `x-amz-acl: public-read` relies on the store to do what the
+//! header says; storing the object anyway would leave it unencrypted,
+//! deletable or private while the client believes otherwise. Until the
+//! feature that enforces each header lands, a request carrying it fails
+//! before anything is read or stored, with the error AWS gives for a feature
+//! a bucket does not have:
+//!
+//! - server-side encryption (SSE-S3, SSE-KMS, DSSE, SSE-C, and SSE-C of a
+//!   copy source), object lock (retention, legal hold, a bucket created with
+//!   object lock), object tagging, website redirects, storage classes other
+//!   than `STANDARD`, appends (`x-amz-write-offset-bytes`), and conditions
+//!   S3 honours only on directory buckets: `501 NotImplemented` ("a header
+//!   you provided implies functionality that is not implemented");
+//! - ACLs other than the owner-only ones (`private`, `bucket-owner-full-control`),
+//!   `x-amz-grant-*`, and object ownership other than `BucketOwnerEnforced`:
+//!   `400 AccessControlListNotSupported`, as AWS answers for a bucket whose
+//!   ACLs are disabled (every Tessera bucket, until access control lands).
+//!
+//! Presigned URLs may carry these headers as query parameters (some SDKs
+//! hoist `x-amz-*` headers there); those are judged the same way.
+//!
+//! This is pure: [`refusal`] looks at the operation name and the request's
+//! headers and query; `access.rs` calls it for every request.
+
+use http::HeaderMap;
+use s3s::{S3Error, S3ErrorCode};
+
+/// Why a request is refused, or `None` when nothing in it asks for a
+/// guarantee Tessera does not give. `op` is s3s's operation name
+/// (`PutObject`, `CreateBucket`, …).
+pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
+    for (name, value) in headers {
+        if let Some(e) = judge(op, name.as_str(), value.to_str().unwrap_or("\u{fffd}")) {
+            return Some(e);
+        }
+    }
+    for (name, value) in query_pairs(query.unwrap_or("")) {
+        let name = name.to_ascii_lowercase();
+        // Only `x-amz-*` parameters stand for headers; the SigV4 ones
+        // (`X-Amz-Algorithm`, `X-Amz-Signature`, …) match no rule below.
+        if name.starts_with("x-amz-")
+            && let Some(e) = judge(op, &name, &value)
+        {
+            return Some(e);
+        }
+    }
+    None
+}
+
+/// One header (lower-case name) of a request for `op`.
+fn judge(op: &str, name: &str, value: &str) -> Option<S3Error> {
+    let v = value.trim();
+    if name.starts_with("x-amz-server-side-encryption") || name.starts_with("x-amz-copy-source-server-side-encryption")
+    {
+        return Some(not_implemented(name, "server-side encryption is not supported yet"));
+    }
+    match name {
+        "x-amz-object-lock-mode" | "x-amz-object-lock-retain-until-date" | "x-amz-object-lock-legal-hold" => {
+            Some(not_implemented(name, "object lock (retention and legal hold) is not supported yet"))
+        }
+        "x-amz-bucket-object-lock-enabled" if !v.eq_ignore_ascii_case("false") => {
+            Some(not_implemented(name, "buckets with object lock are not supported yet"))
+        }
+        "x-amz-bucket-object-lock-token" => Some(not_implemented(name, "object lock is not supported yet")),
+        "x-amz-acl" if !(v == "private" || v == "bucket-owner-full-control") => Some(acl_refused(name)),
+        "x-amz-grant-read"
+        | "x-amz-grant-write"
+        | "x-amz-grant-read-acp"
+        | "x-amz-grant-write-acp"
+        | "x-amz-grant-full-control" => Some(acl_refused(name)),
+        "x-amz-object-ownership" if v != "BucketOwnerEnforced" => Some(acl_refused(name)),
+        "x-amz-storage-class" if v != "STANDARD" => {
+            Some(not_implemented(name, "only the STANDARD storage class is supported"))
+        }
+        "x-amz-tagging" => Some(not_implemented(name, "object tagging is not supported yet")),
+        "x-amz-website-redirect-location" => Some(not_implemented(name, "website redirects are not supported")),
+        "x-amz-write-offset-bytes" => Some(not_implemented(name, "appending to an object is not supported")),
+        "x-amz-if-match-last-modified-time" | "x-amz-if-match-size" if op.starts_with("Delete") => {
+            Some(not_implemented(name, "conditional deletes accept only If-Match"))
+        }
+        _ => None,
+    }
+}
+
+fn not_implemented(header: &str, what: &str) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        format!("A header you provided implies functionality that is not implemented: {header} ({what})"),
+    )
+}
+
+fn acl_refused(header: &str) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::AccessControlListNotSupported,
+        format!(
+            "The bucket does not allow ACLs: {header} asks for an access grant beyond the owner's, which Tessera does not enforce yet"
+        ),
+    )
+}
+
+/// The `name=value` pairs of a query string, percent-decoded.
+fn query_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    q.split('&').filter(|p| !p.is_empty()).map(|p| {
+        let (n, v) = p.split_once('=').unwrap_or((p, ""));
+        (percent_decode(n), percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(x) => {
+                        out.push(x);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.insert(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        h
+    }
+
+    fn code(op: &str, pairs: &[(&str, &str)]) -> Option<String> {
+        refusal(op, &headers(pairs), None).map(|e| e.code().as_str().to_owned())
+    }
+
+    #[test]
+    fn guarantees_not_enforced_are_refused() {
+        let ni = Some("NotImplemented".to_owned());
+        let acl = Some("AccessControlListNotSupported".to_owned());
+        for h in [
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "k"),
+            ("x-amz-server-side-encryption-context", "e30="),
+            ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", "a2V5"),
+            ("x-amz-server-side-encryption-customer-key-md5", "bWQ1"),
+            ("x-amz-copy-source-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
+            ("x-amz-object-lock-legal-hold", "ON"),
+            ("x-amz-storage-class", "GLACIER"),
+            ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+            ("x-amz-tagging", "a=b"),
+            ("x-amz-website-redirect-location", "/x"),
+            ("x-amz-write-offset-bytes", "10"),
+        ] {
+            assert_eq!(code("PutObject", &[h]), ni, "{h:?}");
+        }
+        assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "true")]), ni);
+        assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "True")]), ni);
+        assert_eq!(code("DeleteObject", &[("x-amz-if-match-size", "10")]), ni);
+        for h in [
+            ("x-amz-acl", "public-read"),
+            ("x-amz-acl", "public-read-write"),
+            ("x-amz-acl", "authenticated-read"),
+            ("x-amz-acl", "bucket-owner-read"),
+            ("x-amz-grant-read", "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\""),
+            ("x-amz-grant-full-control", "id=abc"),
+            ("x-amz-grant-write", "id=abc"),
+            ("x-amz-grant-read-acp", "id=abc"),
+            ("x-amz-grant-write-acp", "id=abc"),
+            ("x-amz-object-ownership", "ObjectWriter"),
+        ] {
+            assert_eq!(code("PutObject", &[h]), acl, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn what_tessera_gives_anyway_is_accepted() {
+        for h in [
+            ("x-amz-acl", "private"),
+            ("x-amz-acl", "bucket-owner-full-control"),
+            ("x-amz-object-ownership", "BucketOwnerEnforced"),
+            ("x-amz-bucket-object-lock-enabled", "false"),
+            ("x-amz-storage-class", "STANDARD"),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+            ("x-amz-meta-server-side-encryption", "AES256"),
+            ("x-amz-bypass-governance-retention", "true"),
+            ("content-type", "video/mp2t"),
+        ] {
+            assert_eq!(code("PutObject", &[h]), None, "{h:?}");
+        }
+        assert_eq!(code("PutObject", &[("x-amz-if-match-size", "10")]), None);
+    }
+
+    #[test]
+    fn presigned_query_parameters_count_as_headers() {
+        let h = HeaderMap::new();
+        let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=60&x-amz-acl=public-read&X-Amz-Signature=ab";
+        assert_eq!(refusal("PutObject", &h, Some(q)).unwrap().code().as_str(), "AccessControlListNotSupported");
+        let q = "X-Amz-Server-Side-Encryption=AES256";
+        assert_eq!(refusal("PutObject", &h, Some(q)).unwrap().code().as_str(), "NotImplemented");
+        let q = "x-amz-storage-class=STANDARD&x-amz-acl=private&prefix=a%2Bb&list-type=2";
+        assert!(refusal("PutObject", &h, Some(q)).is_none());
+        let q = "x-amz-object-lock-mode=GOVERNANCE";
+        assert!(refusal("PutObject", &h, Some(q)).is_some());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb+c%zz%4"), "a/b c%zz%4");
+        assert_eq!(percent_decode("%41"), "A");
+        assert_eq!(percent_decode("%"), "%");
+    }
+}
