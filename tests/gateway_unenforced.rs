@@ -41,8 +41,9 @@ async fn unenforced_guarantees_are_refused() {
     let big = support::bytes(300 << 10, 7); // sharded, not inline
 
     type Put = aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
+    type Case = (&'static str, Box<dyn Fn(Put) -> Put>);
     let until = DateTime::from_secs(4_102_444_800);
-    let not_implemented: Vec<(&str, Box<dyn Fn(Put) -> Put>)> = vec![
+    let not_implemented: Vec<Case> = vec![
         ("SSE-S3", Box::new(|p: Put| p.server_side_encryption(ServerSideEncryption::Aes256))),
         ("SSE-KMS", Box::new(|p: Put| p.server_side_encryption(ServerSideEncryption::AwsKms))),
         ("DSSE-KMS", Box::new(|p: Put| p.server_side_encryption(ServerSideEncryption::AwsKmsDsse))),
@@ -66,7 +67,7 @@ async fn unenforced_guarantees_are_refused() {
         ("tagging", Box::new(|p: Put| p.tagging("team=video"))),
         ("website redirect", Box::new(|p: Put| p.website_redirect_location("/elsewhere"))),
     ];
-    let acl_refused: Vec<(&str, Box<dyn Fn(Put) -> Put>)> = vec![
+    let acl_refused: Vec<Case> = vec![
         ("public-read", Box::new(|p: Put| p.acl(ObjectCannedAcl::PublicRead))),
         ("public-read-write", Box::new(|p: Put| p.acl(ObjectCannedAcl::PublicReadWrite))),
         ("authenticated-read", Box::new(|p: Put| p.acl(ObjectCannedAcl::AuthenticatedRead))),
