@@ -6,7 +6,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use s3s::Body;
 use s3s::service::S3Service;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::GatewayError;
@@ -47,6 +47,7 @@ pub struct FrontConfig {
 
 struct Front {
     s3: S3Service,
+    in_flight: Arc<InFlight>,
     cluster: Cluster,
     prefix: u64,
     seq: AtomicU64,
@@ -64,6 +65,7 @@ impl Front {
             self.reserved(rest).await
         } else {
             let started = Instant::now();
+            let guard = self.in_flight.enter();
             let op = self.operation(&req);
             let m = &self.config.metrics;
             let bytes_in = m.bytes_in.clone();
@@ -93,7 +95,9 @@ impl Front {
             span.record("http.status", resp.status().as_u16());
             let finish = Finish { metrics: m.clone(), op, status: resp.status().as_u16(), started };
             let bytes_out = m.bytes_out.clone();
-            resp.map(|b| Body::http_body_unsync(Counted::response(b, bytes_out, finish)))
+            resp.map(|b| {
+                Body::http_body_unsync(Holding { inner: Counted::response(b, bytes_out, finish), _guard: guard })
+            })
         };
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, v.clone());
@@ -169,7 +173,8 @@ pub async fn serve(
 ) -> Result<(), GatewayError> {
     let prefix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let front = Arc::new(Front { s3, cluster, prefix, seq: AtomicU64::new(0), config });
+    let in_flight = Arc::new(InFlight::default());
+    let front = Arc::new(Front { s3, in_flight: in_flight.clone(), cluster, prefix, seq: AtomicU64::new(0), config });
     let header_timeout = front.config.header_timeout;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -218,7 +223,17 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    // Every connection stops keeping alive and idle ones close. hyper does
+    // not count an HTTP/1 connection that waits for its next request head
+    // as idle (its header timer runs), so the drain also ends as soon as no
+    // request is in flight; what is left open then is closed.
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = in_flight.idle() => {}
+        }
+    });
+    if drained.await.is_err() {
         tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing their connections");
     }
     conns.shutdown().await;
@@ -259,6 +274,75 @@ where
             self.ended.store(true, Ordering::Release);
         }
         polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The S3 requests being answered, from arrival to the end (or drop) of
+/// their response body.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One request in flight; leaves when dropped.
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(self.clone())
+    }
+
+    /// Returns once no request is in flight.
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A response body that keeps its request counted in flight until it ends
+/// or is dropped.
+struct Holding<B> {
+    inner: B,
+    _guard: InFlightGuard,
+}
+
+impl<B> http_body::Body for Holding<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
