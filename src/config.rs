@@ -283,6 +283,12 @@ options! {
         /// Pause between two scrub passes over a disk [default: 24h].
         #[arg(long, env = "TESSERA_SCRUB_INTERVAL")]
         pub scrub_interval: Option<HumanDuration>,
+        /// How long a shard file no record references is kept before the garbage collector removes it [default: 1h].
+        #[arg(long, env = "TESSERA_GC_GRACE")]
+        pub gc_grace: Option<HumanDuration>,
+        /// Pause between two garbage collector passes over a disk [default: 15m].
+        #[arg(long, env = "TESSERA_GC_INTERVAL")]
+        pub gc_interval: Option<HumanDuration>,
         /// How long to wait for the metadata service at start-up [default: 30s].
         #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
         pub startup_timeout: Option<HumanDuration>,
@@ -406,6 +412,7 @@ mod tests {
         assert!(m.node_id.is_some());
         let d: DatanodeOptions = parse_toml(include_str!("../deploy/datanode.toml")).unwrap();
         assert_eq!(d.disks.unwrap().len(), 2);
+        assert_eq!(d.gc_grace, Some("1h".parse().unwrap()));
         let g: GatewayOptions = parse_toml(include_str!("../deploy/gateway.toml")).unwrap();
         assert_eq!(g.ec, Some(EcSpec { k: 4, m: 2 }));
     }

@@ -140,6 +140,8 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         heartbeat_interval: Duration::from_secs(1),
         scrub_rate_bytes_per_sec: 16 << 20,
         scrub_interval: Duration::from_secs(24 * 3600),
+        gc_grace: Duration::from_secs(3600),
+        gc_interval: Duration::from_secs(15 * 60),
         metrics: registry.clone(),
     };
     // The gateway hands shards to this datanode directly (no loopback TCP);

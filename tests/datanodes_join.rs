@@ -79,6 +79,8 @@ async fn datanodes_register_heartbeat_and_go_down_when_stopped() {
             heartbeat_interval: Duration::from_millis(100),
             scrub_rate_bytes_per_sec: 100 << 20,
             scrub_interval: Duration::from_millis(200),
+            gc_grace: Duration::from_secs(3600),
+            gc_interval: Duration::from_secs(3600),
             metrics: Default::default(),
         };
         let (stop, rx) = watch::channel(false);

@@ -24,6 +24,7 @@
 mod direct;
 mod disk;
 mod error;
+mod gc;
 mod metrics;
 mod node;
 mod pagecache;
@@ -37,6 +38,7 @@ mod writeback;
 
 pub use disk::{DiskUsage, Finished, FsDisk, ShardPage, ShardStat, ShardWriter};
 pub use error::ShardError;
+pub use gc::{GcState, GcWorker, ReferenceCheck};
 pub use metrics::DatanodeMetrics;
 pub use node::{DatanodeConfig, run, serve, start};
 pub use reader::{Batch, FrameSpan, ReadEnd, ReadIntent, ShardReader, Source};

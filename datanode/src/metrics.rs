@@ -36,6 +36,14 @@ pub struct DatanodeMetrics {
     pub scrub_damaged: CounterFamily,
     /// Completed scrub passes, per disk.
     pub scrub_passes: CounterFamily,
+    /// Shard files the garbage collector removed, per disk.
+    pub gc_deleted_shards: CounterFamily,
+    /// Bytes of the shard files it removed, per disk.
+    pub gc_deleted_bytes: CounterFamily,
+    /// Unreferenced shard files waiting out the grace period, per disk.
+    pub gc_pending_shards: GaugeFamily,
+    /// Completed collector passes, per disk.
+    pub gc_passes: CounterFamily,
 }
 
 impl Default for DatanodeMetrics {
@@ -55,6 +63,10 @@ impl Default for DatanodeMetrics {
             scrub_bytes: CounterFamily::default(),
             scrub_damaged: CounterFamily::default(),
             scrub_passes: CounterFamily::default(),
+            gc_deleted_shards: CounterFamily::default(),
+            gc_deleted_bytes: CounterFamily::default(),
+            gc_pending_shards: GaugeFamily::default(),
+            gc_passes: CounterFamily::default(),
         }
     }
 }
@@ -104,6 +116,18 @@ impl DatanodeMetrics {
             m.scrub_damaged.clone(),
         );
         r.register("tessera_datanode_scrub_passes", "Completed scrub passes", m.scrub_passes.clone());
+        r.register(
+            "tessera_datanode_gc_deleted_shards",
+            "Shard files no record references, removed by the garbage collector",
+            m.gc_deleted_shards.clone(),
+        );
+        r.register("tessera_datanode_gc_deleted_bytes", "Bytes of the shard files removed", m.gc_deleted_bytes.clone());
+        r.register(
+            "tessera_datanode_gc_pending_shards",
+            "Unreferenced shard files waiting out the grace period",
+            m.gc_pending_shards.clone(),
+        );
+        r.register("tessera_datanode_gc_passes", "Completed garbage collector passes", m.gc_passes.clone());
         m
     }
 }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::{DatanodeMetrics, disk_labels, result_labels};
-use crate::{DataService, FsDisk, ScrubWorker, ShardError, serve_data};
+use crate::{DataService, FsDisk, GcWorker, ScrubWorker, ShardError, serve_data};
 
 /// How to run one datanode.
 #[derive(Clone, Debug)]
@@ -45,6 +45,11 @@ pub struct DatanodeConfig {
     pub scrub_rate_bytes_per_sec: u64,
     /// Pause between two scrub passes over a disk.
     pub scrub_interval: Duration,
+    /// How long a shard file stays unreferenced before the garbage
+    /// collector removes it (counted from when it first saw it so).
+    pub gc_grace: Duration,
+    /// Pause between two garbage collector passes over a disk.
+    pub gc_interval: Duration,
     /// Where the node's metrics are registered (`tessera_datanode_*`).
     pub metrics: MetricsRegistry,
 }
@@ -72,6 +77,9 @@ impl DatanodeConfig {
         }
         if self.scrub_rate_bytes_per_sec == 0 || self.scrub_interval.is_zero() {
             return bad("scrub rate and interval must be positive");
+        }
+        if self.gc_interval.is_zero() {
+            return bad("gc_interval must be positive");
         }
         Ok(())
     }
@@ -244,12 +252,22 @@ async fn run_node(
                     )
                 })
                 .collect();
+            let collectors: Vec<_> = disks
+                .iter()
+                .map(|d| {
+                    spawn_worker(
+                        GcWorker::new(d.clone(), meta.clone(), config.gc_grace).with_metrics(metrics.clone()),
+                        WorkerConfig { idle_interval: config.gc_interval, ..WorkerConfig::default() },
+                        shutdown.clone(),
+                    )
+                })
+                .collect();
             let hb = spawn_worker(
                 HeartbeatWorker { node_id: config.node_id, disks, meta, sent: 0, metrics },
                 WorkerConfig { idle_interval: config.heartbeat_interval, ..WorkerConfig::default() },
                 shutdown.clone(),
             );
-            Some((hb, scrubbers))
+            Some((hb, scrubbers.into_iter().chain(collectors).collect::<Vec<_>>()))
         }
         _ => None,
     };

@@ -9,6 +9,7 @@
 //! | `p` parts | `p` upload_id be32(part) | PartRecord |
 //! | `g` pg index | `g` be32(pg) len(bucket) bucket key | (empty) |
 //! | `x` garbage | `x` be64(log index) be16(command in the entry) be16(seq) | GcEntry |
+//! | `s` disk index | `s` be32(disk) data id | DiskShard (the shards of that body the disk should hold) |
 //! | `c` cluster map | `cmap` | ClusterMap::to_bytes |
 //! | `n` datanodes | `n` be64(node id) | DatanodeRecord |
 //! | `k` access keys | `k` access key id | AccessKeyRecord |
@@ -29,6 +30,7 @@ pub(crate) const GARBAGE: u8 = b'x';
 pub(crate) const DATANODES: u8 = b'n';
 pub(crate) const ACCESS_KEYS: u8 = b'k';
 pub(crate) const DAMAGE: u8 = b'd';
+pub(crate) const DISK_SHARDS: u8 = b's';
 
 pub(crate) fn damage(data_id: &[u8], part: u32, shard: u16, disk: u32) -> Vec<u8> {
     let mut k = vec![DAMAGE];
@@ -171,6 +173,19 @@ pub(crate) fn garbage(index: u64, sub: u16, seq: u16) -> Vec<u8> {
     k.extend_from_slice(&index.to_be_bytes());
     k.extend_from_slice(&sub.to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The prefix of every index entry of `disk`.
+pub(crate) fn disk_shards_prefix(disk: u32) -> Vec<u8> {
+    let mut k = vec![DISK_SHARDS];
+    k.extend_from_slice(&disk.to_be_bytes());
+    k
+}
+
+pub(crate) fn disk_shard(disk: u32, data_id: &[u8]) -> Vec<u8> {
+    let mut k = disk_shards_prefix(disk);
+    k.extend_from_slice(data_id);
     k
 }
 

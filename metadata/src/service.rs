@@ -33,6 +33,8 @@ pub struct MetaService {
 
 /// S3 never lists more than this many entries per page.
 const MAX_PAGE: u32 = 1000;
+/// Most data ids in one CheckShards call.
+const MAX_CHECK_SHARDS: usize = 10_000;
 
 impl MetaService {
     /// The service of node `node_id`, wrapped for a tonic server.
@@ -352,6 +354,15 @@ impl Meta for MetaService {
         let max = req.into_inner().max.clamp(1, 10_000) as usize;
         let reports = self.read(move |st| st.damage_reports(max)).await?.map_err(storage)?;
         Ok(Response::new(ListDamageReply { reports }))
+    }
+
+    async fn check_shards(&self, req: Request<CheckShardsRequest>) -> Result<Response<CheckShardsReply>, Status> {
+        let r = req.into_inner();
+        if r.data_ids.len() > MAX_CHECK_SHARDS {
+            return Err(Status::invalid_argument(format!("at most {MAX_CHECK_SHARDS} data ids per call")));
+        }
+        let referenced = self.read(move |st| st.shards_referenced(r.disk, &r.data_ids)).await?.map_err(storage)?;
+        Ok(Response::new(CheckShardsReply { referenced }))
     }
 
     /// The answering node's own view (not forwarded to the leader), so each

@@ -75,7 +75,8 @@ fn body(seq: u64, choice: u8) -> Body {
                 data_id: data_id.to_vec(),
                 ec: Some(EcProfile { codec: 1, k: 2, m: 1, block_len: 4096 }),
                 pg: u32::from(choice % 3),
-                disks: vec![1, 2, 3],
+                // Three placements, one with two shards on one disk.
+                disks: [vec![1, 2, 3], vec![2, 4, 1], vec![3, 3, 4]][(seq % 3) as usize].clone(),
                 missing: vec![],
             })),
         }
@@ -509,6 +510,42 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
         }
     }
     assert_eq!(got_pg, want_pg, "pg index");
+    // The disk index: every body a record references, on each of its disks,
+    // with its part number and the positions placed there.
+    let mut want_disk: BTreeSet<(u32, Vec<u8>, u32, Vec<u32>)> = BTreeSet::new();
+    let mut index_body = |part: u32, b: &Option<Body>| {
+        if let Some(s) = shards_of(b) {
+            for (pos, &d) in s.disks.iter().enumerate() {
+                let positions: Vec<u32> =
+                    s.disks.iter().enumerate().filter(|(_, x)| **x == d).map(|(p, _)| p as u32).collect();
+                if positions[0] == pos as u32 {
+                    want_disk.insert((d, s.data_id.clone(), part, positions));
+                }
+            }
+        }
+    };
+    for rec in model.objects.values() {
+        index_body(0, &rec.body);
+        for p in &rec.parts {
+            index_body(p.number, &p.body);
+        }
+    }
+    for p in model.parts.values() {
+        index_body(p.number, &p.body);
+    }
+    let mut got_disk = BTreeSet::new();
+    for d in 0..6 {
+        for (id, e) in st.disk_shards(d).unwrap() {
+            got_disk.insert((d, id, e.part, e.positions));
+        }
+    }
+    assert_eq!(got_disk, want_disk, "disk index");
+    let ids: Vec<Vec<u8>> = want_disk.iter().filter(|w| w.0 == 3).map(|w| w.1.clone()).collect();
+    let mut probe = ids.clone();
+    probe.push(vec![0xee; 16]);
+    let mut want_refs = vec![true; ids.len()];
+    want_refs.push(false);
+    assert_eq!(st.shards_referenced(3, &probe).unwrap(), want_refs, "CheckShards on disk 3");
     let mut got_gc: Vec<Vec<u8>> =
         st.garbage(100_000).unwrap().into_iter().map(|(_, e)| e.shards.unwrap().data_id).collect();
     let mut want_gc: Vec<Vec<u8>> = model.garbage.iter().map(|s| s.data_id.clone()).collect();

@@ -361,6 +361,19 @@ impl MetaClient {
         self.call(true, |mut c| async move { c.list_damage(ListDamageRequest { max }).await }).await
     }
 
+    /// Which of `data_ids` some record still places on `disk` (the
+    /// garbage collector's question; linearizable).
+    pub async fn check_shards(&self, disk: u32, data_ids: Vec<Vec<u8>>) -> Result<Vec<bool>, MetaClientError> {
+        let req = CheckShardsRequest { disk, data_ids };
+        let r = self
+            .call(true, |mut c| {
+                let req = req.clone();
+                async move { c.check_shards(req).await }
+            })
+            .await?;
+        Ok(r.referenced)
+    }
+
     /// The cluster as the first node that answers sees it (the leader, when
     /// this client knows which one it is).
     pub async fn cluster_status(&self) -> Result<ClusterStatusReply, MetaClientError> {

@@ -60,13 +60,14 @@ pub struct Options {
     pub datanodes: usize,
     pub gateways: usize,
     pub gateway: Box<dyn Fn(&mut GatewayConfig)>,
+    pub datanode: Box<dyn Fn(&mut DatanodeConfig)>,
     /// Put each datanode behind a [`Proxy`] that tests can pause.
     pub proxied: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { datanodes: 6, gateways: 2, gateway: Box::new(|_| {}), proxied: false }
+        Options { datanodes: 6, gateways: 2, gateway: Box::new(|_| {}), datanode: Box::new(|_| {}), proxied: false }
     }
 }
 
@@ -152,6 +153,8 @@ fn datanode_config(root: &std::path::Path, n: usize, listen: SocketAddr, meta: &
         heartbeat_interval: Duration::from_millis(200),
         scrub_rate_bytes_per_sec: 64 << 20,
         scrub_interval: Duration::from_secs(3600),
+        gc_grace: Duration::from_secs(3600),
+        gc_interval: Duration::from_secs(3600),
         metrics: Default::default(),
     }
 }
@@ -187,6 +190,7 @@ impl Cluster {
         for n in 0..opts.datanodes {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let mut config = datanode_config(cluster.root.path(), n, listener.local_addr().unwrap(), &meta_addr);
+            (opts.datanode)(&mut config);
             let proxy = if opts.proxied { Some(Proxy::start(config.listen).await) } else { None };
             if let Some(p) = &proxy {
                 config.advertise = Some(format!("http://{}", p.addr));

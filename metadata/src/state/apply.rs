@@ -8,7 +8,8 @@ use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
     AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
-    DeleteObject, Done, GcEntry, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, ShardSet, UploadRecord, body,
+    DeleteObject, DiskShard, Done, GcEntry, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, ShardSet,
+    UploadRecord, body,
 };
 
 use super::MetaState;
@@ -38,12 +39,26 @@ impl Writes {
     pub(crate) fn delete(&mut self, key: Vec<u8>) {
         self.ops.push((key, None));
     }
-    /// Queues the shards of `body` for garbage collection.
+    /// Queues the shards of `body` for garbage collection and drops them
+    /// from the disk index: the disks' collectors may now remove them.
     fn collect(&mut self, index: u64, now_ms: u64, body: Option<&Body>) {
         if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
             let entry = GcEntry { shards: Some(shards.clone()), queued_ms: now_ms };
             self.put(keys::garbage(index, self.sub, self.garbage), encode(&entry));
             self.garbage += 1;
+            for (disk, _) in disk_positions(shards) {
+                self.delete(keys::disk_shard(disk, &shards.data_id));
+            }
+        }
+    }
+    /// Records in the disk index that the disks of `body` hold its shards
+    /// (named with `part`). Idempotent: a command applied again writes the
+    /// same entries.
+    fn reference(&mut self, part: u32, body: Option<&Body>) {
+        if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
+            for (disk, positions) in disk_positions(shards) {
+                self.put(keys::disk_shard(disk, &shards.data_id), encode(&DiskShard { part, positions }));
+            }
         }
     }
     pub(crate) fn into_batch(self, batch: &mut WriteBatch, cf: &ColumnFamily) {
@@ -56,6 +71,18 @@ impl Writes {
     }
 }
 
+/// The disks of a shard set, each with the positions placed on it.
+fn disk_positions(s: &ShardSet) -> Vec<(u32, Vec<u32>)> {
+    let mut out: Vec<(u32, Vec<u32>)> = Vec::new();
+    for (pos, &disk) in s.disks.iter().enumerate() {
+        match out.iter_mut().find(|(d, _)| *d == disk) {
+            Some((_, p)) => p.push(pos as u32),
+            None => out.push((disk, vec![pos as u32])),
+        }
+    }
+    out
+}
+
 fn done() -> Outcome {
     Outcome::Done(Done {})
 }
@@ -66,7 +93,13 @@ fn check_key(key: &str) -> Result<(), MetaError> {
 
 /// Every shard set an object record points at.
 fn bodies(rec: &ObjectRecord) -> impl Iterator<Item = &Body> {
-    rec.body.iter().chain(rec.parts.iter().filter_map(|p| p.body.as_ref()))
+    numbered_bodies(rec).map(|(_, b)| b)
+}
+
+/// Every body of an object record with the part its shards are named with
+/// (0 for a simple object).
+fn numbered_bodies(rec: &ObjectRecord) -> impl Iterator<Item = (u32, &Body)> {
+    rec.body.iter().map(|b| (0, b)).chain(rec.parts.iter().filter_map(|p| p.body.as_ref().map(|b| (p.number, b))))
 }
 
 fn shard_pgs(rec: &ObjectRecord) -> Vec<u32> {
@@ -176,6 +209,9 @@ fn store_object(
     for pg in shard_pgs(rec) {
         w.put(keys::pg_entry(pg, bucket, key), Vec::new());
     }
+    for (part, b) in numbered_bodies(rec) {
+        w.reference(part, Some(b));
+    }
     w.put(keys::object(bucket, key), encode(rec));
 }
 
@@ -253,6 +289,7 @@ fn put_part(st: &MetaState, index: u64, now: u64, c: &PutPart, w: &mut Writes) -
         }
     }
     part.last_modified_ms = now;
+    w.reference(part.number, part.body.as_ref());
     w.put(k, encode(&part));
     Ok(done())
 }

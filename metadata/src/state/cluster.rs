@@ -4,7 +4,7 @@ use tessera_common::{DiskId, NodeId};
 use tessera_placement::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host};
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::{
-    AccessKeyRecord, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, Done, RegisterDatanode,
+    AccessKeyRecord, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, DiskShard, Done, RegisterDatanode,
     ReportDamage, SetDiskState,
 };
 
@@ -138,6 +138,20 @@ impl MetaState {
     /// Damaged shards reported by datanodes, oldest data ids first.
     pub fn damage_reports(&self, max: usize) -> Result<Vec<DamageReport>, MetaError> {
         self.scan(&[keys::DAMAGE])?.iter().take(max).map(|(_, v)| crate::record::decode(v)).collect()
+    }
+
+    /// Whether some record (an object, or a part of an upload in progress)
+    /// references shards of each data id on `disk`.
+    pub fn shards_referenced(&self, disk: u32, data_ids: &[Vec<u8>]) -> Result<Vec<bool>, MetaError> {
+        let cf = crate::db::cf(self.db(), crate::db::CF_SM)?;
+        data_ids.iter().map(|id| Ok(self.db().get_pinned_cf(cf, keys::disk_shard(disk, id))?.is_some())).collect()
+    }
+
+    /// The disk index of `disk`: every data id it should hold shards of,
+    /// in id order.
+    pub fn disk_shards(&self, disk: u32) -> Result<Vec<(Vec<u8>, DiskShard)>, MetaError> {
+        let prefix = keys::disk_shards_prefix(disk);
+        self.scan(&prefix)?.iter().map(|(k, v)| Ok((k[prefix.len()..].to_vec(), crate::record::decode(v)?))).collect()
     }
 
     /// The cluster map, once a datanode has registered.
