@@ -325,6 +325,9 @@ options! {
         /// Shards that must be stored for a write to succeed, K to K+M [default: K+1].
         #[arg(long, env = "TESSERA_WRITE_QUORUM")]
         pub write_quorum: Option<usize>,
+        /// Accept a write quorum of K, which acknowledges writes that have no redundancy yet [default: false].
+        #[arg(long, env = "TESSERA_ALLOW_UNSAFE_WRITE_QUORUM", num_args = 0..=1, default_missing_value = "true")]
+        pub allow_unsafe_write_quorum: Option<bool>,
         /// Objects up to this size live in the metadata record [default: 128KiB].
         #[arg(long, env = "TESSERA_INLINE_THRESHOLD")]
         pub inline_threshold: Option<ByteSize>,

@@ -337,6 +337,23 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
     r.context("datanode task")?.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// A write quorum must lie in K..=K+M, and may be K (a write acknowledged
+/// with no redundancy: one lost disk before repair loses it) only when the
+/// operator says so explicitly. A profile without parity (M = 0) has no
+/// redundancy to lose and is the operator's choice already.
+fn check_write_quorum(q: usize, k: usize, m: usize, allow_unsafe: bool) -> anyhow::Result<()> {
+    if q < k || q > k + m {
+        bail!("write quorum {q} is outside {k}..={} (K to K+M)", k + m);
+    }
+    if q == k && m > 0 && !allow_unsafe {
+        bail!(
+            "write quorum {q} = K acknowledges writes that have no redundancy until they are repaired; \
+             set allow_unsafe_write_quorum (--allow-unsafe-write-quorum) to accept that"
+        );
+    }
+    Ok(())
+}
+
 /// `tessera gateway`.
 pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     let meta = required(o.meta.clone(), "--meta with the metadata addresses (TESSERA_META)")?;
@@ -356,9 +373,7 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     tessera_ec::StripeLayout::new(ec.k, ec.m, ec.stripe_size).map_err(|e| anyhow::anyhow!("erasure code: {e}"))?;
     gc.ec = ec;
     if let Some(q) = o.write_quorum {
-        if q < ec.k || q > ec.k + ec.m {
-            bail!("write quorum {q} is outside {}..={} (K to K+M)", ec.k, ec.k + ec.m);
-        }
+        check_write_quorum(q, ec.k, ec.m, o.allow_unsafe_write_quorum.unwrap_or(false))?;
         gc.write_quorum = Some(q);
     }
     gc.domains = o.domains.clone().unwrap_or_default();
@@ -396,4 +411,21 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     println!("tessera gateway: S3 on http://{listen}, erasure code {}+{}", ec.k, ec.m);
     let r = until_signal("gateway", gw, stop_tx).await;
     r.context("gateway task")?.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_write_quorum;
+
+    #[test]
+    fn a_write_quorum_of_k_needs_the_explicit_override() {
+        assert!(check_write_quorum(5, 4, 2, false).is_ok());
+        assert!(check_write_quorum(6, 4, 2, false).is_ok());
+        let e = check_write_quorum(4, 4, 2, false).unwrap_err().to_string();
+        assert!(e.contains("allow_unsafe_write_quorum"), "{e}");
+        assert!(check_write_quorum(4, 4, 2, true).is_ok());
+        assert!(check_write_quorum(3, 4, 2, true).is_err());
+        assert!(check_write_quorum(7, 4, 2, true).is_err());
+        assert!(check_write_quorum(1, 1, 0, false).is_ok(), "no parity: nothing to lose");
+    }
 }
