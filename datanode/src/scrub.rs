@@ -117,11 +117,15 @@ impl<S: DamageSink> ScrubWorker<S> {
 
     /// Verifies one shard, from the disk itself where it can (not a cached
     /// copy: see [`ReadIntent::Scrub`]); `Some(reason)` if it is damaged.
+    /// A shard the disk cannot read (an I/O error such as `EIO` from a bad
+    /// sector) is damaged too: it is reported and the pass moves on, rather
+    /// than failing the step and reading the same bad spot again forever.
     fn verify(disk: &FsDisk, key: &ShardKey) -> Result<(u64, Option<String>), ShardError> {
         let mut reader = match disk.open_reader(key) {
             Ok(r) => r,
             Err(ShardError::Missing(_)) => return Ok((0, None)), // deleted since it was listed
             Err(ShardError::Corrupt { reason, .. }) => return Ok((0, Some(reason))),
+            Err(e @ ShardError::Io { .. }) => return Ok((0, Some(format!("unreadable: {e}")))),
             Err(e) => return Err(e),
         };
         let stripes = reader.header().stripes()?;
@@ -135,6 +139,7 @@ impl<S: DamageSink> ScrubWorker<S> {
             Err(ShardError::Corrupt { stripe, reason, .. }) => {
                 Ok((bytes, Some(format!("stripe {stripe:?}: {reason}"))))
             }
+            Err(e @ ShardError::Io { .. }) => Ok((bytes, Some(format!("unreadable: {e}")))),
             Err(e) => Err(e),
         }
     }

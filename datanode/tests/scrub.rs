@@ -180,3 +180,35 @@ async fn a_restarted_scrubber_resumes_where_it_stopped() {
     h.join().await.unwrap();
     assert_eq!(first + second, keys.len() as u64, "the restarted pass checked only what was left");
 }
+
+/// A shard the disk cannot read (here a directory where the file should be,
+/// so every read fails with an I/O error, as a bad sector's `EIO` would) is
+/// reported as damaged and the pass goes on to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_shard_is_reported_and_the_pass_moves_on() {
+    let mut rng = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FsDisk::open(DiskId(5), dir.path()).unwrap();
+    let keys = fill(&disk, 20, &mut rng);
+    let bad = keys[rng.random_range(0..keys.len())];
+    let path = disk.shard_path(&bad);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let sink = Collect::default();
+    let (stop, rx) = watch::channel(false);
+    let h = spawn_worker(
+        ScrubWorker::new(disk.clone(), sink.clone(), 1 << 30),
+        WorkerConfig { idle_interval: Duration::from_secs(3600), ..WorkerConfig::default() },
+        rx,
+    );
+    wait_pass(&disk, 1).await;
+    stop.send(true).unwrap();
+    while h.status().state != tessera_common::worker::WorkerState::Stopped {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let checked_all = checked(&h);
+    assert_eq!(h.status().errors, 0, "a step failed: {:?}", h.status().last_error);
+    h.join().await.unwrap();
+    assert_eq!(*sink.0.lock().unwrap(), vec![bad], "the unreadable shard, and only it, is reported");
+    assert_eq!(checked_all, keys.len() as u64);
+}
