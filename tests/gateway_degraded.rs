@@ -226,3 +226,59 @@ async fn both_shard_transports_read_each_others_objects() {
     }
     cluster.shutdown().await;
 }
+
+/// With two of six datanodes down (marked so by the metadata service),
+/// sharded PUTs keep succeeding at full width: each record names the up
+/// disks that took the down positions, no shard goes to a down disk, and
+/// every object reads back, also after the datanodes return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_place_around_down_datanodes() {
+    let mut cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("around").send().await.unwrap();
+    cluster.stop_datanode(0).await;
+    cluster.stop_datanode(1).await;
+    // Disk ids are datanode index + 1; wait until both are down in the map.
+    let start = Instant::now();
+    loop {
+        let r = cluster.meta_client.get_cluster_map().await.unwrap();
+        let map = tessera_placement::ClusterMap::from_bytes(&r.map).unwrap();
+        if map.disks().filter(|(_, _, _, d)| !d.state.up).count() == 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the stopped datanodes were never marked down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The gateway follows the map through its watch: the first PUTs may
+    // still see the old map and answer 503.
+    let first = bytes(600 << 10, 1);
+    let start = Instant::now();
+    while c.put_object().bucket("around").key("o0").body(ByteStream::from(first.clone())).send().await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "PUTs still fail with two datanodes down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut objects = vec![("o0".to_owned(), first)];
+    for i in 1..16u64 {
+        let data = bytes(300 << 10, i + 1);
+        let key = format!("o{i}");
+        c.put_object().bucket("around").key(&key).body(ByteStream::from(data.clone())).send().await.unwrap();
+        objects.push((key, data));
+    }
+    for (key, data) in &objects {
+        let rec = cluster.meta_client.get_object("around", key).await.unwrap().object.unwrap();
+        let Some(tessera_rpc::proto::meta::body::Kind::Shards(s)) = rec.body.unwrap().kind else {
+            panic!("{key} is not sharded");
+        };
+        assert_eq!(s.disks.len(), 6, "{key}");
+        assert!(s.disks.iter().all(|d| *d > 2), "{key} placed a shard on a down disk: {:?}", s.disks);
+        assert!(s.missing.is_empty(), "{key} stored only {:?} of its shards", s.disks.len() - s.missing.len());
+        assert_eq!(&get_all(&c, "around", key).await, data, "{key}");
+    }
+    cluster.restart_datanode(0).await;
+    cluster.restart_datanode(1).await;
+    wait_up(&cluster).await;
+    for (key, data) in &objects {
+        assert_eq!(&get_all(&c, "around", key).await, data, "{key}");
+    }
+    cluster.shutdown().await;
+}

@@ -119,6 +119,16 @@ impl View {
         Ok(placer.place(pg).map_err(|e| e.to_string())?.disks)
     }
 
+    /// The disks a write of `pg` stores its `shards` shards on: the CRUSH
+    /// placement, with positions on `down` (or `out`) disks moved to up
+    /// ones (`tessera_placement::write_targets`), so writes keep their full
+    /// width while disks are down.
+    pub fn write_disks(&self, pg: PgId, shards: usize) -> Result<Vec<DiskId>, String> {
+        let placed = self.place(pg, shards)?;
+        let map = self.map.as_ref().ok_or("no datanode has registered yet")?;
+        tessera_placement::write_targets(map, pg, &placed).ok_or_else(|| "no disk is up".to_owned())
+    }
+
     /// The pg count of the map.
     pub fn pg_count(&self) -> u32 {
         self.map.as_ref().map_or(tessera_placement::DEFAULT_PG_COUNT, |m| m.pg_count)

@@ -702,7 +702,7 @@ impl Tessera {
         let pg = tessera_placement::pg_of(&bucket.name, key, view.pg_count());
         let n = (ec.k + ec.m) as usize;
         let disks = view
-            .place(pg, n)
+            .write_disks(pg, n)
             .map_err(|e| s3_error!(ServiceUnavailable, "no placement for the object's shards: {e}"))?;
         let plan = WritePlan {
             ec,

@@ -22,11 +22,13 @@
 //! independent per domain, so the top-(k+m) set admits the newcomer or
 //! drops the leaver and nothing else.
 
+mod around;
 mod diff;
 mod hash;
 mod map;
 mod select;
 
+pub use around::write_targets;
 pub use diff::{MapDiff, ShardMove, diff_maps};
 pub use hash::{pg_of, stable_hash64, straw2_draw};
 pub use map::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host, MAP_FORMAT_VERSION, MapError, Rack, Zone};
