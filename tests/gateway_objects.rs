@@ -16,8 +16,8 @@ async fn buckets_objects_ranges_and_listing() {
 
     // Buckets.
     c.create_bucket().bucket("media").send().await.unwrap();
-    let e = c.create_bucket().bucket("media").send().await.unwrap_err();
-    assert_eq!(code(&e), "BucketAlreadyOwnedByYou");
+    // us-east-1 answers 200 to creating a bucket you already own.
+    c.create_bucket().bucket("media").send().await.unwrap();
     let e = c.create_bucket().bucket("Bad_Name").send().await.unwrap_err();
     assert_eq!(code(&e), "InvalidBucketName");
     let names: Vec<String> =

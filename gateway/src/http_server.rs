@@ -59,8 +59,10 @@ impl Front {
         format!("{:08X}{:08X}", self.prefix as u32, self.seq.fetch_add(1, Ordering::Relaxed))
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, s3s::HttpError> {
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Result<Response<Body>, s3s::HttpError> {
         let id = self.next_id();
+        let query = req.uri().query().map(str::to_owned);
+        ignore_invalid_range(req.headers_mut(), query.as_deref());
         let mut resp = if let Some(rest) = req.uri().path().strip_prefix("/tessera/") {
             self.reserved(rest).await
         } else {
@@ -238,6 +240,34 @@ pub async fn serve(
     }
     conns.shutdown().await;
     Ok(())
+}
+
+/// A `Range` header that is not one byte range (`bytes=5-2`, several
+/// ranges, garbage) is ignored, as HTTP says and S3 does: the whole object
+/// is answered with 200. Only when the signature does not cover it (a
+/// presigned URL, a browser's or a player's request): removing a signed
+/// header would break the signature, so a signed invalid range is left to
+/// s3s, which refuses it.
+fn ignore_invalid_range(headers: &mut http::HeaderMap, query: Option<&str>) {
+    let valid =
+        headers.get(http::header::RANGE).map(|v| v.to_str().ok().is_some_and(|s| s3s::dto::Range::parse(s).is_ok()));
+    if valid != Some(false) {
+        return;
+    }
+    let signed_in = |list: &str| list.split(';').any(|h| h.trim().eq_ignore_ascii_case("range"));
+    let in_header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("SignedHeaders=").nth(1))
+        .is_some_and(|rest| signed_in(rest.split(',').next().unwrap_or("")));
+    let in_query = query.unwrap_or("").split('&').any(|p| {
+        p.split_once('=').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("X-Amz-SignedHeaders") && signed_in(&v.replace("%3B", ";").replace("%3b", ";"))
+        })
+    });
+    if !in_header && !in_query {
+        headers.remove(http::header::RANGE);
+    }
 }
 
 /// A request body that raises a flag once it has been read to its end (at
