@@ -19,19 +19,24 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         "tessera-md5",
         "tessera-placement",
         "tessera-rpc",
+        "tessera-pipeline",
         "tessera-metadata",
         "tessera-datanode",
         "tessera-gateway",
     ];
-    let table: [(&str, &[&str]); 10] = [
+    let table: [(&str, &[&str]); 11] = [
         ("tessera-common", &[]),
         ("tessera-ec", &[]),
         ("tessera-md5", &[]),
         ("tessera-placement", &["tessera-common"]),
         ("tessera-rpc", &["tessera-common"]),
         ("tessera-metadata", &["tessera-common", "tessera-rpc", "tessera-placement"]),
-        ("tessera-datanode", &["tessera-common", "tessera-rpc", "tessera-ec", "tessera-placement"]),
-        ("tessera-gateway", &["tessera-common", "tessera-rpc", "tessera-ec", "tessera-md5", "tessera-placement"]),
+        ("tessera-datanode", &["tessera-common", "tessera-rpc", "tessera-ec", "tessera-placement", "tessera-pipeline"]),
+        ("tessera-pipeline", &["tessera-common", "tessera-rpc", "tessera-ec", "tessera-placement", "tessera-md5"]),
+        (
+            "tessera-gateway",
+            &["tessera-common", "tessera-rpc", "tessera-ec", "tessera-md5", "tessera-placement", "tessera-pipeline"],
+        ),
         ("tessera", &all),
         ("tessera-benches", &all),
     ];

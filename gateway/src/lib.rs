@@ -9,21 +9,20 @@
 
 mod access;
 mod auth;
-pub mod cluster;
 mod http_server;
 pub mod metrics;
-pub mod read;
 mod s3;
 mod unenforced;
 pub mod write;
 
-use std::collections::HashMap;
+pub use tessera_pipeline::{Codecs, cluster, read};
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_common::MetricsRegistry;
-use tessera_ec::{CodecId, EcError, ErasureCodec};
+use tessera_ec::CodecId;
 use tessera_rpc::{MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -151,30 +150,6 @@ pub enum GatewayError {
     Io(#[from] std::io::Error),
 }
 
-/// (codec id, k, m).
-type CodecKey = (u32, usize, usize);
-
-/// Codecs by (id, k, m), built once: building a Reed–Solomon matrix per
-/// request would be waste.
-#[derive(Debug, Default)]
-pub struct Codecs {
-    cache: Mutex<HashMap<CodecKey, Arc<dyn ErasureCodec>>>,
-}
-
-impl Codecs {
-    /// The codec `id` for (k, m).
-    pub fn get(&self, id: u32, k: usize, m: usize) -> Result<Arc<dyn ErasureCodec>, EcError> {
-        let mut cache = self.cache.lock().map_err(|_| EcError::Backend("codec cache poisoned".into()))?;
-        if let Some(c) = cache.get(&(id, k, m)) {
-            return Ok(c.clone());
-        }
-        let codec_id = CodecId::from_u16(u16::try_from(id).map_err(|_| EcError::UnknownCodec(u16::MAX))?)?;
-        let c = tessera_ec::new_codec(codec_id, k, m)?;
-        cache.insert((id, k, m), c.clone());
-        Ok(c)
-    }
-}
-
 /// Runs a gateway on `config.listen` until `shutdown` turns true.
 pub async fn run(config: GatewayConfig, shutdown: watch::Receiver<bool>) -> Result<(), GatewayError> {
     let listener = TcpListener::bind(config.listen).await?;
@@ -198,7 +173,7 @@ pub async fn serve(
         None => MetaClient::new(meta_config),
     };
     let metrics = Arc::new(metrics::GatewayMetrics::register(&config.metrics));
-    let cluster = cluster::Cluster::with_metrics(meta, config.connect_timeout, metrics.clone())
+    let cluster = cluster::Cluster::with_metrics(meta, config.connect_timeout, Arc::new(metrics.pipeline.clone()))
         .with_transport(config.shard_transport)
         .with_local(config.local_datanode.clone());
     let watcher = tokio::spawn(cluster.clone().watch(shutdown.clone()));

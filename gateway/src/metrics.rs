@@ -10,7 +10,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use tessera_common::MetricsRegistry;
-use tessera_common::metrics::{Counter, CounterFamily, Histogram, HistogramFamily, latency_family, latency_histogram};
+use tessera_common::metrics::{Counter, CounterFamily, HistogramFamily, latency_family};
+use tessera_pipeline::PipelineMetrics;
 
 /// Counters and histograms of one gateway. Cloning shares them.
 #[derive(Clone, Debug)]
@@ -24,14 +25,9 @@ pub struct GatewayMetrics {
     pub bytes_in: Counter,
     /// Response body bytes sent.
     pub bytes_out: Counter,
-    /// Time to encode one stripe.
-    pub ec_encode_seconds: Histogram,
-    /// Time to check and (when a data shard is missing) decode one stripe.
-    pub ec_decode_seconds: Histogram,
-    /// Stripes that needed parity to be rebuilt (a data shard missing, corrupt or slow).
-    pub degraded_stripes: Counter,
-    /// Shard writes given up (failed or stalled) while the object was still stored.
-    pub shard_write_failures: Counter,
+    /// What the erasure-coded pipeline counts (encode and decode times,
+    /// degraded stripes, shard writes given up).
+    pub pipeline: PipelineMetrics,
 }
 
 impl Default for GatewayMetrics {
@@ -41,10 +37,7 @@ impl Default for GatewayMetrics {
             request_seconds: latency_family(),
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
-            ec_encode_seconds: latency_histogram(),
-            ec_decode_seconds: latency_histogram(),
-            degraded_stripes: Counter::default(),
-            shard_write_failures: Counter::default(),
+            pipeline: PipelineMetrics::default(),
         }
     }
 }
@@ -62,21 +55,25 @@ impl GatewayMetrics {
         );
         r.register("tessera_gateway_bytes_in", "Request body bytes received", m.bytes_in.clone());
         r.register("tessera_gateway_bytes_out", "Response body bytes sent", m.bytes_out.clone());
-        r.register("tessera_gateway_ec_encode_seconds", "Time to encode one stripe", m.ec_encode_seconds.clone());
+        r.register(
+            "tessera_gateway_ec_encode_seconds",
+            "Time to encode one stripe",
+            m.pipeline.ec_encode_seconds.clone(),
+        );
         r.register(
             "tessera_gateway_ec_decode_seconds",
             "Time to verify and decode one stripe",
-            m.ec_decode_seconds.clone(),
+            m.pipeline.ec_decode_seconds.clone(),
         );
         r.register(
             "tessera_gateway_degraded_stripes",
             "Stripes read with parity standing in for a data shard",
-            m.degraded_stripes.clone(),
+            m.pipeline.degraded_stripes.clone(),
         );
         r.register(
             "tessera_gateway_shard_write_failures",
             "Shard writes given up while the object was stored",
-            m.shard_write_failures.clone(),
+            m.pipeline.shard_write_failures.clone(),
         );
         m
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::metrics::GatewayMetrics;
+use crate::PipelineMetrics;
 use tessera_common::{DiskId, PgId};
 use tessera_placement::{ClusterMap, Level, PlacementRule, Placer};
 use tessera_rpc::MetaClient;
@@ -150,18 +150,18 @@ struct Inner {
     channels: Mutex<HashMap<String, Channel>>,
     wire: WireClient,
     connect_timeout: Duration,
-    metrics: Arc<GatewayMetrics>,
+    metrics: Arc<PipelineMetrics>,
 }
 
 impl Cluster {
     /// A view with nothing in it yet; call [`Cluster::refresh`] or run
     /// [`Cluster::watch`].
     pub fn new(meta: MetaClient, connect_timeout: Duration) -> Self {
-        Self::with_metrics(meta, connect_timeout, Arc::new(GatewayMetrics::default()))
+        Self::with_metrics(meta, connect_timeout, Arc::new(PipelineMetrics::default()))
     }
 
-    /// [`Cluster::new`], with the gateway's metrics reachable from the pipelines.
-    pub fn with_metrics(meta: MetaClient, connect_timeout: Duration, metrics: Arc<GatewayMetrics>) -> Self {
+    /// [`Cluster::new`], with the metrics the pipelines count into.
+    pub fn with_metrics(meta: MetaClient, connect_timeout: Duration, metrics: Arc<PipelineMetrics>) -> Self {
         let empty = View { epoch: 0, map: None, disk_addr: HashMap::new(), placers: Mutex::new(HashMap::new()) };
         Cluster {
             inner: Arc::new(Inner {
@@ -191,8 +191,8 @@ impl Cluster {
         self.local.as_ref().filter(|l| l.serves(disk))
     }
 
-    /// The gateway's metrics.
-    pub fn metrics(&self) -> &GatewayMetrics {
+    /// The pipeline's metrics.
+    pub fn metrics(&self) -> &PipelineMetrics {
         &self.inner.metrics
     }
 
