@@ -365,6 +365,17 @@ impl Meta for MetaService {
         Ok(Response::new(CheckShardsReply { referenced }))
     }
 
+    async fn list_disk_shards(
+        &self,
+        req: Request<ListDiskShardsRequest>,
+    ) -> Result<Response<ListDiskShardsReply>, Status> {
+        let r = req.into_inner();
+        let max = (r.max as usize).clamp(1, MAX_CHECK_SHARDS);
+        let page = self.read(move |st| st.disk_shards_after(r.disk, &r.after, max)).await?.map_err(storage)?;
+        let entries = page.into_iter().map(|(data_id, shard)| DiskShardEntry { data_id, shard: Some(shard) }).collect();
+        Ok(Response::new(ListDiskShardsReply { entries }))
+    }
+
     /// The answering node's own view (not forwarded to the leader), so each
     /// node's progress can be watched.
     async fn cluster_status(

@@ -511,33 +511,53 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
     }
     assert_eq!(got_pg, want_pg, "pg index");
     // The disk index: every body a record references, on each of its disks,
-    // with its part number and the positions placed there.
-    let mut want_disk: BTreeSet<(u32, Vec<u8>, u32, Vec<u32>)> = BTreeSet::new();
-    let mut index_body = |part: u32, b: &Option<Body>| {
+    // with its part number, the positions placed there and its owner.
+    type Entry = (u32, Vec<u8>, u32, Vec<u32>, (String, String, String));
+    let mut want_disk: BTreeSet<Entry> = BTreeSet::new();
+    let mut index_body = |owner: (String, String, String), part: u32, b: &Option<Body>| {
         if let Some(s) = shards_of(b) {
             for (pos, &d) in s.disks.iter().enumerate() {
                 let positions: Vec<u32> =
                     s.disks.iter().enumerate().filter(|(_, x)| **x == d).map(|(p, _)| p as u32).collect();
                 if positions[0] == pos as u32 {
-                    want_disk.insert((d, s.data_id.clone(), part, positions));
+                    want_disk.insert((d, s.data_id.clone(), part, positions, owner.clone()));
                 }
             }
         }
     };
-    for rec in model.objects.values() {
-        index_body(0, &rec.body);
+    for ((b, k), rec) in &model.objects {
+        let owner = (b.clone(), k.clone(), String::new());
+        index_body(owner.clone(), 0, &rec.body);
         for p in &rec.parts {
-            index_body(p.number, &p.body);
+            index_body(owner.clone(), p.number, &p.body);
         }
     }
-    for p in model.parts.values() {
-        index_body(p.number, &p.body);
+    for ((upload_id, _), p) in &model.parts {
+        let (b, k, _) = model.uploads.keys().find(|(_, _, u)| u == upload_id).unwrap();
+        index_body((b.clone(), k.clone(), upload_id.clone()), p.number, &p.body);
     }
     let mut got_disk = BTreeSet::new();
     for d in 0..6 {
-        for (id, e) in st.disk_shards(d).unwrap() {
-            got_disk.insert((d, id, e.part, e.positions));
+        let all = st.disk_shards(d).unwrap();
+        for (id, e) in &all {
+            got_disk.insert((
+                d,
+                id.clone(),
+                e.part,
+                e.positions.clone(),
+                (e.bucket.clone(), e.key.clone(), e.upload_id.clone()),
+            ));
         }
+        // Paging through the index gives the same entries in order.
+        let mut paged = Vec::new();
+        let mut after = Vec::new();
+        loop {
+            let page = st.disk_shards_after(d, &after, 2).unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.0.clone();
+            paged.extend(page);
+        }
+        assert_eq!(paged, all, "paging disk {d}'s index");
     }
     assert_eq!(got_disk, want_disk, "disk index");
     let ids: Vec<Vec<u8>> = want_disk.iter().filter(|w| w.0 == 3).map(|w| w.1.clone()).collect();

@@ -374,6 +374,24 @@ impl MetaClient {
         Ok(r.referenced)
     }
 
+    /// Up to `max` entries of `disk`'s index after data id `after` (empty: from
+    /// the start): what the disk should hold (linearizable).
+    pub async fn list_disk_shards(
+        &self,
+        disk: u32,
+        after: Vec<u8>,
+        max: u32,
+    ) -> Result<Vec<DiskShardEntry>, MetaClientError> {
+        let req = ListDiskShardsRequest { disk, after, max };
+        let r = self
+            .call(true, |mut c| {
+                let req = req.clone();
+                async move { c.list_disk_shards(req).await }
+            })
+            .await?;
+        Ok(r.entries)
+    }
+
     /// The cluster as the first node that answers sees it (the leader, when
     /// this client knows which one it is).
     pub async fn cluster_status(&self) -> Result<ClusterStatusReply, MetaClientError> {

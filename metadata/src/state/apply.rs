@@ -52,12 +52,21 @@ impl Writes {
         }
     }
     /// Records in the disk index that the disks of `body` hold its shards
-    /// (named with `part`). Idempotent: a command applied again writes the
-    /// same entries.
-    fn reference(&mut self, part: u32, body: Option<&Body>) {
+    /// (named with `part`), and which record references it: the object
+    /// (`upload_id` empty) or an upload's part. Idempotent: a command applied
+    /// again writes the same entries; a part that becomes an object's (on
+    /// Complete) is written again with its new owner.
+    fn reference(&mut self, owner: (&str, &str, &str), part: u32, body: Option<&Body>) {
         if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
             for (disk, positions) in disk_positions(shards) {
-                self.put(keys::disk_shard(disk, &shards.data_id), encode(&DiskShard { part, positions }));
+                let entry = DiskShard {
+                    part,
+                    positions,
+                    bucket: owner.0.to_owned(),
+                    key: owner.1.to_owned(),
+                    upload_id: owner.2.to_owned(),
+                };
+                self.put(keys::disk_shard(disk, &shards.data_id), encode(&entry));
             }
         }
     }
@@ -210,7 +219,7 @@ fn store_object(
         w.put(keys::pg_entry(pg, bucket, key), Vec::new());
     }
     for (part, b) in numbered_bodies(rec) {
-        w.reference(part, Some(b));
+        w.reference((bucket, key, ""), part, Some(b));
     }
     w.put(keys::object(bucket, key), encode(rec));
 }
@@ -289,7 +298,7 @@ fn put_part(st: &MetaState, index: u64, now: u64, c: &PutPart, w: &mut Writes) -
         }
     }
     part.last_modified_ms = now;
-    w.reference(part.number, part.body.as_ref());
+    w.reference((&c.bucket, &c.key, &c.upload_id), part.number, part.body.as_ref());
     w.put(k, encode(&part));
     Ok(done())
 }

@@ -154,6 +154,31 @@ impl MetaState {
         self.scan(&prefix)?.iter().map(|(k, v)| Ok((k[prefix.len()..].to_vec(), crate::record::decode(v)?))).collect()
     }
 
+    /// Up to `max` entries of `disk`'s index after data id `after` (empty:
+    /// from the start), in data id order.
+    pub fn disk_shards_after(
+        &self,
+        disk: u32,
+        after: &[u8],
+        max: usize,
+    ) -> Result<Vec<(Vec<u8>, DiskShard)>, MetaError> {
+        let prefix = keys::disk_shards_prefix(disk);
+        let mut start = keys::disk_shard(disk, after);
+        if !after.is_empty() {
+            start.push(0);
+        }
+        let cf = crate::db::cf(self.db(), crate::db::CF_SM)?;
+        let mut out = Vec::new();
+        for item in self.db().iterator_cf(cf, rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) || out.len() == max {
+                break;
+            }
+            out.push((k[prefix.len()..].to_vec(), crate::record::decode(&v)?));
+        }
+        Ok(out)
+    }
+
     /// The cluster map, once a datanode has registered.
     pub fn cluster_map(&self) -> Result<Option<ClusterMap>, MetaError> {
         let raw = self.db().get_pinned_cf(crate::db::cf(self.db(), crate::db::CF_SM)?, keys::CLUSTER_MAP)?;
