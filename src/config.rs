@@ -289,6 +289,12 @@ options! {
         /// Pause between two garbage collector passes over a disk [default: 15m].
         #[arg(long, env = "TESSERA_GC_INTERVAL")]
         pub gc_interval: Option<HumanDuration>,
+        /// Rebuild rate of the heal worker per disk, per second [default: 64MiB].
+        #[arg(long, env = "TESSERA_HEAL_RATE")]
+        pub heal_rate: Option<ByteSize>,
+        /// Pause between two heal passes over a disk's index [default: 10m].
+        #[arg(long, env = "TESSERA_HEAL_INTERVAL")]
+        pub heal_interval: Option<HumanDuration>,
         /// How long to wait for the metadata service at start-up [default: 30s].
         #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
         pub startup_timeout: Option<HumanDuration>,

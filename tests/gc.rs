@@ -8,62 +8,13 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use support::{Cluster, code, get_all};
-use tessera_common::DataId;
-use tessera_rpc::proto::meta::{Body, ListPartsRequest, body};
+use support::{Cluster, code, get_all, referenced, shard_files};
 
 const GRACE: Duration = Duration::from_secs(4);
-
-/// Every shard file on every disk, as (disk directory index, file name).
-fn shard_files(cluster: &Cluster) -> BTreeSet<(usize, String)> {
-    let mut out = BTreeSet::new();
-    for n in 0..6 {
-        for p in support::walk(&cluster.disk_dir(n).join("shards")) {
-            out.insert((n, p.file_name().unwrap().to_string_lossy().into_owned()));
-        }
-    }
-    out
-}
-
-/// The shard files a body should have: disk ids are datanode index + 1.
-fn files_of(part: u32, body: Option<&Body>, out: &mut BTreeSet<(usize, String)>) {
-    if let Some(Body { kind: Some(body::Kind::Shards(s)) }) = body {
-        let id = DataId::from_bytes(s.data_id.clone().try_into().unwrap());
-        for (pos, &disk) in s.disks.iter().enumerate() {
-            if !s.missing.contains(&(pos as u32)) {
-                out.insert((disk as usize - 1, format!("{id}.{part}.{pos}")));
-            }
-        }
-    }
-}
-
-/// The shard files the records of `keys` and the parts of `upload` reference.
-async fn referenced(cluster: &Cluster, keys: &[String], upload: (&str, &str)) -> BTreeSet<(usize, String)> {
-    let mut out = BTreeSet::new();
-    for k in keys {
-        let rec = cluster.meta_client.get_object("gcb", k).await.unwrap().object.unwrap();
-        files_of(0, rec.body.as_ref(), &mut out);
-        for p in &rec.parts {
-            files_of(p.number, p.body.as_ref(), &mut out);
-        }
-    }
-    let req = ListPartsRequest {
-        bucket: "gcb".into(),
-        key: upload.0.into(),
-        upload_id: upload.1.into(),
-        after_part: 0,
-        max_parts: 1000,
-    };
-    for p in cluster.meta_client.list_parts(req).await.unwrap().parts {
-        files_of(p.number, p.body.as_ref(), &mut out);
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unreferenced_shards_leave_the_disks_after_the_grace_period() {
@@ -166,7 +117,7 @@ async fn unreferenced_shards_leave_the_disks_after_the_grace_period() {
     let changed = Instant::now();
 
     let keys: Vec<String> = live.iter().map(|(k, _)| k.clone()).collect();
-    let want = referenced(&cluster, &keys, ("open", &open)).await;
+    let want = referenced(&cluster, "gcb", &keys, Some(("open", &open))).await;
     let now = shard_files(&cluster);
     // Within the grace period, the shards of overwritten and deleted
     // objects are all still there.

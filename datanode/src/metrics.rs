@@ -44,6 +44,14 @@ pub struct DatanodeMetrics {
     pub gc_pending_shards: GaugeFamily,
     /// Completed collector passes, per disk.
     pub gc_passes: CounterFamily,
+    /// Missing shards the heal worker rebuilt, per disk.
+    pub heal_shards: CounterFamily,
+    /// Block bytes of the shards it rebuilt, per disk.
+    pub heal_bytes: CounterFamily,
+    /// Missing shards it could not rebuild (yet), per disk.
+    pub heal_failures: CounterFamily,
+    /// Completed heal passes over the disk's index, per disk.
+    pub heal_passes: CounterFamily,
 }
 
 impl Default for DatanodeMetrics {
@@ -67,6 +75,10 @@ impl Default for DatanodeMetrics {
             gc_deleted_bytes: CounterFamily::default(),
             gc_pending_shards: GaugeFamily::default(),
             gc_passes: CounterFamily::default(),
+            heal_shards: CounterFamily::default(),
+            heal_bytes: CounterFamily::default(),
+            heal_failures: CounterFamily::default(),
+            heal_passes: CounterFamily::default(),
         }
     }
 }
@@ -128,6 +140,14 @@ impl DatanodeMetrics {
             m.gc_pending_shards.clone(),
         );
         r.register("tessera_datanode_gc_passes", "Completed garbage collector passes", m.gc_passes.clone());
+        r.register("tessera_datanode_heal_shards", "Missing shards rebuilt by the heal worker", m.heal_shards.clone());
+        r.register("tessera_datanode_heal_bytes", "Block bytes of the shards rebuilt", m.heal_bytes.clone());
+        r.register(
+            "tessera_datanode_heal_failures",
+            "Missing shards the heal worker could not rebuild (yet)",
+            m.heal_failures.clone(),
+        );
+        r.register("tessera_datanode_heal_passes", "Completed heal passes over a disk's index", m.heal_passes.clone());
         m
     }
 }

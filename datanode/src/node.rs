@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::{DatanodeMetrics, disk_labels, result_labels};
-use crate::{DataService, FsDisk, GcWorker, ScrubWorker, ShardError, serve_data};
+use crate::{DataService, FsDisk, GcWorker, HealWorker, ScrubWorker, ShardError, serve_data};
+use tessera_pipeline::cluster::Cluster;
 
 /// How to run one datanode.
 #[derive(Clone, Debug)]
@@ -50,6 +51,10 @@ pub struct DatanodeConfig {
     pub gc_grace: Duration,
     /// Pause between two garbage collector passes over a disk.
     pub gc_interval: Duration,
+    /// Rebuild rate of the heal worker per disk, bytes per second.
+    pub heal_rate_bytes_per_sec: u64,
+    /// Pause between two heal passes over a disk's index.
+    pub heal_interval: Duration,
     /// Where the node's metrics are registered (`tessera_datanode_*`).
     pub metrics: MetricsRegistry,
 }
@@ -80,6 +85,9 @@ impl DatanodeConfig {
         }
         if self.gc_interval.is_zero() {
             return bad("gc_interval must be positive");
+        }
+        if self.heal_rate_bytes_per_sec == 0 || self.heal_interval.is_zero() {
+            return bad("heal rate and interval must be positive");
         }
         Ok(())
     }
@@ -262,12 +270,26 @@ async fn run_node(
                     )
                 })
                 .collect();
+            // The pipeline's view of the cluster, for reading peers' shards.
+            let cluster = Cluster::new(meta.clone(), Duration::from_secs(2));
+            let watch = tokio::spawn(cluster.clone().watch(shutdown.clone()));
+            let healers: Vec<_> = disks
+                .iter()
+                .map(|d| {
+                    spawn_worker(
+                        HealWorker::new(d.clone(), cluster.clone(), config.heal_rate_bytes_per_sec)
+                            .with_metrics(metrics.clone()),
+                        WorkerConfig { idle_interval: config.heal_interval, ..WorkerConfig::default() },
+                        shutdown.clone(),
+                    )
+                })
+                .collect();
             let hb = spawn_worker(
                 HeartbeatWorker { node_id: config.node_id, disks, meta, sent: 0, metrics },
                 WorkerConfig { idle_interval: config.heartbeat_interval, ..WorkerConfig::default() },
                 shutdown.clone(),
             );
-            Some((hb, scrubbers.into_iter().chain(collectors).collect::<Vec<_>>()))
+            Some((hb, scrubbers.into_iter().chain(collectors).chain(healers).collect::<Vec<_>>(), watch))
         }
         _ => None,
     };
@@ -279,12 +301,16 @@ async fn run_node(
         }
     }
     health.set_serving(false);
-    if let Some((hb, scrubbers)) = heartbeat {
-        for w in std::iter::once(hb).chain(scrubbers) {
+    if let Some((hb, workers, watch)) = heartbeat {
+        for w in std::iter::once(hb).chain(workers) {
             if let Err(e) = w.join().await {
                 tracing::warn!(error = %e, "a datanode worker ended badly");
             }
         }
+        // The map watch ends on shutdown; a call stuck on an unreachable
+        // metadata service is cut.
+        watch.abort();
+        let _ = watch.await;
     }
     if registered.is_err() {
         // Stop serving too: the node cannot do its job.

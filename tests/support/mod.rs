@@ -5,17 +5,18 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{Credentials, Region};
-use tessera_common::DiskId;
+use tessera_common::{DataId, DiskId};
 use tessera_datanode::DatanodeConfig;
 use tessera_gateway::{GatewayConfig, Md5Mode};
 use tessera_metadata::MetaConfig;
 use tessera_placement::ClusterMap;
-use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey, command::Op};
+use tessera_rpc::proto::meta::{AccessKeyRecord, Body, Command, CreateAccessKey, ListPartsRequest, body, command::Op};
 use tessera_rpc::{MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -155,6 +156,8 @@ fn datanode_config(root: &std::path::Path, n: usize, listen: SocketAddr, meta: &
         scrub_interval: Duration::from_secs(3600),
         gc_grace: Duration::from_secs(3600),
         gc_interval: Duration::from_secs(3600),
+        heal_rate_bytes_per_sec: 256 << 20,
+        heal_interval: Duration::from_secs(3600),
         metrics: Default::default(),
     }
 }
@@ -407,4 +410,57 @@ pub fn status<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::Ht
 pub async fn get_all(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
     let r = c.get_object().bucket(b).key(k).send().await.unwrap();
     r.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Every shard file on every disk, as (disk directory index, file name).
+pub fn shard_files(cluster: &Cluster) -> BTreeSet<(usize, String)> {
+    let mut out = BTreeSet::new();
+    for n in 0..cluster.datanodes.len() {
+        for p in walk(&cluster.disk_dir(n).join("shards")) {
+            out.insert((n, p.file_name().unwrap().to_string_lossy().into_owned()));
+        }
+    }
+    out
+}
+
+/// The shard files a body should have: disk ids are datanode index + 1.
+pub fn files_of(part: u32, body: Option<&Body>, out: &mut BTreeSet<(usize, String)>) {
+    if let Some(Body { kind: Some(body::Kind::Shards(s)) }) = body {
+        let id = DataId::from_bytes(s.data_id.clone().try_into().unwrap());
+        for (pos, &disk) in s.disks.iter().enumerate() {
+            if !s.missing.contains(&(pos as u32)) {
+                out.insert((disk as usize - 1, format!("{id}.{part}.{pos}")));
+            }
+        }
+    }
+}
+
+/// The shard files the records of `keys` and the parts of `upload` reference.
+pub async fn referenced(
+    cluster: &Cluster,
+    bucket: &str,
+    keys: &[String],
+    upload: Option<(&str, &str)>,
+) -> BTreeSet<(usize, String)> {
+    let mut out = BTreeSet::new();
+    for k in keys {
+        let rec = cluster.meta_client.get_object(bucket, k).await.unwrap().object.unwrap();
+        files_of(0, rec.body.as_ref(), &mut out);
+        for p in &rec.parts {
+            files_of(p.number, p.body.as_ref(), &mut out);
+        }
+    }
+    if let Some((key, upload_id)) = upload {
+        let req = ListPartsRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: upload_id.into(),
+            after_part: 0,
+            max_parts: 1000,
+        };
+        for p in cluster.meta_client.list_parts(req).await.unwrap().parts {
+            files_of(p.number, p.body.as_ref(), &mut out);
+        }
+    }
+    out
 }

@@ -1,0 +1,309 @@
+//! The heal worker: a named worker per disk that rebuilds the shards the
+//! disk should hold but does not — a wiped or replaced disk, files lost to a
+//! crash or an operator — from the other shards of their stripes.
+//!
+//! ```text
+//!  step: the next 100 entries of this disk's index after the cursor (ListDiskShards)
+//!        each position whose shard file is here ─► nothing to do
+//!        missing ─► the record that owns it (object, or upload part) still places it here?
+//!            ─► read the whole piece through the pipeline (k shards from peers,
+//!               verified, decoded around missing or corrupt ones)
+//!            ─► re-encode each stripe, keep this position's block, write the
+//!               shard file (temp, fsync, rename) ─► counted; the record is unchanged
+//!        cursor (last data id) ─► <disk>/heal.state; end of the index: pass done, Idle
+//!  pacing: after each step, sleep so that rebuilt bytes / time ≤ rate
+//! ```
+//!
+//! A piece that cannot be read now (fewer than k good shards) is skipped,
+//! counted, and its reason kept in the status; the next pass tries again.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tessera_common::DataId;
+use tessera_common::worker::{StepResult, Worker};
+use tessera_ec::{PieceId, StripeCoder, StripeLayout};
+use tessera_pipeline::Codecs;
+use tessera_pipeline::cluster::Cluster;
+use tessera_pipeline::read::read_sharded;
+use tessera_rpc::proto::meta::{DiskShard, ListPartsRequest, ShardSet, body};
+use tokio::sync::mpsc;
+
+use crate::metrics::{DatanodeMetrics, disk_labels};
+use crate::{FsDisk, ShardError, ShardHeader, ShardKey};
+
+/// Index entries looked at per step.
+const ENTRIES_PER_STEP: u32 = 100;
+
+/// Progress kept in `<disk>/heal.state` across restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealProgress {
+    /// Completed passes over the disk's index.
+    pub passes: u64,
+    /// The last data id looked at in this pass (hex; empty: at the start).
+    pub cursor: String,
+}
+
+impl HealProgress {
+    fn path(disk: &FsDisk) -> PathBuf {
+        disk.root().join("heal.state")
+    }
+
+    /// Loads the saved progress (a missing or unreadable file starts over).
+    pub fn load(disk: &FsDisk) -> Self {
+        let text = std::fs::read_to_string(Self::path(disk)).unwrap_or_default();
+        let mut lines = text.lines();
+        let passes = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+        let cursor = lines.next().unwrap_or_default().to_owned();
+        HealProgress { passes, cursor }
+    }
+
+    fn save(&self, disk: &FsDisk) -> std::io::Result<()> {
+        let path = Self::path(disk);
+        let tmp = path.with_extension("state.tmp");
+        std::fs::write(&tmp, format!("{}\n{}\n", self.passes, self.cursor))?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// Rebuilds one disk's missing shards.
+pub struct HealWorker {
+    disk: FsDisk,
+    cluster: Cluster,
+    codecs: Codecs,
+    /// How long a slow shard read waits before parity is read instead.
+    hedge: Duration,
+    /// Bytes per second to rebuild at most.
+    rate_bytes_per_sec: u64,
+    progress: HealProgress,
+    /// Shards rebuilt since start.
+    pub rebuilt: u64,
+    rebuilt_bytes: u64,
+    /// Shards that could not be rebuilt (yet), and the last reason.
+    failed: u64,
+    last_failure: Option<String>,
+    metrics: DatanodeMetrics,
+}
+
+impl HealWorker {
+    /// A heal worker for `disk` reading peers through `cluster`, rebuilding
+    /// at most `rate_bytes_per_sec`, resuming from the saved progress.
+    pub fn new(disk: FsDisk, cluster: Cluster, rate_bytes_per_sec: u64) -> Self {
+        let progress = HealProgress::load(&disk);
+        HealWorker {
+            disk,
+            cluster,
+            codecs: Codecs::default(),
+            hedge: Duration::from_secs(2),
+            rate_bytes_per_sec: rate_bytes_per_sec.max(1),
+            progress,
+            rebuilt: 0,
+            rebuilt_bytes: 0,
+            failed: 0,
+            last_failure: None,
+            metrics: DatanodeMetrics::default(),
+        }
+    }
+
+    /// Counts into `metrics` (`tessera_datanode_heal_*`).
+    pub fn with_metrics(mut self, metrics: DatanodeMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The shard set and piece length of the body `data_id` as its owner's
+    /// record has it now; `None` when the record no longer references it.
+    async fn locate(&self, data_id: &[u8], entry: &DiskShard) -> Result<Option<(ShardSet, u64)>, String> {
+        let meta = self.cluster.meta();
+        let matching = |b: &Option<tessera_rpc::proto::meta::Body>| match b.as_ref().and_then(|b| b.kind.as_ref()) {
+            Some(body::Kind::Shards(s)) if s.data_id == data_id => Some(s.clone()),
+            _ => None,
+        };
+        if entry.upload_id.is_empty() {
+            let r = meta.get_object(&entry.bucket, &entry.key).await.map_err(|e| e.to_string())?;
+            let Some(rec) = r.object else { return Ok(None) };
+            if let Some(s) = matching(&rec.body) {
+                return Ok(Some((s, rec.size)));
+            }
+            Ok(rec.parts.iter().find_map(|p| matching(&p.body).map(|s| (s, p.size))))
+        } else {
+            let req = ListPartsRequest {
+                bucket: entry.bucket.clone(),
+                key: entry.key.clone(),
+                upload_id: entry.upload_id.clone(),
+                after_part: entry.part.saturating_sub(1),
+                max_parts: 1,
+            };
+            let r = meta.list_parts(req).await.map_err(|e| e.to_string())?;
+            Ok(r.parts.iter().filter(|p| p.number == entry.part).find_map(|p| matching(&p.body).map(|s| (s, p.size))))
+        }
+    }
+
+    /// Rebuilds shard `position` of the piece `set` on this disk: reads the
+    /// piece through the pipeline, re-encodes each stripe and writes this
+    /// position's blocks. Returns the bytes written.
+    async fn rebuild(&self, set: &ShardSet, part: u32, piece_len: u64, position: u32) -> Result<u64, String> {
+        let ec = set.ec.ok_or("the shard set has no EC profile")?;
+        let (k, m) = (ec.k as usize, ec.m as usize);
+        let layout = StripeLayout::from_block_len(k, m, ec.block_len as usize).map_err(|e| e.to_string())?;
+        let coder = StripeCoder::new(self.codecs.get(ec.codec, k, m).map_err(|e| e.to_string())?, layout)
+            .map_err(|e| e.to_string())?;
+        let id: [u8; 16] = set.data_id.as_slice().try_into().map_err(|_| "a data id is 16 bytes")?;
+        let key = ShardKey { data_id: DataId::from_bytes(id), part, shard: position as u16 };
+        let header = ShardHeader {
+            key,
+            codec: u16::try_from(ec.codec).map_err(|_| "codec id out of range")?,
+            k: ec.k as u8,
+            m: ec.m as u8,
+            block_len: ec.block_len,
+            piece_len,
+        };
+        let disk = self.disk.clone();
+        let mut writer = Some(
+            tokio::task::spawn_blocking(move || disk.create(header))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?,
+        );
+        // Never read this position: it is the one being rebuilt.
+        let mut source = set.clone();
+        if !source.missing.contains(&position) {
+            source.missing.push(position);
+        }
+        let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+        let cluster = self.cluster.clone();
+        let read = async {
+            let r = read_sharded(&cluster, &self.codecs, &source, part, piece_len, 0..piece_len, self.hedge, &tx).await;
+            drop(tx);
+            r
+        };
+        let write = async {
+            let piece = PieceId { data_id: id, part };
+            let stripes = layout.stripe_count(piece_len);
+            let mut buf = BytesMut::new();
+            let mut stripe = 0u64;
+            let mut written = 0u64;
+            while stripe < stripes {
+                let want = layout.stripe_len(piece_len, stripe);
+                while buf.len() < want {
+                    match rx.recv().await {
+                        Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                        Some(Err(e)) => return Err(e.to_string()),
+                        None => return Err(format!("the piece ended at stripe {stripe} of {stripes}")),
+                    }
+                }
+                let data = buf.split_to(want).freeze();
+                let enc = coder.encode_stripe(piece, stripe, data).map_err(|e| e.to_string())?;
+                let block = enc.blocks.into_iter().nth(position as usize).ok_or("no such shard position")?;
+                let mut w = writer.take().ok_or("the shard writer is gone")?;
+                w = tokio::task::spawn_blocking(move || w.write_frame(&block.hash, &block.data).map(|()| w))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                written += block_len_written(&layout, piece_len, stripe);
+                writer = Some(w);
+                stripe += 1;
+            }
+            let w = writer.take().ok_or("the shard writer is gone")?;
+            tokio::task::spawn_blocking(move || w.finish())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok::<u64, String>(written)
+        };
+        let (read, written) = tokio::join!(read, write);
+        read.map_err(|e| e.to_string())?;
+        written
+    }
+}
+
+/// Bytes of one block of `stripe` (for the rebuilt-bytes count).
+fn block_len_written(layout: &StripeLayout, piece_len: u64, stripe: u64) -> u64 {
+    let len = layout.stripe_len(piece_len, stripe) as u64;
+    len.div_ceil(layout.k() as u64)
+}
+
+fn hex_of(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+}
+
+impl Worker for HealWorker {
+    fn name(&self) -> String {
+        format!("heal:{}", self.disk.id())
+    }
+
+    async fn step(&mut self) -> Result<StepResult, String> {
+        let started = Instant::now();
+        let disk_id = self.disk.id().get();
+        let after = unhex(&self.progress.cursor);
+        let entries =
+            self.cluster.meta().list_disk_shards(disk_id, after, ENTRIES_PER_STEP).await.map_err(|e| e.to_string())?;
+        let labels = disk_labels(self.disk.id());
+        let mut bytes = 0;
+        for e in &entries {
+            let Some(entry) = &e.shard else { continue };
+            let Ok(id) = <[u8; 16]>::try_from(e.data_id.as_slice()) else { continue };
+            for &position in &entry.positions {
+                let key = ShardKey { data_id: DataId::from_bytes(id), part: entry.part, shard: position as u16 };
+                match self.disk.stat(&key) {
+                    Ok(_) => continue,
+                    Err(ShardError::Missing(_)) => {}
+                    Err(err) => return Err(format!("stat {key}: {err}")),
+                }
+                let Some((set, piece_len)) = self.locate(&e.data_id, entry).await? else { continue };
+                if set.disks.get(position as usize) != Some(&disk_id) {
+                    continue; // the record now places this position elsewhere
+                }
+                match self.rebuild(&set, entry.part, piece_len, position).await {
+                    Ok(n) => {
+                        bytes += n;
+                        self.rebuilt += 1;
+                        self.rebuilt_bytes += n;
+                        self.metrics.heal_shards.get_or_create(&labels).inc();
+                        self.metrics.heal_bytes.get_or_create(&labels).inc_by(n);
+                        tracing::info!(disk = disk_id, shard = %key, bytes = n, "rebuilt a missing shard");
+                    }
+                    Err(reason) => {
+                        self.failed += 1;
+                        self.metrics.heal_failures.get_or_create(&labels).inc();
+                        tracing::warn!(disk = disk_id, shard = %key, %reason, "could not rebuild a missing shard");
+                        self.last_failure = Some(format!("{key}: {reason}"));
+                    }
+                }
+            }
+        }
+        let finished_pass = entries.len() < ENTRIES_PER_STEP as usize;
+        if finished_pass {
+            self.progress.passes += 1;
+            self.progress.cursor.clear();
+            self.metrics.heal_passes.get_or_create(&labels).inc();
+        } else if let Some(last) = entries.last() {
+            self.progress.cursor = hex_of(&last.data_id);
+        }
+        self.progress.save(&self.disk).map_err(|e| format!("save heal progress: {e}"))?;
+        let budget = Duration::from_secs_f64(bytes as f64 / self.rate_bytes_per_sec as f64);
+        if let Some(rest) = budget.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+        Ok(if finished_pass { StepResult::Idle } else { StepResult::Busy })
+    }
+
+    fn progress(&self) -> Option<String> {
+        let mut s = format!(
+            "pass {}, {} shards ({} MB) rebuilt, {} not rebuilt",
+            self.progress.passes + 1,
+            self.rebuilt,
+            self.rebuilt_bytes / 1_000_000,
+            self.failed
+        );
+        if let Some(f) = &self.last_failure {
+            s.push_str(&format!(" (last: {f})"));
+        }
+        Some(s)
+    }
+}
