@@ -17,7 +17,6 @@
 //! A piece that cannot be read now (fewer than k good shards) is skipped,
 //! counted, and its reason kept in the status; the next pass tries again.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -31,41 +30,11 @@ use tessera_rpc::proto::meta::{DiskShard, ListPartsRequest, ShardSet, body};
 use tokio::sync::mpsc;
 
 use crate::metrics::{DatanodeMetrics, disk_labels};
+use crate::pass::{HEAL_STATE, PassProgress};
 use crate::{FsDisk, ShardError, ShardHeader, ShardKey};
 
 /// Index entries looked at per step.
 const ENTRIES_PER_STEP: u32 = 100;
-
-/// Progress kept in `<disk>/heal.state` across restarts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HealProgress {
-    /// Completed passes over the disk's index.
-    pub passes: u64,
-    /// The last data id looked at in this pass (hex; empty: at the start).
-    pub cursor: String,
-}
-
-impl HealProgress {
-    fn path(disk: &FsDisk) -> PathBuf {
-        disk.root().join("heal.state")
-    }
-
-    /// Loads the saved progress (a missing or unreadable file starts over).
-    pub fn load(disk: &FsDisk) -> Self {
-        let text = std::fs::read_to_string(Self::path(disk)).unwrap_or_default();
-        let mut lines = text.lines();
-        let passes = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
-        let cursor = lines.next().unwrap_or_default().to_owned();
-        HealProgress { passes, cursor }
-    }
-
-    fn save(&self, disk: &FsDisk) -> std::io::Result<()> {
-        let path = Self::path(disk);
-        let tmp = path.with_extension("state.tmp");
-        std::fs::write(&tmp, format!("{}\n{}\n", self.passes, self.cursor))?;
-        std::fs::rename(tmp, path)
-    }
-}
 
 /// Rebuilds one disk's missing shards.
 pub struct HealWorker {
@@ -76,7 +45,7 @@ pub struct HealWorker {
     hedge: Duration,
     /// Bytes per second to rebuild at most.
     rate_bytes_per_sec: u64,
-    progress: HealProgress,
+    progress: PassProgress,
     /// Shards rebuilt since start.
     pub rebuilt: u64,
     rebuilt_bytes: u64,
@@ -90,7 +59,7 @@ impl HealWorker {
     /// A heal worker for `disk` reading peers through `cluster`, rebuilding
     /// at most `rate_bytes_per_sec`, resuming from the saved progress.
     pub fn new(disk: FsDisk, cluster: Cluster, rate_bytes_per_sec: u64) -> Self {
-        let progress = HealProgress::load(&disk);
+        let progress = PassProgress::load(&disk, HEAL_STATE);
         HealWorker {
             disk,
             cluster,
@@ -285,7 +254,7 @@ impl Worker for HealWorker {
         } else if let Some(last) = entries.last() {
             self.progress.cursor = hex_of(&last.data_id);
         }
-        self.progress.save(&self.disk).map_err(|e| format!("save heal progress: {e}"))?;
+        self.progress.save(&self.disk, HEAL_STATE).map_err(|e| format!("save heal progress: {e}"))?;
         let budget = Duration::from_secs_f64(bytes as f64 / self.rate_bytes_per_sec as f64);
         if let Some(rest) = budget.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;

@@ -10,7 +10,6 @@
 //! The cursor survives restarts, so a long pass resumes where it stopped.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tessera_common::worker::{StepResult, Worker};
@@ -19,6 +18,7 @@ use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage};
 
 use crate::metrics::{DatanodeMetrics, disk_labels};
+use crate::pass::{PassProgress, SCRUB_STATE};
 use crate::{FsDisk, ReadIntent, ShardError, ShardKey};
 
 /// Shards verified per step.
@@ -45,46 +45,13 @@ impl DamageSink for MetaClient {
     }
 }
 
-/// Progress kept in `<disk>/scrub.state` across restarts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ScrubProgress {
-    /// Listing cursor within the current pass (empty: at the start).
-    pub cursor: String,
-    /// Completed passes over the whole disk.
-    pub passes: u64,
-}
-
-impl ScrubProgress {
-    fn path(disk: &FsDisk) -> PathBuf {
-        disk.root().join("scrub.state")
-    }
-
-    /// Loads the saved progress (a missing or unreadable file starts over).
-    pub fn load(disk: &FsDisk) -> Self {
-        let text = std::fs::read_to_string(Self::path(disk)).unwrap_or_default();
-        let mut lines = text.lines();
-        let passes = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
-        let cursor = lines.next().unwrap_or_default().to_owned();
-        ScrubProgress { cursor, passes }
-    }
-
-    /// Saves atomically (temp file, rename). Progress is advisory: losing
-    /// the last save only re-checks a few shards.
-    fn save(&self, disk: &FsDisk) -> std::io::Result<()> {
-        let path = Self::path(disk);
-        let tmp = path.with_extension("state.tmp");
-        std::fs::write(&tmp, format!("{}\n{}\n", self.passes, self.cursor))?;
-        std::fs::rename(tmp, path)
-    }
-}
-
 /// Scrubs one disk.
 pub struct ScrubWorker<S: DamageSink> {
     disk: FsDisk,
     sink: S,
     /// Bytes per second to read at most.
     rate_bytes_per_sec: u64,
-    progress: ScrubProgress,
+    progress: PassProgress,
     /// Shards checked and damaged found since start (all passes).
     pub checked: u64,
     damaged: u64,
@@ -96,7 +63,7 @@ impl<S: DamageSink> ScrubWorker<S> {
     /// A scrubber for `disk` reading at most `rate_bytes_per_sec`, resuming
     /// from the saved progress.
     pub fn new(disk: FsDisk, sink: S, rate_bytes_per_sec: u64) -> Self {
-        let progress = ScrubProgress::load(&disk);
+        let progress = PassProgress::load(&disk, SCRUB_STATE);
         ScrubWorker {
             disk,
             sink,
@@ -190,7 +157,7 @@ impl<S: DamageSink> Worker for ScrubWorker<S> {
         } else if let Some(next) = page.next {
             self.progress.cursor = next;
         }
-        self.progress.save(&self.disk).map_err(|e| format!("save scrub progress: {e}"))?;
+        self.progress.save(&self.disk, SCRUB_STATE).map_err(|e| format!("save scrub progress: {e}"))?;
         // Pace to the configured rate.
         let budget = Duration::from_secs_f64(bytes as f64 / self.rate_bytes_per_sec as f64);
         if let Some(rest) = budget.checked_sub(started.elapsed()) {

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use tessera_common::worker::{WorkerConfig, WorkerHandle, spawn_worker};
 use tessera_common::{DataId, DiskId};
-use tessera_datanode::{DamageSink, FsDisk, ScrubProgress, ScrubWorker, ShardHeader, ShardKey};
+use tessera_datanode::{DamageSink, FsDisk, PassProgress, SCRUB_STATE, ScrubWorker, ShardHeader, ShardKey};
 use tessera_ec::{CodecId, PieceId, StripeCoder, StripeLayout, new_codec};
 use tokio::sync::watch;
 
@@ -69,7 +69,7 @@ fn seeded() -> StdRng {
 
 async fn wait_pass(disk: &FsDisk, passes: u64) {
     let start = Instant::now();
-    while ScrubProgress::load(disk).passes < passes {
+    while PassProgress::load(disk, SCRUB_STATE).passes < passes {
         assert!(start.elapsed() < Duration::from_secs(60), "scrub pass did not finish");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -158,7 +158,7 @@ async fn a_restarted_scrubber_resumes_where_it_stopped() {
     }
     let first = checked(&h);
     h.join().await.unwrap();
-    let saved = ScrubProgress::load(&disk);
+    let saved = PassProgress::load(&disk, SCRUB_STATE);
     assert_eq!(saved.passes, 0);
     assert!(!saved.cursor.is_empty(), "progress was saved mid-pass");
     assert!(first > 0 && (first as usize) < keys.len(), "stopped mid-pass after {first}");
