@@ -132,3 +132,61 @@ async fn a_wiped_disk_is_rebuilt_from_its_peers() {
     assert_eq!(get_all(&c, "heal", "open").await, part(9));
     cluster.shutdown().await;
 }
+
+/// A write that gave up on a hung datanode records that shard position
+/// missing; the heal worker of that datanode rebuilds it (or, when the
+/// stalled bytes did arrive after all, verifies the file) and clears the
+/// record's missing list, so the object has all k + m shards again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shard_missing_since_its_write_is_restored() {
+    let mut cluster = Cluster::start_with(support::Options {
+        gateways: 1,
+        proxied: true,
+        gateway: Box::new(|g| {
+            g.hedge_timeout = Duration::from_millis(300);
+            g.shard_write_timeout = Duration::from_secs(2);
+        }),
+        datanode: Box::new(|d| d.heal_interval = Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("heal").send().await.unwrap();
+    c.put_object()
+        .bucket("heal")
+        .key("warm")
+        .body(ByteStream::from(support::bytes(300 << 10, 1)))
+        .send()
+        .await
+        .unwrap();
+    let hung = 0;
+    cluster.datanodes[hung].proxy.as_ref().unwrap().pause(true);
+    let data = support::bytes(3 << 20, 2);
+    c.put_object().bucket("heal").key("b").body(ByteStream::from(data.clone())).send().await.unwrap();
+    let set = |rec: tessera_rpc::proto::meta::ObjectRecord| match rec.body.unwrap().kind {
+        Some(tessera_rpc::proto::meta::body::Kind::Shards(s)) => s,
+        _ => panic!("not sharded"),
+    };
+    let written = set(cluster.meta_client.get_object("heal", "b").await.unwrap().object.unwrap());
+    assert_eq!(written.missing.len(), 1, "{written:?}");
+    assert_eq!(written.disks[written.missing[0] as usize], hung as u32 + 1);
+    cluster.datanodes[hung].proxy.as_ref().unwrap().pause(false);
+
+    let started = Instant::now();
+    loop {
+        let now = set(cluster.meta_client.get_object("heal", "b").await.unwrap().object.unwrap());
+        if now.missing.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the missing shard was never restored: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let want = referenced(&cluster, "heal", &["warm".into(), "b".into()], None).await;
+    assert_eq!(shard_files(&cluster), want, "the rebuilt shard file is on the hung datanode's disk");
+    // Read with two other datanodes down: the restored shard is needed.
+    for n in [1, 2] {
+        cluster.stop_datanode(n).await;
+    }
+    assert_eq!(get_all(&c, "heal", "b").await, data);
+    cluster.shutdown().await;
+}

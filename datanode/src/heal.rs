@@ -26,11 +26,13 @@ use tessera_ec::{PieceId, StripeCoder, StripeLayout};
 use tessera_pipeline::Codecs;
 use tessera_pipeline::cluster::Cluster;
 use tessera_pipeline::read::read_sharded;
-use tessera_rpc::proto::meta::{DiskShard, ListPartsRequest, ShardSet, body};
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::{Command, DiskShard, ListPartsRequest, RestoreShards, ShardSet, body};
 use tokio::sync::mpsc;
 
 use crate::metrics::{DatanodeMetrics, disk_labels};
 use crate::pass::{HEAL_STATE, PassProgress};
+use crate::scrub::verify_shard;
 use crate::{FsDisk, ShardError, ShardHeader, ShardKey};
 
 /// Index entries looked at per step.
@@ -49,6 +51,8 @@ pub struct HealWorker {
     /// Shards rebuilt since start.
     pub rebuilt: u64,
     rebuilt_bytes: u64,
+    /// Positions the records counted missing that are whole again.
+    restored: u64,
     /// Shards that could not be rebuilt (yet), and the last reason.
     failed: u64,
     last_failure: Option<String>,
@@ -69,6 +73,7 @@ impl HealWorker {
             progress,
             rebuilt: 0,
             rebuilt_bytes: 0,
+            restored: 0,
             failed: 0,
             last_failure: None,
             metrics: DatanodeMetrics::default(),
@@ -187,6 +192,30 @@ impl HealWorker {
     }
 }
 
+impl HealWorker {
+    /// Tells the record that owns the body that `position` is whole again.
+    async fn restore(&self, data_id: &[u8], entry: &DiskShard, position: u32) -> Result<(), String> {
+        let restore = RestoreShards {
+            bucket: entry.bucket.clone(),
+            key: entry.key.clone(),
+            upload_id: entry.upload_id.clone(),
+            data_id: data_id.to_vec(),
+            positions: vec![position],
+        };
+        let cmd = Command { now_ms: 0, op: Some(Op::RestoreShards(restore)) };
+        self.cluster.meta().write(cmd).await.map(|_| ()).map_err(|e| format!("restore position {position}: {e}"))
+    }
+
+    fn count_rebuilt(&mut self, key: &ShardKey, bytes: u64) {
+        let labels = disk_labels(self.disk.id());
+        self.rebuilt += 1;
+        self.rebuilt_bytes += bytes;
+        self.metrics.heal_shards.get_or_create(&labels).inc();
+        self.metrics.heal_bytes.get_or_create(&labels).inc_by(bytes);
+        tracing::info!(disk = self.disk.id().get(), shard = %key, bytes, "rebuilt a missing shard");
+    }
+}
+
 /// Bytes of one block of `stripe` (for the rebuilt-bytes count).
 fn block_len_written(layout: &StripeLayout, piece_len: u64, stripe: u64) -> u64 {
     let len = layout.stripe_len(piece_len, stripe) as u64;
@@ -219,23 +248,46 @@ impl Worker for HealWorker {
             let Ok(id) = <[u8; 16]>::try_from(e.data_id.as_slice()) else { continue };
             for &position in &entry.positions {
                 let key = ShardKey { data_id: DataId::from_bytes(id), part: entry.part, shard: position as u16 };
-                match self.disk.stat(&key) {
-                    Ok(_) => continue,
-                    Err(ShardError::Missing(_)) => {}
+                let present = match self.disk.stat(&key) {
+                    Ok(_) => true,
+                    Err(ShardError::Missing(_)) => false,
                     Err(err) => return Err(format!("stat {key}: {err}")),
+                };
+                let recorded_missing = entry.missing.contains(&position);
+                if present && !recorded_missing {
+                    continue;
+                }
+                if present {
+                    // The record counts it missing (its write was given up),
+                    // yet the file arrived: whole and verified, it is restored
+                    // as it is; damaged, it is rebuilt.
+                    let disk = self.disk.clone();
+                    let checked = tokio::task::spawn_blocking(move || verify_shard(&disk, &key))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("verify {key}: {e}"))?;
+                    if checked.1.is_none() {
+                        self.restore(&e.data_id, entry, position).await?;
+                        self.restored += 1;
+                        continue;
+                    }
+                    self.disk.delete(&key).map_err(|e| format!("remove damaged {key}: {e}"))?;
                 }
                 let Some((set, piece_len)) = self.locate(&e.data_id, entry).await? else { continue };
                 if set.disks.get(position as usize) != Some(&disk_id) {
                     continue; // the record now places this position elsewhere
                 }
                 match self.rebuild(&set, entry.part, piece_len, position).await {
-                    Ok(n) => {
+                    Ok(n) if set.missing.contains(&position) => {
+                        // Readers may use this position again.
+                        self.restore(&e.data_id, entry, position).await?;
+                        self.restored += 1;
+                        self.count_rebuilt(&key, n);
                         bytes += n;
-                        self.rebuilt += 1;
-                        self.rebuilt_bytes += n;
-                        self.metrics.heal_shards.get_or_create(&labels).inc();
-                        self.metrics.heal_bytes.get_or_create(&labels).inc_by(n);
-                        tracing::info!(disk = disk_id, shard = %key, bytes = n, "rebuilt a missing shard");
+                    }
+                    Ok(n) => {
+                        self.count_rebuilt(&key, n);
+                        bytes += n;
                     }
                     Err(reason) => {
                         self.failed += 1;
@@ -264,10 +316,11 @@ impl Worker for HealWorker {
 
     fn progress(&self) -> Option<String> {
         let mut s = format!(
-            "pass {}, {} shards ({} MB) rebuilt, {} not rebuilt",
+            "pass {}, {} shards ({} MB) rebuilt, {} restored, {} not rebuilt",
             self.progress.passes + 1,
             self.rebuilt,
             self.rebuilt_bytes / 1_000_000,
+            self.restored,
             self.failed
         );
         if let Some(f) = &self.last_failure {

@@ -81,34 +81,32 @@ impl<S: DamageSink> ScrubWorker<S> {
         self.metrics = metrics;
         self
     }
+}
 
-    /// Verifies one shard, from the disk itself where it can (not a cached
-    /// copy: see [`ReadIntent::Scrub`]); `Some(reason)` if it is damaged.
-    /// A shard the disk cannot read (an I/O error such as `EIO` from a bad
-    /// sector) is damaged too: it is reported and the pass moves on, rather
-    /// than failing the step and reading the same bad spot again forever.
-    fn verify(disk: &FsDisk, key: &ShardKey) -> Result<(u64, Option<String>), ShardError> {
-        let mut reader = match disk.open_reader(key) {
-            Ok(r) => r,
-            Err(ShardError::Missing(_)) => return Ok((0, None)), // deleted since it was listed
-            Err(ShardError::Corrupt { reason, .. }) => return Ok((0, Some(reason))),
-            Err(e @ ShardError::Io { .. }) => return Ok((0, Some(format!("unreadable: {e}")))),
-            Err(e) => return Err(e),
-        };
-        let stripes = reader.header().stripes()?;
-        let mut bytes = 0;
-        let read = reader.read_batches(0..stripes, ReadIntent::Scrub, |b| {
-            bytes += b.frames.iter().map(|f| f.len() as u64).sum::<u64>();
-            true
-        });
-        match read {
-            Ok(_) => Ok((bytes, None)),
-            Err(ShardError::Corrupt { stripe, reason, .. }) => {
-                Ok((bytes, Some(format!("stripe {stripe:?}: {reason}"))))
-            }
-            Err(e @ ShardError::Io { .. }) => Ok((bytes, Some(format!("unreadable: {e}")))),
-            Err(e) => Err(e),
-        }
+/// Verifies one shard, from the disk itself where it can (not a cached
+/// copy: see [`ReadIntent::Scrub`]); `Some(reason)` if it is damaged.
+/// A shard the disk cannot read (an I/O error such as `EIO` from a bad
+/// sector) is damaged too: it is reported and the pass moves on, rather
+/// than failing the step and reading the same bad spot again forever.
+pub(crate) fn verify_shard(disk: &FsDisk, key: &ShardKey) -> Result<(u64, Option<String>), ShardError> {
+    let mut reader = match disk.open_reader(key) {
+        Ok(r) => r,
+        Err(ShardError::Missing(_)) => return Ok((0, None)), // deleted since it was listed
+        Err(ShardError::Corrupt { reason, .. }) => return Ok((0, Some(reason))),
+        Err(e @ ShardError::Io { .. }) => return Ok((0, Some(format!("unreadable: {e}")))),
+        Err(e) => return Err(e),
+    };
+    let stripes = reader.header().stripes()?;
+    let mut bytes = 0;
+    let read = reader.read_batches(0..stripes, ReadIntent::Scrub, |b| {
+        bytes += b.frames.iter().map(|f| f.len() as u64).sum::<u64>();
+        true
+    });
+    match read {
+        Ok(_) => Ok((bytes, None)),
+        Err(ShardError::Corrupt { stripe, reason, .. }) => Ok((bytes, Some(format!("stripe {stripe:?}: {reason}")))),
+        Err(e @ ShardError::Io { .. }) => Ok((bytes, Some(format!("unreadable: {e}")))),
+        Err(e) => Err(e),
     }
 }
 
@@ -126,7 +124,7 @@ impl<S: DamageSink> Worker for ScrubWorker<S> {
             let mut found = Vec::new();
             let mut bytes = 0;
             for key in &page.keys {
-                let (b, damage) = Self::verify(&disk, key)?;
+                let (b, damage) = verify_shard(&disk, key)?;
                 bytes += b;
                 if let Some(reason) = damage {
                     found.push((*key, reason));

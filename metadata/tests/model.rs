@@ -694,3 +694,63 @@ fn a_command_applied_twice_never_collects_live_shards() {
     apply_real(&st, 6, &part).unwrap();
     assert!(st.garbage(10).unwrap().is_empty(), "re-applied part collected its own shards");
 }
+
+/// RestoreShards takes rebuilt positions out of the missing list of the
+/// body that has them — an object's body, a completed object's part, an
+/// upload's part — and changes nothing for a body no record holds.
+#[test]
+fn restored_shards_leave_the_missing_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = open(dir.path());
+    let cmd = |now: u64, op: Op| Command { now_ms: now, op: Some(op) };
+    let with_missing = |seq: u64, missing: Vec<u32>| {
+        let mut b = body(seq, 1);
+        if let Some(body::Kind::Shards(s)) = b.kind.as_mut() {
+            s.missing = missing;
+        }
+        b
+    };
+    let missing_of = |b: &Option<Body>| shards_of(b).unwrap().missing;
+    apply_real(&st, 1, &cmd(1, Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "o".into(), ec: None })))
+        .unwrap();
+    let rec = ObjectRecord { etag: md5_hex(1), body: Some(with_missing(7, vec![0, 2])), ..Default::default() };
+    let put = PutObject { bucket: "bkt".into(), key: "k".into(), record: Some(rec), condition: None };
+    apply_real(&st, 2, &cmd(2, Op::PutObject(put))).unwrap();
+    let upload = UploadRecord { bucket: "bkt".into(), key: "m".into(), upload_id: "u1".into(), ..Default::default() };
+    apply_real(&st, 3, &cmd(3, Op::CreateUpload(CreateUpload { upload: Some(upload) }))).unwrap();
+    let part =
+        PartRecord { number: 1, size: 5, etag: md5_hex(2), body: Some(with_missing(8, vec![1])), ..Default::default() };
+    let put_part = PutPart { bucket: "bkt".into(), key: "m".into(), upload_id: "u1".into(), part: Some(part) };
+    apply_real(&st, 4, &cmd(4, Op::PutPart(put_part))).unwrap();
+
+    let id = |seq: u64| shards_of(&Some(body(seq, 1))).unwrap().data_id;
+    let restore = |key: &str, upload_id: &str, seq: u64, positions: Vec<u32>| {
+        Op::RestoreShards(RestoreShards {
+            bucket: "bkt".into(),
+            key: key.into(),
+            upload_id: upload_id.into(),
+            data_id: id(seq),
+            positions,
+        })
+    };
+    // The disk index says which of a disk's positions are missing.
+    let index_missing = |disk: u32, seq: u64| -> Vec<u32> {
+        st.disk_shards(disk).unwrap().into_iter().find(|(d, _)| *d == id(seq)).unwrap().1.missing
+    };
+    // body(seq, 1) places positions 0, 1, 2 on disks 2, 4, 1 (seq 7) and
+    // 3, 3, 4 (seq 8).
+    assert_eq!((index_missing(2, 7), index_missing(1, 7)), (vec![0], vec![2]));
+    apply_real(&st, 5, &cmd(5, restore("k", "", 7, vec![2]))).unwrap();
+    assert_eq!(missing_of(&st.object("bkt", "k").unwrap().unwrap().body), vec![0]);
+    assert_eq!((index_missing(2, 7), index_missing(1, 7)), (vec![0], vec![]));
+    // Another body's id, or the wrong owner: nothing changes.
+    apply_real(&st, 6, &cmd(6, restore("k", "", 8, vec![0]))).unwrap();
+    apply_real(&st, 7, &cmd(7, restore("m", "u1", 7, vec![0]))).unwrap();
+    assert_eq!(missing_of(&st.object("bkt", "k").unwrap().unwrap().body), vec![0]);
+    apply_real(&st, 8, &cmd(8, restore("m", "u1", 8, vec![1]))).unwrap();
+    let (parts, _) = st.list_parts("bkt", "m", "u1", 0, 10).unwrap();
+    assert_eq!(missing_of(&parts[0].body), Vec::<u32>::new());
+    assert_eq!(index_missing(3, 8), Vec::<u32>::new());
+    let owner = st.disk_shards(3).unwrap().into_iter().find(|(d, _)| *d == id(8)).unwrap().1;
+    assert_eq!((owner.upload_id.as_str(), owner.part), ("u1", 1));
+}

@@ -8,8 +8,8 @@ use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
     AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
-    DeleteObject, DiskShard, Done, GcEntry, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, ShardSet,
-    UploadRecord, body,
+    DeleteObject, DiskShard, Done, GcEntry, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, RestoreShards,
+    ShardSet, UploadRecord, body,
 };
 
 use super::MetaState;
@@ -59,8 +59,10 @@ impl Writes {
     fn reference(&mut self, owner: (&str, &str, &str), part: u32, body: Option<&Body>) {
         if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
             for (disk, positions) in disk_positions(shards) {
+                let missing = positions.iter().copied().filter(|p| shards.missing.contains(p)).collect();
                 let entry = DiskShard {
                     part,
+                    missing,
                     positions,
                     bucket: owner.0.to_owned(),
                     key: owner.1.to_owned(),
@@ -151,6 +153,7 @@ pub(crate) fn apply(st: &MetaState, index: u64, cmd: &Command, w: &mut Writes) -
         Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
         Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
         Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),
+        Op::RestoreShards(c) => restore_shards(st, c, w),
         // The state machine store unpacks batches; one inside another is refused.
         Op::Batch(_) => Err(MetaError::InvalidArgument("a command batch inside a batch".into())),
     }
@@ -253,6 +256,43 @@ fn delete_object(st: &MetaState, index: u64, now: u64, c: &DeleteObject, w: &mut
         w.delete(keys::object(&c.bucket, &c.key));
     }
     Ok(done()) // deleting a missing key succeeds, as in S3 (unless If-Match asked for it)
+}
+
+/// Takes `positions` out of the missing list of the body `data_id` in its
+/// owner's record; nothing changes when the record no longer holds it.
+fn restore_shards(st: &MetaState, c: &RestoreShards, w: &mut Writes) -> Result<Outcome, MetaError> {
+    // The disk index mirrors the missing list: its entries are written again.
+    let owner = (c.bucket.as_str(), c.key.as_str(), c.upload_id.as_str());
+    let restore = |part: u32, b: &mut Option<Body>, w: &mut Writes| -> bool {
+        match b.as_mut().and_then(|b| b.kind.as_mut()) {
+            Some(body::Kind::Shards(s)) if s.data_id == c.data_id => {
+                s.missing.retain(|p| !c.positions.contains(p));
+                w.reference(owner, part, b.as_ref());
+                true
+            }
+            _ => false,
+        }
+    };
+    if c.upload_id.is_empty() {
+        let k = keys::object(&c.bucket, &c.key);
+        if let Some(mut rec) = st.get::<ObjectRecord>(&k)? {
+            let mut found = restore(0, &mut rec.body, w);
+            for p in &mut rec.parts {
+                found |= restore(p.number, &mut p.body, w);
+            }
+            if found {
+                w.put(k, encode(&rec));
+            }
+        }
+    } else if st.get::<UploadRecord>(&keys::upload(&c.bucket, &c.key, &c.upload_id))?.is_some() {
+        for (k, v) in st.scan(&keys::parts_prefix(&c.upload_id))? {
+            let mut part: PartRecord = decode(&v)?;
+            if restore(part.number, &mut part.body, w) {
+                w.put(k, encode(&part));
+            }
+        }
+    }
+    Ok(done())
 }
 
 fn valid_upload_id(id: &str) -> bool {
