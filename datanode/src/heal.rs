@@ -1,15 +1,18 @@
 //! The heal worker: a named worker per disk that rebuilds the shards the
 //! disk should hold but does not — a wiped or replaced disk, files lost to a
-//! crash or an operator — from the other shards of their stripes.
+//! crash or an operator, shards reported damaged by the scrubber or a read,
+//! positions a write gave up on — from the other shards of their stripes.
 //!
 //! ```text
 //!  step: the next 100 entries of this disk's index after the cursor (ListDiskShards)
-//!        each position whose shard file is here ─► nothing to do
-//!        missing ─► the record that owns it (object, or upload part) still places it here?
+//!        each position whose shard file is here ─► nothing to do, unless reported
+//!            damaged or counted missing by its record: verified; whole ─► kept
+//!        missing or damaged ─► the record that owns it (object, or upload part) still places it here?
 //!            ─► read the whole piece through the pipeline (k shards from peers,
 //!               verified, decoded around missing or corrupt ones)
 //!            ─► re-encode each stripe, keep this position's block, write the
-//!               shard file (temp, fsync, rename) ─► counted; the record is unchanged
+//!               shard file (temp, fsync, rename) ─► counted
+//!            ─► RestoreShards (the record counted it missing), ClearDamage (it was reported)
 //!        cursor (last data id) ─► <disk>/heal.state; end of the index: pass done, Idle
 //!  pacing: after each step, sleep so that rebuilt bytes / time ≤ rate
 //! ```
@@ -17,6 +20,7 @@
 //! A piece that cannot be read now (fewer than k good shards) is skipped,
 //! counted, and its reason kept in the status; the next pass tries again.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -27,7 +31,7 @@ use tessera_pipeline::Codecs;
 use tessera_pipeline::cluster::Cluster;
 use tessera_pipeline::read::read_sharded;
 use tessera_rpc::proto::meta::command::Op;
-use tessera_rpc::proto::meta::{Command, DiskShard, ListPartsRequest, RestoreShards, ShardSet, body};
+use tessera_rpc::proto::meta::{ClearDamage, Command, DiskShard, ListPartsRequest, RestoreShards, ShardSet, body};
 use tokio::sync::mpsc;
 
 use crate::metrics::{DatanodeMetrics, disk_labels};
@@ -206,6 +210,56 @@ impl HealWorker {
         self.cluster.meta().write(cmd).await.map(|_| ()).map_err(|e| format!("restore position {position}: {e}"))
     }
 
+    /// After a position was rebuilt or found whole: the record may count it
+    /// again (`RestoreShards`) and its damage report is dealt with.
+    async fn settle(
+        &mut self,
+        data_id: &[u8],
+        entry: &DiskShard,
+        position: u32,
+        recorded_missing: bool,
+        reported: bool,
+    ) -> Result<(), String> {
+        if recorded_missing {
+            self.restore(data_id, entry, position).await?;
+            self.restored += 1;
+        }
+        if reported {
+            self.clear_damage(data_id, entry.part, position).await?;
+        }
+        Ok(())
+    }
+
+    async fn clear_damage(&self, data_id: &[u8], part: u32, shard: u32) -> Result<(), String> {
+        let clear = ClearDamage { disk: self.disk.id().get(), data_id: data_id.to_vec(), part, shard };
+        let cmd = Command { now_ms: 0, op: Some(Op::ClearDamage(clear)) };
+        self.cluster.meta().write(cmd).await.map(|_| ()).map_err(|e| format!("clear a damage report: {e}"))
+    }
+
+    /// The shards of this disk reported damaged. Reports about bodies no
+    /// record places here any more are cleared (the collector removes
+    /// their files).
+    async fn damage_reports(&self) -> Result<HashSet<ShardKey>, String> {
+        let disk = self.disk.id().get();
+        let meta = self.cluster.meta();
+        let reports = meta.list_disk_damage(disk, 10_000).await.map_err(|e| e.to_string())?.reports;
+        if reports.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let ids: Vec<Vec<u8>> = reports.iter().map(|r| r.data_id.clone()).collect();
+        let referenced = meta.check_shards(disk, ids).await.map_err(|e| e.to_string())?;
+        let mut out = HashSet::new();
+        for (r, live) in reports.iter().zip(referenced) {
+            let Ok(id) = <[u8; 16]>::try_from(r.data_id.as_slice()) else { continue };
+            if live {
+                out.insert(ShardKey { data_id: DataId::from_bytes(id), part: r.part, shard: r.shard as u16 });
+            } else {
+                self.clear_damage(&r.data_id, r.part, r.shard).await?;
+            }
+        }
+        Ok(out)
+    }
+
     fn count_rebuilt(&mut self, key: &ShardKey, bytes: u64) {
         let labels = disk_labels(self.disk.id());
         self.rebuilt += 1;
@@ -241,6 +295,7 @@ impl Worker for HealWorker {
         let after = unhex(&self.progress.cursor);
         let entries =
             self.cluster.meta().list_disk_shards(disk_id, after, ENTRIES_PER_STEP).await.map_err(|e| e.to_string())?;
+        let damaged = self.damage_reports().await?;
         let labels = disk_labels(self.disk.id());
         let mut bytes = 0;
         for e in &entries {
@@ -254,21 +309,21 @@ impl Worker for HealWorker {
                     Err(err) => return Err(format!("stat {key}: {err}")),
                 };
                 let recorded_missing = entry.missing.contains(&position);
-                if present && !recorded_missing {
+                let reported = damaged.contains(&key);
+                if present && !recorded_missing && !reported {
                     continue;
                 }
                 if present {
-                    // The record counts it missing (its write was given up),
-                    // yet the file arrived: whole and verified, it is restored
-                    // as it is; damaged, it is rebuilt.
+                    // Reported damaged (by the scrubber or a read), or counted
+                    // missing by the record although the file arrived: whole
+                    // and verified, it stays as it is; damaged, it is rebuilt.
                     let disk = self.disk.clone();
                     let checked = tokio::task::spawn_blocking(move || verify_shard(&disk, &key))
                         .await
                         .map_err(|e| e.to_string())?
                         .map_err(|e| format!("verify {key}: {e}"))?;
                     if checked.1.is_none() {
-                        self.restore(&e.data_id, entry, position).await?;
-                        self.restored += 1;
+                        self.settle(&e.data_id, entry, position, recorded_missing, reported).await?;
                         continue;
                     }
                     self.disk.delete(&key).map_err(|e| format!("remove damaged {key}: {e}"))?;
@@ -278,21 +333,15 @@ impl Worker for HealWorker {
                     continue; // the record now places this position elsewhere
                 }
                 match self.rebuild(&set, entry.part, piece_len, position).await {
-                    Ok(n) if set.missing.contains(&position) => {
-                        // Readers may use this position again.
-                        self.restore(&e.data_id, entry, position).await?;
-                        self.restored += 1;
-                        self.count_rebuilt(&key, n);
-                        bytes += n;
-                    }
                     Ok(n) => {
                         self.count_rebuilt(&key, n);
                         bytes += n;
+                        self.settle(&e.data_id, entry, position, set.missing.contains(&position), reported).await?;
                     }
                     Err(reason) => {
                         self.failed += 1;
                         self.metrics.heal_failures.get_or_create(&labels).inc();
-                        tracing::warn!(disk = disk_id, shard = %key, %reason, "could not rebuild a missing shard");
+                        tracing::warn!(disk = disk_id, shard = %key, %reason, "could not rebuild a shard");
                         self.last_failure = Some(format!("{key}: {reason}"));
                     }
                 }

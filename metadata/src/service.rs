@@ -351,8 +351,9 @@ impl Meta for MetaService {
     }
 
     async fn list_damage(&self, req: Request<ListDamageRequest>) -> Result<Response<ListDamageReply>, Status> {
-        let max = req.into_inner().max.clamp(1, 10_000) as usize;
-        let reports = self.read(move |st| st.damage_reports(max)).await?.map_err(storage)?;
+        let r = req.into_inner();
+        let max = r.max.clamp(1, 10_000) as usize;
+        let reports = self.read(move |st| st.damage_reports(max, r.disk)).await?.map_err(storage)?;
         Ok(Response::new(ListDamageReply { reports }))
     }
 

@@ -144,8 +144,15 @@ fn damage_reports_are_recorded() {
     apply(&st, 3, report(vec![0; 16], 1)).unwrap();
     assert_eq!(apply(&st, 4, report(vec![1; 3], 0)), Err(failure::Code::InvalidArgument));
     assert_eq!(apply(&st, 5, report(vec![1; 16], 70_000)), Err(failure::Code::InvalidArgument));
-    let got = st.damage_reports(10).unwrap();
+    let got = st.damage_reports(10, None).unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!((got[0].data_id.clone(), got[0].shard, got[0].reported_ms), (vec![0; 16], 1, 3));
     assert_eq!((got[1].disk, got[1].reported_ms), (7, 2));
+    // Per disk, and cleared once dealt with.
+    assert_eq!(st.damage_reports(10, Some(7)).unwrap().len(), 2);
+    assert!(st.damage_reports(10, Some(8)).unwrap().is_empty());
+    let clear = Op::ClearDamage(ClearDamage { disk: 7, data_id: vec![0; 16], part: 0, shard: 1 });
+    apply(&st, 6, clear).unwrap();
+    let got = st.damage_reports(10, Some(7)).unwrap();
+    assert_eq!(got.iter().map(|r| (r.data_id.clone(), r.shard)).collect::<Vec<_>>(), vec![(vec![1; 16], 2)]);
 }

@@ -358,7 +358,12 @@ impl MetaClient {
 
     /// Damaged shards reported by scrubbers (linearizable).
     pub async fn list_damage(&self, max: u32) -> Result<ListDamageReply, MetaClientError> {
-        self.call(true, |mut c| async move { c.list_damage(ListDamageRequest { max }).await }).await
+        self.call(true, |mut c| async move { c.list_damage(ListDamageRequest { max, disk: None }).await }).await
+    }
+
+    /// Damage reports about `disk`'s shards (at most `max`).
+    pub async fn list_disk_damage(&self, disk: u32, max: u32) -> Result<ListDamageReply, MetaClientError> {
+        self.call(true, |mut c| async move { c.list_damage(ListDamageRequest { max, disk: Some(disk) }).await }).await
     }
 
     /// Which of `data_ids` some record still places on `disk` (the

@@ -154,6 +154,7 @@ pub(crate) fn apply(st: &MetaState, index: u64, cmd: &Command, w: &mut Writes) -
         Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
         Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),
         Op::RestoreShards(c) => restore_shards(st, c, w),
+        Op::ClearDamage(c) => super::cluster::clear_damage(c, w),
         // The state machine store unpacks batches; one inside another is refused.
         Op::Batch(_) => Err(MetaError::InvalidArgument("a command batch inside a batch".into())),
     }

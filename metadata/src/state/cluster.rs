@@ -4,8 +4,8 @@ use tessera_common::{DiskId, NodeId};
 use tessera_placement::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host};
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::{
-    AccessKeyRecord, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, DiskShard, Done, RegisterDatanode,
-    ReportDamage, SetDiskState,
+    AccessKeyRecord, ClearDamage, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, DiskShard, Done,
+    RegisterDatanode, ReportDamage, SetDiskState,
 };
 
 use super::MetaState;
@@ -134,10 +134,27 @@ pub(crate) fn report_damage(now: u64, c: &ReportDamage, w: &mut Writes) -> Resul
     Ok(Outcome::Done(Done {}))
 }
 
+pub(crate) fn clear_damage(c: &ClearDamage, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let shard = u16::try_from(c.shard).map_err(|_| invalid("shard index out of range"))?;
+    w.delete(keys::damage(&c.data_id, c.part, shard, c.disk));
+    Ok(Outcome::Done(Done {}))
+}
+
 impl MetaState {
-    /// Damaged shards reported by datanodes, oldest data ids first.
-    pub fn damage_reports(&self, max: usize) -> Result<Vec<DamageReport>, MetaError> {
-        self.scan(&[keys::DAMAGE])?.iter().take(max).map(|(_, v)| crate::record::decode(v)).collect()
+    /// Damaged shards reported by datanodes, oldest data ids first; only
+    /// `disk`'s when given.
+    pub fn damage_reports(&self, max: usize, disk: Option<u32>) -> Result<Vec<DamageReport>, MetaError> {
+        let mut out = Vec::new();
+        for (_, v) in self.scan(&[keys::DAMAGE])? {
+            let r: DamageReport = crate::record::decode(&v)?;
+            if disk.is_none_or(|d| d == r.disk) {
+                out.push(r);
+                if out.len() == max {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Whether some record (an object, or a part of an upload in progress)
