@@ -289,6 +289,9 @@ options! {
         /// Pause between two garbage collector passes over a disk [default: 15m].
         #[arg(long, env = "TESSERA_GC_INTERVAL")]
         pub gc_interval: Option<HumanDuration>,
+        /// Accept this disk's folder as a new, empty disk although the cluster knows its id (a replaced disk); repeatable [default: none].
+        #[arg(long, env = "TESSERA_FORMAT", value_delimiter = ',')]
+        pub format: Option<Vec<u32>>,
         /// Rebuild rate of the heal worker per disk, per second [default: 64MiB].
         #[arg(long, env = "TESSERA_HEAL_RATE")]
         pub heal_rate: Option<ByteSize>,

@@ -305,6 +305,7 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
         scrub_interval: o.scrub_interval.map_or(Duration::from_secs(24 * 3600), |d| d.0),
         gc_grace: o.gc_grace.map_or(Duration::from_secs(3600), |d| d.0),
         gc_interval: o.gc_interval.map_or(Duration::from_secs(15 * 60), |d| d.0),
+        format: o.format.clone().unwrap_or_default().into_iter().map(DiskId).collect(),
         heal_rate_bytes_per_sec: o.heal_rate.map_or(64 << 20, |s| s.0),
         heal_interval: o.heal_interval.map_or(Duration::from_secs(10 * 60), |d| d.0),
         metrics: registry.clone(),

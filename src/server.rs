@@ -142,6 +142,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         scrub_interval: Duration::from_secs(24 * 3600),
         gc_grace: Duration::from_secs(3600),
         gc_interval: Duration::from_secs(15 * 60),
+        format: Vec::new(),
         heal_rate_bytes_per_sec: 64 << 20,
         heal_interval: Duration::from_secs(10 * 60),
         metrics: registry.clone(),

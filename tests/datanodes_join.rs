@@ -81,6 +81,7 @@ async fn datanodes_register_heartbeat_and_go_down_when_stopped() {
             scrub_interval: Duration::from_millis(200),
             gc_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(3600),
+            format: Vec::new(),
             heal_rate_bytes_per_sec: 64 << 20,
             heal_interval: Duration::from_secs(3600),
             metrics: Default::default(),

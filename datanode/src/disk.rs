@@ -74,6 +74,8 @@ pub struct DiskUsage {
 #[derive(Debug)]
 struct Inner {
     id: DiskId,
+    /// Made when the folder was formatted (DISK_ID's second line).
+    incarnation: String,
     root: PathBuf,
     failed: AtomicBool,
     /// Fan-out directories known to exist with a durable entry in `shards/`.
@@ -173,24 +175,49 @@ impl FsDisk {
             let what = what.to_owned();
             move |e| ShardError::io(format!("{what} {p}"), e)
         };
-        fs::create_dir_all(root.join("shards")).map_err(io("create"))?;
         let id_file = root.join("DISK_ID");
-        match fs::read_to_string(&id_file) {
-            Ok(s) if s.trim() == id.to_string() => {}
+        // A folder without DISK_ID that already holds something is not a
+        // Tessera disk (or one whose identity was lost): refused, never
+        // taken over.
+        if !id_file.exists()
+            && let Ok(mut entries) = fs::read_dir(root)
+            && entries.next().is_some()
+        {
+            return Err(ShardError::BadRequest(format!(
+                "{} is not empty and has no DISK_ID: not a Tessera disk; use an empty folder",
+                root.display()
+            )));
+        }
+        fs::create_dir_all(root.join("shards")).map_err(io("create"))?;
+        // DISK_ID: the disk id, then its incarnation, a random id made when
+        // the folder is formatted. The metadata service remembers the
+        // incarnation of every disk id, so an empty folder where a disk
+        // should be (not mounted) or a disk from elsewhere is told apart
+        // from the disk it claims to be.
+        let incarnation = match fs::read_to_string(&id_file) {
             Ok(s) => {
-                return Err(ShardError::BadRequest(format!(
-                    "{} belongs to disk {}, not {id}",
-                    root.display(),
-                    s.trim()
-                )));
+                let mut lines = s.lines();
+                let got = lines.next().unwrap_or("").trim();
+                if got != id.to_string() {
+                    return Err(ShardError::BadRequest(format!("{} belongs to disk {got}, not {id}", root.display())));
+                }
+                match lines.next().map(str::trim).filter(|l| !l.is_empty()) {
+                    Some(inc) => inc.to_owned(),
+                    None => {
+                        // Formatted before incarnations existed: given one now.
+                        let inc = uuid::Uuid::now_v7().simple().to_string();
+                        write_durably(root, &id_file, &format!("{id}\n{inc}\n")).map_err(io("write disk id in"))?;
+                        inc
+                    }
+                }
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                fs::write(&id_file, format!("{id}\n")).map_err(io("write disk id in"))?;
-                File::open(&id_file).and_then(|f| f.sync_all()).map_err(io("fsync disk id in"))?;
-                fsync_dir(root).map_err(io("fsync"))?;
+                let inc = uuid::Uuid::now_v7().simple().to_string();
+                write_durably(root, &id_file, &format!("{id}\n{inc}\n")).map_err(io("write disk id in"))?;
+                inc
             }
             Err(e) => return Err(io("read disk id in")(e)),
-        }
+        };
         let tmp = root.join("tmp");
         if tmp.exists() {
             let mut left = 0;
@@ -250,6 +277,7 @@ impl FsDisk {
         Ok(FsDisk {
             inner: Arc::new(Inner {
                 id,
+                incarnation,
                 root: root.to_path_buf(),
                 failed: AtomicBool::new(false),
                 dirs_ready,
@@ -281,6 +309,12 @@ impl FsDisk {
     /// The disk's directory.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// The disk's incarnation: a random id made when its folder was
+    /// formatted.
+    pub fn incarnation(&self) -> &str {
+        &self.inner.incarnation
     }
 
     /// The disk's id.
@@ -688,4 +722,13 @@ impl Drop for ShardWriter {
             }
         }
     }
+}
+
+/// Writes `file` (temp, fsync, rename, fsync of `root`).
+fn write_durably(root: &Path, file: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = file.with_extension("tmp");
+    fs::write(&tmp, text)?;
+    File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, file)?;
+    fsync_dir(root)
 }

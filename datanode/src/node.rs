@@ -51,6 +51,9 @@ pub struct DatanodeConfig {
     pub gc_grace: Duration,
     /// Pause between two garbage collector passes over a disk.
     pub gc_interval: Duration,
+    /// Disks whose folder may be accepted as a new, empty disk although the
+    /// cluster knows their id with another incarnation (a replaced disk).
+    pub format: Vec<DiskId>,
     /// Rebuild rate of the heal worker per disk, bytes per second.
     pub heal_rate_bytes_per_sec: u64,
     /// Pause between two heal passes over a disk's index.
@@ -210,7 +213,12 @@ pub fn start(
     for (id, path) in &config.disks {
         let d = FsDisk::open(*id, path)?;
         let u = d.usage()?;
-        infos.push(DiskInfo { id: id.get(), capacity_bytes: u.capacity_bytes });
+        infos.push(DiskInfo {
+            id: id.get(),
+            capacity_bytes: u.capacity_bytes,
+            incarnation: d.incarnation().to_owned(),
+            format: config.format.contains(id),
+        });
         disks.push(d);
     }
     let metrics = DatanodeMetrics::register(&config.metrics);

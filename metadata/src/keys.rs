@@ -9,6 +9,7 @@
 //! | `p` parts | `p` upload_id be32(part) | PartRecord |
 //! | `g` pg index | `g` be32(pg) len(bucket) bucket key | (empty) |
 //! | `x` garbage | `x` be64(log index) be16(command in the entry) be16(seq) | GcEntry |
+//! | `i` disk incarnations | `i` be32(disk) | the incarnation (DISK_ID's second line) last registered |
 //! | `s` disk index | `s` be32(disk) data id | DiskShard (the shards of that body the disk should hold) |
 //! | `c` cluster map | `cmap` | ClusterMap::to_bytes |
 //! | `n` datanodes | `n` be64(node id) | DatanodeRecord |
@@ -31,6 +32,7 @@ pub(crate) const DATANODES: u8 = b'n';
 pub(crate) const ACCESS_KEYS: u8 = b'k';
 pub(crate) const DAMAGE: u8 = b'd';
 pub(crate) const DISK_SHARDS: u8 = b's';
+pub(crate) const INCARNATIONS: u8 = b'i';
 
 pub(crate) fn damage(data_id: &[u8], part: u32, shard: u16, disk: u32) -> Vec<u8> {
     let mut k = vec![DAMAGE];
@@ -173,6 +175,12 @@ pub(crate) fn garbage(index: u64, sub: u16, seq: u16) -> Vec<u8> {
     k.extend_from_slice(&index.to_be_bytes());
     k.extend_from_slice(&sub.to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn incarnation(disk: u32) -> Vec<u8> {
+    let mut k = vec![INCARNATIONS];
+    k.extend_from_slice(&disk.to_be_bytes());
     k
 }
 

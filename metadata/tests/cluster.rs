@@ -111,7 +111,7 @@ fn register_datanode(node: u64, disk: u32) -> Command {
                 zone: "z".into(),
                 rack: "r".into(),
                 host: "h".into(),
-                disks: vec![DiskInfo { id: disk, capacity_bytes: 1 << 40 }],
+                disks: vec![DiskInfo { id: disk, capacity_bytes: 1 << 40, ..Default::default() }],
                 registered_ms: 0,
             }),
         })),

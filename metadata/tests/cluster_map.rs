@@ -29,7 +29,7 @@ fn datanode(id: u64, zone: &str, disks: &[u32]) -> Op {
             zone: zone.into(),
             rack: "r1".into(),
             host: format!("host{id}"),
-            disks: disks.iter().map(|&d| DiskInfo { id: d, capacity_bytes: 100 << 30 }).collect(),
+            disks: disks.iter().map(|&d| DiskInfo { id: d, capacity_bytes: 100 << 30, ..Default::default() }).collect(),
             registered_ms: 0,
         }),
     })

@@ -156,6 +156,7 @@ fn datanode_config(root: &std::path::Path, n: usize, listen: SocketAddr, meta: &
         scrub_interval: Duration::from_secs(3600),
         gc_grace: Duration::from_secs(3600),
         gc_interval: Duration::from_secs(3600),
+        format: Vec::new(),
         heal_rate_bytes_per_sec: 256 << 20,
         heal_interval: Duration::from_secs(3600),
         metrics: Default::default(),
@@ -275,7 +276,20 @@ impl Cluster {
     /// Starts datanode `n` again on the same address and disk.
     pub async fn restart_datanode(&mut self, n: usize) {
         assert!(self.datanodes[n].node.is_none());
-        let listener = TcpListener::bind(self.datanodes[n].config.listen).await.unwrap();
+        // The old listener may take a moment to go; a port another test
+        // took meanwhile fails with its error after 5 s.
+        let addr = self.datanodes[n].config.listen;
+        let start = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if start.elapsed() < Duration::from_secs(5) => {
+                    eprintln!("restart of datanode {n}: bind {addr}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("restart of datanode {n}: bind {addr}: {e}"),
+            }
+        };
         let node = start_datanode(&self.datanodes[n].config, listener);
         self.datanodes[n].node = Some(node);
     }

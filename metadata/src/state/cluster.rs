@@ -48,6 +48,29 @@ pub(crate) fn register_datanode(
     if ids.windows(2).any(|p| p[0] == p[1]) {
         return Err(invalid("disk ids of a datanode must be distinct"));
     }
+    // A disk whose folder was formatted anew (an empty folder where the disk
+    // should be mounted, a disk from another cluster) claims an id this
+    // cluster knows with another incarnation: refused, unless the operator
+    // said to accept it as a new, empty disk (its shards are then healed).
+    for d in &node.disks {
+        if d.incarnation.is_empty() {
+            continue; // a datanode from before incarnations
+        }
+        let k = keys::incarnation(d.id);
+        let known = st.db().get_pinned_cf(crate::db::cf(st.db(), crate::db::CF_SM)?, &k)?.map(|v| v.to_vec());
+        match known {
+            Some(known) if known != d.incarnation.as_bytes() && !d.format => {
+                return Err(invalid(format!(
+                    "disk {} is not the disk this cluster knows by that id (its folder was formatted anew: \
+                     not mounted, wiped, or from another cluster); if it replaces that disk, start the \
+                     datanode with --format {} to accept it as a new, empty disk",
+                    d.id, d.id
+                )));
+            }
+            Some(known) if known == d.incarnation.as_bytes() => {}
+            _ => w.put(k, d.incarnation.as_bytes().to_vec()),
+        }
+    }
     let mut map = st.cluster_map()?.unwrap_or(ClusterMap::new(DEFAULT_PG_COUNT).map_err(map_error)?);
     let nid = NodeId(node.node_id);
     for d in &node.disks {
