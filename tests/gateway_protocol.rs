@@ -189,10 +189,10 @@ async fn authentication_presigning_and_limits() {
     cluster.shutdown().await;
 }
 
-/// SigV4 streaming uploads signed chunk by chunk
-/// (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`, as minio-go and the older SDKs
-/// send them): built by hand here, since current SDKs send unsigned chunks.
-mod chunk_signing {
+/// SigV4 by hand, for what current SDKs will not send: streaming uploads
+/// signed chunk by chunk (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`, as minio-go
+/// and the older SDKs send them) and presigned URLs with any lifetime.
+mod sigv4 {
     use hmac::{Hmac, KeyInit, Mac};
     use sha2::{Digest, Sha256};
 
@@ -221,6 +221,25 @@ mod chunk_signing {
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + i64::from(m <= 2);
         format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+
+    /// A SigV4 presigned GET of `path` (query string and host), signed at
+    /// `now + skew_secs` to live `expires` seconds.
+    pub fn presigned_get(host: &str, path: &str, access: &str, secret: &str, expires: u64, skew_secs: i64) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let date = amz_date(now.saturating_add_signed(skew_secs));
+        let day = &date[..8];
+        let scope = format!("{day}/us-east-1/s3/aws4_request");
+        let credential = format!("{access}/{scope}").replace('/', "%2F");
+        let query = format!(
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={credential}&X-Amz-Date={date}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host"
+        );
+        let canonical = format!("GET\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD");
+        let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", sha_hex(canonical.as_bytes()));
+        let key = ["us-east-1", "s3", "aws4_request"]
+            .iter()
+            .fold(hmac(format!("AWS4{secret}").as_bytes(), day), |k, part| hmac(&k, part));
+        format!("{path}?{query}&X-Amz-Signature={}", hex::encode(hmac(&key, &to_sign)))
     }
 
     /// Headers and the chunk-signed body of a PUT of `data` to `path` in
@@ -289,7 +308,7 @@ async fn chunk_signed_streaming_uploads() {
     c.create_bucket().bucket("chunked").send().await.unwrap();
     let host = addr.to_string();
     let put = |key: &str, data: &[u8], chunk: usize, tamper: bool| {
-        chunk_signing::signed_put(&host, &format!("/chunked/{key}"), data, chunk, ACCESS_KEY, SECRET_KEY, tamper)
+        sigv4::signed_put(&host, &format!("/chunked/{key}"), data, chunk, ACCESS_KEY, SECRET_KEY, tamper)
     };
     // Inline and sharded sizes, several chunks each.
     for (key, len) in [("small", 100_000usize), ("large", 3 * 1024 * 1024 + 11)] {
@@ -561,4 +580,36 @@ async fn shutdown_does_not_wait_for_idle_connections() {
         cluster.shutdown().await;
         assert!(started.elapsed() < Duration::from_secs(10), "round {round}: shutdown took {:?}", started.elapsed());
     }
+}
+
+/// Presigned URLs live at most 7 days: a validly signed URL asking for more
+/// is refused with AuthorizationQueryParametersError; an expired one (a
+/// lifetime of 0 included) and one signed in the future are 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presigned_url_lifetimes() {
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("pre").send().await.unwrap();
+    c.put_object().bucket("pre").key("k").body(ByteStream::from_static(b"presigned")).send().await.unwrap();
+    let addr: std::net::SocketAddr = cluster.endpoint(0).trim_start_matches("http://").parse().unwrap();
+    let host = addr.to_string();
+    let get = |expires: u64, skew: i64| {
+        let target = sigv4::presigned_get(&host, "/pre/k", ACCESS_KEY, SECRET_KEY, expires, skew);
+        async move { raw_http(addr, "GET", &target, &[], b"").await }
+    };
+    let (st, _, body) = get(604_800, 0).await;
+    assert_eq!((st, body.as_slice()), (200, &b"presigned"[..]));
+    for expires in [604_801, 2_592_000] {
+        let (st, _, body) = get(expires, 0).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(st, 400, "{expires}: {body}");
+        assert!(body.contains("AuthorizationQueryParametersError"), "{expires}: {body}");
+    }
+    let (st, _, body) = get(60, -3600).await;
+    assert_eq!(st, 403, "expired: {}", String::from_utf8_lossy(&body));
+    let (st, _, body) = get(0, 0).await;
+    assert_eq!(st, 403, "no lifetime: {}", String::from_utf8_lossy(&body));
+    let (st, _, body) = get(60, 3600).await;
+    assert_eq!(st, 403, "not yet valid: {}", String::from_utf8_lossy(&body));
+    cluster.shutdown().await;
 }

@@ -47,6 +47,7 @@ impl S3Access for RequestCheck {
         if let Some(e) = refusal(cx.s3_op().name(), cx.headers(), cx.uri().query()) {
             return Err(e);
         }
+        check_presigned_expiry(cx.uri().query())?;
         let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         if let Some(expected) = header("x-amz-expected-bucket-owner") {
             let bucket = match cx.s3_path() {
@@ -67,5 +68,42 @@ impl S3Access for RequestCheck {
             }
         }
         Ok(())
+    }
+}
+
+/// Longest lifetime of a SigV4 presigned URL, as S3 allows (seven days).
+const MAX_PRESIGNED_EXPIRES_SECS: u64 = 604_800;
+
+/// A SigV4 presigned URL lives at most 7 days (`X-Amz-Expires`); S3 refuses
+/// a longer lifetime with `AuthorizationQueryParametersError`, even when the
+/// signature over it is valid. (s3s refuses expired URLs, `0` included,
+/// and unparsable lifetimes before this runs.)
+fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
+    let Some(v) = query.unwrap_or("").split('&').find_map(|p| p.strip_prefix("X-Amz-Expires=")) else {
+        return Ok(());
+    };
+    match v.parse::<u64>() {
+        Ok(n) if n > MAX_PRESIGNED_EXPIRES_SECS => Err(s3_error!(
+            AuthorizationQueryParametersError,
+            "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGNED_EXPIRES_SECS}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_presigned_expiry;
+
+    #[test]
+    fn presigned_lifetimes_are_at_most_a_week() {
+        assert!(check_presigned_expiry(None).is_ok());
+        assert!(check_presigned_expiry(Some("list-type=2")).is_ok());
+        assert!(check_presigned_expiry(Some("X-Amz-Date=x&X-Amz-Expires=604800&X-Amz-Signature=y")).is_ok());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=1")).is_ok());
+        for bad in ["X-Amz-Expires=604801", "X-Amz-Expires=2592000"] {
+            let e = check_presigned_expiry(Some(bad)).unwrap_err();
+            assert_eq!(e.code().as_str(), "AuthorizationQueryParametersError", "{bad}");
+        }
     }
 }
