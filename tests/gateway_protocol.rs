@@ -613,3 +613,33 @@ async fn presigned_url_lifetimes() {
     assert_eq!(st, 403, "not yet valid: {}", String::from_utf8_lossy(&body));
     cluster.shutdown().await;
 }
+
+/// A body whose SHA-256 is not the `x-amz-content-sha256` the request
+/// declared is XAmzContentSHA256Mismatch (400), for inline and sharded
+/// sizes, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payload_hash_mismatch_is_refused() {
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("sha").send().await.unwrap();
+    let addr: std::net::SocketAddr = cluster.endpoint(0).trim_start_matches("http://").parse().unwrap();
+    for (key, len) in [("small", 1000), ("large", 600 << 10)] {
+        let pre = c.put_object().bucket("sha").key(key).presigned(presign()).await.unwrap();
+        let body = bytes(len, 9);
+        let other = sigv4::sha_hex(&bytes(len, 10));
+        let length = body.len().to_string();
+        let headers = [("x-amz-content-sha256", other.as_str()), ("content-length", length.as_str())];
+        let (st, _, resp) = raw_http(addr, "PUT", &target(pre.uri()), &headers, &body).await;
+        let resp = String::from_utf8_lossy(&resp);
+        assert_eq!(st, 400, "{key}: {resp}");
+        assert!(resp.contains("<Code>XAmzContentSHA256Mismatch</Code>"), "{key}: {resp}");
+        let e = c.head_object().bucket("sha").key(key).send().await.unwrap_err();
+        assert_eq!(e.raw_response().unwrap().status().as_u16(), 404, "{key} was stored");
+        // The right hash is accepted.
+        let right = sigv4::sha_hex(&body);
+        let headers = [("x-amz-content-sha256", right.as_str()), ("content-length", length.as_str())];
+        let (st, _, resp) = raw_http(addr, "PUT", &target(pre.uri()), &headers, &body).await;
+        assert_eq!(st, 200, "{key}: {}", String::from_utf8_lossy(&resp));
+    }
+    cluster.shutdown().await;
+}

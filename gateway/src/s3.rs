@@ -128,6 +128,15 @@ fn write_error(e: WriteError) -> S3Error {
         WriteError::Body(m) if m.contains("AwsChunkedStreamError: SignatureMismatch") => {
             s3_error!(SignatureDoesNotMatch, "a chunk signature of the streaming upload does not match")
         }
+        // Likewise for the payload hash s3s checks against x-amz-content-sha256.
+        WriteError::Body(m) if m.contains("UploadStreamError: Sha256Mismatch") => {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            );
+            e.set_status_code(http::StatusCode::BAD_REQUEST);
+            e
+        }
         WriteError::Body(m) => s3_error!(IncompleteBody, "{m}"),
         e @ WriteError::Incomplete { .. } => s3_error!(IncompleteBody, "{e}"),
         e @ WriteError::TooLong { .. } => s3_error!(InvalidRequest, "{e}"),
