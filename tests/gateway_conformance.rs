@@ -89,5 +89,21 @@ async fn buckets_conditionals_ranges_and_delimiters() {
     assert_eq!(l.delimiter(), Some("/"));
     assert_eq!(l.common_prefixes().len(), 1);
 
+    // Error bodies name the request (the x-amz-request-id header) and the
+    // resource.
+    let (st, headers, body) = support::raw_http(addr, "GET", "/conf/missing%20key", &[], b"").await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(st, 403, "{body}"); // unsigned
+    let id = support::header(&headers, "x-amz-request-id").unwrap();
+    assert!(body.contains(&format!("<RequestId>{id}</RequestId>")), "{body}");
+    assert!(body.contains("<Resource>/conf/missing%20key</Resource>"), "{body}");
+    let e = c.get_object().bucket("conf").key("missing & <key>").send().await.unwrap_err();
+    let raw = e.raw_response().unwrap();
+    let id = raw.headers().get("x-amz-request-id").unwrap().to_owned();
+    let body = String::from_utf8_lossy(raw.body().bytes().unwrap()).into_owned();
+    assert!(body.contains("<Code>NoSuchKey</Code>"), "{body}");
+    assert!(body.contains(&format!("<RequestId>{id}</RequestId>")), "{body}");
+    assert!(body.contains("<Resource>/conf/missing%20%26%20%3Ckey%3E</Resource>"), "{body}");
+
     cluster.shutdown().await;
 }

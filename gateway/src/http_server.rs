@@ -83,6 +83,7 @@ impl Front {
                 traceparent = %parent,
             );
             let http1 = req.version() <= http::Version::HTTP_11;
+            let resource = req.uri().path().to_owned();
             let body_read = Arc::new(AtomicBool::new(false));
             let req = req.map(|b| ReadToEnd::new(b, body_read.clone()));
             let call = self.s3.call(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in))));
@@ -94,6 +95,7 @@ impl Front {
             if http1 && !body_read.load(Ordering::Acquire) {
                 resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
+            name_error(&mut resp, &resource, &id);
             span.record("http.status", resp.status().as_u16());
             let finish = Finish { metrics: m.clone(), op, status: resp.status().as_u16(), started };
             let bytes_out = m.bytes_out.clone();
@@ -240,6 +242,35 @@ pub async fn serve(
     }
     conns.shutdown().await;
     Ok(())
+}
+
+/// An S3 error body names the request and the resource, as S3's do:
+/// `<Resource>` (the path) and `<RequestId>` (the `x-amz-request-id`
+/// header's value) are added to the `<Error>` s3s wrote.
+fn name_error(resp: &mut Response<Body>, resource: &str, id: &str) {
+    if resp.status().as_u16() < 300 {
+        return;
+    }
+    let Some(xml) = resp.body().bytes() else { return };
+    let Ok(text) = std::str::from_utf8(&xml) else { return };
+    if text.contains("<RequestId>") {
+        return;
+    }
+    let Some(end) = text.rfind("</Error>") else { return };
+    let escape = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    };
+    let named = format!(
+        "{}<Resource>{}</Resource><RequestId>{}</RequestId>{}",
+        &text[..end],
+        escape(resource),
+        escape(id),
+        &text[end..]
+    );
+    if resp.headers().contains_key(http::header::CONTENT_LENGTH) {
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(named.len()));
+    }
+    *resp.body_mut() = Body::from(named);
 }
 
 /// A `Range` header that is not one byte range (`bytes=5-2`, several
