@@ -89,6 +89,34 @@ async fn buckets_conditionals_ranges_and_delimiters() {
     assert_eq!(l.delimiter(), Some("/"));
     assert_eq!(l.common_prefixes().len(), 1);
 
+    // ListBuckets pages (max-buckets, continuation-token), filters by
+    // prefix and by region.
+    for b in ["pa-1", "pa-2", "pa-3", "pa-4", "pa-5", "pb-1"] {
+        c.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let r = c.list_buckets().max_buckets(2).set_continuation_token(token.clone()).send().await.unwrap();
+        assert!(r.buckets().len() <= 2);
+        names.extend(r.buckets().iter().map(|b| b.name().unwrap().to_owned()));
+        token = r.continuation_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(names, ["conf", "pa-1", "pa-2", "pa-3", "pa-4", "pa-5", "pb-1"]);
+    let r = c.list_buckets().prefix("pa-").max_buckets(3).send().await.unwrap();
+    let got: Vec<&str> = r.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!((got, r.prefix()), (vec!["pa-1", "pa-2", "pa-3"], Some("pa-")));
+    let r = c.list_buckets().prefix("pa-").continuation_token(r.continuation_token().unwrap()).send().await.unwrap();
+    let got: Vec<&str> = r.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!((got, r.continuation_token()), (vec!["pa-4", "pa-5"], None));
+    assert!(c.list_buckets().bucket_region("eu-west-1").send().await.unwrap().buckets().is_empty());
+    assert_eq!(c.list_buckets().bucket_region("us-east-1").send().await.unwrap().buckets().len(), 7);
+    let e = c.list_buckets().max_buckets(0).send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidArgument");
+
     // Error bodies name the request (the x-amz-request-id header) and the
     // resource.
     let (st, headers, body) = support::raw_http(addr, "GET", "/conf/missing%20key", &[], b"").await;

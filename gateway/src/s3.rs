@@ -912,18 +912,43 @@ impl S3 for Tessera {
     // -------------------------------------------------------- buckets
 
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        let input = &req.input;
+        let max = match input.max_buckets {
+            None => usize::MAX,
+            Some(n @ 1..=10_000) => n as usize,
+            Some(_) => return Err(s3_error!(InvalidArgument, "max-buckets must be between 1 and 10000")),
+        };
+        let after = input.continuation_token.as_deref().map(decode_token).transpose()?;
+        let prefix = input.prefix.clone().unwrap_or_default();
         let r = self.cluster.meta().list_buckets().await.map_err(unavailable)?;
         let me = req.credentials.as_ref().map(|c| c.access_key.clone()).unwrap_or_default();
-        let buckets = r
+        // Every bucket lives in the gateway's region; names come sorted.
+        let in_region = input.bucket_region.as_deref().is_none_or(|r| r == self.cfg.region);
+        let mut matching = r
             .buckets
             .into_iter()
-            .map(|b| Bucket {
+            .filter(|b| in_region && b.name.starts_with(&prefix))
+            .filter(|b| after.as_ref().is_none_or(|a| b.name.as_str() > a.as_str()))
+            .peekable();
+        let mut buckets = Vec::new();
+        while buckets.len() < max {
+            let Some(b) = matching.next() else { break };
+            buckets.push(Bucket {
                 bucket_region: Some(self.cfg.region.clone()),
                 creation_date: Some(ts(b.created_ms)),
                 name: Some(b.name),
-            })
-            .collect();
-        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: Some(owner(&me)), ..Default::default() }))
+            });
+        }
+        let continuation_token = match (matching.peek(), buckets.last()) {
+            (Some(_), Some(Bucket { name: Some(last), .. })) => Some(encode_token(last)),
+            _ => None,
+        };
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner(&me)),
+            continuation_token,
+            prefix: input.prefix.clone(),
+        }))
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
