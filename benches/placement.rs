@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tessera_common::{DiskId, NodeId, PgId};
-use tessera_placement::{ClusterMap, Disk, DiskState, Host, PlacementRule, Placer, diff_maps};
+use tessera_placement::{ClusterMap, Disk, Host, PlacementRule, Placer, diff_maps};
 
 fn cluster(hosts: u64, per_host: u32, zones: u64) -> ClusterMap {
     let mut m = ClusterMap::new(4096).unwrap();
     for h in 0..hosts {
-        let disks = (0..per_host)
-            .map(|i| Disk { id: DiskId(h as u32 * 100 + i), weight: 100, state: DiskState::HEALTHY })
-            .collect();
+        let disks = (0..per_host).map(|i| Disk::new(DiskId(h as u32 * 100 + i), 100)).collect();
         m.add_host(&format!("z{}", h % zones), "r0", Host { node: NodeId(h), name: format!("h{h}"), disks }).unwrap();
     }
     m

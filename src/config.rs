@@ -298,6 +298,12 @@ options! {
         /// Pause between two heal passes over a disk's index [default: 10m].
         #[arg(long, env = "TESSERA_HEAL_INTERVAL")]
         pub heal_interval: Option<HumanDuration>,
+        /// Copy rate of the rebalancer per disk, per second [default: 64MiB].
+        #[arg(long, env = "TESSERA_REBALANCE_RATE")]
+        pub rebalance_rate: Option<ByteSize>,
+        /// How often an idle rebalancer looks for a new cluster map and retries moves it could not make [default: 1m].
+        #[arg(long, env = "TESSERA_REBALANCE_INTERVAL")]
+        pub rebalance_interval: Option<HumanDuration>,
         /// How long to wait for the metadata service at start-up [default: 30s].
         #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
         pub startup_timeout: Option<HumanDuration>,

@@ -308,6 +308,8 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
         format: o.format.clone().unwrap_or_default().into_iter().map(DiskId).collect(),
         heal_rate_bytes_per_sec: o.heal_rate.map_or(64 << 20, |s| s.0),
         heal_interval: o.heal_interval.map_or(Duration::from_secs(10 * 60), |d| d.0),
+        rebalance_rate_bytes_per_sec: o.rebalance_rate.map_or(64 << 20, |s| s.0),
+        rebalance_interval: o.rebalance_interval.map_or(Duration::from_secs(60), |d| d.0),
         metrics: registry.clone(),
     };
     cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -145,6 +145,8 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         format: Vec::new(),
         heal_rate_bytes_per_sec: 64 << 20,
         heal_interval: Duration::from_secs(10 * 60),
+        rebalance_rate_bytes_per_sec: 64 << 20,
+        rebalance_interval: Duration::from_secs(60),
         metrics: registry.clone(),
     };
     // The gateway hands shards to this datanode directly (no loopback TCP);

@@ -84,6 +84,8 @@ async fn datanodes_register_heartbeat_and_go_down_when_stopped() {
             format: Vec::new(),
             heal_rate_bytes_per_sec: 64 << 20,
             heal_interval: Duration::from_secs(3600),
+            rebalance_rate_bytes_per_sec: 64 << 20,
+            rebalance_interval: Duration::from_secs(3600),
             metrics: Default::default(),
         };
         let (stop, rx) = watch::channel(false);

@@ -37,31 +37,7 @@ async fn a_wiped_disk_is_rebuilt_from_its_peers() {
         objects.push((key, data));
     }
     let part = |n: u64| support::bytes(5 << 20, 100 + n);
-    let up = c.create_multipart_upload().bucket("heal").key("mp").send().await.unwrap().upload_id.unwrap();
-    let mut done = Vec::new();
-    for n in 1..=2 {
-        let r = c
-            .upload_part()
-            .bucket("heal")
-            .key("mp")
-            .upload_id(&up)
-            .part_number(n)
-            .body(ByteStream::from(part(n as u64)))
-            .send()
-            .await
-            .unwrap();
-        done.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
-    }
-    c.complete_multipart_upload()
-        .bucket("heal")
-        .key("mp")
-        .upload_id(&up)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
-        .send()
-        .await
-        .unwrap();
-    let mut mp = part(1);
-    mp.extend_from_slice(&part(2));
+    let mp = support::multipart(&c, "heal", "mp", &[part(1), part(2)]).await;
     objects.push(("mp".into(), mp));
     let open = c.create_multipart_upload().bucket("heal").key("open").send().await.unwrap().upload_id.unwrap();
     let r = c

@@ -119,10 +119,40 @@ pub struct WorkerHandle {
     task: JoinHandle<()>,
 }
 
+/// A view of a running worker's status that outlives its handle's owner
+/// (a heartbeat reports it).
+#[derive(Clone)]
+pub struct WorkerWatch(Arc<Shared>);
+
+impl WorkerWatch {
+    /// The current status.
+    pub fn status(&self) -> WorkerStatus {
+        self.0.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl WorkerState {
+    /// The lower-case name operators see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Busy => "busy",
+            WorkerState::Idle => "idle",
+            WorkerState::Throttled => "throttled",
+            WorkerState::BackingOff => "backing-off",
+            WorkerState::Stopped => "stopped",
+        }
+    }
+}
+
 impl WorkerHandle {
     /// The current status.
     pub fn status(&self) -> WorkerStatus {
         self.shared.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A status view to hand to a reporter.
+    pub fn watch(&self) -> WorkerWatch {
+        WorkerWatch(self.shared.clone())
     }
 
     /// Makes an idle worker look for work now.

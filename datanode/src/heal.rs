@@ -30,6 +30,7 @@ use tessera_ec::{PieceId, StripeCoder, StripeLayout};
 use tessera_pipeline::Codecs;
 use tessera_pipeline::cluster::Cluster;
 use tessera_pipeline::read::read_sharded;
+use tessera_rpc::proto::data::ShardFrame;
 use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::{ClearDamage, Command, DiskShard, ListPartsRequest, RestoreShards, ShardSet, body};
 use tokio::sync::mpsc;
@@ -90,110 +91,146 @@ impl HealWorker {
         self
     }
 
-    /// The shard set and piece length of the body `data_id` as its owner's
-    /// record has it now; `None` when the record no longer references it.
-    async fn locate(&self, data_id: &[u8], entry: &DiskShard) -> Result<Option<(ShardSet, u64)>, String> {
-        let meta = self.cluster.meta();
-        let matching = |b: &Option<tessera_rpc::proto::meta::Body>| match b.as_ref().and_then(|b| b.kind.as_ref()) {
-            Some(body::Kind::Shards(s)) if s.data_id == data_id => Some(s.clone()),
-            _ => None,
-        };
-        if entry.upload_id.is_empty() {
-            let r = meta.get_object(&entry.bucket, &entry.key).await.map_err(|e| e.to_string())?;
-            let Some(rec) = r.object else { return Ok(None) };
-            if let Some(s) = matching(&rec.body) {
-                return Ok(Some((s, rec.size)));
-            }
-            Ok(rec.parts.iter().find_map(|p| matching(&p.body).map(|s| (s, p.size))))
-        } else {
-            let req = ListPartsRequest {
-                bucket: entry.bucket.clone(),
-                key: entry.key.clone(),
-                upload_id: entry.upload_id.clone(),
-                after_part: entry.part.saturating_sub(1),
-                max_parts: 1,
-            };
-            let r = meta.list_parts(req).await.map_err(|e| e.to_string())?;
-            Ok(r.parts.iter().filter(|p| p.number == entry.part).find_map(|p| matching(&p.body).map(|s| (s, p.size))))
-        }
-    }
-
-    /// Rebuilds shard `position` of the piece `set` on this disk: reads the
-    /// piece through the pipeline, re-encodes each stripe and writes this
-    /// position's blocks. Returns the bytes written.
+    /// Rebuilds shard `position` of the piece `set` on this disk: the
+    /// frames [`rebuild_frames`] makes, written to a new shard file.
+    /// Returns the bytes written.
     async fn rebuild(&self, set: &ShardSet, part: u32, piece_len: u64, position: u32) -> Result<u64, String> {
-        let ec = set.ec.ok_or("the shard set has no EC profile")?;
-        let (k, m) = (ec.k as usize, ec.m as usize);
-        let layout = StripeLayout::from_block_len(k, m, ec.block_len as usize).map_err(|e| e.to_string())?;
-        let coder = StripeCoder::new(self.codecs.get(ec.codec, k, m).map_err(|e| e.to_string())?, layout)
-            .map_err(|e| e.to_string())?;
-        let id: [u8; 16] = set.data_id.as_slice().try_into().map_err(|_| "a data id is 16 bytes")?;
-        let key = ShardKey { data_id: DataId::from_bytes(id), part, shard: position as u16 };
-        let header = ShardHeader {
-            key,
-            codec: u16::try_from(ec.codec).map_err(|_| "codec id out of range")?,
-            k: ec.k as u8,
-            m: ec.m as u8,
-            block_len: ec.block_len,
-            piece_len,
-        };
+        let header = shard_header(set, part, piece_len, position)?;
         let disk = self.disk.clone();
-        let mut writer = Some(
-            tokio::task::spawn_blocking(move || disk.create(header))
+        let mut writer = tokio::task::spawn_blocking(move || disk.create(header))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let (tx, mut rx) = mpsc::channel::<ShardFrame>(4);
+        let write = async move {
+            while let Some(f) = rx.recv().await {
+                writer = tokio::task::spawn_blocking(move || {
+                    let hash: [u8; 32] =
+                        f.hash.as_ref().try_into().map_err(|_| "a frame hash is 32 bytes".to_owned())?;
+                    writer.write_frame(&hash, &f.block).map_err(|e| e.to_string())?;
+                    Ok::<_, String>(writer)
+                })
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?,
-        );
-        // Never read this position: it is the one being rebuilt.
-        let mut source = set.clone();
-        if !source.missing.contains(&position) {
-            source.missing.push(position);
-        }
-        let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-        let cluster = self.cluster.clone();
-        let read = async {
-            let r = read_sharded(&cluster, &self.codecs, &source, part, piece_len, 0..piece_len, self.hedge, &tx).await;
-            drop(tx);
-            r
-        };
-        let write = async {
-            let piece = PieceId { data_id: id, part };
-            let stripes = layout.stripe_count(piece_len);
-            let mut buf = BytesMut::new();
-            let mut stripe = 0u64;
-            let mut written = 0u64;
-            while stripe < stripes {
-                let want = layout.stripe_len(piece_len, stripe);
-                while buf.len() < want {
-                    match rx.recv().await {
-                        Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                        Some(Err(e)) => return Err(e.to_string()),
-                        None => return Err(format!("the piece ended at stripe {stripe} of {stripes}")),
-                    }
-                }
-                let data = buf.split_to(want).freeze();
-                let enc = coder.encode_stripe(piece, stripe, data).map_err(|e| e.to_string())?;
-                let block = enc.blocks.into_iter().nth(position as usize).ok_or("no such shard position")?;
-                let mut w = writer.take().ok_or("the shard writer is gone")?;
-                w = tokio::task::spawn_blocking(move || w.write_frame(&block.hash, &block.data).map(|()| w))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                written += block_len_written(&layout, piece_len, stripe);
-                writer = Some(w);
-                stripe += 1;
+                .map_err(|e| e.to_string())??;
             }
-            let w = writer.take().ok_or("the shard writer is gone")?;
-            tokio::task::spawn_blocking(move || w.finish())
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            Ok::<u64, String>(written)
+            Ok::<_, String>(writer)
         };
-        let (read, written) = tokio::join!(read, write);
-        read.map_err(|e| e.to_string())?;
-        written
+        let (made, written) = tokio::join!(
+            rebuild_frames(&self.cluster, &self.codecs, self.hedge, set, part, piece_len, position, tx),
+            write
+        );
+        let bytes = made?;
+        let w = written?;
+        tokio::task::spawn_blocking(move || w.finish()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        Ok(bytes)
     }
+}
+
+/// The shard set and piece length of the body `data_id` as its owner's
+/// record has it now; `None` when the record no longer references it.
+pub(crate) async fn locate(
+    meta: &tessera_rpc::MetaClient,
+    data_id: &[u8],
+    entry: &DiskShard,
+) -> Result<Option<(ShardSet, u64)>, String> {
+    let matching = |b: &Option<tessera_rpc::proto::meta::Body>| match b.as_ref().and_then(|b| b.kind.as_ref()) {
+        Some(body::Kind::Shards(s)) if s.data_id == data_id => Some(s.clone()),
+        _ => None,
+    };
+    if entry.upload_id.is_empty() {
+        let r = meta.get_object(&entry.bucket, &entry.key).await.map_err(|e| e.to_string())?;
+        let Some(rec) = r.object else { return Ok(None) };
+        if let Some(s) = matching(&rec.body) {
+            return Ok(Some((s, rec.size)));
+        }
+        Ok(rec.parts.iter().find_map(|p| matching(&p.body).map(|s| (s, p.size))))
+    } else {
+        let req = ListPartsRequest {
+            bucket: entry.bucket.clone(),
+            key: entry.key.clone(),
+            upload_id: entry.upload_id.clone(),
+            after_part: entry.part.saturating_sub(1),
+            max_parts: 1,
+        };
+        let r = meta.list_parts(req).await.map_err(|e| e.to_string())?;
+        Ok(r.parts.iter().filter(|p| p.number == entry.part).find_map(|p| matching(&p.body).map(|s| (s, p.size))))
+    }
+}
+
+/// The header of shard `position` of the piece `set` (of `piece_len` bytes).
+pub(crate) fn shard_header(set: &ShardSet, part: u32, piece_len: u64, position: u32) -> Result<ShardHeader, String> {
+    let ec = set.ec.ok_or("the shard set has no EC profile")?;
+    let id: [u8; 16] = set.data_id.as_slice().try_into().map_err(|_| "a data id is 16 bytes")?;
+    Ok(ShardHeader {
+        key: ShardKey { data_id: DataId::from_bytes(id), part, shard: position as u16 },
+        codec: u16::try_from(ec.codec).map_err(|_| "codec id out of range")?,
+        k: u8::try_from(ec.k).map_err(|_| "k out of range")?,
+        m: u8::try_from(ec.m).map_err(|_| "m out of range")?,
+        block_len: ec.block_len,
+        piece_len,
+    })
+}
+
+/// Re-creates shard `position` of the piece `set` without reading it: the
+/// piece is read through the pipeline from the other positions (k good
+/// shards, verified; a source returning bad bytes is caught by its hashes
+/// and another used), each stripe re-encoded, and this position's frame
+/// sent to `out`, in stripe order. Returns the block bytes made. Memory is
+/// a few stripes whatever the piece's size.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn rebuild_frames(
+    cluster: &Cluster,
+    codecs: &Codecs,
+    hedge: Duration,
+    set: &ShardSet,
+    part: u32,
+    piece_len: u64,
+    position: u32,
+    out: mpsc::Sender<ShardFrame>,
+) -> Result<u64, String> {
+    let ec = set.ec.ok_or("the shard set has no EC profile")?;
+    let (k, m) = (ec.k as usize, ec.m as usize);
+    let layout = StripeLayout::from_block_len(k, m, ec.block_len as usize).map_err(|e| e.to_string())?;
+    let coder =
+        StripeCoder::new(codecs.get(ec.codec, k, m).map_err(|e| e.to_string())?, layout).map_err(|e| e.to_string())?;
+    let id: [u8; 16] = set.data_id.as_slice().try_into().map_err(|_| "a data id is 16 bytes")?;
+    // Never read this position: it is the one being made.
+    let mut source = set.clone();
+    if !source.missing.contains(&position) {
+        source.missing.push(position);
+    }
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let read = async {
+        let r = read_sharded(cluster, codecs, &source, part, piece_len, 0..piece_len, hedge, &tx).await;
+        drop(tx);
+        r
+    };
+    let encode = async {
+        let piece = PieceId { data_id: id, part };
+        let stripes = layout.stripe_count(piece_len);
+        let mut buf = BytesMut::new();
+        let mut written = 0u64;
+        for stripe in 0..stripes {
+            let want = layout.stripe_len(piece_len, stripe);
+            while buf.len() < want {
+                match rx.recv().await {
+                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err(format!("the piece ended at stripe {stripe} of {stripes}")),
+                }
+            }
+            let data = buf.split_to(want).freeze();
+            let enc = coder.encode_stripe(piece, stripe, data).map_err(|e| e.to_string())?;
+            let block = enc.blocks.into_iter().nth(position as usize).ok_or("no such shard position")?;
+            written += block.data.len() as u64;
+            let frame = ShardFrame { hash: Bytes::copy_from_slice(&block.hash), block: block.data };
+            out.send(frame).await.map_err(|_| "the shard writer stopped".to_owned())?;
+        }
+        Ok::<u64, String>(written)
+    };
+    let (read, written) = tokio::join!(read, encode);
+    read.map_err(|e| e.to_string())?;
+    written
 }
 
 impl HealWorker {
@@ -270,17 +307,11 @@ impl HealWorker {
     }
 }
 
-/// Bytes of one block of `stripe` (for the rebuilt-bytes count).
-fn block_len_written(layout: &StripeLayout, piece_len: u64, stripe: u64) -> u64 {
-    let len = layout.stripe_len(piece_len, stripe) as u64;
-    len.div_ceil(layout.k() as u64)
-}
-
-fn hex_of(id: &[u8]) -> String {
+pub(crate) fn hex_of(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Vec<u8> {
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
 }
 
@@ -328,7 +359,7 @@ impl Worker for HealWorker {
                     }
                     self.disk.delete(&key).map_err(|e| format!("remove damaged {key}: {e}"))?;
                 }
-                let Some((set, piece_len)) = self.locate(&e.data_id, entry).await? else { continue };
+                let Some((set, piece_len)) = locate(self.cluster.meta(), &e.data_id, entry).await? else { continue };
                 if set.disks.get(position as usize) != Some(&disk_id) {
                     continue; // the record now places this position elsewhere
                 }

@@ -52,6 +52,12 @@ pub struct DatanodeMetrics {
     pub heal_failures: CounterFamily,
     /// Completed heal passes over the disk's index, per disk.
     pub heal_passes: CounterFamily,
+    /// Shards the rebalancer moved to where the map wants them, per disk whose worker made the move.
+    pub rebalance_shards: CounterFamily,
+    /// Block bytes the rebalancer copied or rebuilt.
+    pub rebalance_bytes: CounterFamily,
+    /// Moves the rebalancer could not make (yet).
+    pub rebalance_failures: CounterFamily,
 }
 
 impl Default for DatanodeMetrics {
@@ -79,6 +85,9 @@ impl Default for DatanodeMetrics {
             heal_bytes: CounterFamily::default(),
             heal_failures: CounterFamily::default(),
             heal_passes: CounterFamily::default(),
+            rebalance_shards: CounterFamily::default(),
+            rebalance_bytes: CounterFamily::default(),
+            rebalance_failures: CounterFamily::default(),
         }
     }
 }
@@ -148,6 +157,21 @@ impl DatanodeMetrics {
             m.heal_failures.clone(),
         );
         r.register("tessera_datanode_heal_passes", "Completed heal passes over a disk's index", m.heal_passes.clone());
+        r.register(
+            "tessera_datanode_rebalance_shards",
+            "Shards the rebalancer moved to the disk the cluster map wants",
+            m.rebalance_shards.clone(),
+        );
+        r.register(
+            "tessera_datanode_rebalance_bytes",
+            "Block bytes the rebalancer copied or rebuilt",
+            m.rebalance_bytes.clone(),
+        );
+        r.register(
+            "tessera_datanode_rebalance_failures",
+            "Moves the rebalancer could not make (yet)",
+            m.rebalance_failures.clone(),
+        );
         m
     }
 }

@@ -6,19 +6,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tessera_common::worker::{StepResult, Worker, WorkerConfig, spawn_worker};
+use tessera_common::worker::{StepResult, Worker, WorkerConfig, WorkerWatch, spawn_worker};
 use tessera_common::{DiskId, MetricsRegistry, NodeId};
 use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::{
-    Command, DatanodeRecord, DiskInfo, DiskUsage as ReportedUsage, HeartbeatRequest, RegisterDatanode,
+    Command, DatanodeRecord, DiskInfo, DiskUsage as ReportedUsage, HeartbeatRequest, RegisterDatanode, WorkerReport,
 };
 use tessera_rpc::{HealthService, MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::{DatanodeMetrics, disk_labels, result_labels};
-use crate::{DataService, FsDisk, GcWorker, HealWorker, ScrubWorker, ShardError, serve_data};
+use crate::{DataService, FsDisk, GcWorker, HealWorker, RebalanceWorker, ScrubWorker, ShardError, serve_data};
 use tessera_pipeline::cluster::Cluster;
 
 /// How to run one datanode.
@@ -58,6 +58,11 @@ pub struct DatanodeConfig {
     pub heal_rate_bytes_per_sec: u64,
     /// Pause between two heal passes over a disk's index.
     pub heal_interval: Duration,
+    /// Copy rate of the rebalancer per disk, bytes per second.
+    pub rebalance_rate_bytes_per_sec: u64,
+    /// How often an idle rebalancer looks for a new cluster map (and
+    /// retries moves that could not be made).
+    pub rebalance_interval: Duration,
     /// Where the node's metrics are registered (`tessera_datanode_*`).
     pub metrics: MetricsRegistry,
 }
@@ -92,6 +97,9 @@ impl DatanodeConfig {
         if self.heal_rate_bytes_per_sec == 0 || self.heal_interval.is_zero() {
             return bad("heal rate and interval must be positive");
         }
+        if self.rebalance_rate_bytes_per_sec == 0 || self.rebalance_interval.is_zero() {
+            return bad("rebalance rate and interval must be positive");
+        }
         Ok(())
     }
 }
@@ -103,6 +111,26 @@ struct HeartbeatWorker {
     meta: MetaClient,
     sent: u64,
     metrics: DatanodeMetrics,
+    /// The node's other workers, reported with each heartbeat.
+    workers: Vec<WorkerWatch>,
+}
+
+/// A worker's status as a heartbeat carries it.
+fn report(s: &tessera_common::worker::WorkerStatus) -> WorkerReport {
+    let (last_error, last_error_ms) = s.last_error.as_ref().map_or((String::new(), 0), |(e, t)| {
+        (e.clone(), t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+    });
+    WorkerReport {
+        name: s.name.clone(),
+        state: s.state.as_str().to_owned(),
+        progress: s.progress.clone().unwrap_or_default(),
+        steps: s.steps,
+        errors: s.errors,
+        last_error,
+        last_error_ms,
+        node_id: 0,
+        reported_ms: 0,
+    }
 }
 
 impl Worker for HeartbeatWorker {
@@ -135,7 +163,8 @@ impl Worker for HeartbeatWorker {
         })
         .await
         .map_err(|e| e.to_string())?;
-        let sent = self.meta.heartbeat(HeartbeatRequest { node_id: self.node_id, disks: usage }).await;
+        let workers = self.workers.iter().map(|w| report(&w.status())).collect();
+        let sent = self.meta.heartbeat(HeartbeatRequest { node_id: self.node_id, disks: usage, workers }).await;
         self.metrics.heartbeats.get_or_create(&result_labels(if sent.is_ok() { "ok" } else { "error" })).inc();
         sent.map_err(|e| e.to_string())?;
         self.sent += 1;
@@ -292,12 +321,32 @@ async fn run_node(
                     )
                 })
                 .collect();
+            let movers: Vec<_> = disks
+                .iter()
+                .map(|d| {
+                    spawn_worker(
+                        RebalanceWorker::new(d.clone(), cluster.clone(), config.rebalance_rate_bytes_per_sec)
+                            .with_metrics(metrics.clone()),
+                        WorkerConfig { idle_interval: config.rebalance_interval, ..WorkerConfig::default() },
+                        shutdown.clone(),
+                    )
+                })
+                .collect();
+            let workers: Vec<_> =
+                scrubbers.into_iter().chain(collectors).chain(healers).chain(movers).collect::<Vec<_>>();
             let hb = spawn_worker(
-                HeartbeatWorker { node_id: config.node_id, disks, meta, sent: 0, metrics },
+                HeartbeatWorker {
+                    node_id: config.node_id,
+                    disks,
+                    meta,
+                    sent: 0,
+                    metrics,
+                    workers: workers.iter().map(|w| w.watch()).collect(),
+                },
                 WorkerConfig { idle_interval: config.heartbeat_interval, ..WorkerConfig::default() },
                 shutdown.clone(),
             );
-            Some((hb, scrubbers.into_iter().chain(collectors).chain(healers).collect::<Vec<_>>(), watch))
+            Some((hb, workers, watch))
         }
         _ => None,
     };

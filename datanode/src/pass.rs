@@ -10,6 +10,8 @@ use crate::FsDisk;
 pub const SCRUB_STATE: &str = "scrub.state";
 /// The heal worker's progress file.
 pub const HEAL_STATE: &str = "heal.state";
+/// The rebalancer's progress file.
+pub const REBALANCE_STATE: &str = "rebalance.state";
 
 /// Passes and cursor, as saved in `<disk>/<file>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //!  LivenessWorker (leader only, every check interval):
 //!     silent > down_after  and up      ──► SetDiskState(down, in)
 //!     silent > out_after   and in      ──► SetDiskState(down, out)   placement moves its PGs
-//!     reporting again      and down    ──► SetDiskState(up, in)
+//!     reporting again      and down    ──► SetDiskState(up, in)   (stays out if an operator marked it out)
 //! ```
 //!
 //! Heartbeats are not Raft writes (they would flood the log); only state
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use openraft::Raft;
 use prost::Message;
 use tessera_common::worker::{StepResult, Worker};
-use tessera_rpc::proto::meta::{Command, DiskUsage, HeartbeatRequest, SetDiskState, command::Op};
+use tessera_rpc::proto::meta::{Command, DiskUsage, HeartbeatRequest, SetDiskState, WorkerReport, command::Op};
 
 use crate::MetaState;
 use crate::raft::{RaftRequest, TypeConfig};
@@ -30,6 +30,8 @@ use crate::raft::{RaftRequest, TypeConfig};
 pub struct LivenessTable {
     last_ok: Arc<Mutex<HashMap<u32, Instant>>>,
     usage: Arc<Mutex<HashMap<u32, DiskUsage>>>,
+    /// Each node's workers as its last heartbeat reported them.
+    workers: Arc<Mutex<HashMap<u64, Vec<WorkerReport>>>>,
 }
 
 impl LivenessTable {
@@ -45,6 +47,19 @@ impl LivenessTable {
         for d in &hb.disks {
             u.insert(d.disk, *d);
         }
+        drop(u);
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let reports =
+            hb.workers.iter().map(|w| WorkerReport { node_id: hb.node_id, reported_ms: ms, ..w.clone() }).collect();
+        self.workers.lock().unwrap_or_else(|p| p.into_inner()).insert(hb.node_id, reports);
+    }
+
+    /// Every node's workers as last reported, by node then name.
+    pub fn workers(&self) -> Vec<WorkerReport> {
+        let w = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<WorkerReport> = w.values().flatten().cloned().collect();
+        v.sort_by(|a, b| (a.node_id, &a.name).cmp(&(b.node_id, &b.name)));
+        v
     }
 
     /// The last report of every disk, by disk id.
@@ -113,9 +128,9 @@ impl Worker for LivenessWorker {
             .map_err(|e| e.to_string())?;
         let Some(map) = map else { return Ok(StepResult::Idle) };
         let now = Instant::now();
-        let disks: Vec<(u32, bool, bool)> =
-            map.disks().map(|(_, _, _, d)| (d.id.get(), d.state.up, d.state.is_in)).collect();
-        for (disk, up, is_in) in disks {
+        let disks: Vec<(u32, bool, bool, bool)> =
+            map.disks().map(|(_, _, _, d)| (d.id.get(), d.state.up, d.state.is_in, d.marked_out)).collect();
+        for (disk, up, is_in, marked_out) in disks {
             let heard = self.table.last_ok(disk).map_or(since, |t| t.max(since));
             let silent = now.saturating_duration_since(heard);
             if silent > self.out_after && is_in {
@@ -123,10 +138,11 @@ impl Worker for LivenessWorker {
             } else if silent > self.down_after && up {
                 self.propose(disk, false, is_in).await?;
             } else if silent <= self.down_after
-                && (!up || !is_in)
+                && (!up || is_in == marked_out)
                 && self.table.last_ok(disk).is_some_and(|t| t >= since)
             {
-                self.propose(disk, true, true).await?;
+                // Back: up, and in unless an operator marked it out (a drain).
+                self.propose(disk, true, !marked_out).await?;
             }
         }
         Ok(StepResult::Idle)

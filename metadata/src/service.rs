@@ -379,6 +379,11 @@ impl Meta for MetaService {
 
     /// The answering node's own view (not forwarded to the leader), so each
     /// node's progress can be watched.
+    async fn worker_status(&self, _req: Request<WorkerStatusRequest>) -> Result<Response<WorkerStatusReply>, Status> {
+        self.require_leader()?;
+        Ok(Response::new(WorkerStatusReply { workers: self.liveness.workers() }))
+    }
+
     async fn cluster_status(
         &self,
         _req: Request<ClusterStatusRequest>,

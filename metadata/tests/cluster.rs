@@ -414,6 +414,12 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     let hb = HeartbeatRequest {
         node_id: 7,
         disks: vec![DiskUsage { disk: 70, used_bytes: 1, capacity_bytes: 1 << 40, healthy: true }],
+        workers: vec![WorkerReport {
+            name: "heal:d70".into(),
+            state: "busy".into(),
+            progress: "pass 1".into(),
+            ..Default::default()
+        }],
     };
     let mut silent_since = Instant::now();
     for _ in 0..10 {
@@ -424,6 +430,10 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     let reply = c.get_cluster_map().await.unwrap();
     assert_eq!(state_of(&reply), (true, true));
     assert_eq!(reply.usage, hb.disks, "the leader shows the last reported usage");
+    let workers = c.worker_status().await.unwrap().workers;
+    assert_eq!(workers.len(), 1);
+    assert_eq!((workers[0].node_id, workers[0].name.as_str(), workers[0].state.as_str()), (7, "heal:d70", "busy"));
+    assert!(workers[0].reported_ms > 0);
 
     // Silence: down, then out, each seen on the watch stream.
     let mut seen = vec![];
@@ -438,13 +448,29 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     let sick = HeartbeatRequest {
         node_id: 7,
         disks: vec![DiskUsage { disk: 70, used_bytes: 1, capacity_bytes: 1 << 40, healthy: false }],
+        workers: vec![],
     };
     c.heartbeat(sick).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(state_of(&c.get_cluster_map().await.unwrap()), (false, false));
 
     // Healthy again: back up and in.
-    c.heartbeat(hb).await.unwrap();
+    c.heartbeat(hb.clone()).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(state_of(&reply), (true, true));
+
+    // An operator marks it out (a drain): it stays out while it heartbeats,
+    // until marked in again; the watch sees both changes.
+    let mark = |out: bool| Command { now_ms: 0, op: Some(Op::MarkOut(MarkOut { disk: 70, node: 0, out })) };
+    must_write(&c, mark(true)).await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(state_of(&reply), (true, false));
+    for _ in 0..8 {
+        c.heartbeat(hb.clone()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state_of(&c.get_cluster_map().await.unwrap()), (true, false), "liveness brought a drained disk back in");
+    must_write(&c, mark(false)).await;
     let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(state_of(&reply), (true, true));
 

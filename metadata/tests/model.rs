@@ -512,7 +512,7 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
     assert_eq!(got_pg, want_pg, "pg index");
     // The disk index: every body a record references, on each of its disks,
     // with its part number, the positions placed there and its owner.
-    type Entry = (u32, Vec<u8>, u32, Vec<u32>, (String, String, String));
+    type Entry = (u32, Vec<u8>, u32, Vec<u32>, (String, String, String), (u32, Vec<u32>));
     let mut want_disk: BTreeSet<Entry> = BTreeSet::new();
     let mut index_body = |owner: (String, String, String), part: u32, b: &Option<Body>| {
         if let Some(s) = shards_of(b) {
@@ -520,7 +520,7 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                 let positions: Vec<u32> =
                     s.disks.iter().enumerate().filter(|(_, x)| **x == d).map(|(p, _)| p as u32).collect();
                 if positions[0] == pos as u32 {
-                    want_disk.insert((d, s.data_id.clone(), part, positions, owner.clone()));
+                    want_disk.insert((d, s.data_id.clone(), part, positions, owner.clone(), (s.pg, s.disks.clone())));
                 }
             }
         }
@@ -546,6 +546,7 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                 e.part,
                 e.positions.clone(),
                 (e.bucket.clone(), e.key.clone(), e.upload_id.clone()),
+                (e.pg, e.disks.clone()),
             ));
         }
         // Paging through the index gives the same entries in order.
@@ -753,4 +754,59 @@ fn restored_shards_leave_the_missing_list() {
     assert_eq!(index_missing(3, 8), Vec::<u32>::new());
     let owner = st.disk_shards(3).unwrap().into_iter().find(|(d, _)| *d == id(8)).unwrap().1;
     assert_eq!((owner.upload_id.as_str(), owner.part), ("u1", 1));
+}
+
+/// MoveShard switches one position of a body to another disk — only if the
+/// record still names the expected disk there — and the disk index follows
+/// in the same batch: the new disk's entry appears, the old disk's goes when
+/// no position is left on it, every entry names the new set.
+#[test]
+fn a_moved_shard_switches_its_record_and_the_disk_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = open(dir.path());
+    let cmd = |now: u64, op: Op| Command { now_ms: now, op: Some(op) };
+    apply_real(&st, 1, &cmd(1, Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "o".into(), ec: None })))
+        .unwrap();
+    // body(8, 1) places positions 0, 1, 2 on disks 3, 3, 4, and counts 1 missing.
+    let mut b = body(8, 1);
+    if let Some(body::Kind::Shards(s)) = b.kind.as_mut() {
+        s.missing = vec![1];
+    }
+    let id = shards_of(&Some(b.clone())).unwrap().data_id;
+    let rec = ObjectRecord { etag: md5_hex(1), body: Some(b), ..Default::default() };
+    apply_real(
+        &st,
+        2,
+        &cmd(2, Op::PutObject(PutObject { bucket: "bkt".into(), key: "k".into(), record: Some(rec), condition: None })),
+    )
+    .unwrap();
+    let mv = |position: u32, from: u32, to: u32, key: &str| {
+        Op::MoveShard(MoveShard {
+            bucket: "bkt".into(),
+            key: key.into(),
+            upload_id: String::new(),
+            data_id: id.clone(),
+            position,
+            from,
+            to,
+        })
+    };
+    let entry = |disk: u32| st.disk_shards(disk).unwrap().into_iter().find(|(d, _)| *d == id).map(|(_, e)| e);
+    apply_real(&st, 3, &cmd(3, mv(1, 3, 5, "k"))).unwrap();
+    let set = shards_of(&st.object("bkt", "k").unwrap().unwrap().body).unwrap();
+    assert_eq!((set.disks.clone(), set.missing.clone()), (vec![3, 5, 4], vec![]), "moved, and whole again");
+    assert_eq!(entry(3).unwrap().positions, vec![0]);
+    assert_eq!(entry(5).unwrap().positions, vec![1]);
+    for d in [3, 4, 5] {
+        assert_eq!(entry(d).unwrap().disks, vec![3, 5, 4], "disk {d}'s entry names the new set");
+    }
+    apply_real(&st, 4, &cmd(4, mv(2, 4, 0, "k"))).unwrap();
+    assert!(entry(4).is_none(), "the old disk's entry is gone");
+    assert_eq!(entry(0).unwrap().positions, vec![2]);
+    // The record no longer names 4 at position 2: refused, nothing changes.
+    assert!(matches!(apply_real(&st, 5, &cmd(5, mv(2, 4, 1, "k"))), Err(MetaError::PreconditionFailed)));
+    assert!(matches!(apply_real(&st, 6, &cmd(6, mv(0, 3, 1, "other"))), Err(MetaError::NoSuchKey)));
+    assert!(matches!(apply_real(&st, 7, &cmd(7, mv(9, 3, 1, "k"))), Err(MetaError::InvalidArgument(_))));
+    assert!(entry(1).is_none());
+    assert_eq!(shards_of(&st.object("bkt", "k").unwrap().unwrap().body).unwrap().disks, vec![3, 5, 0]);
 }

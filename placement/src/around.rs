@@ -86,9 +86,7 @@ mod tests {
             let host = Host {
                 node: NodeId(u64::from(h) + 1),
                 name: format!("h{h}"),
-                disks: (0..disks)
-                    .map(|d| Disk { id: DiskId(h * disks + d + 1), weight: 100, state: DiskState::HEALTHY })
-                    .collect(),
+                disks: (0..disks).map(|d| Disk::new(DiskId(h * disks + d + 1), 100)).collect(),
             };
             m.add_host("z", "r", host).unwrap();
         }

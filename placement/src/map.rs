@@ -34,6 +34,21 @@ pub struct Disk {
     pub weight: u64,
     /// Up/down, in/out.
     pub state: DiskState,
+    /// An operator marked the disk out (a drain): it stays out whatever
+    /// liveness or a registration says, until marked in again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marked_out: bool,
+    /// An operator set the weight: registrations no longer refresh it from
+    /// the disk's capacity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub weight_fixed: bool,
+}
+
+impl Disk {
+    /// A healthy disk of `weight` that no operator has touched.
+    pub fn new(id: DiskId, weight: u64) -> Self {
+        Disk { id, weight, state: DiskState::HEALTHY, marked_out: false, weight_fixed: false }
+    }
 }
 
 /// A datanode and its disks.
@@ -212,9 +227,11 @@ impl ClusterMap {
         Ok(())
     }
 
-    /// Sets a disk's state; bumps the epoch only if it changed.
-    pub fn set_disk_state(&mut self, id: DiskId, state: DiskState) -> Result<(), MapError> {
+    /// Sets a disk's state; bumps the epoch only if it changed. A disk an
+    /// operator marked out stays out.
+    pub fn set_disk_state(&mut self, id: DiskId, mut state: DiskState) -> Result<(), MapError> {
         let d = self.disk_mut(id)?;
+        state.is_in &= !d.marked_out;
         if d.state != state {
             d.state = state;
             self.epoch += 1;
@@ -222,14 +239,45 @@ impl ClusterMap {
         Ok(())
     }
 
-    /// Sets a disk's weight; bumps the epoch only if it changed.
+    /// Sets a disk's weight from its capacity (a registration); bumps the
+    /// epoch only if it changed. A weight an operator set is kept.
     pub fn set_disk_weight(&mut self, id: DiskId, weight: u64) -> Result<(), MapError> {
         let d = self.disk_mut(id)?;
-        if d.weight != weight {
+        if d.weight != weight && !d.weight_fixed {
             d.weight = weight;
             self.epoch += 1;
         }
         Ok(())
+    }
+
+    /// An operator's weight: set, and kept from then on.
+    pub fn reweight(&mut self, id: DiskId, weight: u64) -> Result<(), MapError> {
+        let d = self.disk_mut(id)?;
+        if d.weight != weight || !d.weight_fixed {
+            d.weight = weight;
+            d.weight_fixed = true;
+            self.epoch += 1;
+        }
+        Ok(())
+    }
+
+    /// An operator marks a disk out (a drain) or back in. Marked in, it is
+    /// `in` (liveness takes a disk silent past `disk_out_after` out again).
+    pub fn mark_out(&mut self, id: DiskId, out: bool) -> Result<(), MapError> {
+        let d = self.disk_mut(id)?;
+        let state = DiskState { up: d.state.up, is_in: !out };
+        if d.marked_out != out || d.state != state {
+            d.marked_out = out;
+            d.state = state;
+            self.epoch += 1;
+        }
+        Ok(())
+    }
+
+    /// The disks of host `node`.
+    pub fn host_disks(&self, node: NodeId) -> Result<Vec<DiskId>, MapError> {
+        let h = self.hosts().find(|h| h.node == node).ok_or(MapError::NoSuchNode(node))?;
+        Ok(h.disks.iter().map(|d| d.id).collect())
     }
 
     /// The versioned encoding: 2 bytes of format version, then JSON.
@@ -267,7 +315,7 @@ mod tests {
         Host {
             node: NodeId(node),
             name: format!("h{node}"),
-            disks: disks.iter().map(|&d| Disk { id: DiskId(d), weight: 100, state: DiskState::HEALTHY }).collect(),
+            disks: disks.iter().map(|&d| Disk::new(DiskId(d), 100)).collect(),
         }
     }
 
@@ -280,11 +328,8 @@ mod tests {
         assert_eq!(m.add_host("z2", "r1", host(1, &[9])), Err(MapError::DuplicateNode(NodeId(1))));
         assert_eq!(m.add_host("z2", "r1", host(3, &[3])), Err(MapError::DuplicateDisk(DiskId(3))));
         assert_eq!(m.add_host("z2", "r1", host(3, &[7, 7])), Err(MapError::DuplicateDisk(DiskId(7))));
-        m.add_disk(NodeId(2), Disk { id: DiskId(4), weight: 50, state: DiskState::HEALTHY }).unwrap();
-        assert_eq!(
-            m.add_disk(NodeId(9), Disk { id: DiskId(5), weight: 1, state: DiskState::HEALTHY }),
-            Err(MapError::NoSuchNode(NodeId(9)))
-        );
+        m.add_disk(NodeId(2), Disk::new(DiskId(4), 50)).unwrap();
+        assert_eq!(m.add_disk(NodeId(9), Disk::new(DiskId(5), 1)), Err(MapError::NoSuchNode(NodeId(9))));
         assert_eq!(m.epoch, 3);
         m.set_disk_state(DiskId(4), DiskState { up: false, is_in: true }).unwrap();
         m.set_disk_state(DiskId(4), DiskState { up: false, is_in: true }).unwrap();
@@ -296,6 +341,31 @@ mod tests {
         assert_eq!(m.zones[0].racks.len(), 1, "empty rack removed");
         assert_eq!(m.epoch, 7);
         assert_eq!(m.disks().count(), 2);
+    }
+
+    #[test]
+    fn operator_marks_and_weights_outlast_liveness_and_registrations() {
+        let mut m = ClusterMap::new(64).unwrap();
+        m.add_host("z", "r", host(1, &[1, 2])).unwrap();
+        let before = m.to_bytes();
+        assert!(!String::from_utf8_lossy(&before).contains("marked_out"), "untouched disks encode as before");
+        m.mark_out(DiskId(1), true).unwrap();
+        assert_eq!(m.disk(DiskId(1)).unwrap().state, DiskState { up: true, is_in: false });
+        // Liveness or a registration saying healthy keeps it out.
+        m.set_disk_state(DiskId(1), DiskState::HEALTHY).unwrap();
+        assert_eq!(m.disk(DiskId(1)).unwrap().state, DiskState { up: true, is_in: false });
+        m.set_disk_state(DiskId(1), DiskState { up: false, is_in: true }).unwrap();
+        assert_eq!(m.disk(DiskId(1)).unwrap().state, DiskState { up: false, is_in: false });
+        // Marked in while down: in (placement keeps it; liveness decides).
+        m.mark_out(DiskId(1), false).unwrap();
+        assert_eq!(m.disk(DiskId(1)).unwrap().state, DiskState { up: false, is_in: true });
+        m.reweight(DiskId(2), 7).unwrap();
+        m.set_disk_weight(DiskId(2), 500).unwrap();
+        assert_eq!(m.disk(DiskId(2)).unwrap().weight, 7, "a registration keeps the operator's weight");
+        assert_eq!(m.host_disks(NodeId(1)).unwrap(), vec![DiskId(1), DiskId(2)]);
+        let decoded = ClusterMap::from_bytes(&m.to_bytes()).unwrap();
+        assert_eq!(decoded, m);
+        assert!(ClusterMap::from_bytes(&before).unwrap().disks().all(|(_, _, _, d)| !d.marked_out));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tessera_placement::{
 };
 
 fn disk(id: u32, weight: u64) -> Disk {
-    Disk { id: DiskId(id), weight, state: DiskState::HEALTHY }
+    Disk::new(DiskId(id), weight)
 }
 
 /// `hosts` hosts of `per_host` equal disks, spread round-robin over `zones` zones.
@@ -315,7 +315,7 @@ proptest! {
         let mut map = ClusterMap::new(1024).unwrap();
         let mut next_disk = 0;
         for (h, (zone, disks)) in hosts.iter().enumerate() {
-            let disks = disks.iter().map(|&(w, is_in)| { next_disk += 1; Disk { id: DiskId(next_disk), weight: w, state: DiskState { up: true, is_in } } }).collect();
+            let disks = disks.iter().map(|&(w, is_in)| { next_disk += 1; Disk { state: DiskState { up: true, is_in }, ..Disk::new(DiskId(next_disk), w) } }).collect();
             map.add_host(&format!("z{zone}"), "r", Host { node: NodeId(h as u64), name: String::new(), disks }).unwrap();
         }
         let usable: HashSet<DiskId> = map.disks().filter(|(_, _, _, d)| d.weight > 0 && d.state.is_in).map(|(_, _, _, d)| d.id).collect();

@@ -403,6 +403,11 @@ impl MetaClient {
         self.call(true, |mut c| async move { c.cluster_status(ClusterStatusRequest {}).await }).await
     }
 
+    /// The datanodes' background workers as their heartbeats last reported them.
+    pub async fn worker_status(&self) -> Result<WorkerStatusReply, MetaClientError> {
+        self.call(true, |mut c| async move { c.worker_status(WorkerStatusRequest {}).await }).await
+    }
+
     /// Adds node `id` at `addr` as a learner and waits until it has caught up.
     pub async fn add_learner(&self, id: u64, addr: &str) -> Result<ClusterStatusReply, MetaClientError> {
         let req = AddLearnerRequest { id, addr: addr.to_owned() };

@@ -62,13 +62,21 @@ pub struct Options {
     pub gateways: usize,
     pub gateway: Box<dyn Fn(&mut GatewayConfig)>,
     pub datanode: Box<dyn Fn(&mut DatanodeConfig)>,
+    pub meta: Box<dyn Fn(&mut MetaConfig)>,
     /// Put each datanode behind a [`Proxy`] that tests can pause.
     pub proxied: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { datanodes: 6, gateways: 2, gateway: Box::new(|_| {}), datanode: Box::new(|_| {}), proxied: false }
+        Options {
+            datanodes: 6,
+            gateways: 2,
+            gateway: Box::new(|_| {}),
+            datanode: Box::new(|_| {}),
+            meta: Box::new(|_| {}),
+            proxied: false,
+        }
     }
 }
 
@@ -159,6 +167,8 @@ fn datanode_config(root: &std::path::Path, n: usize, listen: SocketAddr, meta: &
         format: Vec::new(),
         heal_rate_bytes_per_sec: 256 << 20,
         heal_interval: Duration::from_secs(3600),
+        rebalance_rate_bytes_per_sec: 256 << 20,
+        rebalance_interval: Duration::from_secs(3600),
         metrics: Default::default(),
     }
 }
@@ -178,6 +188,7 @@ impl Cluster {
         mc.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
         mc.disk_down_after = Duration::from_secs(5);
         mc.disk_out_after = Duration::from_secs(3600);
+        (opts.meta)(&mut mc);
         let (stop, rx) = watch::channel(false);
         let meta = Node { stop, task: Some(tokio::spawn(tessera_metadata::serve(mc, meta_listener, rx))) };
         let meta_client = MetaClient::new(MetaClientConfig::new(vec![meta_addr.clone()]));
@@ -292,6 +303,34 @@ impl Cluster {
         };
         let node = start_datanode(&self.datanodes[n].config, listener);
         self.datanodes[n].node = Some(node);
+    }
+
+    /// Starts one more datanode (index `datanodes.len()`, its own host) and
+    /// waits until its disk is in the cluster map; returns its index.
+    pub async fn add_datanode(&mut self, change: &dyn Fn(&mut DatanodeConfig)) -> usize {
+        let n = self.datanodes.len();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut config = datanode_config(self.root.path(), n, listener.local_addr().unwrap(), &self.meta_addr);
+        change(&mut config);
+        let mut dn = Datanode { config, node: None, proxy: None };
+        dn.node = Some(start_datanode(&dn.config, listener));
+        self.datanodes.push(dn);
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = self.meta_client.get_cluster_map().await
+                && !r.map.is_empty()
+                && ClusterMap::from_bytes(&r.map).unwrap().disk(DiskId(n as u32 + 1)).is_some()
+            {
+                return n;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "datanode {n} did not register");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The cluster map as the metadata service has it now.
+    pub async fn map(&self) -> ClusterMap {
+        ClusterMap::from_bytes(&self.meta_client.get_cluster_map().await.unwrap().map).unwrap()
     }
 
     /// The directory of datanode `n`'s disk.
@@ -424,6 +463,38 @@ pub fn status<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::Ht
 pub async fn get_all(c: &aws_sdk_s3::Client, b: &str, k: &str) -> Vec<u8> {
     let r = c.get_object().bucket(b).key(k).send().await.unwrap();
     r.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Uploads `parts` as a multipart object `key` and completes it; returns
+/// the object's bytes.
+pub async fn multipart(c: &aws_sdk_s3::Client, bucket: &str, key: &str, parts: &[Vec<u8>]) -> Vec<u8> {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let up = c.create_multipart_upload().bucket(bucket).key(key).send().await.unwrap().upload_id.unwrap();
+    let mut done = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let r = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&up)
+            .part_number(n)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        done.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
+    }
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&up)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+        .send()
+        .await
+        .unwrap();
+    parts.concat()
 }
 
 /// Every shard file on every disk, as (disk directory index, file name).

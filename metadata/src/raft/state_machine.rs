@@ -155,7 +155,10 @@ impl StateMachineStore {
 
 /// Whether `cmd` changes the cluster map (watchers are told after the apply).
 fn changes_map(cmd: &Command) -> bool {
-    matches!(cmd.op, Some(Op::RegisterDatanode(_) | Op::SetDiskState(_)))
+    matches!(
+        cmd.op,
+        Some(Op::RegisterDatanode(_) | Op::SetDiskState(_) | Op::MarkOut(_) | Op::Reweight(_) | Op::RemoveDisks(_))
+    )
 }
 
 fn put_u32_prefixed(out: &mut Vec<u8>, b: &[u8]) {

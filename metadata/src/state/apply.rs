@@ -8,8 +8,8 @@ use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
     AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
-    DeleteObject, DiskShard, Done, GcEntry, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, RestoreShards,
-    ShardSet, UploadRecord, body,
+    DeleteObject, DiskShard, Done, GcEntry, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart,
+    RestoreShards, ShardSet, UploadRecord, body,
 };
 
 use super::MetaState;
@@ -64,6 +64,8 @@ impl Writes {
                     part,
                     missing,
                     positions,
+                    pg: shards.pg,
+                    disks: shards.disks.clone(),
                     bucket: owner.0.to_owned(),
                     key: owner.1.to_owned(),
                     upload_id: owner.2.to_owned(),
@@ -155,6 +157,10 @@ pub(crate) fn apply(st: &MetaState, index: u64, cmd: &Command, w: &mut Writes) -
         Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),
         Op::RestoreShards(c) => restore_shards(st, c, w),
         Op::ClearDamage(c) => super::cluster::clear_damage(c, w),
+        Op::MoveShard(c) => move_shard(st, c, w),
+        Op::MarkOut(c) => super::cluster::mark_out(st, c, w),
+        Op::Reweight(c) => super::cluster::reweight(st, c, w),
+        Op::RemoveDisks(c) => super::cluster::remove_disks(st, c, w),
         // The state machine store unpacks batches; one inside another is refused.
         Op::Batch(_) => Err(MetaError::InvalidArgument("a command batch inside a batch".into())),
     }
@@ -263,37 +269,81 @@ fn delete_object(st: &MetaState, index: u64, now: u64, c: &DeleteObject, w: &mut
 /// owner's record; nothing changes when the record no longer holds it.
 fn restore_shards(st: &MetaState, c: &RestoreShards, w: &mut Writes) -> Result<Outcome, MetaError> {
     // The disk index mirrors the missing list: its entries are written again.
-    let owner = (c.bucket.as_str(), c.key.as_str(), c.upload_id.as_str());
-    let restore = |part: u32, b: &mut Option<Body>, w: &mut Writes| -> bool {
-        match b.as_mut().and_then(|b| b.kind.as_mut()) {
-            Some(body::Kind::Shards(s)) if s.data_id == c.data_id => {
-                s.missing.retain(|p| !c.positions.contains(p));
-                w.reference(owner, part, b.as_ref());
-                true
-            }
-            _ => false,
+    with_body(st, (&c.bucket, &c.key, &c.upload_id), &c.data_id, w, |s| {
+        s.missing.retain(|p| !c.positions.contains(p));
+        Ok(())
+    })?;
+    Ok(done())
+}
+
+fn move_shard(st: &MetaState, c: &MoveShard, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let found = with_body(st, (&c.bucket, &c.key, &c.upload_id), &c.data_id, w, |s| {
+        let at = s
+            .disks
+            .get_mut(c.position as usize)
+            .ok_or_else(|| MetaError::InvalidArgument(format!("the body has no shard position {}", c.position)))?;
+        if *at != c.from {
+            return Err(MetaError::PreconditionFailed);
         }
-    };
-    if c.upload_id.is_empty() {
-        let k = keys::object(&c.bucket, &c.key);
-        if let Some(mut rec) = st.get::<ObjectRecord>(&k)? {
-            let mut found = restore(0, &mut rec.body, w);
-            for p in &mut rec.parts {
-                found |= restore(p.number, &mut p.body, w);
-            }
-            if found {
-                w.put(k, encode(&rec));
-            }
-        }
-    } else if st.get::<UploadRecord>(&keys::upload(&c.bucket, &c.key, &c.upload_id))?.is_some() {
-        for (k, v) in st.scan(&keys::parts_prefix(&c.upload_id))? {
-            let mut part: PartRecord = decode(&v)?;
-            if restore(part.number, &mut part.body, w) {
-                w.put(k, encode(&part));
-            }
-        }
+        *at = c.to;
+        s.missing.retain(|p| *p != c.position);
+        Ok(())
+    })?;
+    let Some(set) = found else { return Err(MetaError::NoSuchKey) };
+    if !set.disks.contains(&c.from) {
+        w.delete(keys::disk_shard(c.from, &c.data_id));
     }
     Ok(done())
+}
+
+/// Finds the body `data_id` that `owner` (bucket, key, upload id — empty
+/// for an object) references, changes its shard set with `change`, stores
+/// the record and rewrites its disk index entries. The changed set, or
+/// `None` when the owner holds no such body (nothing is written).
+fn with_body(
+    st: &MetaState,
+    owner: (&str, &str, &str),
+    data_id: &[u8],
+    w: &mut Writes,
+    mut change: impl FnMut(&mut ShardSet) -> Result<(), MetaError>,
+) -> Result<Option<ShardSet>, MetaError> {
+    let mut apply = |part: u32, b: &mut Option<Body>, w: &mut Writes| -> Result<Option<ShardSet>, MetaError> {
+        match b.as_mut().and_then(|b| b.kind.as_mut()) {
+            Some(body::Kind::Shards(s)) if s.data_id == data_id => {
+                change(s)?;
+                let set = s.clone();
+                w.reference(owner, part, b.as_ref());
+                Ok(Some(set))
+            }
+            _ => Ok(None),
+        }
+    };
+    let (bucket, key, upload_id) = owner;
+    if upload_id.is_empty() {
+        let k = keys::object(bucket, key);
+        let Some(mut rec) = st.get::<ObjectRecord>(&k)? else { return Ok(None) };
+        let mut found = apply(0, &mut rec.body, w)?;
+        for p in &mut rec.parts {
+            if found.is_none() {
+                found = apply(p.number, &mut p.body, w)?;
+            }
+        }
+        if found.is_some() {
+            w.put(k, encode(&rec));
+        }
+        return Ok(found);
+    }
+    if st.get::<UploadRecord>(&keys::upload(bucket, key, upload_id))?.is_none() {
+        return Ok(None);
+    }
+    for (k, v) in st.scan(&keys::parts_prefix(upload_id))? {
+        let mut part: PartRecord = decode(&v)?;
+        if let Some(set) = apply(part.number, &mut part.body, w)? {
+            w.put(k, encode(&part));
+            return Ok(Some(set));
+        }
+    }
+    Ok(None)
 }
 
 fn valid_upload_id(id: &str) -> bool {

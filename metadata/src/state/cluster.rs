@@ -5,7 +5,7 @@ use tessera_placement::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host};
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::{
     AccessKeyRecord, ClearDamage, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, DiskShard, Done,
-    RegisterDatanode, ReportDamage, SetDiskState,
+    MarkOut, RegisterDatanode, RemoveDisks, ReportDamage, Reweight, SetDiskState,
 };
 
 use super::MetaState;
@@ -89,22 +89,70 @@ pub(crate) fn register_datanode(
                 map.set_disk_state(id, DiskState::HEALTHY).map_err(map_error)?;
                 map.set_disk_weight(id, weight(d.capacity_bytes)).map_err(map_error)?;
             } else {
-                map.add_disk(nid, Disk { id, weight: weight(d.capacity_bytes), state: DiskState::HEALTHY })
-                    .map_err(map_error)?;
+                map.add_disk(nid, Disk::new(id, weight(d.capacity_bytes))).map_err(map_error)?;
             }
         }
     } else {
-        let disks = node
-            .disks
-            .iter()
-            .map(|d| Disk { id: DiskId(d.id), weight: weight(d.capacity_bytes), state: DiskState::HEALTHY })
-            .collect();
+        let disks = node.disks.iter().map(|d| Disk::new(DiskId(d.id), weight(d.capacity_bytes))).collect();
         let host = Host { node: nid, name: node.host.clone(), disks };
         map.add_host(&node.zone, &node.rack, host).map_err(map_error)?;
     }
     node.registered_ms = now;
     store_map(&map, w);
     w.put(keys::datanode(node.node_id), encode(&node));
+    Ok(Outcome::Done(Done {}))
+}
+
+/// The disks an operator's command names: one disk, or every disk of `node`.
+fn named_disks(map: &ClusterMap, disk: u32, node: u64) -> Result<Vec<DiskId>, MetaError> {
+    match (disk, node) {
+        (0, 0) => Err(invalid("name a disk or a node")),
+        (d, 0) => map.disk(DiskId(d)).map(|_| vec![DiskId(d)]).ok_or_else(|| invalid(format!("no disk {d}"))),
+        (0, n) => map.host_disks(NodeId(n)).map_err(map_error),
+        _ => Err(invalid("name a disk or a node, not both")),
+    }
+}
+
+pub(crate) fn mark_out(st: &MetaState, c: &MarkOut, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut map = st.cluster_map()?.ok_or_else(|| invalid("no cluster map yet"))?;
+    for d in named_disks(&map, c.disk, c.node)? {
+        map.mark_out(d, c.out).map_err(map_error)?;
+    }
+    store_map(&map, w);
+    Ok(Outcome::Done(Done {}))
+}
+
+pub(crate) fn reweight(st: &MetaState, c: &Reweight, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut map = st.cluster_map()?.ok_or_else(|| invalid("no cluster map yet"))?;
+    map.reweight(DiskId(c.disk), c.weight).map_err(map_error)?;
+    store_map(&map, w);
+    Ok(Outcome::Done(Done {}))
+}
+
+pub(crate) fn remove_disks(st: &MetaState, c: &RemoveDisks, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut map = st.cluster_map()?.ok_or_else(|| invalid("no cluster map yet"))?;
+    let disks = named_disks(&map, c.disk, c.node)?;
+    for d in &disks {
+        let held = st.disk_shards_after(d.get(), &[], 1)?;
+        if !held.is_empty() {
+            return Err(invalid(format!(
+                "disk {d} still holds shards that records place there; mark it out and wait for the \
+                 rebalance to empty it before removing it"
+            )));
+        }
+    }
+    if c.node != 0 {
+        map.remove_host(NodeId(c.node)).map_err(map_error)?;
+        w.delete(keys::datanode(c.node));
+    } else {
+        for d in &disks {
+            map.remove_disk(*d).map_err(map_error)?;
+        }
+    }
+    for d in &disks {
+        w.delete(keys::incarnation(d.get()));
+    }
+    store_map(&map, w);
     Ok(Outcome::Done(Done {}))
 }
 
