@@ -1,0 +1,337 @@
+//! Reliability under injected faults, on the multi-process cluster
+//! (3 metadata nodes, 6 datanodes, 2 gateways, EC 4+2; see chaos/procs.rs).
+//! A mixed workload of PUT, GET, DELETE and LIST from several clients runs
+//! through both gateways while processes are killed with SIGKILL and
+//! restarted; every operation is recorded and the history is checked
+//! (chaos/history.rs): no acknowledged write lost, no stale or corrupt
+//! read, every listing complete. Afterwards every key is read once more
+//! and every object must be back at k + m shards.
+//!
+//! CI runs each scenario for 30 s of workload; `TESSERA_CHAOS_SECS` sets
+//! another duration (a soak), `TESSERA_CHAOS_SEED` replays a seed. A
+//! failing run prints its seed and keeps its folder (data, logs, history).
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "chaos/history.rs"]
+mod history;
+#[path = "chaos/procs.rs"]
+mod procs;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use history::{Kind, Outcome, Recorder, body, check, identify};
+use procs::ProcCluster;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tessera_rpc::proto::meta::{Body, body as body_kind};
+
+const BUCKET: &str = "chaos";
+const KEYS: u64 = 40;
+/// A client gives up on an operation after this long (an unknown outcome).
+const OP_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn seed() -> u64 {
+    let s = std::env::var("TESSERA_CHAOS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("chaos seed {s} (TESSERA_CHAOS_SEED={s} replays it)");
+    s
+}
+
+fn duration() -> Duration {
+    Duration::from_secs(std::env::var("TESSERA_CHAOS_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30))
+}
+
+/// How an SDK error ends an operation: a 4xx is a refusal, anything else
+/// (5xx, timeout, a cut connection) leaves the outcome unknown.
+fn failed<E: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Outcome {
+    match e.raw_response().map(|r| r.status().as_u16()) {
+        Some(s) if (400..500).contains(&s) => Outcome::Fail(format!("{s}")),
+        Some(s) => Outcome::Unknown(format!("{s}")),
+        None => Outcome::Unknown(format!("{e:?}").chars().take(200).collect()),
+    }
+}
+
+async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Outcome {
+    let r = match s3.get_object().bucket(BUCKET).key(key).send().await {
+        Ok(r) => r,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Outcome::Read(None),
+        Err(e) => return failed(&e),
+    };
+    match r.body.collect().await {
+        Ok(b) => match identify(&b.into_bytes()) {
+            Ok(id) => Outcome::Read(Some(id)),
+            Err(why) => Outcome::Corrupt(why),
+        },
+        Err(e) => Outcome::Unknown(format!("body: {e}")),
+    }
+}
+
+async fn list(s3: &aws_sdk_s3::Client) -> Outcome {
+    let mut keys = BTreeSet::new();
+    let mut token = None;
+    loop {
+        let r = s3.list_objects_v2().bucket(BUCKET).max_keys(17).set_continuation_token(token).send().await;
+        match r {
+            Ok(r) => {
+                keys.extend(r.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+                match r.next_continuation_token() {
+                    Some(t) => token = Some(t.to_owned()),
+                    None => return Outcome::Listed(keys),
+                }
+            }
+            Err(e) => return failed(&e),
+        }
+    }
+}
+
+/// One client: random operations on `KEYS` keys until `stop`.
+async fn client(
+    s3: aws_sdk_s3::Client,
+    rec: Recorder,
+    ids: Arc<AtomicU64>,
+    seed: u64,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    while !*stop.borrow() {
+        let key = format!("k{:02}", rng.random_range(0..KEYS));
+        let roll = rng.random_range(0..100);
+        let invoke = rec.now();
+        let (kind, work): (Kind, std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>) = if roll < 40 {
+            let id = ids.fetch_add(1, Ordering::Relaxed);
+            let len = if rng.random_range(0..10) == 0 {
+                rng.random_range(1 << 20..3 << 20)
+            } else {
+                rng.random_range(1 << 10..200 << 10)
+            };
+            let s3 = s3.clone();
+            let k = key.clone();
+            (
+                Kind::Put(id),
+                Box::pin(async move {
+                    match s3.put_object().bucket(BUCKET).key(&k).body(ByteStream::from(body(id, len))).send().await {
+                        Ok(_) => Outcome::Ok,
+                        Err(e) => failed(&e),
+                    }
+                }),
+            )
+        } else if roll < 80 {
+            let s3 = s3.clone();
+            let k = key.clone();
+            (Kind::Get, Box::pin(async move { get(&s3, &k).await }))
+        } else if roll < 90 {
+            let s3 = s3.clone();
+            let k = key.clone();
+            (
+                Kind::Delete,
+                Box::pin(async move {
+                    match s3.delete_object().bucket(BUCKET).key(&k).send().await {
+                        Ok(_) => Outcome::Ok,
+                        Err(e) => failed(&e),
+                    }
+                }),
+            )
+        } else {
+            let s3 = s3.clone();
+            (Kind::List, Box::pin(async move { list(&s3).await }))
+        };
+        let outcome = tokio::time::timeout(OP_TIMEOUT, work).await.unwrap_or(Outcome::Unknown("client timeout".into()));
+        let key = if kind == Kind::List { String::new() } else { key };
+        rec.record(kind, &key, invoke, outcome);
+    }
+}
+
+/// Four S3 clients, two per gateway.
+fn clients(c: &ProcCluster) -> Vec<aws_sdk_s3::Client> {
+    (0..4).map(|i| c.s3(i % 2)).collect()
+}
+
+/// Runs the workload (one task per client) while `faults` runs; returns
+/// when both are done.
+async fn workload<F: std::future::Future<Output = ()>>(
+    s3: Vec<aws_sdk_s3::Client>,
+    rec: &Recorder,
+    seed: u64,
+    faults: F,
+) {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let ids = Arc::new(AtomicU64::new(1));
+    let mut clients = Vec::new();
+    for (i, s3) in s3.into_iter().enumerate() {
+        clients.push(tokio::spawn(client(s3, rec.clone(), ids.clone(), seed.wrapping_add(i as u64), stop.clone())));
+    }
+    faults.await;
+    stop_tx.send(true).unwrap();
+    for t in clients {
+        t.await.unwrap();
+    }
+}
+
+/// Reads every key once more, with every process up, and checks the whole
+/// history; on failure writes it to the run's folder.
+async fn final_check(c: &ProcCluster, rec: &Recorder) {
+    let s3 = c.s3(1);
+    for k in 0..KEYS {
+        let key = format!("k{k:02}");
+        let invoke = rec.now();
+        let outcome = get(&s3, &key).await;
+        assert!(matches!(outcome, Outcome::Read(_) | Outcome::Corrupt(_)), "final read of {key}: {outcome:?}");
+        rec.record(Kind::Get, &key, invoke, outcome);
+    }
+    let invoke = rec.now();
+    let listed = list(&s3).await;
+    rec.record(Kind::List, "", invoke, listed);
+    let ops = rec.ops();
+    let count = |f: &dyn Fn(&history::Op) -> bool| ops.iter().filter(|o| f(o)).count();
+    println!(
+        "history: {} operations; PUT {} acknowledged, {} unknown, {} refused; GET {} answered; DELETE {} acknowledged; LIST {} answered",
+        ops.len(),
+        count(&|o| matches!(o.kind, Kind::Put(_)) && o.outcome == Outcome::Ok),
+        count(&|o| matches!(o.kind, Kind::Put(_)) && matches!(o.outcome, Outcome::Unknown(_))),
+        count(&|o| matches!(o.kind, Kind::Put(_)) && matches!(o.outcome, Outcome::Fail(_))),
+        count(&|o| matches!(o.outcome, Outcome::Read(_))),
+        count(&|o| o.kind == Kind::Delete && o.outcome == Outcome::Ok),
+        count(&|o| matches!(o.outcome, Outcome::Listed(_))),
+    );
+    let bad = check(&ops);
+    if !bad.is_empty() {
+        let path = c.dir().join("history.txt");
+        std::fs::write(&path, ops.iter().map(|o| format!("{o:?}\n")).collect::<String>()).unwrap();
+        panic!("{} violations (history in {}):\n{}", bad.len(), path.display(), bad.join("\n"));
+    }
+}
+
+/// Waits until every object's record counts no shard missing and every
+/// shard file it names exists on its disk: back at k + m.
+async fn wait_whole(c: &ProcCluster, limit: Duration) {
+    let meta = c.meta_client();
+    let start = std::time::Instant::now();
+    loop {
+        let mut lacking = Vec::new();
+        for k in 0..KEYS {
+            let key = format!("k{k:02}");
+            let Some(rec) = meta.get_object(BUCKET, &key).await.unwrap().object else { continue };
+            let bodies = rec
+                .body
+                .iter()
+                .map(|b| (0, b))
+                .chain(rec.parts.iter().filter_map(|p| Some((p.number, p.body.as_ref()?))));
+            for (part, b) in bodies {
+                if let Body { kind: Some(body_kind::Kind::Shards(s)) } = b {
+                    let id = tessera_common::DataId::from_bytes(s.data_id.clone().try_into().unwrap());
+                    for (pos, disk) in s.disks.iter().enumerate() {
+                        let file = format!("{id}.{part}.{pos}");
+                        let on_disk = walk(&c.disk_dir(*disk as usize - 1)).iter().any(|p| p.ends_with(&file));
+                        if !s.missing.is_empty() || !on_disk {
+                            lacking.push(format!("{key} {file} on disk {disk} (missing {:?})", s.missing));
+                        }
+                    }
+                }
+            }
+        }
+        if lacking.is_empty() {
+            println!("every object back at k + m shards {:?} after the last restart", start.elapsed());
+            return;
+        }
+        assert!(start.elapsed() < limit, "not whole after {limit:?}: {lacking:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join("shards")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn datanodes_killed_mid_put_and_mid_get_lose_nothing() {
+    let seed = seed();
+    let mut c = ProcCluster::start(seed).await;
+    c.s3(0).create_bucket().bucket(BUCKET).send().await.unwrap();
+    let rec = Recorder::new();
+    let total = duration();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let victims: Vec<usize> = {
+        let a = rng.random_range(0..6);
+        let b = (a + rng.random_range(1..6)) % 6;
+        vec![a, b]
+    };
+    let s3 = clients(&c);
+    let faults = async {
+        tokio::time::sleep(total / 5).await;
+        for &v in &victims {
+            c.datanodes[v].kill9();
+        }
+        println!("killed datanodes {victims:?} at {:?}", Duration::from_micros(rec.now()));
+        tokio::time::sleep(total * 2 / 5).await;
+        for &v in &victims {
+            ProcCluster::restart(&mut c.datanodes[v]).await;
+        }
+        println!("restarted them at {:?}", Duration::from_micros(rec.now()));
+        tokio::time::sleep(total * 2 / 5).await;
+    };
+    workload(s3, &rec, seed, faults).await;
+    final_check(&c, &rec).await;
+    wait_whole(&c, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_metadata_leader_killed_every_10_s_loses_nothing() {
+    let seed = seed();
+    let mut c = ProcCluster::start(seed).await;
+    c.s3(0).create_bucket().bucket(BUCKET).send().await.unwrap();
+    let rec = Recorder::new();
+    let total = duration();
+    let s3 = clients(&c);
+    let mut kills = Vec::new();
+    let faults = async {
+        let mut next = Duration::from_secs(3);
+        while next + Duration::from_secs(5) < total {
+            tokio::time::sleep(
+                Duration::from_micros(next.as_micros() as u64).saturating_sub(Duration::from_micros(rec.now())),
+            )
+            .await;
+            let Some(leader) = c.leader().await else { continue };
+            c.metas[leader].kill9();
+            kills.push((rec.now(), leader + 1));
+            // Back before the next kill, so a majority stays up.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            ProcCluster::restart(&mut c.metas[leader]).await;
+            next += Duration::from_secs(10);
+        }
+        tokio::time::sleep(total.saturating_sub(Duration::from_micros(rec.now()))).await;
+    };
+    workload(s3, &rec, seed, faults).await;
+    assert!(!kills.is_empty(), "no leader was killed");
+    // How soon writes were acknowledged again after each kill.
+    let ops = rec.ops();
+    for (at, node) in &kills {
+        let resumed = ops
+            .iter()
+            .filter(|o| matches!(o.kind, Kind::Put(_)) && o.outcome == Outcome::Ok && o.invoke > *at)
+            .map(|o| o.complete)
+            .min();
+        match resumed {
+            Some(t) => println!(
+                "leader meta{node} killed at {:.1} s: a PUT invoked after it was acknowledged {:.2} s later",
+                *at as f64 / 1e6,
+                (t - at) as f64 / 1e6
+            ),
+            None => panic!("no PUT was acknowledged after the kill of meta{node} at {at} µs"),
+        }
+    }
+    final_check(&c, &rec).await;
+}
