@@ -120,6 +120,7 @@ impl ProcCluster {
             args.extend(
                 ["--heartbeat", "250ms", "--heal-interval", "2s", "--rebalance-interval", "2s"].map(String::from),
             );
+            args.extend(["--gc-grace", "3s", "--gc-interval", "1s", "--scrub-interval", "2s"].map(String::from));
             let log = root.join(format!("dn{i}.log"));
             datanodes.push(Slot { name: format!("datanode{}", i + 1), args, env: Vec::new(), http, log, child: None });
         }
