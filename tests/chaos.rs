@@ -31,7 +31,27 @@ use rand::{Rng, SeedableRng};
 use tessera_rpc::proto::meta::{Body, ListPartsRequest, ListUploadsRequest, body as body_kind};
 
 const BUCKET: &str = "chaos";
+/// Keys the workload writes, reads and deletes.
 const KEYS: u64 = 40;
+/// Keys written once before a workload and never again (data that must move
+/// when the map changes, since no overwrite moves it).
+const COLD: u64 = 30;
+
+fn all_keys() -> Vec<String> {
+    (0..KEYS).map(|k| format!("k{k:02}")).chain((0..COLD).map(|k| format!("cold{k:02}"))).collect()
+}
+
+/// Writes the cold keys (ids above any the workload uses), recorded.
+async fn write_cold(s3: &aws_sdk_s3::Client, rec: &Recorder) {
+    for k in 0..COLD {
+        let key = format!("cold{k:02}");
+        let id = 1 << 40 | k;
+        let len = if k % 3 == 0 { (2 << 20) + 5 } else { 150 << 10 };
+        let invoke = rec.now();
+        s3.put_object().bucket(BUCKET).key(&key).body(ByteStream::from(body(id, len))).send().await.unwrap();
+        rec.record(Kind::Put(id), &key, invoke, Outcome::Ok);
+    }
+}
 /// A client gives up on an operation after this long (an unknown outcome).
 const OP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -251,8 +271,7 @@ async fn workload<F: std::future::Future<Output = ()>>(
 /// history; on failure writes it to the run's folder.
 async fn final_check(c: &ProcCluster, rec: &Recorder) {
     let s3 = c.s3(1);
-    for k in 0..KEYS {
-        let key = format!("k{k:02}");
+    for key in all_keys() {
         let invoke = rec.now();
         let outcome = get(&s3, &key).await;
         assert!(matches!(outcome, Outcome::Read(_) | Outcome::Corrupt(_)), "final read of {key}: {outcome:?}");
@@ -288,8 +307,7 @@ async fn wait_whole(c: &ProcCluster, limit: Duration) {
     let start = std::time::Instant::now();
     loop {
         let mut lacking = Vec::new();
-        for k in 0..KEYS {
-            let key = format!("k{k:02}");
+        for key in all_keys() {
             let Some(rec) = meta.get_object(BUCKET, &key).await.unwrap().object else { continue };
             let bodies = rec
                 .body
@@ -333,8 +351,8 @@ async fn referenced(c: &ProcCluster) -> BTreeSet<(usize, String)> {
             }
         }
     };
-    for k in 0..KEYS {
-        if let Some(rec) = meta.get_object(BUCKET, &format!("k{k:02}")).await.unwrap().object {
+    for key in all_keys() {
+        if let Some(rec) = meta.get_object(BUCKET, &key).await.unwrap().object {
             add(0, rec.body.as_ref());
             for p in &rec.parts {
                 add(p.number, p.body.as_ref());
@@ -637,4 +655,152 @@ async fn corrupted_shards_are_found_and_repaired_while_reads_stay_correct() {
     }
     let reports = c.meta_client().list_damage(100).await.unwrap().reports;
     assert!(reports.is_empty(), "damage found after the repair: {reports:?}");
+}
+
+/// The shard sets of the cold keys' records, by key and part.
+async fn cold_sets(c: &ProcCluster) -> Sets {
+    let meta = c.meta_client();
+    let mut out = Vec::new();
+    for k in 0..COLD {
+        let key = format!("cold{k:02}");
+        let rec = meta.get_object(BUCKET, &key).await.unwrap().object.unwrap();
+        for b in rec.body.iter().chain(rec.parts.iter().filter_map(|p| p.body.as_ref())) {
+            if let Body { kind: Some(body_kind::Kind::Shards(s)) } = b {
+                out.push((key.clone(), s.clone()));
+            }
+        }
+    }
+    out
+}
+
+async fn current_map(c: &ProcCluster) -> tessera_placement::ClusterMap {
+    tessera_placement::ClusterMap::from_bytes(&c.meta_client().get_cluster_map().await.unwrap().map).unwrap()
+}
+
+fn placer(map: &tessera_placement::ClusterMap) -> tessera_placement::Placer {
+    let rule = tessera_placement::PlacementRule { shards: 6, failure_domain: tessera_placement::Level::Host };
+    tessera_placement::Placer::new(map, rule).unwrap()
+}
+
+type Sets = Vec<(String, tessera_rpc::proto::meta::ShardSet)>;
+
+/// Sets whose disks are not CRUSH's answer under `map` (as sets).
+fn misplaced(map: &tessera_placement::ClusterMap, sets: &Sets) -> usize {
+    let p = placer(map);
+    sets.iter()
+        .filter(|(_, s)| {
+            let want: BTreeSet<u32> =
+                p.place(tessera_common::PgId(s.pg)).unwrap().disks.iter().map(|d| d.get()).collect();
+            want != s.disks.iter().copied().collect::<BTreeSet<u32>>()
+        })
+        .count()
+}
+
+/// Positions whose disk differs between two snapshots of the same sets.
+fn positions_moved(a: &Sets, b: &Sets) -> usize {
+    a.iter()
+        .zip(b)
+        .map(|((k, x), (_, y))| {
+            assert_eq!(x.data_id, y.data_id, "{k} was rewritten");
+            x.disks.iter().zip(&y.disks).filter(|(p, q)| p != q).count()
+        })
+        .sum()
+}
+
+/// The fewest positions that must move for `sets` to match CRUSH under `map`.
+fn minimum_moves(map: &tessera_placement::ClusterMap, sets: &Sets) -> usize {
+    let p = placer(map);
+    sets.iter()
+        .map(|(_, s)| {
+            let want = p.place(tessera_common::PgId(s.pg)).unwrap().disks;
+            want.iter().filter(|d| !s.disks.contains(&d.get())).count()
+        })
+        .sum()
+}
+
+/// Sums "N shards … moved" over the rebalancers' last reports.
+async fn shards_moved(c: &ProcCluster) -> u64 {
+    let workers = c.meta_client().worker_status().await.unwrap().workers;
+    workers
+        .iter()
+        .filter(|w| w.name.starts_with("rebalance"))
+        .filter_map(|w| w.progress.split("; ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_datanode_added_and_another_drained_and_removed_under_load() {
+    use tessera_rpc::proto::meta::command_result::Outcome as Done;
+    use tessera_rpc::proto::meta::{Command, MarkOut, RemoveDisks, command::Op};
+    let seed = seed();
+    let mut c = ProcCluster::start(seed).await;
+    c.s3(0).create_bucket().bucket(BUCKET).send().await.unwrap();
+    let rec = Recorder::new();
+    let total = duration().max(Duration::from_secs(20));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let drained = rng.random_range(0..6);
+    let meta = c.meta_client();
+    write_cold(&c.s3(0), &rec).await;
+    let before = (current_map(&c).await, cold_sets(&c).await);
+    let mut mid = None;
+    let s3 = clients(&c);
+    let faults = async {
+        tokio::time::sleep(total / 5).await;
+        ProcCluster::restart(&mut c.datanodes[6]).await;
+        println!("added datanode 7 at {:?}", Duration::from_micros(rec.now()));
+        // The cold data settles on the new map before the next change.
+        let started = std::time::Instant::now();
+        loop {
+            let map = current_map(&c).await;
+            let sets = cold_sets(&c).await;
+            if misplaced(&map, &sets) == 0 {
+                mid = Some((map, sets));
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the cold data did not settle after the add");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        println!("cold data settled {:?} after the add", started.elapsed());
+        let write = |op: Op| meta.write(Command { now_ms: 0, op: Some(op) });
+        let node = drained as u64 + 1;
+        let r = write(Op::MarkOut(MarkOut { disk: 0, node, out: true })).await.unwrap();
+        assert!(matches!(r.outcome, Some(Done::Done(_))), "{r:?}");
+        println!("marked datanode {node} out at {:?}", Duration::from_micros(rec.now()));
+        // Empty when no record places a shard on it and its folder holds no file.
+        let started = std::time::Instant::now();
+        loop {
+            let indexed = meta.list_disk_shards(node as u32, Vec::new(), 1).await.unwrap().len();
+            let files = walk(&c.disk_dir(drained)).len();
+            if indexed == 0 && files == 0 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "drain: {indexed} indexed, {files} files left");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let r = write(Op::RemoveDisks(RemoveDisks { disk: 0, node })).await.unwrap();
+        assert!(matches!(r.outcome, Some(Done::Done(_))), "{r:?}");
+        c.datanodes[drained].kill9();
+        println!("drained, removed and stopped datanode {node} at {:?}", Duration::from_micros(rec.now()));
+        tokio::time::sleep(total.saturating_sub(Duration::from_micros(rec.now()))).await;
+    };
+    workload(s3, &rec, seed, faults).await;
+    let errors: Vec<_> =
+        rec.ops().into_iter().filter(|o| matches!(o.outcome, Outcome::Fail(_) | Outcome::Unknown(_))).collect();
+    assert!(errors.is_empty(), "operations failed during the add and the drain: {errors:?}");
+    final_check(&c, &rec).await;
+    wait_whole(&c, Duration::from_secs(90)).await;
+    wait_clean(&c, Duration::from_secs(60)).await;
+    // The cold data moved only as much as the two map changes require.
+    let (map1, sets1) = mid.unwrap();
+    let end = (current_map(&c).await, cold_sets(&c).await);
+    let (moved, minimum) = (
+        positions_moved(&before.1, &sets1) + positions_moved(&sets1, &end.1),
+        minimum_moves(&map1, &before.1) + minimum_moves(&end.0, &sets1),
+    );
+    println!(
+        "cold data: {moved} shard positions moved (of {}), minimum {minimum}; the rebalancers moved {} shards in all",
+        before.1.len() * 6,
+        shards_moved(&c).await
+    );
+    assert!(moved as f64 <= 1.1 * minimum as f64, "{moved} moves for a minimum of {minimum}");
 }

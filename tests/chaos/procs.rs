@@ -110,7 +110,8 @@ impl ProcCluster {
             metas.push(Slot { name: format!("meta{}", i + 1), args, env, http, log, child: None });
         }
         let mut datanodes = Vec::new();
-        for i in 0..6 {
+        // Six datanodes, and a seventh that tests may add.
+        for i in 0..7 {
             let http = ports.next();
             let mut args: Vec<String> = vec!["datanode".into(), "--node-id".into(), (i + 1).to_string()];
             args.extend(["--listen".into(), ports.next(), "--http-listen".into(), http.clone()]);
@@ -149,10 +150,10 @@ impl ProcCluster {
         for m in &c.metas {
             wait_ready(&m.http, &m.name, Duration::from_secs(60)).await;
         }
-        for d in &mut c.datanodes {
+        for d in &mut c.datanodes[..6] {
             d.start();
         }
-        for d in &c.datanodes {
+        for d in &c.datanodes[..6] {
             wait_ready(&d.http, &d.name, Duration::from_secs(60)).await;
         }
         for g in &mut c.gateways {
