@@ -8,7 +8,7 @@
 //! | `u` uploads | `u` len(bucket) bucket esc(key) upload_id | UploadRecord |
 //! | `p` parts | `p` upload_id be32(part) | PartRecord |
 //! | `g` pg index | `g` be32(pg) len(bucket) bucket key | (empty) |
-//! | `x` garbage | `x` be64(log index) be16(command in the entry) be16(seq) | GcEntry |
+//! | `x` (retired) | garbage queue of older versions: never read; the collectors work from the disk index | GcEntry |
 //! | `i` disk incarnations | `i` be32(disk) | the incarnation (DISK_ID's second line) last registered |
 //! | `s` disk index | `s` be32(disk) data id | DiskShard (the shards of that body the disk should hold) |
 //! | `c` cluster map | `cmap` | ClusterMap::to_bytes |
@@ -27,7 +27,6 @@ pub(crate) const OBJECTS: u8 = b'o';
 pub(crate) const UPLOADS: u8 = b'u';
 pub(crate) const PARTS: u8 = b'p';
 pub(crate) const PG_INDEX: u8 = b'g';
-pub(crate) const GARBAGE: u8 = b'x';
 pub(crate) const DATANODES: u8 = b'n';
 pub(crate) const ACCESS_KEYS: u8 = b'k';
 pub(crate) const DAMAGE: u8 = b'd';
@@ -168,14 +167,6 @@ pub(crate) fn split_pg_entry(k: &[u8]) -> Option<(String, String)> {
     let bucket = std::str::from_utf8(rest.get(1..1 + blen)?).ok()?.to_owned();
     let key = std::str::from_utf8(rest.get(1 + blen..)?).ok()?.to_owned();
     Some((bucket, key))
-}
-
-pub(crate) fn garbage(index: u64, sub: u16, seq: u16) -> Vec<u8> {
-    let mut k = vec![GARBAGE];
-    k.extend_from_slice(&index.to_be_bytes());
-    k.extend_from_slice(&sub.to_be_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
 }
 
 pub(crate) fn incarnation(disk: u32) -> Vec<u8> {

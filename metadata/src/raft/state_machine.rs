@@ -354,6 +354,12 @@ mod tests {
         }
     }
 
+    /// The first byte of each data id indexed on disk 1 (where every
+    /// `put` places a shard), in order.
+    fn indexed(sm: &StateMachineStore) -> Vec<u8> {
+        sm.state().disk_shards(1).unwrap().into_iter().map(|(id, _)| id[0]).collect()
+    }
+
     fn put(bucket: &str, key: &str, id: u8) -> Command {
         let shards = ShardSet {
             data_id: vec![id; 16],
@@ -395,9 +401,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachineStore::new(MetaState::new(crate::open_db(dir.path()).unwrap()));
         // Each command sees the ones before it: the bucket made first takes
-        // the puts; the second put of "k" replaces the first, whose shards
-        // and those of "j" (replaced by the next entry) are both queued as
-        // garbage under distinct keys although they share a log index.
+        // the puts; the second put of "k" replaces the first, and the next
+        // entry replaces both "j" and "k" again.
         let cmds = vec![create("bkt"), put("bkt", "k", 1), put("nope", "k", 2), put("bkt", "k", 3), put("bkt", "j", 4)];
         let r = results(apply_one(&mut sm, 5, &batch(cmds)).await);
         assert_eq!(r.len(), 5);
@@ -411,9 +416,8 @@ mod tests {
         assert!(matches!(&r[3].outcome, Some(Outcome::Object(o)) if o.etag == format!("{:032x}", 3)));
         let r = results(apply_one(&mut sm, 6, &batch(vec![put("bkt", "j", 5), put("bkt", "k", 6)])).await);
         assert!(r.iter().all(|r| matches!(r.outcome, Some(Outcome::Object(_)))));
-        let gc: Vec<u8> =
-            sm.state().garbage(10).unwrap().into_iter().map(|(_, e)| e.shards.unwrap().data_id[0]).collect();
-        assert_eq!(gc, vec![1, 4, 3], "every replaced shard set queued once, in order");
+        // Only the last sets of "k" and "j" are still indexed on their disks.
+        assert_eq!(indexed(&sm), vec![5, 6], "replaced shard sets left the disk index, live ones stayed");
         assert_eq!(sm.state().object("bkt", "k").unwrap().unwrap().etag, format!("{:032x}", 6));
         assert_eq!(sm.applied().unwrap().0.unwrap().index, 6);
         assert!(sm.db().get_cf(sm.cf(CF_SM).unwrap(), KEY_PARTIAL).unwrap().is_none());
@@ -440,15 +444,12 @@ mod tests {
         }
         let mut sm = StateMachineStore::new(sm.state.clone());
         assert_eq!(sm.applied().unwrap().0.unwrap().index, 1);
-        // Replayed: the two are skipped (re-applying would queue shard set 2,
-        // which the third command replaces, a second time).
+        // Replayed: the two already applied are skipped, not applied again.
         let r = results(apply_one(&mut sm, 2, &batch(cmds)).await);
         assert!(matches!(&r[0].outcome, Some(Outcome::Failure(_))));
         assert!(matches!(&r[1].outcome, Some(Outcome::Failure(_))));
         assert!(matches!(&r[2].outcome, Some(Outcome::Object(_))));
-        let gc: Vec<u8> =
-            sm.state().garbage(10).unwrap().into_iter().map(|(_, e)| e.shards.unwrap().data_id[0]).collect();
-        assert_eq!(gc, vec![1, 2]);
+        assert_eq!(indexed(&sm), vec![3], "the replaced sets 1 and 2 left the index");
         assert!(sm.db().get_cf(sm.cf(CF_SM).unwrap(), KEY_PARTIAL).unwrap().is_none(), "marker cleared");
         // A marker of another entry is ignored.
         let mut w = WriteBatch::default();

@@ -8,8 +8,8 @@ use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
     AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
-    DeleteObject, DiskShard, Done, GcEntry, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart,
-    RestoreShards, ShardSet, UploadRecord, body,
+    DeleteObject, DiskShard, Done, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, RestoreShards,
+    ShardSet, UploadRecord, body,
 };
 
 use super::MetaState;
@@ -22,30 +22,20 @@ use crate::record::{decode, encode};
 #[derive(Default)]
 pub(crate) struct Writes {
     ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// The command's place in its log entry (0 unless the entry is a batch).
-    sub: u16,
-    /// Garbage entries queued by this command (their sequence numbers).
-    garbage: u16,
 }
 
 impl Writes {
-    /// The writes of the `sub`-th command of a log entry.
-    pub(crate) fn new(sub: u16) -> Self {
-        Writes { sub, ..Default::default() }
-    }
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push((key, Some(value)));
     }
     pub(crate) fn delete(&mut self, key: Vec<u8>) {
         self.ops.push((key, None));
     }
-    /// Queues the shards of `body` for garbage collection and drops them
-    /// from the disk index: the disks' collectors may now remove them.
-    fn collect(&mut self, index: u64, now_ms: u64, body: Option<&Body>) {
+    /// Drops the shards of `body` (no record references them any more)
+    /// from the disk index: the disks' collectors now find their files
+    /// unreferenced and remove them after the grace period.
+    fn collect(&mut self, body: Option<&Body>) {
         if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
-            let entry = GcEntry { shards: Some(shards.clone()), queued_ms: now_ms };
-            self.put(keys::garbage(index, self.sub, self.garbage), encode(&entry));
-            self.garbage += 1;
             for (disk, _) in disk_positions(shards) {
                 self.delete(keys::disk_shard(disk, &shards.data_id));
             }
@@ -139,17 +129,17 @@ fn check_condition(cond: Option<&Condition>, current: Option<&ObjectRecord>) -> 
     }
 }
 
-pub(crate) fn apply(st: &MetaState, index: u64, cmd: &Command, w: &mut Writes) -> Result<Outcome, MetaError> {
+pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Outcome, MetaError> {
     let now = cmd.now_ms;
     match cmd.op.as_ref().ok_or_else(|| MetaError::InvalidArgument("empty command".into()))? {
         Op::CreateBucket(c) => create_bucket(st, now, c, w),
-        Op::DeleteBucket(c) => delete_bucket(st, index, now, c, w),
-        Op::PutObject(c) => put_object(st, index, now, c, w),
-        Op::DeleteObject(c) => delete_object(st, index, now, c, w),
+        Op::DeleteBucket(c) => delete_bucket(st, c, w),
+        Op::PutObject(c) => put_object(st, now, c, w),
+        Op::DeleteObject(c) => delete_object(st, c, w),
         Op::CreateUpload(c) => create_upload(st, now, c, w),
-        Op::PutPart(c) => put_part(st, index, now, c, w),
-        Op::CompleteUpload(c) => complete_upload(st, index, now, c, w),
-        Op::AbortUpload(c) => abort_upload(st, index, now, c, w),
+        Op::PutPart(c) => put_part(st, now, c, w),
+        Op::CompleteUpload(c) => complete_upload(st, now, c, w),
+        Op::AbortUpload(c) => abort_upload(st, c, w),
         Op::RegisterDatanode(c) => super::cluster::register_datanode(st, now, c, w),
         Op::SetDiskState(c) => super::cluster::set_disk_state(st, c, w),
         Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
@@ -182,7 +172,7 @@ fn create_bucket(st: &MetaState, now: u64, c: &CreateBucket, w: &mut Writes) -> 
     Ok(done())
 }
 
-fn delete_bucket(st: &MetaState, index: u64, now: u64, c: &DeleteBucket, w: &mut Writes) -> Result<Outcome, MetaError> {
+fn delete_bucket(st: &MetaState, c: &DeleteBucket, w: &mut Writes) -> Result<Outcome, MetaError> {
     st.require_bucket(&c.name)?;
     if st.has_any(&keys::objects_prefix(&c.name, ""))? {
         return Err(MetaError::BucketNotEmpty);
@@ -190,7 +180,7 @@ fn delete_bucket(st: &MetaState, index: u64, now: u64, c: &DeleteBucket, w: &mut
     // In-progress uploads die with the bucket; their parts become garbage.
     for (k, v) in st.scan(&keys::uploads_prefix(&c.name, ""))? {
         let up: UploadRecord = decode(&v)?;
-        drop_upload_parts(st, index, now, &up.upload_id, &[], w)?;
+        drop_upload_parts(st, &up.upload_id, &[], w)?;
         w.delete(k);
     }
     w.delete(keys::bucket(&c.name));
@@ -207,19 +197,11 @@ fn data_id(b: &Body) -> Option<&[u8]> {
 /// Stores `rec` at (bucket, key), replacing (and collecting) what was there.
 /// Shards the new record still references are never collected, so a command
 /// applied twice (a client retry after a leader change) loses nothing.
-fn store_object(
-    index: u64,
-    now: u64,
-    bucket: &str,
-    key: &str,
-    old: Option<&ObjectRecord>,
-    rec: &ObjectRecord,
-    w: &mut Writes,
-) {
+fn store_object(bucket: &str, key: &str, old: Option<&ObjectRecord>, rec: &ObjectRecord, w: &mut Writes) {
     if let Some(old) = old {
         let live: Vec<&[u8]> = bodies(rec).filter_map(data_id).collect();
         for b in bodies(old).filter(|b| data_id(b).is_none_or(|id| !live.contains(&id))) {
-            w.collect(index, now, Some(b));
+            w.collect(Some(b));
         }
         for pg in shard_pgs(old) {
             w.delete(keys::pg_entry(pg, bucket, key));
@@ -234,7 +216,7 @@ fn store_object(
     w.put(keys::object(bucket, key), encode(rec));
 }
 
-fn put_object(st: &MetaState, index: u64, now: u64, c: &PutObject, w: &mut Writes) -> Result<Outcome, MetaError> {
+fn put_object(st: &MetaState, now: u64, c: &PutObject, w: &mut Writes) -> Result<Outcome, MetaError> {
     st.require_bucket(&c.bucket)?;
     check_key(&c.key)?;
     let mut rec = c.record.clone().ok_or_else(|| MetaError::InvalidArgument("put without a record".into()))?;
@@ -244,18 +226,18 @@ fn put_object(st: &MetaState, index: u64, now: u64, c: &PutObject, w: &mut Write
     let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
     check_condition(c.condition.as_ref(), old.as_ref())?;
     rec.last_modified_ms = now;
-    store_object(index, now, &c.bucket, &c.key, old.as_ref(), &rec, w);
+    store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
 }
 
-fn delete_object(st: &MetaState, index: u64, now: u64, c: &DeleteObject, w: &mut Writes) -> Result<Outcome, MetaError> {
+fn delete_object(st: &MetaState, c: &DeleteObject, w: &mut Writes) -> Result<Outcome, MetaError> {
     st.require_bucket(&c.bucket)?;
     check_key(&c.key)?;
     let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
     check_condition(c.condition.as_ref(), old.as_ref())?;
     if let Some(old) = old {
         for b in bodies(&old) {
-            w.collect(index, now, Some(b));
+            w.collect(Some(b));
         }
         for pg in shard_pgs(&old) {
             w.delete(keys::pg_entry(pg, &c.bucket, &c.key));
@@ -372,7 +354,7 @@ fn require_upload(st: &MetaState, bucket: &str, key: &str, upload_id: &str) -> R
     st.get(&keys::upload(bucket, key, upload_id))?.ok_or(MetaError::NoSuchUpload)
 }
 
-fn put_part(st: &MetaState, index: u64, now: u64, c: &PutPart, w: &mut Writes) -> Result<Outcome, MetaError> {
+fn put_part(st: &MetaState, now: u64, c: &PutPart, w: &mut Writes) -> Result<Outcome, MetaError> {
     require_upload(st, &c.bucket, &c.key, &c.upload_id)?;
     let mut part = c.part.clone().ok_or_else(|| MetaError::InvalidArgument("part without a record".into()))?;
     if !(1..=MAX_PART_NUMBER).contains(&part.number) {
@@ -385,7 +367,7 @@ fn put_part(st: &MetaState, index: u64, now: u64, c: &PutPart, w: &mut Writes) -
         let same =
             old.body.as_ref().and_then(data_id).is_some_and(|id| Some(id) == part.body.as_ref().and_then(data_id));
         if !same {
-            w.collect(index, now, old.body.as_ref());
+            w.collect(old.body.as_ref());
         }
     }
     part.last_modified_ms = now;
@@ -395,31 +377,18 @@ fn put_part(st: &MetaState, index: u64, now: u64, c: &PutPart, w: &mut Writes) -
 }
 
 /// Deletes the part records of an upload, collecting every part not in `keep`.
-fn drop_upload_parts(
-    st: &MetaState,
-    index: u64,
-    now: u64,
-    upload_id: &str,
-    keep: &[u32],
-    w: &mut Writes,
-) -> Result<(), MetaError> {
+fn drop_upload_parts(st: &MetaState, upload_id: &str, keep: &[u32], w: &mut Writes) -> Result<(), MetaError> {
     for (k, v) in st.scan(&keys::parts_prefix(upload_id))? {
         let part: PartRecord = decode(&v)?;
         if !keep.contains(&part.number) {
-            w.collect(index, now, part.body.as_ref());
+            w.collect(part.body.as_ref());
         }
         w.delete(k);
     }
     Ok(())
 }
 
-fn complete_upload(
-    st: &MetaState,
-    index: u64,
-    now: u64,
-    c: &CompleteUpload,
-    w: &mut Writes,
-) -> Result<Outcome, MetaError> {
+fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes) -> Result<Outcome, MetaError> {
     let up = require_upload(st, &c.bucket, &c.key, &c.upload_id)?;
     let stored: Vec<PartRecord> =
         st.scan(&keys::parts_prefix(&c.upload_id))?.iter().map(|(_, v)| decode(v)).collect::<Result<_, _>>()?;
@@ -446,15 +415,15 @@ fn complete_upload(
             .collect(),
     };
     let keep: Vec<u32> = chosen.iter().map(|p| p.number).collect();
-    drop_upload_parts(st, index, now, &c.upload_id, &keep, w)?;
+    drop_upload_parts(st, &c.upload_id, &keep, w)?;
     w.delete(keys::upload(&c.bucket, &c.key, &c.upload_id));
-    store_object(index, now, &c.bucket, &c.key, old.as_ref(), &rec, w);
+    store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
 }
 
-fn abort_upload(st: &MetaState, index: u64, now: u64, c: &AbortUpload, w: &mut Writes) -> Result<Outcome, MetaError> {
+fn abort_upload(st: &MetaState, c: &AbortUpload, w: &mut Writes) -> Result<Outcome, MetaError> {
     require_upload(st, &c.bucket, &c.key, &c.upload_id)?;
-    drop_upload_parts(st, index, now, &c.upload_id, &[], w)?;
+    drop_upload_parts(st, &c.upload_id, &[], w)?;
     w.delete(keys::upload(&c.bucket, &c.key, &c.upload_id));
     Ok(done())
 }

@@ -5,7 +5,7 @@
 //! ```text
 //!  Command (from the Raft log) ──apply──► checks (names, existence, conditions)
 //!                                          │ ok: writes into one WriteBatch,
-//!                                          │     replaced shards → garbage table
+//!                                          │     replaced shards leave the disk index
 //!                                          └ err: nothing written, a Failure result
 //! ```
 
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 use tessera_rpc::proto::meta::command_result::Outcome;
-use tessera_rpc::proto::meta::{BucketRecord, Command, CommandResult, GcEntry, ObjectRecord, PartRecord, UploadRecord};
+use tessera_rpc::proto::meta::{BucketRecord, Command, CommandResult, ObjectRecord, PartRecord, UploadRecord};
 
 use crate::MetaError;
 use crate::db::{CF_SM, cf};
@@ -107,17 +107,18 @@ impl MetaState {
         self.apply_in_entry(index, 0, cmd, batch)
     }
 
-    /// [`MetaState::apply`] for the `sub`-th command of a batched entry
-    /// (it names the garbage it queues apart from its neighbours').
+    /// [`MetaState::apply`] for the `sub`-th command of a batched entry.
+    /// A command's writes do not depend on its place in the entry (the
+    /// store's resume marker does).
     pub fn apply_in_entry(
         &self,
-        index: u64,
-        sub: u16,
+        _index: u64,
+        _sub: u16,
         cmd: &Command,
         batch: &mut WriteBatch,
     ) -> Result<CommandResult, MetaError> {
-        let mut writes = apply::Writes::new(sub);
-        match apply::apply(self, index, cmd, &mut writes) {
+        let mut writes = apply::Writes::default();
+        match apply::apply(self, cmd, &mut writes) {
             Ok(outcome) => {
                 writes.into_batch(batch, cf(&self.db, CF_SM)?);
                 Ok(CommandResult { outcome: Some(outcome) })
@@ -283,15 +284,6 @@ impl MetaState {
                 break;
             }
             out.push(keys::split_pg_entry(&k).ok_or_else(|| MetaError::Storage("bad pg index key".into()))?);
-        }
-        Ok(out)
-    }
-
-    /// Garbage entries (shards no record references), oldest first.
-    pub fn garbage(&self, max: usize) -> Result<Vec<(Vec<u8>, GcEntry)>, MetaError> {
-        let mut out = Vec::new();
-        for (k, v) in self.scan(&[keys::GARBAGE])?.into_iter().take(max) {
-            out.push((k, decode(&v)?));
         }
         Ok(out)
     }
