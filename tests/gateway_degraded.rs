@@ -249,6 +249,18 @@ async fn writes_place_around_down_datanodes() {
         assert!(start.elapsed() < Duration::from_secs(30), "the stopped datanodes were never marked down");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Readiness says so (still ready: writes go around the down disks).
+    let start = Instant::now();
+    loop {
+        let (status, _, body) =
+            support::raw_http(cluster.gateway_addrs[0], "GET", "/tessera/health/ready", &[], b"").await;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status == 200 && text.contains("degraded (d1 down, d2 down)") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "readiness: {status} {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The gateway follows the map through its watch: the first PUTs may
     // still see the old map and answer 503.
     let first = bytes(600 << 10, 1);
@@ -274,11 +286,38 @@ async fn writes_place_around_down_datanodes() {
         assert!(s.missing.is_empty(), "{key} stored only {:?} of its shards", s.disks.len() - s.missing.len());
         assert_eq!(&get_all(&c, "around", key).await, data, "{key}");
     }
-    cluster.restart_datanode(0).await;
-    cluster.restart_datanode(1).await;
+    // Two more down: 2 disks left for 6 shards would put 3 (> m) on one
+    // disk; writes are refused, and readiness says why.
+    cluster.stop_datanode(2).await;
+    cluster.stop_datanode(3).await;
+    let start = Instant::now();
+    loop {
+        let (status, _, body) =
+            support::raw_http(cluster.gateway_addrs[0], "GET", "/tessera/health/ready", &[], b"").await;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status == 503 && text.contains("2 disks up, 3 needed") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "readiness with 2 disks: {status} {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = c
+        .put_object()
+        .bucket("around")
+        .key("nope")
+        .body(ByteStream::from(bytes(300 << 10, 99)))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((support::status(&e), support::code(&e).as_str()), (503, "ServiceUnavailable"));
+    for n in 0..4 {
+        cluster.restart_datanode(n).await;
+    }
     wait_up(&cluster).await;
     for (key, data) in &objects {
         assert_eq!(&get_all(&c, "around", key).await, data, "{key}");
     }
+    let (status, _, body) = support::raw_http(cluster.gateway_addrs[0], "GET", "/tessera/health/ready", &[], b"").await;
+    assert_eq!((status, String::from_utf8_lossy(&body).contains("degraded")), (200, false));
     cluster.shutdown().await;
 }

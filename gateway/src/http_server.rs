@@ -37,8 +37,8 @@ pub struct FrontConfig {
     pub metrics: Arc<GatewayMetrics>,
     /// Virtual-host domains (to name operations of `bucket.<domain>` requests).
     pub domains: Vec<String>,
-    /// Up disks needed before the gateway calls itself ready (the write
-    /// quorum of the default profile).
+    /// Up disks needed before the gateway calls itself ready
+    /// ([`crate::min_disks`] of the default profile).
     pub min_disks: usize,
     /// How long a connection may take to deliver a request head (and how
     /// long an idle HTTP/1 keep-alive connection is kept).
@@ -143,8 +143,24 @@ impl Front {
             }
             "health/ready" => match self.cluster.refresh().await {
                 Ok(v) => {
-                    let up = v.map.as_ref().map_or(0, |m| m.disks().filter(|(_, _, _, d)| d.state.up).count());
-                    if up >= self.config.min_disks {
+                    let up = v
+                        .map
+                        .as_ref()
+                        .map_or(0, |m| m.disks().filter(|(_, _, _, d)| d.state.up && d.state.is_in).count());
+                    // Disks lost to the cluster (down, or out without an
+                    // operator's drain): objects may lack shards meanwhile.
+                    let mut lost: Vec<_> = v.map.as_ref().map_or_else(Vec::new, |m| {
+                        m.disks()
+                            .filter(|(_, _, _, d)| !d.marked_out && !(d.state.up && d.state.is_in))
+                            .map(|(_, _, _, d)| (d.id, format!("{} {}", d.id, if d.state.up { "out" } else { "down" })))
+                            .collect()
+                    });
+                    lost.sort();
+                    let lost: Vec<String> = lost.into_iter().map(|(_, s)| s).collect();
+                    if up >= self.config.min_disks && !lost.is_empty() {
+                        let lost = lost.join(", ");
+                        (StatusCode::OK, format!("ready, degraded ({lost}), map epoch {}, {up} disks up\n", v.epoch))
+                    } else if up >= self.config.min_disks {
                         (StatusCode::OK, format!("ready, map epoch {}, {up} disks up\n", v.epoch))
                     } else {
                         let need = self.config.min_disks;

@@ -128,6 +128,12 @@ impl GatewayConfig {
     }
 }
 
+/// Up disks a write of k + m shards needs: with fewer, writes around down
+/// disks would put more than m shards on one disk (and are refused).
+pub fn min_disks(k: usize, m: usize) -> usize {
+    (k + m).div_ceil(m.max(1))
+}
+
 /// How the gateway computes the MD5 of request bodies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Md5Mode {
@@ -181,7 +187,7 @@ pub async fn serve(
         registry: config.metrics.clone(),
         metrics,
         domains: config.domains.clone(),
-        min_disks: config.quorum(ec.k, ec.m),
+        min_disks: min_disks(ec.k, ec.m),
         header_timeout: config.header_timeout,
     };
     let md5 = match config.md5 {

@@ -23,7 +23,9 @@ use tessera_common::worker::{StepResult, Worker};
 use tessera_rpc::proto::meta::{Command, DiskUsage, HeartbeatRequest, SetDiskState, WorkerReport, command::Op};
 
 use crate::MetaState;
+use crate::metrics::MetaMetrics;
 use crate::raft::{RaftRequest, TypeConfig};
+use tessera_common::metrics::label;
 
 /// Last healthy report of each disk, kept by the leader.
 #[derive(Clone, Debug, Default)]
@@ -85,6 +87,17 @@ pub struct LivenessWorker {
     /// When this node last became leader (None while it is not).
     leader_since: Option<Instant>,
     changes: u64,
+    metrics: MetaMetrics,
+}
+
+/// The state a disk counts under in `tessera_metadata_disks`.
+pub fn disk_state_label(d: &tessera_placement::Disk) -> &'static str {
+    match (d.state.up, d.state.is_in, d.marked_out) {
+        (_, _, true) => "drained",
+        (true, true, _) => "in",
+        (false, true, _) => "down",
+        (_, false, _) => "out",
+    }
 }
 
 impl LivenessWorker {
@@ -97,7 +110,33 @@ impl LivenessWorker {
         down_after: Duration,
         out_after: Duration,
     ) -> Self {
-        LivenessWorker { raft, state, table, node_id, down_after, out_after, leader_since: None, changes: 0 }
+        LivenessWorker {
+            raft,
+            state,
+            table,
+            node_id,
+            down_after,
+            out_after,
+            leader_since: None,
+            changes: 0,
+            metrics: MetaMetrics::default(),
+        }
+    }
+
+    /// Reports the disks' states into `metrics` (`tessera_metadata_disks`,
+    /// `tessera_metadata_cluster_degraded`).
+    pub fn with_metrics(mut self, metrics: MetaMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn report(&self, map: Option<&tessera_placement::ClusterMap>) {
+        for s in ["in", "down", "out", "drained"] {
+            let n = map.map_or(0, |m| m.disks().filter(|(_, _, _, d)| disk_state_label(d) == s).count());
+            self.metrics.disks.get_or_create(&label("state", s)).set(n as i64);
+        }
+        let degraded = map.is_some_and(|m| m.disks().any(|(_, _, _, d)| matches!(disk_state_label(d), "down" | "out")));
+        self.metrics.degraded.set(i64::from(degraded));
     }
 
     async fn propose(&mut self, disk: u32, up: bool, is_in: bool) -> Result<(), String> {
@@ -118,6 +157,7 @@ impl Worker for LivenessWorker {
         let leading = self.raft.metrics().borrow().current_leader == Some(self.node_id);
         if !leading {
             self.leader_since = None;
+            self.report(None);
             return Ok(StepResult::Idle);
         }
         let since = *self.leader_since.get_or_insert_with(Instant::now);
@@ -126,6 +166,7 @@ impl Worker for LivenessWorker {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        self.report(map.as_ref());
         let Some(map) = map else { return Ok(StepResult::Idle) };
         let now = Instant::now();
         let disks: Vec<(u32, bool, bool, bool)> =

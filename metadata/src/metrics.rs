@@ -3,7 +3,9 @@
 
 use openraft::Raft;
 use tessera_common::MetricsRegistry;
-use tessera_common::metrics::{Counter, CounterFamily, Gauge, HistogramFamily, Labels, label, latency_family};
+use tessera_common::metrics::{
+    Counter, CounterFamily, Gauge, GaugeFamily, HistogramFamily, Labels, label, latency_family,
+};
 use tokio::sync::watch;
 
 use crate::raft::TypeConfig;
@@ -38,6 +40,14 @@ pub struct MetaMetrics {
     pub has_leader: Gauge,
     /// Voting members.
     pub voters: Gauge,
+    /// On the leader: disks of the cluster map by state — `in` (up and in),
+    /// `down` (silent, still placed on), `out` (silent past
+    /// `disk_out_after`, or unhealthy: its shards are rebuilt elsewhere),
+    /// `drained` (marked out by an operator). 0 on followers.
+    pub disks: GaugeFamily,
+    /// On the leader: 1 while some disk is `down` or `out` (objects may have
+    /// fewer than k + m shards until heal and rebalance finish).
+    pub degraded: Gauge,
 }
 
 impl Default for MetaMetrics {
@@ -55,6 +65,8 @@ impl Default for MetaMetrics {
             is_leader: Gauge::default(),
             has_leader: Gauge::default(),
             voters: Gauge::default(),
+            disks: GaugeFamily::default(),
+            degraded: Gauge::default(),
         }
     }
 }
@@ -93,6 +105,12 @@ impl MetaMetrics {
         r.register("tessera_metadata_raft_is_leader", "1 on the leader", m.is_leader.clone());
         r.register("tessera_metadata_raft_has_leader", "1 while a leader is known", m.has_leader.clone());
         r.register("tessera_metadata_raft_voters", "Voting members", m.voters.clone());
+        r.register("tessera_metadata_disks", "Disks of the cluster map by state (leader only)", m.disks.clone());
+        r.register(
+            "tessera_metadata_cluster_degraded",
+            "1 while some disk is down or out (leader only)",
+            m.degraded.clone(),
+        );
         m
     }
 

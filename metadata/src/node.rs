@@ -154,6 +154,7 @@ pub async fn start(
         tracing::info!(node = config.node_id, %advertise, "bootstrapped a new metadata cluster");
     }
     let liveness = LivenessTable::default();
+    let metrics = MetaMetrics::register(&config.metrics);
     let (workers_stop, workers_rx) = watch::channel(false);
     let liveness_worker = spawn_worker(
         LivenessWorker::new(
@@ -163,11 +164,11 @@ pub async fn start(
             config.node_id,
             config.disk_down_after,
             config.disk_out_after,
-        ),
+        )
+        .with_metrics(metrics.clone()),
         WorkerConfig { idle_interval: config.liveness_interval, ..WorkerConfig::default() },
         workers_rx,
     );
-    let metrics = MetaMetrics::register(&config.metrics);
     let follower = tokio::spawn(metrics.clone().follow(raft.clone(), config.node_id));
     let health = HealthService::new("meta", NodeId(config.node_id));
     health.set_serving(true);

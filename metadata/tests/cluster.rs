@@ -395,6 +395,30 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     cfg.disk_down_after = Duration::from_millis(600);
     cfg.disk_out_after = Duration::from_millis(1500);
     cfg.liveness_interval = Duration::from_millis(100);
+    let registry = cfg.metrics.clone();
+    // The leader's gauges of the disks' states, once the liveness worker has
+    // seen the latest map (it reports every 100 ms).
+    let gauges = |want: &'static str| {
+        let registry = registry.clone();
+        async move {
+            let start = Instant::now();
+            loop {
+                let text = registry.render();
+                let line = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or("").to_owned();
+                let got = format!(
+                    "{} {} {}",
+                    line("tessera_metadata_cluster_degraded "),
+                    line("tessera_metadata_disks{state=\"out\"}"),
+                    line("tessera_metadata_disks{state=\"drained\"}")
+                );
+                if got.contains(want) {
+                    return;
+                }
+                assert!(start.elapsed() < Duration::from_secs(5), "metrics `{got}` lack `{want}`");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(serve(cfg, listener, rx));
     let c = client(vec![format!("http://{local}")]);
@@ -443,6 +467,7 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     }
     assert_eq!(seen, [(false, true), (false, false)]);
     assert!(silent_since.elapsed() >= Duration::from_millis(1500));
+    gauges("tessera_metadata_cluster_degraded 1 tessera_metadata_disks{state=\"out\"} 1").await;
 
     // An unhealthy report does not count as alive.
     let sick = HeartbeatRequest {
@@ -462,9 +487,12 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     // An operator marks it out (a drain): it stays out while it heartbeats,
     // until marked in again; the watch sees both changes.
     let mark = |out: bool| Command { now_ms: 0, op: Some(Op::MarkOut(MarkOut { disk: 70, node: 0, out })) };
+    gauges("tessera_metadata_cluster_degraded 0").await;
     must_write(&c, mark(true)).await;
     let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(state_of(&reply), (true, false));
+    // A drain is not a loss: not degraded.
+    gauges("tessera_metadata_cluster_degraded 0 tessera_metadata_disks{state=\"out\"} 0 tessera_metadata_disks{state=\"drained\"} 1").await;
     for _ in 0..8 {
         c.heartbeat(hb.clone()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -106,6 +106,17 @@ impl Tessera {
         let disks = view
             .write_disks(pg, n)
             .map_err(|e| s3_error!(ServiceUnavailable, "no placement for the object's shards: {e}"))?;
+        // Around down disks shards share the disks left; more than m on one
+        // disk and losing that disk would lose the object: refused.
+        let most = disks.iter().map(|d| disks.iter().filter(|x| *x == d).count()).max().unwrap_or(0);
+        if most > (ec.m as usize).max(1) {
+            return Err(s3_error!(
+                ServiceUnavailable,
+                "too few disks are up to store {}+{} shards with redundancy ({most} would share a disk)",
+                ec.k,
+                ec.m
+            ));
+        }
         let plan = WritePlan {
             ec,
             pg: pg.get(),
