@@ -151,7 +151,7 @@ impl Front {
                     // operator's drain): objects may lack shards meanwhile.
                     let mut lost: Vec<_> = v.map.as_ref().map_or_else(Vec::new, |m| {
                         m.disks()
-                            .filter(|(_, _, _, d)| !d.marked_out && !(d.state.up && d.state.is_in))
+                            .filter(|(_, _, _, d)| !(d.marked_out || d.state.up && d.state.is_in))
                             .map(|(_, _, _, d)| (d.id, format!("{} {}", d.id, if d.state.up { "out" } else { "down" })))
                             .collect()
                     });
