@@ -84,3 +84,38 @@ async fn a_disk_formatted_anew_is_refused_until_accepted() {
     }
     cluster.shutdown().await;
 }
+
+/// A disk carries its cluster's id (DISK_ID's third line, written when it
+/// first joins). Offered to another cluster — even under an id that
+/// cluster has never seen — it is refused, so a disk moved between
+/// clusters never mixes their shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disk_from_another_cluster_is_refused() {
+    let mut a = Cluster::start_with(support::Options { gateways: 0, ..Default::default() }).await;
+    let b = Cluster::start_with(support::Options { datanodes: 3, gateways: 0, ..Default::default() }).await;
+    let a_id = a.meta_client.get_cluster_map().await.unwrap().cluster_id;
+    let b_id = b.meta_client.get_cluster_map().await.unwrap().cluster_id;
+    assert!(!a_id.is_empty() && !b_id.is_empty() && a_id != b_id, "{a_id} {b_id}");
+    // Every disk recorded its cluster.
+    for n in 0..6 {
+        let text = std::fs::read_to_string(a.disk_dir(n).join("DISK_ID")).unwrap();
+        assert_eq!(text.lines().nth(2), Some(a_id.as_str()), "disk {n}: {text}");
+    }
+    // Disk 4 of cluster A, offered to cluster B (which has disks 1 to 3 only).
+    let n = 3;
+    a.stop_datanode(n).await;
+    let mut config = a.datanodes[n].config.clone();
+    config.meta_endpoints = vec![b.meta_addr.clone()];
+    config.listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let e = refused(config.clone()).await;
+    assert!(e.contains("belongs to another Tessera cluster"), "{e}");
+    // --format does not make it B's either.
+    config.format = vec![DiskId(n as u32 + 1)];
+    let e = refused(config).await;
+    assert!(e.contains("belongs to another Tessera cluster"), "{e}");
+    assert_eq!(b.map().await.disks().count(), 3, "cluster B took the foreign disk into its map");
+    // Back in its own cluster it is welcome.
+    a.restart_datanode(n).await;
+    b.shutdown().await;
+    a.shutdown().await;
+}

@@ -76,6 +76,8 @@ struct Inner {
     id: DiskId,
     /// Made when the folder was formatted (DISK_ID's second line).
     incarnation: String,
+    /// The cluster the folder belongs to (DISK_ID's third line), once known.
+    cluster_id: OnceLock<String>,
     root: PathBuf,
     failed: AtomicBool,
     /// Fan-out directories known to exist with a durable entry in `shards/`.
@@ -194,9 +196,13 @@ impl FsDisk {
         // incarnation of every disk id, so an empty folder where a disk
         // should be (not mounted) or a disk from elsewhere is told apart
         // from the disk it claims to be.
+        let mut cluster_id = OnceLock::new();
         let incarnation = match fs::read_to_string(&id_file) {
             Ok(s) => {
                 let mut lines = s.lines();
+                if let Some(c) = s.lines().nth(2).map(str::trim).filter(|l| !l.is_empty()) {
+                    cluster_id = OnceLock::from(c.to_owned());
+                }
                 let got = lines.next().unwrap_or("").trim();
                 if got != id.to_string() {
                     return Err(ShardError::BadRequest(format!("{} belongs to disk {got}, not {id}", root.display())));
@@ -278,6 +284,7 @@ impl FsDisk {
             inner: Arc::new(Inner {
                 id,
                 incarnation,
+                cluster_id,
                 root: root.to_path_buf(),
                 failed: AtomicBool::new(false),
                 dirs_ready,
@@ -315,6 +322,25 @@ impl FsDisk {
     /// formatted.
     pub fn incarnation(&self) -> &str {
         &self.inner.incarnation
+    }
+
+    /// The cluster the disk belongs to; empty until it first joined one.
+    pub fn cluster_id(&self) -> &str {
+        self.inner.cluster_id.get().map_or("", String::as_str)
+    }
+
+    /// Records in DISK_ID (durably) that the disk belongs to cluster `id`;
+    /// a disk that already names a cluster keeps it.
+    pub fn adopt_cluster_id(&self, id: &str) -> Result<(), ShardError> {
+        if id.is_empty() || self.inner.cluster_id.get().is_some() {
+            return Ok(());
+        }
+        let root = &self.inner.root;
+        let text = format!("{}\n{}\n{id}\n", self.inner.id, self.inner.incarnation);
+        write_durably(root, &root.join("DISK_ID"), &text)
+            .map_err(|e| ShardError::io(format!("write the cluster id in {}", root.display()), e))?;
+        let _ = self.inner.cluster_id.set(id.to_owned());
+        Ok(())
     }
 
     /// The disk's id.

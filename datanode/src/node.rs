@@ -184,7 +184,12 @@ async fn register(
     record: DatanodeRecord,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), ShardError> {
-    let cmd = Command { now_ms: 0, op: Some(Op::RegisterDatanode(RegisterDatanode { node: Some(record) })) };
+    // The id this node proposes for the cluster, should it be the first to register.
+    let proposed = uuid::Uuid::now_v7().simple().to_string();
+    let cmd = Command {
+        now_ms: 0,
+        op: Some(Op::RegisterDatanode(RegisterDatanode { node: Some(record), cluster_id: proposed })),
+    };
     let mut backoff = Duration::from_millis(100);
     loop {
         match meta.write(cmd.clone()).await {
@@ -204,6 +209,37 @@ async fn register(
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Writes the cluster's id into each disk's DISK_ID that lacks one, so that
+/// a disk later offered to another cluster is recognised as foreign. A
+/// metadata service that does not answer now only delays this to the next
+/// start.
+async fn adopt_cluster_id(meta: &MetaClient, disks: &[FsDisk]) -> Result<(), ShardError> {
+    if disks.iter().all(|d| !d.cluster_id().is_empty()) {
+        return Ok(());
+    }
+    let mut id = None;
+    for _ in 0..20 {
+        match meta.get_cluster_map().await {
+            Ok(r) if !r.cluster_id.is_empty() => {
+                id = Some(r.cluster_id);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let Some(id) = id else {
+        tracing::warn!("the cluster's id is not known yet; the disks will record it at the next start");
+        return Ok(());
+    };
+    for d in disks {
+        let (d, id) = (d.clone(), id.clone());
+        tokio::task::spawn_blocking(move || d.adopt_cluster_id(&id))
+            .await
+            .map_err(|e| ShardError::io("record the cluster id", std::io::Error::other(e)))??;
+    }
+    Ok(())
 }
 
 /// How long in-flight calls may run on after shutdown starts.
@@ -247,6 +283,7 @@ pub fn start(
             capacity_bytes: u.capacity_bytes,
             incarnation: d.incarnation().to_owned(),
             format: config.format.contains(id),
+            cluster_id: d.cluster_id().to_owned(),
         });
         disks.push(d);
     }
@@ -281,7 +318,10 @@ async fn run_node(
         disks: infos,
         registered_ms: 0,
     };
-    let registered = register(&meta, record, &mut shutdown).await;
+    let registered = match register(&meta, record, &mut shutdown).await {
+        Ok(()) => adopt_cluster_id(&meta, &disks).await,
+        refused => refused,
+    };
     let heartbeat = match &registered {
         Ok(()) if !*shutdown.borrow() => {
             health.set_serving(true);

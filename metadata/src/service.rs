@@ -154,6 +154,7 @@ fn map_reply(st: &MetaState) -> Result<ClusterMapReply, MetaError> {
         map: map.map(|m| m.to_bytes()).unwrap_or_default(),
         datanodes: st.datanodes()?,
         usage: Vec::new(),
+        cluster_id: st.cluster_id()?,
     })
 }
 

@@ -40,6 +40,26 @@ pub(crate) fn register_datanode(
     w: &mut Writes,
 ) -> Result<Outcome, MetaError> {
     let mut node = c.node.clone().ok_or_else(|| invalid("registration without a node"))?;
+    // The first registration names the cluster; a disk whose folder carries
+    // another cluster's id is not this cluster's disk.
+    let cluster = match st.cluster_id()? {
+        id if !id.is_empty() => id,
+        _ => {
+            if !c.cluster_id.is_empty() {
+                w.put(keys::CLUSTER_ID.to_vec(), c.cluster_id.as_bytes().to_vec());
+            }
+            c.cluster_id.clone()
+        }
+    };
+    for d in &node.disks {
+        if !d.cluster_id.is_empty() && !cluster.is_empty() && d.cluster_id != cluster {
+            return Err(invalid(format!(
+                "disk {}'s folder belongs to another Tessera cluster ({}; this one is {cluster}): not accepted; \
+                 give this cluster an empty folder",
+                d.id, d.cluster_id
+            )));
+        }
+    }
     if node.node_id == 0 || node.addr.is_empty() || node.disks.is_empty() {
         return Err(invalid("a datanode needs an id, an address and at least one disk"));
     }
@@ -265,6 +285,12 @@ impl MetaState {
             out.push((k[prefix.len()..].to_vec(), crate::record::decode(&v)?));
         }
         Ok(out)
+    }
+
+    /// The cluster's id (empty until the first datanode registered).
+    pub fn cluster_id(&self) -> Result<String, MetaError> {
+        let raw = self.db().get_pinned_cf(crate::db::cf(self.db(), crate::db::CF_SM)?, keys::CLUSTER_ID)?;
+        Ok(raw.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
     }
 
     /// The cluster map, once a datanode has registered.
