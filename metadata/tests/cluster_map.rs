@@ -32,7 +32,34 @@ fn datanode(id: u64, zone: &str, disks: &[u32]) -> Op {
             disks: disks.iter().map(|&d| DiskInfo { id: d, capacity_bytes: 100 << 30, ..Default::default() }).collect(),
             registered_ms: 0,
         }),
+        cluster_id: "cluster-one".into(),
     })
+}
+
+#[test]
+fn the_first_registration_names_the_cluster_and_foreign_disks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = MetaState::new(open_db(dir.path()).unwrap());
+    assert_eq!(st.cluster_id().unwrap(), "");
+    apply(&st, 1, datanode(1, "z", &[1])).unwrap();
+    assert_eq!(st.cluster_id().unwrap(), "cluster-one");
+    // Later proposals do not rename it.
+    let Op::RegisterDatanode(mut second) = datanode(2, "z", &[2]) else { unreachable!() };
+    second.cluster_id = "cluster-two".into();
+    apply(&st, 2, Op::RegisterDatanode(second.clone())).unwrap();
+    assert_eq!(st.cluster_id().unwrap(), "cluster-one");
+    // A disk that names another cluster is refused, whatever else it says.
+    let node = second.node.as_mut().unwrap();
+    node.node_id = 3;
+    node.disks = vec![DiskInfo {
+        id: 3,
+        capacity_bytes: 1 << 30,
+        cluster_id: "cluster-two".into(),
+        format: true,
+        ..Default::default()
+    }];
+    assert_eq!(apply(&st, 3, Op::RegisterDatanode(second)), Err(failure::Code::InvalidArgument));
+    assert!(st.cluster_map().unwrap().unwrap().disk(DiskId(3)).is_none());
 }
 
 #[test]
