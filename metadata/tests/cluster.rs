@@ -114,6 +114,7 @@ fn register_datanode(node: u64, disk: u32) -> Command {
                 disks: vec![DiskInfo { id: disk, capacity_bytes: 1 << 40, ..Default::default() }],
                 registered_ms: 0,
             }),
+            cluster_id: String::new(),
         })),
     }
 }
