@@ -180,12 +180,14 @@ async fn client(
     rec: Recorder,
     ids: Arc<AtomicU64>,
     seed: u64,
+    small: bool,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
     while !*stop.borrow() {
         let key = format!("k{:02}", rng.random_range(0..KEYS));
-        let roll = rng.random_range(0..100);
+        // `small`: single PUTs of objects that live in the metadata record.
+        let roll = rng.random_range(0..if small { 95 } else { 100 });
         let invoke = rec.now();
         if roll >= 98 {
             let id = ids.fetch_add(1, Ordering::Relaxed);
@@ -199,7 +201,9 @@ async fn client(
             (Kind::Put(id), Box::pin(async move { multipart_put(&s3, &k, body(id, (5 << 20) + (100 << 10))).await }))
         } else if roll < 40 {
             let id = ids.fetch_add(1, Ordering::Relaxed);
-            let len = if rng.random_range(0..10) == 0 {
+            let len = if small {
+                rng.random_range(1 << 10..100 << 10)
+            } else if rng.random_range(0..10) == 0 {
                 rng.random_range(1 << 20..3 << 20)
             } else {
                 rng.random_range(1 << 10..200 << 10)
@@ -235,7 +239,10 @@ async fn client(
             let s3 = s3.clone();
             (Kind::List, Box::pin(async move { list(&s3).await }))
         };
-        let outcome = tokio::time::timeout(OP_TIMEOUT, work).await.unwrap_or(Outcome::Unknown("client timeout".into()));
+        // Small objects are quick: their clients give up sooner (so that a
+        // client stuck on a cut-off node records several attempts).
+        let limit = if small { Duration::from_secs(4) } else { OP_TIMEOUT };
+        let outcome = tokio::time::timeout(limit, work).await.unwrap_or(Outcome::Unknown("client timeout".into()));
         let key = if kind == Kind::List { String::new() } else { key };
         rec.record(kind, &key, invoke, outcome);
     }
@@ -254,11 +261,23 @@ async fn workload<F: std::future::Future<Output = ()>>(
     seed: u64,
     faults: F,
 ) {
+    let clients = s3.into_iter().map(|c| (c, rec.clone())).collect();
+    run_clients(clients, false, seed, faults).await;
+}
+
+/// Runs each client, recording into its recorder, while `faults` runs.
+async fn run_clients<F: std::future::Future<Output = ()>>(
+    s3: Vec<(aws_sdk_s3::Client, Recorder)>,
+    small: bool,
+    seed: u64,
+    faults: F,
+) {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ids = Arc::new(AtomicU64::new(1));
     let mut clients = Vec::new();
-    for (i, s3) in s3.into_iter().enumerate() {
-        clients.push(tokio::spawn(client(s3, rec.clone(), ids.clone(), seed.wrapping_add(i as u64), stop.clone())));
+    for (i, (s3, rec)) in s3.into_iter().enumerate() {
+        let seed = seed.wrapping_add(i as u64);
+        clients.push(tokio::spawn(client(s3, rec, ids.clone(), seed, small, stop.clone())));
     }
     faults.await;
     stop_tx.send(true).unwrap();
@@ -803,4 +822,58 @@ async fn a_datanode_added_and_another_drained_and_removed_under_load() {
         shards_moved(&c).await
     );
     assert!(moved as f64 <= 1.1 * minimum as f64, "{moved} moves for a minimum of {minimum}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_metadata_leader_acknowledges_nothing_and_serves_no_stale_read() {
+    let seed = seed();
+    // Each metadata node in a network namespace of its own.
+    let mut c = ProcCluster::start_in(seed, true).await;
+    c.s3(0).create_bucket().bucket(BUCKET).send().await.unwrap();
+    let leader = c.leader().await.expect("a leader");
+    // A gateway that knows only the leader: the minority side's client.
+    let lonely = c.add_gateway(&c.meta_urls[leader].clone()).await;
+    let rec = Recorder::new();
+    let minority = rec.fork();
+    let total = duration();
+    let clients = vec![
+        (c.s3(0), rec.clone()),
+        (c.s3(1), rec.clone()),
+        (c.s3(lonely), minority.clone()),
+        (c.s3(lonely), minority.clone()),
+    ];
+    let (mut cut, mut healed) = (0, 0);
+    let mut new_leader = None;
+    let faults = async {
+        tokio::time::sleep(total / 5).await;
+        c.netns.as_ref().unwrap().partition(leader, true);
+        cut = rec.now();
+        println!("cut meta{} (the leader) off from its peers at {:?}", leader + 1, Duration::from_micros(cut));
+        tokio::time::sleep(total * 2 / 5).await;
+        // The majority elected another leader meanwhile.
+        let majority: Vec<String> = (0..3).filter(|i| *i != leader).map(|i| c.meta_urls[i].clone()).collect();
+        let status = tessera_rpc::MetaClient::new(tessera_rpc::MetaClientConfig::new(majority)).cluster_status().await;
+        new_leader = status.ok().and_then(|s| s.leader_id);
+        c.netns.as_ref().unwrap().partition(leader, false);
+        healed = rec.now();
+        println!("restored it at {:?}; the majority's leader meanwhile: {new_leader:?}", Duration::from_micros(healed));
+        tokio::time::sleep(total.saturating_sub(Duration::from_micros(rec.now()))).await;
+    };
+    run_clients(clients, true, seed, faults).await;
+    assert!(new_leader.is_some_and(|l| l != leader as u64 + 1), "the majority had no new leader: {new_leader:?}");
+    // Nothing begun on the minority side while it was cut off was acknowledged.
+    let acked = |o: &history::Op| matches!(o.outcome, Outcome::Ok | Outcome::Read(_) | Outcome::Listed(_));
+    let lonely_ops = minority.ops();
+    let during: Vec<_> = lonely_ops.iter().filter(|o| o.invoke > cut && o.complete < healed).collect();
+    assert!(during.len() >= 4, "too few operations tried the cut-off leader: {during:?}");
+    let bad: Vec<_> = during.iter().filter(|o| acked(o)).collect();
+    assert!(bad.is_empty(), "the cut-off leader acknowledged {} operations: {bad:?}", bad.len());
+    let majority_acked = rec.ops().iter().filter(|o| o.invoke > cut && o.complete < healed && acked(o)).count();
+    println!(
+        "during the partition: {} operations through the cut-off leader, none acknowledged; {majority_acked} acknowledged by the majority",
+        during.len()
+    );
+    assert!(majority_acked > 0, "the majority acknowledged nothing while the old leader was cut off");
+    rec.absorb(&minority);
+    final_check(&c, &rec).await;
 }

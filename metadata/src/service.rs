@@ -53,9 +53,28 @@ impl MetaService {
         MetaServer::new(MetaService { raft, batcher: std::sync::OnceLock::new(), state, node_id, liveness, metrics })
     }
 
+    /// A leader that has heard no quorum for longer than an election
+    /// could take (cut off from its peers, as by a network partition)
+    /// answers as a node that does not lead, with no leader to name, so
+    /// clients try the other nodes at once instead of waiting on it: its
+    /// writes could not commit and its reads could not be confirmed. Raft
+    /// itself keeps it leader until it hears the newer term.
+    fn cut_off(&self) -> Result<(), Status> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let limit = self.raft.config().election_timeout_max.saturating_mul(3) / 2;
+        match m.millis_since_quorum_ack {
+            Some(ms) if m.current_leader == Some(self.node_id) && ms > limit => {
+                Err(marked(Status::unavailable(format!("leader without a quorum for {ms} ms")), None))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Fails unless this node currently leads (no read index: for calls
     /// whose answer does not depend on the latest state).
     fn require_leader(&self) -> Result<(), Status> {
+        self.cut_off()?;
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader == Some(self.node_id) {
             return Ok(());
@@ -68,6 +87,7 @@ impl MetaService {
     /// machine has applied up to it: a read after this sees every write
     /// acknowledged before it began.
     async fn linearize(&self) -> Result<(), Status> {
+        self.cut_off()?;
         match self.raft.get_read_log_id().await {
             Ok((Some(read), applied)) if applied.is_none_or(|a| a.index < read.index) => {
                 // The state machine says when it gets there (openraft's own
@@ -177,6 +197,7 @@ impl Meta for MetaService {
             return Err(Status::invalid_argument("batches are formed by the leader, not sent"));
         }
         cmd.now_ms = now_ms();
+        self.cut_off()?;
         let batcher =
             self.batcher.get_or_init(|| WriteBatcher::start(self.raft.clone(), self.metrics.clone(), write_error));
         let result = match batcher.write(cmd).await {

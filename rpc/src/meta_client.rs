@@ -204,10 +204,17 @@ impl MetaClient {
             }
             Ok(Err(status)) => Attempt::Fail(MetaClientError::Refused(status)),
             Err(_) if idempotent => Attempt::Retry { forget: true },
-            Err(_) => Attempt::Fail(MetaClientError::Unknown(format!(
-                "{addr}: no answer within {:?}",
-                self.inner.config.call_timeout
-            ))),
+            Err(_) => {
+                // The outcome is unknown, but the next call starts elsewhere:
+                // a leader that does not answer may be cut off.
+                if self.leader_hint().as_deref() == Some(addr) {
+                    self.set_leader(None);
+                }
+                Attempt::Fail(MetaClientError::Unknown(format!(
+                    "{addr}: no answer within {:?}",
+                    self.inner.config.call_timeout
+                )))
+            }
         }
     }
 

@@ -87,6 +87,18 @@ impl Recorder {
     pub fn ops(&self) -> Vec<Op> {
         self.ops.lock().unwrap().clone()
     }
+
+    /// A recorder with the same clock and a history of its own (for one
+    /// group of clients), to be merged back with [`Recorder::absorb`].
+    pub fn fork(&self) -> Recorder {
+        Recorder { start: self.start, ops: Arc::default() }
+    }
+
+    /// Adds `other`'s operations to this history.
+    pub fn absorb(&self, other: &Recorder) {
+        let theirs = other.ops();
+        self.ops.lock().unwrap().extend(theirs);
+    }
 }
 
 /// The body of PUT `id`: its id and length, then bytes derived from the id.

@@ -17,6 +17,8 @@ pub const SECRET_KEY: &str = "chaos-test-secret-key-000";
 /// One process: how to start it, and the running child if any.
 pub struct Slot {
     pub name: String,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     /// Health and metrics address.
@@ -29,7 +31,14 @@ impl Slot {
     fn start(&mut self) {
         assert!(self.child.is_none(), "{} already runs", self.name);
         let log = OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_tessera")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_tessera")),
+        };
         for (k, _) in std::env::vars() {
             if k.starts_with("TESSERA_") {
                 c.env_remove(k);
@@ -70,8 +79,91 @@ impl Ports {
     }
 }
 
+/// The metadata nodes' networks when they run in namespaces: each node's
+/// namespace has a `raft` link to a bridge shared with its peers (the
+/// address it advertises) and a `cli` link to the host (the address clients
+/// use), so cutting a node's raft link partitions it from its peers while
+/// clients can still reach it.
+pub struct Netns {
+    tag: String,
+    /// Third octet of the 10.213/16 (raft) and 10.214/16 (client) subnets.
+    net: u32,
+}
+
+impl Netns {
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip").args(args).output().expect("the `ip` command (iproute2) is needed");
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn ns(&self, i: usize) -> String {
+        format!("tsc{}n{i}", self.tag)
+    }
+
+    fn raft_link(&self, i: usize) -> String {
+        format!("tsr{}{i}", self.tag)
+    }
+
+    /// The address node `i` advertises to its peers.
+    pub fn raft_ip(&self, i: usize) -> String {
+        format!("10.213.{}.{}", self.net, 10 + i)
+    }
+
+    /// The address clients reach node `i` at.
+    pub fn client_ip(&self, i: usize) -> String {
+        format!("10.214.{}.{}", self.net, 4 * i + 2)
+    }
+
+    fn create(nodes: usize) -> Netns {
+        let pid = std::process::id();
+        let n = Netns { tag: format!("{:x}", pid & 0xfff), net: 20 + pid % 200 };
+        let bridge = format!("tsb{}", n.tag);
+        Self::ip(&["link", "add", &bridge, "type", "bridge"]);
+        Self::ip(&["addr", "add", &format!("10.213.{}.1/24", n.net), "dev", &bridge]);
+        Self::ip(&["link", "set", &bridge, "up"]);
+        for i in 0..nodes {
+            let ns = n.ns(i);
+            Self::ip(&["netns", "add", &ns]);
+            Self::ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            // Raft: a veth onto the bridge.
+            let host = n.raft_link(i);
+            Self::ip(&["link", "add", &host, "type", "veth", "peer", "name", "raft", "netns", &ns]);
+            Self::ip(&["link", "set", &host, "master", &bridge]);
+            Self::ip(&["link", "set", &host, "up"]);
+            Self::ip(&["-n", &ns, "addr", "add", &format!("{}/24", n.raft_ip(i)), "dev", "raft"]);
+            Self::ip(&["-n", &ns, "link", "set", "raft", "up"]);
+            // Clients: a point-to-point veth to the host.
+            let cli = format!("tsk{}{i}", n.tag);
+            Self::ip(&["link", "add", &cli, "type", "veth", "peer", "name", "cli", "netns", &ns]);
+            Self::ip(&["addr", "add", &format!("10.214.{}.{}/30", n.net, 4 * i + 1), "dev", &cli]);
+            Self::ip(&["link", "set", &cli, "up"]);
+            Self::ip(&["-n", &ns, "addr", "add", &format!("{}/30", n.client_ip(i)), "dev", "cli"]);
+            Self::ip(&["-n", &ns, "link", "set", "cli", "up"]);
+        }
+        n
+    }
+
+    /// Cuts (or restores) node `i`'s link to its peers.
+    pub fn partition(&self, i: usize, cut: bool) {
+        Self::ip(&["link", "set", &self.raft_link(i), if cut { "down" } else { "up" }]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its veths and their host ends.
+        for i in 0..3 {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(i)]).output();
+        }
+        let _ = Command::new("ip").args(["link", "del", &format!("tsb{}", self.tag)]).output();
+    }
+}
+
 pub struct ProcCluster {
     dir: Option<tempfile::TempDir>,
+    /// Set when the metadata nodes run in network namespaces.
+    pub netns: Option<Netns>,
+    ports: Ports,
     pub metas: Vec<Slot>,
     pub datanodes: Vec<Slot>,
     pub gateways: Vec<Slot>,
@@ -82,16 +174,47 @@ pub struct ProcCluster {
 impl ProcCluster {
     /// Starts the cluster and waits until every process is ready.
     pub async fn start(seed: u64) -> ProcCluster {
+        Self::start_in(seed, false).await
+    }
+
+    /// [`ProcCluster::start`]; with `netns`, each metadata node runs in a
+    /// network namespace of its own ([`Netns`]).
+    pub async fn start_in(seed: u64, netns: bool) -> ProcCluster {
         let dir = tempfile::Builder::new().prefix("tessera-chaos-").tempdir().unwrap();
         let root = dir.path().to_owned();
         let mut ports = Ports(20_000 + ((seed ^ u64::from(std::process::id())) % 400) as u16 * 25);
+        let net = netns.then(|| Netns::create(3));
         let grpc: Vec<String> = (0..3).map(|_| ports.next()).collect();
-        let meta_urls: Vec<String> = grpc.iter().map(|a| format!("http://{a}")).collect();
+        // Clients' addresses of the metadata nodes, and what each advertises.
+        let (meta_urls, advertised): (Vec<String>, Vec<String>) = match &net {
+            None => (
+                grpc.iter().map(|a| format!("http://{a}")).collect(),
+                grpc.iter().map(|a| format!("http://{a}")).collect(),
+            ),
+            Some(n) => (0..3)
+                .map(|i| {
+                    let port = grpc[i].rsplit(':').next().unwrap().to_owned();
+                    (format!("http://{}:{port}", n.client_ip(i)), format!("http://{}:{port}", n.raft_ip(i)))
+                })
+                .unzip(),
+        };
         let mut metas = Vec::new();
         for (i, addr) in grpc.iter().enumerate() {
-            let http = ports.next();
+            let http_port = ports.next();
+            let (listen, http, http_listen) = match &net {
+                None => (addr.clone(), http_port.clone(), http_port),
+                Some(n) => {
+                    let port = |a: &str| a.rsplit(':').next().unwrap().to_owned();
+                    (
+                        format!("0.0.0.0:{}", port(addr)),
+                        format!("{}:{}", n.client_ip(i), port(&http_port)),
+                        format!("0.0.0.0:{}", port(&http_port)),
+                    )
+                }
+            };
             let mut args: Vec<String> = vec!["meta".into(), "--node-id".into(), (i + 1).to_string()];
-            args.extend(["--listen".into(), addr.clone(), "--http-listen".into(), http.clone()]);
+            args.extend(["--listen".into(), listen, "--http-listen".into(), http_listen]);
+            args.extend(["--advertise".into(), advertised[i].clone()]);
             args.extend(["--data".into(), root.join(format!("meta{i}")).display().to_string()]);
             args.extend(
                 ["--raft-heartbeat", "100ms", "--election-timeout-min", "500ms", "--election-timeout-max", "1s"]
@@ -104,10 +227,11 @@ impl ProcCluster {
                 env.push(("TESSERA_ROOT_ACCESS_KEY".into(), ACCESS_KEY.into()));
                 env.push(("TESSERA_ROOT_SECRET_KEY".into(), SECRET_KEY.into()));
             } else {
-                args.extend(["--join".into(), meta_urls[0].clone()]);
+                args.extend(["--join".into(), advertised[0].clone()]);
             }
             let log = root.join(format!("meta{i}.log"));
-            metas.push(Slot { name: format!("meta{}", i + 1), args, env, http, log, child: None });
+            let netns = net.as_ref().map(|n| n.ns(i));
+            metas.push(Slot { name: format!("meta{}", i + 1), netns, args, env, http, log, child: None });
         }
         let mut datanodes = Vec::new();
         // Six datanodes, and a seventh that tests may add.
@@ -123,7 +247,15 @@ impl ProcCluster {
             );
             args.extend(["--gc-grace", "3s", "--gc-interval", "1s", "--scrub-interval", "2s"].map(String::from));
             let log = root.join(format!("dn{i}.log"));
-            datanodes.push(Slot { name: format!("datanode{}", i + 1), args, env: Vec::new(), http, log, child: None });
+            datanodes.push(Slot {
+                name: format!("datanode{}", i + 1),
+                netns: None,
+                args,
+                env: Vec::new(),
+                http,
+                log,
+                child: None,
+            });
         }
         let mut gateways = Vec::new();
         let mut gateway_addrs = Vec::new();
@@ -135,6 +267,7 @@ impl ProcCluster {
             let log = root.join(format!("gw{i}.log"));
             gateways.push(Slot {
                 name: format!("gateway{}", i + 1),
+                netns: None,
                 args,
                 env: Vec::new(),
                 http: addr.clone(),
@@ -143,7 +276,8 @@ impl ProcCluster {
             });
             gateway_addrs.push(addr);
         }
-        let mut c = ProcCluster { dir: Some(dir), metas, datanodes, gateways, meta_urls, gateway_addrs };
+        let mut c =
+            ProcCluster { dir: Some(dir), netns: net, ports, metas, datanodes, gateways, meta_urls, gateway_addrs };
         for m in &mut c.metas {
             m.start();
         }
@@ -191,6 +325,29 @@ impl ProcCluster {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
+    /// Starts one more gateway that knows only the metadata node at `meta`
+    /// (objects of the default code); returns its index.
+    pub async fn add_gateway(&mut self, meta: &str) -> usize {
+        let addr = self.ports.next();
+        let i = self.gateways.len();
+        let args: Vec<String> =
+            vec!["gateway".into(), "--listen".into(), addr.clone(), "--meta".into(), meta.to_owned()];
+        let log = self.dir().join(format!("gw{i}.log"));
+        let mut slot = Slot {
+            name: format!("gateway{}", i + 1),
+            netns: None,
+            args,
+            env: Vec::new(),
+            http: addr.clone(),
+            log,
+            child: None,
+        };
+        Self::restart(&mut slot).await;
+        self.gateways.push(slot);
+        self.gateway_addrs.push(addr);
+        i
+    }
+
     /// Restarts a killed process and waits until it is ready.
     pub async fn restart(slot: &mut Slot) {
         slot.start();
@@ -210,6 +367,7 @@ impl Drop for ProcCluster {
         self.gateways.clear();
         self.datanodes.clear();
         self.metas.clear();
+        self.netns.take();
         if std::thread::panicking()
             && let Some(d) = self.dir.take()
         {
