@@ -3,7 +3,7 @@
 //! leader's URL when known); domain rejections travel in replies.
 
 use std::collections::BTreeSet;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, Raft};
@@ -88,7 +88,13 @@ impl MetaService {
     /// acknowledged before it began.
     async fn linearize(&self) -> Result<(), Status> {
         self.cut_off()?;
-        match self.raft.get_read_log_id().await {
+        // A leader that cannot confirm its leadership within an election
+        // timeout has probably lost its quorum: the client is sent on.
+        let limit = Duration::from_millis(self.raft.config().election_timeout_max);
+        let Ok(read) = tokio::time::timeout(limit, self.raft.get_read_log_id()).await else {
+            return Err(marked(Status::unavailable(format!("leadership not confirmed within {limit:?}")), None));
+        };
+        match read {
             Ok((Some(read), applied)) if applied.is_none_or(|a| a.index < read.index) => {
                 // The state machine says when it gets there (openraft's own
                 // wait follows its metrics, published only between batches

@@ -261,19 +261,7 @@ impl ProcCluster {
         let mut gateway_addrs = Vec::new();
         for i in 0..2 {
             let addr = ports.next();
-            let mut args: Vec<String> = vec!["gateway".into(), "--listen".into(), addr.clone()];
-            args.extend(["--meta".into(), meta_urls.join(","), "--ec".into(), "4+2".into()]);
-            args.extend(["--hedge-timeout", "1s"].map(String::from));
-            let log = root.join(format!("gw{i}.log"));
-            gateways.push(Slot {
-                name: format!("gateway{}", i + 1),
-                netns: None,
-                args,
-                env: Vec::new(),
-                http: addr.clone(),
-                log,
-                child: None,
-            });
+            gateways.push(gateway_slot(&root, i, &addr, &meta_urls.join(",")));
             gateway_addrs.push(addr);
         }
         let mut c =
@@ -330,18 +318,7 @@ impl ProcCluster {
     pub async fn add_gateway(&mut self, meta: &str) -> usize {
         let addr = self.ports.next();
         let i = self.gateways.len();
-        let args: Vec<String> =
-            vec!["gateway".into(), "--listen".into(), addr.clone(), "--meta".into(), meta.to_owned()];
-        let log = self.dir().join(format!("gw{i}.log"));
-        let mut slot = Slot {
-            name: format!("gateway{}", i + 1),
-            netns: None,
-            args,
-            env: Vec::new(),
-            http: addr.clone(),
-            log,
-            child: None,
-        };
+        let mut slot = gateway_slot(self.dir(), i, &addr, meta);
         Self::restart(&mut slot).await;
         self.gateways.push(slot);
         self.gateway_addrs.push(addr);
@@ -373,6 +350,22 @@ impl Drop for ProcCluster {
         {
             eprintln!("chaos: data folders, logs and the history kept in {}", d.keep().display());
         }
+    }
+}
+
+/// Gateway `i` on `addr`, EC 4+2, talking to the metadata nodes `meta`.
+fn gateway_slot(root: &Path, i: usize, addr: &str, meta: &str) -> Slot {
+    let mut args: Vec<String> = vec!["gateway".into(), "--listen".into(), addr.to_owned()];
+    args.extend(["--meta".into(), meta.to_owned(), "--ec".into(), "4+2".into()]);
+    args.extend(["--hedge-timeout", "1s"].map(String::from));
+    Slot {
+        name: format!("gateway{}", i + 1),
+        netns: None,
+        args,
+        env: Vec::new(),
+        http: addr.to_owned(),
+        log: root.join(format!("gw{i}.log")),
+        child: None,
     }
 }
 
