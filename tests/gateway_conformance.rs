@@ -135,3 +135,73 @@ async fn buckets_conditionals_ranges_and_delimiters() {
 
     cluster.shutdown().await;
 }
+
+/// Settings Tessera does not offer yet answer what S3 answers for a bucket
+/// where they were never configured (tools probe them before anything
+/// else), and a missing bucket or key is still NoSuchBucket / NoSuchKey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn never_configured_settings_answer_as_s3_does() {
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("probe").send().await.unwrap();
+    c.put_object().bucket("probe").key("k").body(ByteStream::from_static(b"x")).send().await.unwrap();
+
+    let v = c.get_bucket_versioning().bucket("probe").send().await.unwrap();
+    assert_eq!((v.status(), v.mfa_delete()), (None, None), "versioning never enabled");
+    let e = c.get_bucket_policy().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchBucketPolicy"));
+    let e = c.get_bucket_policy_status().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchBucketPolicy"));
+    let e = c.get_bucket_cors().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchCORSConfiguration"));
+    let e = c.get_bucket_encryption().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "ServerSideEncryptionConfigurationNotFoundError"));
+    let e = c.get_bucket_tagging().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchTagSet"));
+    let e = c.get_bucket_lifecycle_configuration().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchLifecycleConfiguration"));
+    let e = c.get_bucket_website().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchWebsiteConfiguration"));
+    let e = c.get_object_lock_configuration().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "ObjectLockConfigurationNotFoundError"));
+    let e = c.get_public_access_block().bucket("probe").send().await.unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchPublicAccessBlockConfiguration"));
+
+    let o = c.get_bucket_ownership_controls().bucket("probe").send().await.unwrap();
+    let rules = o.ownership_controls().unwrap().rules();
+    assert_eq!(rules[0].object_ownership().as_str(), "BucketOwnerEnforced");
+    for (grants, owner) in [
+        {
+            let a = c.get_bucket_acl().bucket("probe").send().await.unwrap();
+            (a.grants().to_vec(), a.owner().cloned())
+        },
+        {
+            let a = c.get_object_acl().bucket("probe").key("k").send().await.unwrap();
+            (a.grants().to_vec(), a.owner().cloned())
+        },
+    ] {
+        assert_eq!(grants.len(), 1, "{grants:?}");
+        assert_eq!(grants[0].permission().map(|p| p.as_str()), Some("FULL_CONTROL"));
+        assert_eq!(grants[0].grantee().and_then(|g| g.id()), owner.as_ref().and_then(|o| o.id()));
+        assert!(owner.and_then(|o| o.id().map(str::to_owned)).is_some_and(|id| !id.is_empty()));
+    }
+    let t = c.get_object_tagging().bucket("probe").key("k").send().await.unwrap();
+    assert!(t.tag_set().is_empty());
+    assert!(c.get_bucket_logging().bucket("probe").send().await.unwrap().logging_enabled().is_none());
+    let n = c.get_bucket_notification_configuration().bucket("probe").send().await.unwrap();
+    assert!(n.topic_configurations().is_empty() && n.queue_configurations().is_empty());
+    let p = c.get_bucket_request_payment().bucket("probe").send().await.unwrap();
+    assert_eq!(p.payer().map(|p| p.as_str()), Some("BucketOwner"));
+    assert!(c.get_bucket_accelerate_configuration().bucket("probe").send().await.unwrap().status().is_none());
+
+    // Missing bucket or key: the usual errors first.
+    let e = c.get_bucket_policy().bucket("nope").send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchBucket");
+    let e = c.get_bucket_versioning().bucket("nope").send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchBucket");
+    let e = c.get_object_acl().bucket("probe").key("missing").send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchKey");
+    let e = c.get_object_tagging().bucket("probe").key("missing").send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchKey");
+    cluster.shutdown().await;
+}

@@ -66,6 +66,12 @@ async fn degraded_reads_corruption_and_write_quorum() {
     // With shard 0 corrupt too, three shards are gone for that stripe: 503, never wrong bytes.
     let e = c.get_object().bucket("deg").key("seg.ts").send().await.unwrap_err();
     assert_eq!(code(&e), "ServiceUnavailable");
+    // The client learns what happened, not the cluster's insides.
+    let message = e.as_service_error().and_then(|s| s.meta().message()).unwrap_or("").to_owned();
+    assert!(message.contains("cannot be read now"), "{message}");
+    for inside in ["127.0.0.1", "http://", "shard wire", "disk", "Unavailable:"] {
+        assert!(!message.contains(inside), "`{inside}` reached the client: {message}");
+    }
     // Rewrite the object with all six datanodes up, then read with two down.
     cluster.restart_datanode(a).await;
     cluster.restart_datanode(b).await;

@@ -26,11 +26,10 @@ impl RequestCheck {
     /// as S3 does for the expected-bucket-owner headers. A bucket that does
     /// not exist is left to the operation (NoSuchBucket).
     async fn check_owner(&self, bucket: &str, expected: &str) -> S3Result<()> {
-        let r = self
-            .meta
-            .get_bucket(bucket)
-            .await
-            .map_err(|e| s3_error!(ServiceUnavailable, "the metadata service is unavailable: {e}"))?;
+        let r = self.meta.get_bucket(bucket).await.map_err(|e| {
+            tracing::warn!(error = %e, "metadata service unavailable for an access check");
+            s3_error!(ServiceUnavailable, "the metadata service is unavailable now; retry")
+        })?;
         match r.bucket {
             Some(b) if b.owner != expected => Err(s3_error!(AccessDenied, "Access Denied")),
             _ => Ok(()),

@@ -36,11 +36,10 @@ impl S3Auth for MetaAuth {
         {
             return Ok(SecretKey::from(secret.clone()));
         }
-        let reply = self
-            .meta
-            .get_access_key(access_key)
-            .await
-            .map_err(|e| s3_error!(ServiceUnavailable, "metadata service unavailable: {e}"))?;
+        let reply = self.meta.get_access_key(access_key).await.map_err(|e| {
+            tracing::warn!(error = %e, "metadata service unavailable for a key lookup");
+            s3_error!(ServiceUnavailable, "the metadata service is unavailable now; retry")
+        })?;
         match (reply.key, reply.failure) {
             (Some(k), None) => {
                 if let Ok(mut cache) = self.cache.lock() {

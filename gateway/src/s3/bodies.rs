@@ -103,9 +103,10 @@ impl Tessera {
         }
         let pg = tessera_placement::pg_of(&bucket.name, key, view.pg_count());
         let n = (ec.k + ec.m) as usize;
-        let disks = view
-            .write_disks(pg, n)
-            .map_err(|e| s3_error!(ServiceUnavailable, "no placement for the object's shards: {e}"))?;
+        let disks = view.write_disks(pg, n).map_err(|e| {
+            tracing::warn!(error = %e, "no placement for an object's shards");
+            s3_error!(ServiceUnavailable, "no disk can take the object's shards now; retry")
+        })?;
         // Around down disks shards share the disks left; more than m on one
         // disk and losing that disk would lose the object: refused.
         let most = disks.iter().map(|d| disks.iter().filter(|x| *x == d).count()).max().unwrap_or(0);
@@ -193,7 +194,13 @@ impl Tessera {
         let first = match rx.recv().await {
             None => None,
             Some(Ok(b)) => Some(Ok::<Bytes, std::io::Error>(b)),
-            Some(Err(e)) => return Err(s3_error!(ServiceUnavailable, "the object cannot be read now: {e}")),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "an object could not be read");
+                return Err(s3_error!(
+                    ServiceUnavailable,
+                    "the object cannot be read now: too few of its shards are available; retry"
+                ));
+            }
         };
         let stream = futures::stream::iter(first).chain(ReceiverStream::new(rx));
         Ok(StreamingBlob::wrap(stream))

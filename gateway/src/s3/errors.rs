@@ -2,8 +2,13 @@
 
 use super::*;
 
+// Internal details (metadata and datanode addresses, disk ids, gRPC
+// statuses) go to the log, in the request's span (with its request id);
+// the S3 client is told what happened and whether to retry.
+
 pub(super) fn unavailable(e: MetaClientError) -> S3Error {
-    s3_error!(ServiceUnavailable, "the metadata service is unavailable: {e}")
+    tracing::warn!(error = %e, "metadata service unavailable");
+    s3_error!(ServiceUnavailable, "the metadata service is unavailable now; retry")
 }
 
 pub(super) fn from_failure(f: &Failure) -> S3Error {
@@ -48,9 +53,15 @@ pub(super) fn write_error(e: WriteError) -> S3Error {
         WriteError::Body(m) => s3_error!(IncompleteBody, "{m}"),
         e @ WriteError::Incomplete { .. } => s3_error!(IncompleteBody, "{e}"),
         e @ WriteError::TooLong { .. } => s3_error!(InvalidRequest, "{e}"),
-        e @ WriteError::Quorum { .. } => s3_error!(ServiceUnavailable, "{e}"),
+        e @ WriteError::Quorum { .. } => {
+            tracing::warn!(error = %e, "a write did not reach its quorum");
+            s3_error!(ServiceUnavailable, "too few datanodes stored the object's shards; nothing was stored; retry")
+        }
         e @ WriteError::Idle(_) => s3_error!(RequestTimeout, "the request timed out: {e}"),
-        WriteError::Internal(m) => s3_error!(InternalError, "{m}"),
+        WriteError::Internal(m) => {
+            tracing::error!(error = %m, "internal error in a write");
+            s3_error!(InternalError, "We encountered an internal error. Please try again.")
+        }
     }
 }
 

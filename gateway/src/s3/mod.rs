@@ -36,6 +36,7 @@ mod convert;
 mod errors;
 mod hosts;
 mod listing;
+mod probes;
 mod ranges;
 
 use bodies::*;
@@ -163,6 +164,160 @@ impl S3 for Tessera {
         let location_constraint =
             (self.cfg.region != "us-east-1").then(|| BucketLocationConstraint::from(self.cfg.region.clone()));
         Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+    }
+
+    // ---------------------------------- settings never configured (probes)
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        // Never enabled: no Status element, as S3 answers.
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Err(probes::no_policy())
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Err(probes::no_policy())
+    }
+
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Err(probes::not_configured(S3ErrorCode::NoSuchCORSConfiguration, "CORS configuration"))
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        // Not AES256 by default as AWS now answers: Tessera does not encrypt.
+        Err(probes::not_configured(
+            S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
+            "server-side encryption configuration",
+        ))
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Err(probes::not_configured(S3ErrorCode::NoSuchTagSet, "tag set"))
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Err(probes::not_configured(S3ErrorCode::NoSuchLifecycleConfiguration, "lifecycle configuration"))
+    }
+
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Err(probes::not_configured(S3ErrorCode::NoSuchWebsiteConfiguration, "website configuration"))
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Err(probes::not_configured(S3ErrorCode::ObjectLockConfigurationNotFoundError, "object lock configuration"))
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Err(probes::no_public_access_block())
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketOwnershipControlsOutput { ownership_controls: Some(probes::ownership()) }))
+    }
+
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let b = self.bucket(&req.input.bucket).await?;
+        let (grants, owner) = probes::owner_only_acl(&b.owner);
+        Ok(S3Response::new(GetBucketAclOutput { grants, owner }))
+    }
+
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let input = req.input;
+        if input.version_id.as_deref().is_some_and(|v| v != "null") {
+            return Err(s3_error!(InvalidArgument, "only the version `null` exists"));
+        }
+        let b = self.bucket(&input.bucket).await?;
+        self.object(&input.bucket, &input.key).await?;
+        let (grants, owner) = probes::owner_only_acl(&b.owner);
+        Ok(S3Response::new(GetObjectAclOutput { grants, owner, ..Default::default() }))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let input = req.input;
+        if input.version_id.as_deref().is_some_and(|v| v != "null") {
+            return Err(s3_error!(InvalidArgument, "only the version `null` exists"));
+        }
+        self.object(&input.bucket, &input.key).await?;
+        // Tags cannot be set (refused): every object has none.
+        Ok(S3Response::new(GetObjectTaggingOutput { tag_set: Vec::new(), version_id: None }))
+    }
+
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLoggingOutput::default()))
+    }
+
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketNotificationConfigurationOutput::default()))
+    }
+
+    async fn get_bucket_request_payment(
+        &self,
+        req: S3Request<GetBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<GetBucketRequestPaymentOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketRequestPaymentOutput { payer: Some(Payer::from_static(Payer::BUCKET_OWNER)) }))
+    }
+
+    async fn get_bucket_accelerate_configuration(
+        &self,
+        req: S3Request<GetBucketAccelerateConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketAccelerateConfigurationOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketAccelerateConfigurationOutput::default()))
     }
 
     // -------------------------------------------------------- objects

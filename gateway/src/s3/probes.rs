@@ -1,0 +1,56 @@
+//! Answers to GET-style probes of bucket and object settings Tessera does
+//! not offer yet: what S3 answers for a bucket where they were never
+//! configured, so tools that read them first (rclone, s3cmd, Terraform,
+//! the SDKs' helpers) go on. Setting any of them is refused elsewhere
+//! (NotImplemented or AccessControlListNotSupported), so these answers stay
+//! true: no policy, no CORS, no encryption, no tags, no lifecycle, no
+//! website, no object lock, no public access block, versioning never
+//! enabled; the bucket owner owns everything and ACLs are disabled.
+
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode};
+
+use super::convert::owner;
+
+/// The 404 S3 answers when `what` was never configured on a bucket.
+pub(super) fn not_configured(code: S3ErrorCode, what: &str) -> S3Error {
+    let mut e = S3Error::with_message(code, format!("the bucket has no {what}"));
+    e.set_status_code(http::StatusCode::NOT_FOUND);
+    e
+}
+
+/// The bucket has no policy.
+pub(super) fn no_policy() -> S3Error {
+    not_configured(S3ErrorCode::NoSuchBucketPolicy, "bucket policy")
+}
+
+/// The public access block S3 answers for a bucket that has none.
+pub(super) fn no_public_access_block() -> S3Error {
+    not_configured(
+        S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
+        "public access block configuration",
+    )
+}
+
+/// ACLs are disabled (ownership `BucketOwnerEnforced`): the owner has full
+/// control and no one else is granted anything.
+pub(super) fn owner_only_acl(owner_id: &str) -> (Option<Grants>, Option<Owner>) {
+    let grantee = Grantee {
+        display_name: Some(owner_id.to_owned()),
+        email_address: None,
+        id: Some(owner_id.to_owned()),
+        type_: Type::from_static(Type::CANONICAL_USER),
+        uri: None,
+    };
+    let grant = Grant { grantee: Some(grantee), permission: Some(Permission::from_static(Permission::FULL_CONTROL)) };
+    (Some(vec![grant]), Some(owner(owner_id)))
+}
+
+/// Object ownership as Tessera enforces it.
+pub(super) fn ownership() -> OwnershipControls {
+    OwnershipControls {
+        rules: vec![OwnershipControlsRule {
+            object_ownership: ObjectOwnership::from_static(ObjectOwnership::BUCKET_OWNER_ENFORCED),
+        }],
+    }
+}
