@@ -205,3 +205,51 @@ async fn never_configured_settings_answer_as_s3_does() {
     assert_eq!(code(&e), "NoSuchKey");
     cluster.shutdown().await;
 }
+
+/// CompleteMultipartUpload retried after it succeeded (an SDK retry after a
+/// lost response) answers the same success while the object is what that
+/// completion made; anything else about the upload is NoSuchUpload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_completion_retried_after_success_answers_the_same() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("mpu").send().await.unwrap();
+    let up = c.create_multipart_upload().bucket("mpu").key("k").send().await.unwrap().upload_id.unwrap();
+    let mut parts = Vec::new();
+    for (n, len) in [(1, 5 << 20), (2, 1000)] {
+        let r = c
+            .upload_part()
+            .bucket("mpu")
+            .key("k")
+            .upload_id(&up)
+            .part_number(n)
+            .body(ByteStream::from(support::bytes(len, n as u64)))
+            .send()
+            .await
+            .unwrap();
+        parts.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
+    }
+    let complete = |parts: Vec<CompletedPart>, upload: &str| {
+        c.complete_multipart_upload()
+            .bucket("mpu")
+            .key("k")
+            .upload_id(upload)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+    };
+    let first = complete(parts.clone(), &up).await.unwrap();
+    let again = complete(parts.clone(), &up).await.unwrap();
+    assert_eq!(again.e_tag(), first.e_tag(), "a retry answers the same ETag");
+    assert!(first.e_tag().unwrap().ends_with("-2\""));
+    // Not the same completion: other parts, or another upload id.
+    let e = complete(parts[..1].to_vec(), &up).await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchUpload");
+    let e = complete(parts.clone(), "not-an-upload").await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchUpload");
+    // Once the object is overwritten, the upload is gone for good.
+    c.put_object().bucket("mpu").key("k").body(ByteStream::from_static(b"new")).send().await.unwrap();
+    let e = complete(parts, &up).await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchUpload");
+    cluster.shutdown().await;
+}

@@ -15,7 +15,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use rocksdb::WriteBatch;
 use tessera_metadata::state::list::ListQuery;
-use tessera_metadata::state::multipart::{MIN_PART_SIZE, check_completion, multipart_etag};
+use tessera_metadata::state::multipart::{MIN_PART_SIZE, bare_etag, check_completion, multipart_etag};
 use tessera_metadata::{MetaError, MetaState, open_db};
 use tessera_rpc::names::{bucket_name_problem, key_problem};
 use tessera_rpc::proto::meta::command::Op;
@@ -215,7 +215,24 @@ impl Model {
             Op::CompleteUpload(c) => {
                 self.need_bucket(&c.bucket)?;
                 let uk = (c.bucket.clone(), c.key.clone(), c.upload_id.clone());
-                let up = self.uploads.get(&uk).cloned().ok_or(MetaError::NoSuchUpload)?;
+                let Some(up) = self.uploads.get(&uk).cloned() else {
+                    // A retry of a completion that already happened.
+                    let cur = self.objects.get(&(c.bucket.clone(), c.key.clone()));
+                    return match cur {
+                        Some(cur)
+                            if cur.upload_id == c.upload_id
+                                && cur.parts.len() == c.parts.len()
+                                && cur
+                                    .parts
+                                    .iter()
+                                    .zip(&c.parts)
+                                    .all(|(h, a)| h.number == a.number && h.etag == bare_etag(&a.etag)) =>
+                        {
+                            Ok(Some(cur.clone()))
+                        }
+                        _ => Err(MetaError::NoSuchUpload),
+                    };
+                };
                 let stored: Vec<PartRecord> =
                     self.parts.iter().filter(|((u, _), _)| *u == c.upload_id).map(|(_, p)| p.clone()).collect();
                 let chosen = check_completion(&c.parts, &stored)?;
@@ -227,6 +244,7 @@ impl Model {
                     etag: multipart_etag(&etags)?,
                     last_modified_ms: now,
                     meta: up.meta.clone(),
+                    upload_id: c.upload_id.clone(),
                     parts: chosen
                         .iter()
                         .map(|p| PartRef {

@@ -355,6 +355,7 @@ impl S3 for Tessera {
             checksums: checksums.clone(),
             body: Some(stored),
             parts: Vec::new(),
+            upload_id: String::new(),
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
         let committed = self.write_cmd(command::Op::PutObject(put)).await;
@@ -569,6 +570,7 @@ impl S3 for Tessera {
             checksums,
             body: Some(stored),
             parts: Vec::new(),
+            upload_id: String::new(),
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record), condition: None };
         let r = self.write_cmd(command::Op::PutObject(put)).await?;

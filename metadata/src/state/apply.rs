@@ -389,7 +389,19 @@ fn drop_upload_parts(st: &MetaState, upload_id: &str, keep: &[u32], w: &mut Writ
 }
 
 fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes) -> Result<Outcome, MetaError> {
-    let up = require_upload(st, &c.bucket, &c.key, &c.upload_id)?;
+    let up = match require_upload(st, &c.bucket, &c.key, &c.upload_id) {
+        Ok(up) => up,
+        Err(MetaError::NoSuchUpload) => {
+            // A completion retried after it succeeded (its answer was lost):
+            // the same answer, while the object is still what it made.
+            let cur: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
+            return match cur {
+                Some(cur) if completed_by(&cur, c) => Ok(Outcome::Object(cur)),
+                _ => Err(MetaError::NoSuchUpload),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let stored: Vec<PartRecord> =
         st.scan(&keys::parts_prefix(&c.upload_id))?.iter().map(|(_, v)| decode(v)).collect::<Result<_, _>>()?;
     let chosen = check_completion(&c.parts, &stored)?;
@@ -403,6 +415,7 @@ fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes)
         meta: up.meta.clone(),
         checksums: Vec::new(),
         body: None,
+        upload_id: c.upload_id.clone(),
         parts: chosen
             .iter()
             .map(|p| PartRef {
@@ -419,6 +432,19 @@ fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes)
     w.delete(keys::upload(&c.bucket, &c.key, &c.upload_id));
     store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
+}
+
+/// Whether `rec` is what completing `c` made: the same upload, the same
+/// parts with the same ETags, in order.
+fn completed_by(rec: &ObjectRecord, c: &CompleteUpload) -> bool {
+    !c.upload_id.is_empty()
+        && rec.upload_id == c.upload_id
+        && rec.parts.len() == c.parts.len()
+        && rec
+            .parts
+            .iter()
+            .zip(&c.parts)
+            .all(|(have, asked)| have.number == asked.number && have.etag == bare_etag(&asked.etag))
 }
 
 fn abort_upload(st: &MetaState, c: &AbortUpload, w: &mut Writes) -> Result<Outcome, MetaError> {
