@@ -283,7 +283,23 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     let got = s3.get_object().bucket("roles").key("obj").send().await.unwrap().body.collect().await.unwrap();
     assert_eq!(got.into_bytes().as_ref(), body.as_slice());
 
+    // A client's mistake (a wrong secret) is its own business: no ERROR line.
+    let wrong = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .endpoint_url(format!("http://{gw_addr}"))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(ak, "not-the-secret", None, None, "test"))
+            .force_path_style(true)
+            .build(),
+    );
+    let e = wrong.get_object().bucket("roles").key("obj").send().await.unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(403));
     assert!(gw.terminate().success(), "gateway exits cleanly on SIGTERM");
+    let log = std::fs::read_to_string(p("gateway.log")).unwrap();
+    assert!(!log.contains("ERROR"), "a client's mistake was logged as an error:\n{log}");
+    // Not a terminal: plain text, no colour codes.
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file:\n{log}");
     // `--log-format json`: the log lines (not the start-up banner) are JSON objects.
     let log = std::fs::read_to_string(p("meta1.log")).unwrap();
     let json: Vec<serde_json::Value> =

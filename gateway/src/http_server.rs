@@ -97,6 +97,18 @@ impl Front {
             }
             name_error(&mut resp, &resource, &id);
             span.record("http.status", resp.status().as_u16());
+            // One line per failed request, in its span (request id, op):
+            // a client's mistake at DEBUG, a failure of ours at WARN (with
+            // its cause logged where it happened). s3s's own lines, which
+            // put every client error at ERROR twice, are filtered out.
+            let status = resp.status().as_u16();
+            span.in_scope(|| {
+                if status >= 500 {
+                    tracing::warn!(status, "request failed");
+                } else if status >= 400 {
+                    tracing::debug!(status, "request refused");
+                }
+            });
             let finish = Finish { metrics: m.clone(), op, status: resp.status().as_u16(), started };
             let bytes_out = m.bytes_out.clone();
             resp.map(|b| {
