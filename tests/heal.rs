@@ -301,3 +301,49 @@ async fn a_heal_source_with_bad_bytes_is_passed_over() {
     cluster.restart_datanode(4).await;
     cluster.shutdown().await;
 }
+
+/// The operator changes the workers' rates while they run (a Raft command;
+/// each datanode applies it at its next heartbeat), and 0 gives each
+/// datanode its own setting back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_rates_change_live() {
+    use tessera_rpc::proto::meta::{Command, SetWorkerRates, command::Op};
+    // Workers report their rate after each step: passes 300 ms apart.
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 0,
+        datanode: Box::new(|d| d.heal_interval = Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let heal_rates = || async {
+        let workers = cluster.meta_client.worker_status().await.unwrap().workers;
+        let rates: Vec<String> = workers
+            .iter()
+            .filter(|w| w.name.starts_with("heal"))
+            .map(|w| w.progress.rsplit("at most ").next().unwrap_or("").to_owned())
+            .collect();
+        rates
+    };
+    let wait_for = |want: &'static str| async move {
+        let started = Instant::now();
+        loop {
+            let rates = heal_rates().await;
+            if rates.len() == 6 && rates.iter().all(|r| r == want) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "heal rates {rates:?}, want {want}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    // The test datanodes' own heal rate: 256 MiB/s.
+    wait_for("262144 KiB/s").await;
+    let set = |heal: u64| Command {
+        now_ms: 0,
+        op: Some(Op::SetWorkerRates(SetWorkerRates { heal_bytes_per_sec: heal, ..Default::default() })),
+    };
+    cluster.meta_client.write(set(3 << 20)).await.unwrap();
+    wait_for("3072 KiB/s").await;
+    cluster.meta_client.write(set(0)).await.unwrap();
+    wait_for("262144 KiB/s").await;
+    cluster.shutdown().await;
+}

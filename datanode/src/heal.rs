@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::{DatanodeMetrics, disk_labels};
 use crate::pass::{HEAL_STATE, PassProgress};
+use crate::rate::Rate;
 use crate::scrub::verify_shard;
 use crate::{FsDisk, ShardError, ShardHeader, ShardKey};
 
@@ -50,8 +51,8 @@ pub struct HealWorker {
     codecs: Codecs,
     /// How long a slow shard read waits before parity is read instead.
     hedge: Duration,
-    /// Bytes per second to rebuild at most.
-    rate_bytes_per_sec: u64,
+    /// Bytes per second at most (live-changeable).
+    rate: Rate,
     progress: PassProgress,
     /// Shards rebuilt since start.
     pub rebuilt: u64,
@@ -74,7 +75,7 @@ impl HealWorker {
             cluster,
             codecs: Codecs::default(),
             hedge: Duration::from_secs(2),
-            rate_bytes_per_sec: rate_bytes_per_sec.max(1),
+            rate: Rate::new(rate_bytes_per_sec),
             progress,
             rebuilt: 0,
             rebuilt_bytes: 0,
@@ -88,6 +89,12 @@ impl HealWorker {
     /// Counts into `metrics` (`tessera_datanode_heal_*`).
     pub fn with_metrics(mut self, metrics: DatanodeMetrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Paces by `rate`, shared with whoever changes it (the heartbeat).
+    pub fn with_rate(mut self, rate: Rate) -> Self {
+        self.rate = rate;
         self
     }
 
@@ -387,7 +394,7 @@ impl Worker for HealWorker {
             self.progress.cursor = hex_of(&last.data_id);
         }
         self.progress.save(&self.disk, HEAL_STATE).map_err(|e| format!("save heal progress: {e}"))?;
-        let budget = Duration::from_secs_f64(bytes as f64 / self.rate_bytes_per_sec as f64);
+        let budget = Duration::from_secs_f64(bytes as f64 / self.rate.get() as f64);
         if let Some(rest) = budget.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
         }
@@ -396,12 +403,13 @@ impl Worker for HealWorker {
 
     fn progress(&self) -> Option<String> {
         let mut s = format!(
-            "pass {}, {} shards ({} MB) rebuilt, {} restored, {} not rebuilt",
+            "pass {}, {} shards ({} MB) rebuilt, {} restored, {} not rebuilt, at most {} KiB/s",
             self.progress.passes + 1,
             self.rebuilt,
             self.rebuilt_bytes / 1_000_000,
             self.restored,
-            self.failed
+            self.failed,
+            self.rate.get() / 1024
         );
         if let Some(f) = &self.last_failure {
             s.push_str(&format!(" (last: {f})"));

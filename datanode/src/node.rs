@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::{DatanodeMetrics, disk_labels, result_labels};
-use crate::{DataService, FsDisk, GcWorker, HealWorker, RebalanceWorker, ScrubWorker, ShardError, serve_data};
+use crate::{DataService, FsDisk, GcWorker, HealWorker, Rate, RebalanceWorker, ScrubWorker, ShardError, serve_data};
 use tessera_pipeline::cluster::Cluster;
 
 /// How to run one datanode.
@@ -113,6 +113,43 @@ struct HeartbeatWorker {
     metrics: DatanodeMetrics,
     /// The node's other workers, reported with each heartbeat.
     workers: Vec<WorkerWatch>,
+    /// The workers' live rates, and this node's own settings (used while
+    /// the operator's rate is 0).
+    rates: Rates,
+}
+
+/// The rates of the heal, rebalance and scrub workers, shared with them.
+#[derive(Clone)]
+struct Rates {
+    heal: (Rate, u64),
+    rebalance: (Rate, u64),
+    scrub: (Rate, u64),
+}
+
+impl Rates {
+    fn of(config: &DatanodeConfig) -> Self {
+        let r = |b: u64| (Rate::new(b), b);
+        Rates {
+            heal: r(config.heal_rate_bytes_per_sec),
+            rebalance: r(config.rebalance_rate_bytes_per_sec),
+            scrub: r(config.scrub_rate_bytes_per_sec),
+        }
+    }
+
+    /// The operator's rates, where set; this node's own elsewhere.
+    fn apply(&self, set: &tessera_rpc::proto::meta::SetWorkerRates) {
+        for ((rate, own), asked) in [
+            (&self.heal, set.heal_bytes_per_sec),
+            (&self.rebalance, set.rebalance_bytes_per_sec),
+            (&self.scrub, set.scrub_bytes_per_sec),
+        ] {
+            let want = if asked > 0 { asked } else { *own };
+            if rate.get() != want {
+                tracing::info!(bytes_per_sec = want, "worker rate changed");
+                rate.set(want);
+            }
+        }
+    }
 }
 
 /// A worker's status as a heartbeat carries it.
@@ -166,7 +203,10 @@ impl Worker for HeartbeatWorker {
         let workers = self.workers.iter().map(|w| report(&w.status())).collect();
         let sent = self.meta.heartbeat(HeartbeatRequest { node_id: self.node_id, disks: usage, workers }).await;
         self.metrics.heartbeats.get_or_create(&result_labels(if sent.is_ok() { "ok" } else { "error" })).inc();
-        sent.map_err(|e| e.to_string())?;
+        let reply = sent.map_err(|e| e.to_string())?;
+        if let Some(rates) = &reply.rates {
+            self.rates.apply(rates);
+        }
         self.sent += 1;
         Ok(StepResult::Idle)
     }
@@ -326,12 +366,14 @@ async fn run_node(
         Ok(()) if !*shutdown.borrow() => {
             health.set_serving(true);
             tracing::info!(node = config.node_id, %advertise, "datanode registered and serving");
+            let rates = Rates::of(&config);
             let scrubbers: Vec<_> = disks
                 .iter()
                 .map(|d| {
                     spawn_worker(
                         ScrubWorker::new(d.clone(), meta.clone(), config.scrub_rate_bytes_per_sec)
-                            .with_metrics(metrics.clone()),
+                            .with_metrics(metrics.clone())
+                            .with_rate(rates.scrub.0.clone()),
                         WorkerConfig { idle_interval: config.scrub_interval, ..WorkerConfig::default() },
                         shutdown.clone(),
                     )
@@ -355,7 +397,8 @@ async fn run_node(
                 .map(|d| {
                     spawn_worker(
                         HealWorker::new(d.clone(), cluster.clone(), config.heal_rate_bytes_per_sec)
-                            .with_metrics(metrics.clone()),
+                            .with_metrics(metrics.clone())
+                            .with_rate(rates.heal.0.clone()),
                         WorkerConfig { idle_interval: config.heal_interval, ..WorkerConfig::default() },
                         shutdown.clone(),
                     )
@@ -366,7 +409,8 @@ async fn run_node(
                 .map(|d| {
                     spawn_worker(
                         RebalanceWorker::new(d.clone(), cluster.clone(), config.rebalance_rate_bytes_per_sec)
-                            .with_metrics(metrics.clone()),
+                            .with_metrics(metrics.clone())
+                            .with_rate(rates.rebalance.0.clone()),
                         WorkerConfig { idle_interval: config.rebalance_interval, ..WorkerConfig::default() },
                         shutdown.clone(),
                     )
@@ -382,6 +426,7 @@ async fn run_node(
                     sent: 0,
                     metrics,
                     workers: workers.iter().map(|w| w.watch()).collect(),
+                    rates,
                 },
                 WorkerConfig { idle_interval: config.heartbeat_interval, ..WorkerConfig::default() },
                 shutdown.clone(),

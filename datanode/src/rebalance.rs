@@ -46,6 +46,7 @@ use tokio::sync::mpsc;
 use crate::heal::{hex_of, locate, rebuild_frames, unhex};
 use crate::metrics::{DatanodeMetrics, disk_labels};
 use crate::pass::{PassProgress, REBALANCE_STATE};
+use crate::rate::Rate;
 use crate::{FsDisk, ShardError, ShardKey};
 
 /// Index entries looked at per step.
@@ -69,7 +70,8 @@ pub struct RebalanceWorker {
     cluster: Cluster,
     codecs: Codecs,
     hedge: Duration,
-    rate_bytes_per_sec: u64,
+    /// Bytes per second at most (live-changeable).
+    rate: Rate,
     phase: Phase,
     /// The epoch of the map the current pass started with.
     pass_epoch: u64,
@@ -95,7 +97,7 @@ impl RebalanceWorker {
             cluster,
             codecs: Codecs::default(),
             hedge: Duration::from_secs(2),
-            rate_bytes_per_sec: rate_bytes_per_sec.max(1),
+            rate: Rate::new(rate_bytes_per_sec),
             phase: Phase::Own(unhex(&progress.cursor)),
             pass_epoch: 0,
             pass_failed: 0,
@@ -112,6 +114,12 @@ impl RebalanceWorker {
     /// Counts into `metrics` (`tessera_datanode_rebalance_*`).
     pub fn with_metrics(mut self, metrics: DatanodeMetrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Paces by `rate`, shared with whoever changes it (the heartbeat).
+    pub fn with_rate(mut self, rate: Rate) -> Self {
+        self.rate = rate;
         self
     }
 
@@ -388,7 +396,7 @@ impl Worker for RebalanceWorker {
         PassProgress { passes: self.passes, cursor }
             .save(&self.disk, REBALANCE_STATE)
             .map_err(|e| format!("save rebalance progress: {e}"))?;
-        let budget = Duration::from_secs_f64(bytes as f64 / self.rate_bytes_per_sec as f64);
+        let budget = Duration::from_secs_f64(bytes as f64 / self.rate.get() as f64);
         if let Some(rest) = budget.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
         }

@@ -19,6 +19,7 @@ use tessera_rpc::proto::meta::{Command, DamageReport, ReportDamage};
 
 use crate::metrics::{DatanodeMetrics, disk_labels};
 use crate::pass::{PassProgress, SCRUB_STATE};
+use crate::rate::Rate;
 use crate::{FsDisk, ReadIntent, ShardError, ShardKey};
 
 /// Shards verified per step.
@@ -49,8 +50,8 @@ impl DamageSink for MetaClient {
 pub struct ScrubWorker<S: DamageSink> {
     disk: FsDisk,
     sink: S,
-    /// Bytes per second to read at most.
-    rate_bytes_per_sec: u64,
+    /// Bytes per second at most (live-changeable).
+    rate: Rate,
     progress: PassProgress,
     /// Shards checked and damaged found since start (all passes).
     pub checked: u64,
@@ -67,7 +68,7 @@ impl<S: DamageSink> ScrubWorker<S> {
         ScrubWorker {
             disk,
             sink,
-            rate_bytes_per_sec: rate_bytes_per_sec.max(1),
+            rate: Rate::new(rate_bytes_per_sec),
             progress,
             checked: 0,
             damaged: 0,
@@ -79,6 +80,12 @@ impl<S: DamageSink> ScrubWorker<S> {
     /// Counts into `metrics` (`tessera_datanode_scrub_*`).
     pub fn with_metrics(mut self, metrics: DatanodeMetrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Paces by `rate`, shared with whoever changes it (the heartbeat).
+    pub fn with_rate(mut self, rate: Rate) -> Self {
+        self.rate = rate;
         self
     }
 }
@@ -157,7 +164,7 @@ impl<S: DamageSink> Worker for ScrubWorker<S> {
         }
         self.progress.save(&self.disk, SCRUB_STATE).map_err(|e| format!("save scrub progress: {e}"))?;
         // Pace to the configured rate.
-        let budget = Duration::from_secs_f64(bytes as f64 / self.rate_bytes_per_sec as f64);
+        let budget = Duration::from_secs_f64(bytes as f64 / self.rate.get() as f64);
         if let Some(rest) = budget.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
         }

@@ -46,6 +46,8 @@ pub(crate) fn damage(data_id: &[u8], part: u32, shard: u16, disk: u32) -> Vec<u8
 pub(crate) const CLUSTER_MAP: &[u8] = b"cmap";
 /// The cluster's id (`c` table too).
 pub(crate) const CLUSTER_ID: &[u8] = b"cid";
+/// The operator's worker rates (`c` table too): a SetWorkerRates.
+pub(crate) const WORKER_RATES: &[u8] = b"crates";
 
 pub(crate) fn datanode(node: u64) -> Vec<u8> {
     let mut k = vec![DATANODES];

@@ -360,12 +360,12 @@ impl Meta for MetaService {
         self.metrics.heartbeats.get_or_create(&result_labels("ok")).inc();
         self.liveness.record(&req.into_inner());
         let st = self.state.clone();
-        let epoch = tokio::task::spawn_blocking(move || st.cluster_map())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(storage)?
-            .map_or(0, |m| m.epoch);
-        Ok(Response::new(HeartbeatReply { epoch }))
+        let (map, rates) =
+            tokio::task::spawn_blocking(move || Ok::<_, MetaError>((st.cluster_map()?, st.worker_rates()?)))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(storage)?;
+        Ok(Response::new(HeartbeatReply { epoch: map.map_or(0, |m| m.epoch), rates: Some(rates) }))
     }
 
     async fn get_access_key(&self, req: Request<AccessKeyRequest>) -> Result<Response<AccessKeyReply>, Status> {

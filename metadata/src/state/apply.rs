@@ -151,6 +151,10 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
         Op::MarkOut(c) => super::cluster::mark_out(st, c, w),
         Op::Reweight(c) => super::cluster::reweight(st, c, w),
         Op::RemoveDisks(c) => super::cluster::remove_disks(st, c, w),
+        Op::SetWorkerRates(c) => {
+            w.put(keys::WORKER_RATES.to_vec(), encode(c));
+            Ok(done())
+        }
         // The state machine store unpacks batches; one inside another is refused.
         Op::Batch(_) => Err(MetaError::InvalidArgument("a command batch inside a batch".into())),
     }

@@ -287,6 +287,11 @@ impl MetaState {
         Ok(out)
     }
 
+    /// The operator's worker rates (all 0 when never set).
+    pub fn worker_rates(&self) -> Result<tessera_rpc::proto::meta::SetWorkerRates, MetaError> {
+        Ok(self.get(keys::WORKER_RATES)?.unwrap_or_default())
+    }
+
     /// The cluster's id (empty until the first datanode registered).
     pub fn cluster_id(&self) -> Result<String, MetaError> {
         let raw = self.db().get_pinned_cf(crate::db::cf(self.db(), crate::db::CF_SM)?, keys::CLUSTER_ID)?;
