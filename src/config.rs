@@ -304,6 +304,9 @@ options! {
         /// How often an idle rebalancer looks for a new cluster map and retries moves it could not make [default: 1m].
         #[arg(long, env = "TESSERA_REBALANCE_INTERVAL")]
         pub rebalance_interval: Option<HumanDuration>,
+        /// Free space below which a disk counts as full: it takes no new shards (writes go around it, heal and rebalance wait) until twice as much is free [default: 1% of each disk].
+        #[arg(long, env = "TESSERA_DISK_MIN_FREE")]
+        pub disk_min_free: Option<ByteSize>,
         /// How long to wait for the metadata service at start-up [default: 30s].
         #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
         pub startup_timeout: Option<HumanDuration>,

@@ -310,6 +310,7 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
         heal_interval: o.heal_interval.map_or(Duration::from_secs(10 * 60), |d| d.0),
         rebalance_rate_bytes_per_sec: o.rebalance_rate.map_or(64 << 20, |s| s.0),
         rebalance_interval: o.rebalance_interval.map_or(Duration::from_secs(60), |d| d.0),
+        disk_min_free: o.disk_min_free.map(|s| s.0),
         metrics: registry.clone(),
     };
     cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;

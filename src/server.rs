@@ -147,6 +147,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         heal_interval: Duration::from_secs(10 * 60),
         rebalance_rate_bytes_per_sec: 64 << 20,
         rebalance_interval: Duration::from_secs(60),
+        disk_min_free: None,
         metrics: registry.clone(),
     };
     // The gateway hands shards to this datanode directly (no loopback TCP);

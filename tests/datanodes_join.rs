@@ -86,6 +86,7 @@ async fn datanodes_register_heartbeat_and_go_down_when_stopped() {
             heal_interval: Duration::from_secs(3600),
             rebalance_rate_bytes_per_sec: 64 << 20,
             rebalance_interval: Duration::from_secs(3600),
+            disk_min_free: None,
             metrics: Default::default(),
         };
         let (stop, rx) = watch::channel(false);

@@ -301,7 +301,7 @@ async fn writes_place_around_down_datanodes() {
         let (status, _, body) =
             support::raw_http(cluster.gateway_addrs[0], "GET", "/tessera/health/ready", &[], b"").await;
         let text = String::from_utf8_lossy(&body).into_owned();
-        if status == 503 && text.contains("2 disks up, 3 needed") {
+        if status == 503 && text.contains("2 disks writable, 3 needed") {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "readiness with 2 disks: {status} {text}");

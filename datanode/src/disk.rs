@@ -31,7 +31,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -80,6 +80,11 @@ struct Inner {
     cluster_id: OnceLock<String>,
     root: PathBuf,
     failed: AtomicBool,
+    /// Free space fell below the reserve, or a write ran out of space:
+    /// new shards are refused until [`FsDisk::check_full`] finds room.
+    full: AtomicBool,
+    /// The reserve in bytes; `u64::MAX`: 1% of the capacity.
+    min_free: AtomicU64,
     /// Fan-out directories known to exist with a durable entry in `shards/`.
     dirs_ready: Vec<AtomicBool>,
     /// What reads around the page cache need here, if the filesystem says
@@ -287,6 +292,8 @@ impl FsDisk {
                 cluster_id,
                 root: root.to_path_buf(),
                 failed: AtomicBool::new(false),
+                full: AtomicBool::new(false),
+                min_free: AtomicU64::new(u64::MAX),
                 dirs_ready,
                 direct_io: OnceLock::new(),
                 direct_refused: AtomicBool::new(false),
@@ -348,6 +355,47 @@ impl FsDisk {
         self.inner.id
     }
 
+    /// Whether the disk counts as full: new shards are refused (reads,
+    /// deletes and everything else go on).
+    pub fn is_full(&self) -> bool {
+        self.inner.full.load(Ordering::Acquire)
+    }
+
+    /// Sets the reserve: the disk counts as full while fewer bytes are
+    /// free. `None`: 1% of its capacity.
+    pub fn set_min_free(&self, bytes: Option<u64>) {
+        self.inner.min_free.store(bytes.unwrap_or(u64::MAX), Ordering::Release);
+    }
+
+    /// The reserve of a disk of `capacity` bytes.
+    fn reserve(&self, capacity: u64) -> u64 {
+        match self.inner.min_free.load(Ordering::Acquire) {
+            u64::MAX => capacity / 100,
+            n => n,
+        }
+    }
+
+    /// Measures the disk ([`FsDisk::usage`]) and decides whether it is
+    /// full: it becomes full when less than the reserve is free (or a write
+    /// ran out of space), and takes shards again once twice the reserve is
+    /// free, so a disk at the edge does not flap.
+    pub fn check_full(&self) -> Result<DiskUsage, ShardError> {
+        let u = self.usage()?;
+        let free = u.capacity_bytes.saturating_sub(u.used_bytes);
+        let reserve = self.reserve(u.capacity_bytes);
+        let was = self.is_full();
+        let now = if was { free < reserve.saturating_mul(2).max(1) } else { free < reserve };
+        if now != was {
+            self.inner.full.store(now, Ordering::Release);
+            if now {
+                tracing::warn!(disk = %self.inner.id, free, reserve, "disk full: it takes no new shards until space is freed");
+            } else {
+                tracing::info!(disk = %self.inner.id, free, reserve, "disk takes shards again");
+            }
+        }
+        Ok(u)
+    }
+
     /// Whether a write or fsync has failed on this disk.
     pub fn is_failed(&self) -> bool {
         self.inner.failed.load(Ordering::Acquire)
@@ -385,6 +433,9 @@ impl FsDisk {
         if self.is_failed() {
             return Err(ShardError::DiskFailed(self.inner.id));
         }
+        if self.is_full() {
+            return Err(ShardError::NoSpace(self.inner.id));
+        }
         header.validate()?;
         let tmp = self.inner.root.join("tmp").join(format!(
             "{}.{}.tmp",
@@ -415,6 +466,9 @@ impl FsDisk {
 
     fn write_error(&self, what: &str, e: std::io::Error) -> ShardError {
         if is_no_space(&e) {
+            if !self.inner.full.swap(true, Ordering::AcqRel) {
+                tracing::warn!(disk = %self.inner.id, "{what}: no space left; the disk takes no new shards until space is freed");
+            }
             ShardError::NoSpace(self.inner.id)
         } else {
             self.fail(what, &e);

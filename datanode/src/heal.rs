@@ -19,6 +19,10 @@
 //!
 //! A piece that cannot be read now (fewer than k good shards) is skipped,
 //! counted, and its reason kept in the status; the next pass tries again.
+//! A full disk (free space below its reserve, or a write that ran out of
+//! space) stops the step before anything is rebuilt: the worker backs off
+//! with the reason as its last error and resumes from the same cursor once
+//! the collector or an operator has freed space.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -314,6 +318,11 @@ impl HealWorker {
     }
 }
 
+/// Why a full disk's heal waits (its status's last error).
+fn full(disk: &FsDisk) -> String {
+    format!("disk {} is full: rebuilding waits until space is freed", disk.id())
+}
+
 pub(crate) fn hex_of(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -330,6 +339,9 @@ impl Worker for HealWorker {
     async fn step(&mut self) -> Result<StepResult, String> {
         let started = Instant::now();
         let disk_id = self.disk.id().get();
+        if self.disk.is_full() {
+            return Err(full(&self.disk));
+        }
         let after = unhex(&self.progress.cursor);
         let entries =
             self.cluster.meta().list_disk_shards(disk_id, after, ENTRIES_PER_STEP).await.map_err(|e| e.to_string())?;
@@ -369,6 +381,11 @@ impl Worker for HealWorker {
                 let Some((set, piece_len)) = locate(self.cluster.meta(), &e.data_id, entry).await? else { continue };
                 if set.disks.get(position as usize) != Some(&disk_id) {
                     continue; // the record now places this position elsewhere
+                }
+                if self.disk.is_full() {
+                    // Nothing is written here until space is freed; the
+                    // step is retried from the same cursor after a back-off.
+                    return Err(full(&self.disk));
                 }
                 match self.rebuild(&set, entry.part, piece_len, position).await {
                     Ok(n) => {

@@ -26,6 +26,8 @@ pub struct DatanodeMetrics {
     pub disk_capacity_bytes: GaugeFamily,
     /// 1 when a disk has failed (writes or fsyncs failed) and takes no writes.
     pub disk_failed: GaugeFamily,
+    /// 1 while a disk is full (free space below its reserve) and takes no new shards.
+    pub disk_full: GaugeFamily,
     /// Heartbeats to metadata by result.
     pub heartbeats: CounterFamily,
     /// Shards the scrubber verified, per disk.
@@ -72,6 +74,7 @@ impl Default for DatanodeMetrics {
             disk_used_bytes: GaugeFamily::default(),
             disk_capacity_bytes: GaugeFamily::default(),
             disk_failed: GaugeFamily::default(),
+            disk_full: GaugeFamily::default(),
             heartbeats: CounterFamily::default(),
             scrub_shards: CounterFamily::default(),
             scrub_bytes: CounterFamily::default(),
@@ -127,6 +130,11 @@ impl DatanodeMetrics {
             "tessera_datanode_disk_failed",
             "1 when a disk has failed and takes no writes",
             m.disk_failed.clone(),
+        );
+        r.register(
+            "tessera_datanode_disk_full",
+            "1 while a disk's free space is below its reserve and it takes no new shards",
+            m.disk_full.clone(),
         );
         r.register("tessera_datanode_heartbeats", "Heartbeats to metadata by result", m.heartbeats.clone());
         r.register("tessera_datanode_scrub_shards", "Shards verified by the scrubber", m.scrub_shards.clone());

@@ -63,6 +63,10 @@ pub struct DatanodeConfig {
     /// How often an idle rebalancer looks for a new cluster map (and
     /// retries moves that could not be made).
     pub rebalance_interval: Duration,
+    /// Free bytes below which a disk counts as full and takes no new
+    /// shards (writes go around it, heal and rebalance wait); `None`: 1%
+    /// of each disk's capacity.
+    pub disk_min_free: Option<u64>,
     /// Where the node's metrics are registered (`tessera_datanode_*`).
     pub metrics: MetricsRegistry,
 }
@@ -182,18 +186,20 @@ impl Worker for HeartbeatWorker {
             disks
                 .iter()
                 .map(|d| {
-                    let u = d.usage();
+                    let u = d.check_full();
                     let labels = disk_labels(d.id());
                     if let Ok(u) = &u {
                         metrics.disk_used_bytes.get_or_create(&labels).set(u.used_bytes as i64);
                         metrics.disk_capacity_bytes.get_or_create(&labels).set(u.capacity_bytes as i64);
                     }
                     metrics.disk_failed.get_or_create(&labels).set(i64::from(d.is_failed()));
+                    metrics.disk_full.get_or_create(&labels).set(i64::from(d.is_full()));
                     ReportedUsage {
                         disk: d.id().get(),
                         used_bytes: u.as_ref().map_or(0, |u| u.used_bytes),
                         capacity_bytes: u.as_ref().map_or(0, |u| u.capacity_bytes),
                         healthy: u.is_ok() && !d.is_failed(),
+                        full: d.is_full(),
                     }
                 })
                 .collect::<Vec<_>>()
@@ -317,7 +323,8 @@ pub fn start(
     let mut infos = Vec::with_capacity(config.disks.len());
     for (id, path) in &config.disks {
         let d = FsDisk::open(*id, path)?;
-        let u = d.usage()?;
+        d.set_min_free(config.disk_min_free);
+        let u = d.check_full()?;
         infos.push(DiskInfo {
             id: id.get(),
             capacity_bytes: u.capacity_bytes,

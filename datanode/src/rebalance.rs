@@ -77,6 +77,10 @@ pub struct RebalanceWorker {
     pass_epoch: u64,
     /// Moves of the current pass that failed.
     pass_failed: u64,
+    /// Moves of the current pass left for later: their target takes no
+    /// shards now (full, down or out), and why, by target disk.
+    pass_waiting: u64,
+    waiting: std::collections::BTreeMap<u32, &'static str>,
     /// The epoch the last pass without failures saw: nothing to do until the map changes.
     settled: Option<u64>,
     passes: u64,
@@ -101,6 +105,8 @@ impl RebalanceWorker {
             phase: Phase::Own(unhex(&progress.cursor)),
             pass_epoch: 0,
             pass_failed: 0,
+            pass_waiting: 0,
+            waiting: std::collections::BTreeMap::new(),
             settled: None,
             passes: progress.passes,
             moved: 0,
@@ -127,12 +133,19 @@ impl RebalanceWorker {
         self.disk.id().get()
     }
 
-    /// The moves the map wants for `entry`.
-    fn plan(view: &View, entry: &DiskShard) -> Vec<Move> {
+    /// The moves the map wants for `entry`, each with why it must wait
+    /// (its target disk is full, down or out) or `None` when it can be made.
+    fn plan(view: &View, entry: &DiskShard) -> Vec<(Move, Option<&'static str>)> {
         let Some(map) = view.map.as_ref() else { return Vec::new() };
         let Ok(target) = view.place(PgId(entry.pg), entry.disks.len()) else { return Vec::new() };
         let current: Vec<DiskId> = entry.disks.iter().map(|&d| DiskId(d)).collect();
-        plan_moves(&current, &target, |d| usable(map, d))
+        let why = |d: DiskId| match map.disk(d) {
+            _ if usable(map, d) => None,
+            Some(d) if d.full && d.state.up && d.state.is_in => Some("full"),
+            Some(d) if !d.state.up => Some("down"),
+            _ => Some("out"),
+        };
+        plan_moves(&current, &target, |_| true).into_iter().map(|m| (m, why(m.to))).collect()
     }
 
     /// Makes one move: the new copy at `mv.to` (copied from this disk when
@@ -286,10 +299,17 @@ impl RebalanceWorker {
         let own = source == self.me();
         let mut bytes = 0;
         for (data_id, entry) in entries {
-            for mv in Self::plan(view, entry) {
+            for (mv, wait) in Self::plan(view, entry) {
                 let mine =
                     if own { mv.from.get() == source } else { mv.from.get() == source && mv.to == self.disk.id() };
                 if !mine {
+                    continue;
+                }
+                if let Some(why) = wait {
+                    // Made by a later pass: the target's change (space
+                    // freed, back up) is a new map epoch.
+                    self.waiting.insert(mv.to.get(), why);
+                    self.pass_waiting += 1;
                     continue;
                 }
                 let local = own && {
@@ -361,6 +381,8 @@ impl Worker for RebalanceWorker {
             }
             self.pass_epoch = view.epoch;
             self.pass_failed = 0;
+            self.pass_waiting = 0;
+            self.waiting.clear();
         }
         let meta = self.cluster.meta().clone();
         let (source, after) = match &self.phase {
@@ -417,6 +439,10 @@ impl Worker for RebalanceWorker {
             self.moved_bytes / 1_000_000,
             self.failed
         );
+        if self.pass_waiting > 0 {
+            let on: Vec<String> = self.waiting.iter().map(|(d, why)| format!("{} {why}", DiskId(*d))).collect();
+            s.push_str(&format!("; {} moves wait for their target ({})", self.pass_waiting, on.join(", ")));
+        }
         if let Some(f) = &self.last_failure {
             s.push_str(&format!(" (last: {f})"));
         }

@@ -155,28 +155,36 @@ impl Front {
             }
             "health/ready" => match self.cluster.refresh().await {
                 Ok(v) => {
-                    let up = v
-                        .map
-                        .as_ref()
-                        .map_or(0, |m| m.disks().filter(|(_, _, _, d)| d.state.up && d.state.is_in).count());
+                    let up = v.map.as_ref().map_or(0, |m| m.disks().filter(|(_, _, _, d)| d.writable()).count());
                     // Disks lost to the cluster (down, or out without an
-                    // operator's drain): objects may lack shards meanwhile.
+                    // operator's drain): objects may lack shards meanwhile;
+                    // full ones are written around.
                     let mut lost: Vec<_> = v.map.as_ref().map_or_else(Vec::new, |m| {
                         m.disks()
-                            .filter(|(_, _, _, d)| !(d.marked_out || d.state.up && d.state.is_in))
-                            .map(|(_, _, _, d)| (d.id, format!("{} {}", d.id, if d.state.up { "out" } else { "down" })))
+                            .filter(|(_, _, _, d)| !(d.marked_out || d.state.up && d.state.is_in && !d.full))
+                            .map(|(_, _, _, d)| {
+                                let why = match (d.state.up, d.state.is_in) {
+                                    (false, _) => "down",
+                                    (true, false) => "out",
+                                    (true, true) => "full",
+                                };
+                                (d.id, format!("{} {why}", d.id))
+                            })
                             .collect()
                     });
                     lost.sort();
                     let lost: Vec<String> = lost.into_iter().map(|(_, s)| s).collect();
                     if up >= self.config.min_disks && !lost.is_empty() {
                         let lost = lost.join(", ");
-                        (StatusCode::OK, format!("ready, degraded ({lost}), map epoch {}, {up} disks up\n", v.epoch))
+                        (
+                            StatusCode::OK,
+                            format!("ready, degraded ({lost}), map epoch {}, {up} disks writable\n", v.epoch),
+                        )
                     } else if up >= self.config.min_disks {
-                        (StatusCode::OK, format!("ready, map epoch {}, {up} disks up\n", v.epoch))
+                        (StatusCode::OK, format!("ready, map epoch {}, {up} disks writable\n", v.epoch))
                     } else {
                         let need = self.config.min_disks;
-                        (StatusCode::SERVICE_UNAVAILABLE, format!("{up} disks up, {need} needed for writes\n"))
+                        (StatusCode::SERVICE_UNAVAILABLE, format!("{up} disks writable, {need} needed for writes\n"))
                     }
                 }
                 Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("metadata unavailable: {e}\n")),

@@ -7,6 +7,8 @@
 //!     silent > down_after  and up      ──► SetDiskState(down, in)
 //!     silent > out_after   and in      ──► SetDiskState(down, out)   placement moves its PGs
 //!     reporting again      and down    ──► SetDiskState(up, in)   (stays out if an operator marked it out)
+//!     up, reported full    and not full ──► SetDiskFull(true)     writes go around it, heal and rebalance wait
+//!     up, reported roomy   and full     ──► SetDiskFull(false)
 //! ```
 //!
 //! Heartbeats are not Raft writes (they would flood the log); only state
@@ -20,7 +22,9 @@ use std::time::{Duration, Instant};
 use openraft::Raft;
 use prost::Message;
 use tessera_common::worker::{StepResult, Worker};
-use tessera_rpc::proto::meta::{Command, DiskUsage, HeartbeatRequest, SetDiskState, WorkerReport, command::Op};
+use tessera_rpc::proto::meta::{
+    Command, DiskUsage, HeartbeatRequest, SetDiskFull, SetDiskState, WorkerReport, command::Op,
+};
 
 use crate::MetaState;
 use crate::metrics::MetaMetrics;
@@ -71,6 +75,11 @@ impl LivenessTable {
         v
     }
 
+    /// Whether the last report of `disk` says it is full.
+    fn reported_full(&self, disk: u32) -> Option<bool> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner()).get(&disk).map(|u| u.full)
+    }
+
     fn last_ok(&self, disk: u32) -> Option<Instant> {
         self.last_ok.lock().unwrap_or_else(|p| p.into_inner()).get(&disk).copied()
     }
@@ -94,6 +103,7 @@ pub struct LivenessWorker {
 pub fn disk_state_label(d: &tessera_placement::Disk) -> &'static str {
     match (d.state.up, d.state.is_in, d.marked_out) {
         (_, _, true) => "drained",
+        (true, true, _) if d.full => "full",
         (true, true, _) => "in",
         (false, true, _) => "down",
         (_, false, _) => "out",
@@ -131,11 +141,12 @@ impl LivenessWorker {
     }
 
     fn report(&self, map: Option<&tessera_placement::ClusterMap>) {
-        for s in ["in", "down", "out", "drained"] {
+        for s in ["in", "down", "out", "drained", "full"] {
             let n = map.map_or(0, |m| m.disks().filter(|(_, _, _, d)| disk_state_label(d) == s).count());
             self.metrics.disks.get_or_create(&label("state", s)).set(n as i64);
         }
-        let degraded = map.is_some_and(|m| m.disks().any(|(_, _, _, d)| matches!(disk_state_label(d), "down" | "out")));
+        let degraded =
+            map.is_some_and(|m| m.disks().any(|(_, _, _, d)| matches!(disk_state_label(d), "down" | "out" | "full")));
         self.metrics.degraded.set(i64::from(degraded));
     }
 
@@ -144,6 +155,20 @@ impl LivenessWorker {
         self.raft.client_write(RaftRequest(cmd.encode_to_vec())).await.map_err(|e| e.to_string())?;
         self.changes += 1;
         tracing::info!(disk, up, is_in, "disk state changed by liveness");
+        Ok(())
+    }
+}
+
+impl LivenessWorker {
+    async fn propose_full(&mut self, disk: u32, full: bool) -> Result<(), String> {
+        let cmd = Command { now_ms: 0, op: Some(Op::SetDiskFull(SetDiskFull { disk, full })) };
+        self.raft.client_write(RaftRequest(cmd.encode_to_vec())).await.map_err(|e| e.to_string())?;
+        self.changes += 1;
+        if full {
+            tracing::warn!(disk, "disk reported full: writes go around it, heal and rebalance store nothing on it");
+        } else {
+            tracing::info!(disk, "disk no longer full");
+        }
         Ok(())
     }
 }
@@ -169,9 +194,19 @@ impl Worker for LivenessWorker {
         self.report(map.as_ref());
         let Some(map) = map else { return Ok(StepResult::Idle) };
         let now = Instant::now();
-        let disks: Vec<(u32, bool, bool, bool)> =
-            map.disks().map(|(_, _, _, d)| (d.id.get(), d.state.up, d.state.is_in, d.marked_out)).collect();
-        for (disk, up, is_in, marked_out) in disks {
+        let disks: Vec<(u32, bool, bool, bool, bool)> =
+            map.disks().map(|(_, _, _, d)| (d.id.get(), d.state.up, d.state.is_in, d.marked_out, d.full)).collect();
+        for (disk, up, is_in, marked_out, full) in disks {
+            // Full or not, as the datanode last said of a disk it reports healthy.
+            let fresh = self
+                .table
+                .last_ok(disk)
+                .is_some_and(|t| t >= since && now.saturating_duration_since(t) <= self.down_after);
+            if let Some(reported) = self.table.reported_full(disk).filter(|_| fresh)
+                && reported != full
+            {
+                self.propose_full(disk, reported).await?;
+            }
             let heard = self.table.last_ok(disk).map_or(since, |t| t.max(since));
             let silent = now.saturating_duration_since(heard);
             if silent > self.out_after && is_in {

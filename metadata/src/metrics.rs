@@ -43,10 +43,12 @@ pub struct MetaMetrics {
     /// On the leader: disks of the cluster map by state — `in` (up and in),
     /// `down` (silent, still placed on), `out` (silent past
     /// `disk_out_after`, or unhealthy: its shards are rebuilt elsewhere),
-    /// `drained` (marked out by an operator). 0 on followers.
+    /// `drained` (marked out by an operator), `full` (up and in, but its
+    /// free space is below its reserve: written around). 0 on followers.
     pub disks: GaugeFamily,
-    /// On the leader: 1 while some disk is `down` or `out` (objects may have
-    /// fewer than k + m shards until heal and rebalance finish).
+    /// On the leader: 1 while some disk is `down`, `out` or `full` (objects
+    /// may have fewer than k + m shards, or shards off their CRUSH disks,
+    /// until heal and rebalance finish).
     pub degraded: Gauge,
 }
 

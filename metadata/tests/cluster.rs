@@ -407,10 +407,11 @@ async fn silent_disks_go_down_then_out_and_come_back() {
                 let text = registry.render();
                 let line = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or("").to_owned();
                 let got = format!(
-                    "{} {} {}",
+                    "{} {} {} {}",
                     line("tessera_metadata_cluster_degraded "),
                     line("tessera_metadata_disks{state=\"out\"}"),
-                    line("tessera_metadata_disks{state=\"drained\"}")
+                    line("tessera_metadata_disks{state=\"drained\"}"),
+                    line("tessera_metadata_disks{state=\"full\"}")
                 );
                 if got.contains(want) {
                     return;
@@ -438,7 +439,7 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     // Heartbeats keep it up.
     let hb = HeartbeatRequest {
         node_id: 7,
-        disks: vec![DiskUsage { disk: 70, used_bytes: 1, capacity_bytes: 1 << 40, healthy: true }],
+        disks: vec![DiskUsage { disk: 70, used_bytes: 1, capacity_bytes: 1 << 40, healthy: true, full: false }],
         workers: vec![WorkerReport {
             name: "heal:d70".into(),
             state: "busy".into(),
@@ -473,7 +474,7 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     // An unhealthy report does not count as alive.
     let sick = HeartbeatRequest {
         node_id: 7,
-        disks: vec![DiskUsage { disk: 70, used_bytes: 1, capacity_bytes: 1 << 40, healthy: false }],
+        disks: vec![DiskUsage { disk: 70, used_bytes: 1, capacity_bytes: 1 << 40, healthy: false, full: false }],
         workers: vec![],
     };
     c.heartbeat(sick).await.unwrap();
@@ -502,6 +503,24 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     must_write(&c, mark(false)).await;
     let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(state_of(&reply), (true, true));
+
+    // The datanode reports the disk full: the map says so (writes go
+    // around it), it counts as degraded; roomy again, it is cleared.
+    let full_of = |reply: &ClusterMapReply| {
+        tessera_placement::ClusterMap::from_bytes(&reply.map).unwrap().disk(tessera_common::DiskId(70)).unwrap().full
+    };
+    let mut hb_full = hb.clone();
+    hb_full.disks[0].full = true;
+    c.heartbeat(hb_full).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
+    assert!(full_of(&reply));
+    assert_eq!(state_of(&reply), (true, true), "a full disk stays up and in");
+    gauges("tessera_metadata_disks{state=\"full\"} 1").await;
+    gauges("tessera_metadata_cluster_degraded 1").await;
+    c.heartbeat(hb.clone()).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
+    assert!(!full_of(&reply));
+    gauges("tessera_metadata_cluster_degraded 0 tessera_metadata_disks{state=\"out\"} 0 tessera_metadata_disks{state=\"drained\"} 0 tessera_metadata_disks{state=\"full\"} 0").await;
 
     // Access keys over the wire.
     let key = AccessKeyRecord {

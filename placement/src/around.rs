@@ -1,7 +1,9 @@
-//! Where a write goes when some of its placement's disks are `down`.
+//! Where a write goes when some of its placement's disks are `down` (or
+//! `full`).
 //!
 //! A `down` disk keeps its CRUSH positions (it may come back within
-//! `disk_out_after`), but a write cannot store a shard there. Rather than
+//! `disk_out_after`), and so does a `full` one (space may be freed), but a
+//! write cannot store a shard there. Rather than
 //! fail for want of a quorum, each down position of the write moves to an
 //! up disk, and the object's record names the disks actually used:
 //!
@@ -27,7 +29,7 @@ pub fn write_targets(map: &ClusterMap, pg: PgId, placed: &[DiskId]) -> Option<Ve
     let mut usable: Vec<(DiskId, NodeId, f64)> = Vec::new();
     for (_, _, h, d) in map.disks() {
         host_of.insert(d.id, h.node);
-        if d.state.up && d.state.is_in && d.weight > 0 {
+        if d.writable() {
             usable.push((d.id, h.node, straw2_draw(pg.get(), u64::from(d.id.get()), d.weight as f64)));
         }
     }
@@ -147,5 +149,22 @@ mod tests {
         assert_eq!(write_targets(&m, PgId(0), &[DiskId(1), DiskId(2)]), Some(vec![DiskId(2), DiskId(2)]));
         m.set_disk_state(DiskId(2), DiskState { up: false, is_in: true }).unwrap();
         assert_eq!(write_targets(&m, PgId(0), &[DiskId(1), DiskId(2)]), None);
+    }
+
+    #[test]
+    fn full_disks_are_written_around_like_down_ones() {
+        let mut m = map(7, 1);
+        let placed: Vec<DiskId> = (1..=6).map(DiskId).collect();
+        m.set_disk_full(DiskId(3), true).unwrap();
+        let got = write_targets(&m, PgId(5), &placed).unwrap();
+        assert_eq!(got, vec![DiskId(1), DiskId(2), DiskId(7), DiskId(4), DiskId(5), DiskId(6)]);
+        assert!(!crate::usable(&m, DiskId(3)));
+        // Space freed: the CRUSH answer again, and the epoch moved each time.
+        let epoch = m.epoch;
+        m.set_disk_full(DiskId(3), false).unwrap();
+        assert_eq!(m.epoch, epoch + 1);
+        m.set_disk_full(DiskId(3), false).unwrap();
+        assert_eq!(m.epoch, epoch + 1, "no change, no new epoch");
+        assert_eq!(write_targets(&m, PgId(5), &placed), Some(placed));
     }
 }

@@ -42,12 +42,23 @@ pub struct Disk {
     /// the disk's capacity.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub weight_fixed: bool,
+    /// Its datanode reports it full (free space below its reserve): it
+    /// keeps its CRUSH positions and serves reads, but writes, heal and
+    /// rebalance store nothing new on it until space is freed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 impl Disk {
     /// A healthy disk of `weight` that no operator has touched.
     pub fn new(id: DiskId, weight: u64) -> Self {
-        Disk { id, weight, state: DiskState::HEALTHY, marked_out: false, weight_fixed: false }
+        Disk { id, weight, state: DiskState::HEALTHY, marked_out: false, weight_fixed: false, full: false }
+    }
+
+    /// Whether a shard may be stored here now: up, in, of positive weight
+    /// and not full.
+    pub fn writable(&self) -> bool {
+        self.state.up && self.state.is_in && self.weight > 0 && !self.full
     }
 }
 
@@ -245,6 +256,17 @@ impl ClusterMap {
         let d = self.disk_mut(id)?;
         if d.weight != weight && !d.weight_fixed {
             d.weight = weight;
+            self.epoch += 1;
+        }
+        Ok(())
+    }
+
+    /// Marks a disk full or not (its datanode's report); bumps the epoch
+    /// only if it changed.
+    pub fn set_disk_full(&mut self, id: DiskId, full: bool) -> Result<(), MapError> {
+        let d = self.disk_mut(id)?;
+        if d.full != full {
+            d.full = full;
             self.epoch += 1;
         }
         Ok(())

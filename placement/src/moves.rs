@@ -67,10 +67,10 @@ pub fn plan_moves(current: &[DiskId], target: &[DiskId], usable: impl Fn(DiskId)
     moves
 }
 
-/// Whether placement may store shards on `disk` now: present, up, in and
-/// of positive weight.
+/// Whether placement may store shards on `disk` now: present, up, in, of
+/// positive weight and not full ([`crate::Disk::writable`]).
 pub fn usable(map: &ClusterMap, disk: DiskId) -> bool {
-    map.disk(disk).is_some_and(|d| d.state.up && d.state.is_in && d.weight > 0)
+    map.disk(disk).is_some_and(|d| d.writable())
 }
 
 #[cfg(test)]

@@ -169,6 +169,7 @@ fn datanode_config(root: &std::path::Path, n: usize, listen: SocketAddr, meta: &
         heal_interval: Duration::from_secs(3600),
         rebalance_rate_bytes_per_sec: 256 << 20,
         rebalance_interval: Duration::from_secs(3600),
+        disk_min_free: None,
         metrics: Default::default(),
     }
 }

@@ -157,7 +157,14 @@ impl StateMachineStore {
 fn changes_map(cmd: &Command) -> bool {
     matches!(
         cmd.op,
-        Some(Op::RegisterDatanode(_) | Op::SetDiskState(_) | Op::MarkOut(_) | Op::Reweight(_) | Op::RemoveDisks(_))
+        Some(
+            Op::RegisterDatanode(_)
+                | Op::SetDiskState(_)
+                | Op::MarkOut(_)
+                | Op::Reweight(_)
+                | Op::RemoveDisks(_)
+                | Op::SetDiskFull(_)
+        )
     )
 }
 

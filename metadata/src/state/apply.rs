@@ -142,6 +142,7 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
         Op::AbortUpload(c) => abort_upload(st, c, w),
         Op::RegisterDatanode(c) => super::cluster::register_datanode(st, now, c, w),
         Op::SetDiskState(c) => super::cluster::set_disk_state(st, c, w),
+        Op::SetDiskFull(c) => super::cluster::set_disk_full(st, c, w),
         Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
         Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
         Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),

@@ -5,7 +5,7 @@ use tessera_placement::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host};
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::{
     AccessKeyRecord, ClearDamage, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, DiskShard, Done,
-    MarkOut, RegisterDatanode, RemoveDisks, ReportDamage, Reweight, SetDiskState,
+    MarkOut, RegisterDatanode, RemoveDisks, ReportDamage, Reweight, SetDiskFull, SetDiskState,
 };
 
 use super::MetaState;
@@ -179,6 +179,13 @@ pub(crate) fn remove_disks(st: &MetaState, c: &RemoveDisks, w: &mut Writes) -> R
 pub(crate) fn set_disk_state(st: &MetaState, c: &SetDiskState, w: &mut Writes) -> Result<Outcome, MetaError> {
     let mut map = st.cluster_map()?.ok_or_else(|| invalid("no cluster map yet"))?;
     map.set_disk_state(DiskId(c.disk), DiskState { up: c.up, is_in: c.is_in }).map_err(map_error)?;
+    store_map(&map, w);
+    Ok(Outcome::Done(Done {}))
+}
+
+pub(crate) fn set_disk_full(st: &MetaState, c: &SetDiskFull, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut map = st.cluster_map()?.ok_or_else(|| invalid("no cluster map yet"))?;
+    map.set_disk_full(DiskId(c.disk), c.full).map_err(map_error)?;
     store_map(&map, w);
     Ok(Outcome::Done(Done {}))
 }
