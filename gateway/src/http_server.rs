@@ -85,9 +85,23 @@ impl Front {
             let http1 = req.version() <= http::Version::HTTP_11;
             let resource = req.uri().path().to_owned();
             let body_read = Arc::new(AtomicBool::new(false));
-            let req = req.map(|b| ReadToEnd::new(b, body_read.clone()));
-            let call = self.s3.call(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in))));
-            let mut resp = call.instrument(span.clone()).await?;
+            let mut req = req.map(|b| ReadToEnd::new(b, body_read.clone()));
+            let vhost = self.virtual_host(&req);
+            let mut resp = match crate::sigv2::prepare(&mut req, vhost, time::OffsetDateTime::now_utc()) {
+                Ok(()) => {
+                    let call = self.s3.call(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in))));
+                    call.instrument(span.clone()).await?
+                }
+                Err((status, code, message)) => {
+                    let xml = format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+                    );
+                    let mut r = Response::new(Body::from(xml));
+                    *r.status_mut() = status;
+                    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+                    r
+                }
+            };
             // Answered before the request body was read to its end (a
             // refusal, an early 403 or 503): the rest of the body is still
             // on the connection, so it cannot carry another request. Say
@@ -122,16 +136,22 @@ impl Front {
         Ok(resp)
     }
 
-    /// The S3 operation of `req`, for metrics.
-    fn operation(&self, req: &Request<Incoming>) -> &'static str {
+    /// Whether `req` names its bucket in the host (`bucket.<domain>`).
+    fn virtual_host<B>(&self, req: &Request<B>) -> bool {
         let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let host =
             host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
-        let vhost = self.config.domains.iter().any(|d| {
-            host.len() > d.len() + 1 && host.ends_with(d.as_str()) && host.as_bytes()[host.len() - d.len() - 1] == b'.'
-        });
+        self.config.domains.iter().any(|d| {
+            host.len() > d.len() + 1
+                && host[host.len() - d.len()..].eq_ignore_ascii_case(d)
+                && host.as_bytes()[host.len() - d.len() - 1] == b'.'
+        })
+    }
+
+    /// The S3 operation of `req`, for metrics.
+    fn operation(&self, req: &Request<Incoming>) -> &'static str {
         let path = req.uri().path();
-        if vhost {
+        if self.virtual_host(req) {
             let full = format!("/vhost{path}");
             operation(req.method(), &full, req.uri().query(), req.headers())
         } else {

@@ -12,6 +12,7 @@ mod auth;
 mod http_server;
 pub mod metrics;
 mod s3;
+mod sigv2;
 mod unenforced;
 pub mod write;
 
