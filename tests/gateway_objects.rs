@@ -481,6 +481,31 @@ async fn headers_metadata_listing_options_and_part_numbers() {
     let l = c.list_objects_v2().bucket("hdrs").encoding_type(EncodingType::Url).fetch_owner(true).send().await.unwrap();
     assert_eq!(l.contents()[0].key(), Some("seg%201.m4s"));
     assert_eq!(l.contents()[0].owner().and_then(|o| o.id()), Some(support::ACCESS_KEY));
+    // Keys with control characters (not allowed in XML 1.0) and non-ASCII
+    // come back percent-encoded, prefixes and delimiters too; without
+    // encoding-type, a carriage return survives the XML (as `&#13;`).
+    let odd = "ctl/\u{1}a\r\n\tb é";
+    c.put_object().bucket("hdrs").key(odd).body(ByteStream::from(b"x".to_vec())).send().await.unwrap();
+    let l = c.list_objects_v2().bucket("hdrs").prefix("ctl/").encoding_type(EncodingType::Url).send().await.unwrap();
+    assert_eq!(l.contents()[0].key(), Some("ctl/%01a%0D%0A%09b%20%C3%A9"));
+    assert_eq!(l.prefix(), Some("ctl/"));
+    let l = c
+        .list_objects()
+        .bucket("hdrs")
+        .delimiter("\u{1}")
+        .prefix("ctl/")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(l.common_prefixes()[0].prefix(), Some("ctl/%01"));
+    assert_eq!(l.delimiter(), Some("%01"));
+    let crlf = "crlf/a\r\nb";
+    c.put_object().bucket("hdrs").key(crlf).body(ByteStream::from(b"x".to_vec())).send().await.unwrap();
+    let l = c.list_objects_v2().bucket("hdrs").prefix("crlf/").send().await.unwrap();
+    assert_eq!(l.contents()[0].key(), Some(crlf));
+    c.delete_object().bucket("hdrs").key(odd).send().await.unwrap();
+    c.delete_object().bucket("hdrs").key(crlf).send().await.unwrap();
     for i in 0..5 {
         c.put_object().bucket("hdrs").key(format!("p/{i}")).body(ByteStream::from(vec![i])).send().await.unwrap();
     }

@@ -361,8 +361,14 @@ async fn conditional_deletes_versions_and_expected_owner() {
         b"versioned?"
     );
     c.head_object().bucket("bkt").key("v").version_id("null").send().await.unwrap();
+    // A copy source may name the null version too.
+    c.copy_object().bucket("bkt").key("v-copy").copy_source("bkt/v?versionId=null").send().await.unwrap();
+    assert_eq!(get_all(&c, "bkt", "v-copy").await, b"versioned?");
     for v in ["3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "1"] {
         let e = c.get_object().bucket("bkt").key("v").version_id(v).send().await.unwrap_err();
+        assert_eq!(code(&e), "InvalidArgument");
+        let src = format!("bkt/v?versionId={v}");
+        let e = c.copy_object().bucket("bkt").key("v-copy2").copy_source(src).send().await.unwrap_err();
         assert_eq!(code(&e), "InvalidArgument");
         let e = c.delete_object().bucket("bkt").key("v").version_id(v).send().await.unwrap_err();
         assert_eq!(code(&e), "InvalidArgument");

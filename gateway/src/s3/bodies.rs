@@ -223,9 +223,8 @@ impl Tessera {
         let CopySource::Bucket { bucket, key, version_id } = src else {
             return Err(s3_error!(NotImplemented, "copy from an access point is not supported"));
         };
-        if version_id.is_some() {
-            return Err(s3_error!(NotImplemented, "versioning is not supported"));
-        }
+        // Buckets are unversioned: `null` names the object, as on GET.
+        check_version(version_id.as_deref())?;
         let rec = self.object(bucket, key).await?;
         cond.check(&rec, S3ErrorCode::PreconditionFailed)?;
         Ok((bucket.to_string(), key.to_string(), rec))

@@ -51,13 +51,23 @@ pub(super) fn object_meta(m: MetaInput) -> S3Result<ObjectMeta> {
     user.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(ObjectMeta {
         content_type: m.content_type.unwrap_or_default(),
-        content_encoding: m.content_encoding.unwrap_or_default(),
+        content_encoding: stored_encoding(m.content_encoding.as_deref()),
         content_disposition: m.content_disposition.unwrap_or_default(),
         content_language: m.content_language.unwrap_or_default(),
         cache_control: m.cache_control.unwrap_or_default(),
         expires: m.expires.as_ref().and_then(http_date).unwrap_or_default(),
         user,
     })
+}
+
+/// The Content-Encoding kept for an object: the request's, without
+/// `aws-chunked` (how the body was framed on the wire, not how it is
+/// stored: S3 drops it too), so `gzip, aws-chunked` is stored as `gzip`.
+pub(super) fn stored_encoding(e: Option<&str>) -> String {
+    let Some(e) = e else { return String::new() };
+    let kept: Vec<&str> =
+        e.split(',').map(str::trim).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked")).collect();
+    kept.join(", ")
 }
 
 pub(super) fn user_metadata(m: &ObjectMeta) -> Option<Metadata> {
