@@ -253,3 +253,138 @@ async fn a_completion_retried_after_success_answers_the_same() {
     assert_eq!(code(&e), "NoSuchUpload");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn object_attributes_as_s3_answers_them() {
+    use aws_sdk_s3::types::{
+        ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
+    };
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("attrs").send().await.unwrap();
+    let all = [
+        ObjectAttributes::Etag,
+        ObjectAttributes::Checksum,
+        ObjectAttributes::ObjectParts,
+        ObjectAttributes::ObjectSize,
+        ObjectAttributes::StorageClass,
+    ];
+
+    // A simple object: its ETag, size, class and whole-object checksum; no parts.
+    let data = support::bytes(300_000, 1);
+    let put = c
+        .put_object()
+        .bucket("attrs")
+        .key("simple")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap();
+    let a = c.get_object_attributes().bucket("attrs").key("simple").set_object_attributes(Some(all.to_vec())).send();
+    let a = a.await.unwrap();
+    assert_eq!(a.e_tag().map(|e| e.trim_matches('"')), put.e_tag().map(|e| e.trim_matches('"')));
+    assert_eq!(a.object_size(), Some(300_000));
+    assert_eq!(a.storage_class().map(|s| s.as_str()), Some("STANDARD"));
+    let sum = a.checksum().unwrap();
+    assert_eq!(sum.checksum_crc32(), put.checksum_crc32());
+    assert_eq!(sum.checksum_type(), Some(&ChecksumType::FullObject));
+    assert!(a.object_parts().is_none(), "a simple object has no parts");
+    assert!(a.last_modified().is_some());
+    // Only what was asked for.
+    let a = c
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("simple")
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((a.object_size(), a.e_tag(), a.checksum().is_none()), (Some(300_000), None, true));
+
+    // A multipart object of three parts with CRC32 checksums: the part
+    // count, and the parts page by page.
+    let up = c
+        .create_multipart_upload()
+        .bucket("attrs")
+        .key("mp")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let sizes = [5 << 20, 5 << 20, 1234usize];
+    let mut done = CompletedMultipartUpload::builder();
+    for (i, size) in sizes.iter().enumerate() {
+        let n = i as i32 + 1;
+        let r = c
+            .upload_part()
+            .bucket("attrs")
+            .key("mp")
+            .upload_id(id)
+            .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(support::bytes(*size, 10 + i as u64)))
+            .send()
+            .await
+            .unwrap();
+        let part = CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap());
+        done = done.parts(part.set_checksum_crc32(r.checksum_crc32().map(Into::into)).build());
+    }
+    c.complete_multipart_upload()
+        .bucket("attrs")
+        .key("mp")
+        .upload_id(id)
+        .multipart_upload(done.build())
+        .send()
+        .await
+        .unwrap();
+    let page = |marker: Option<i32>| {
+        c.get_object_attributes()
+            .bucket("attrs")
+            .key("mp")
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .max_parts(2)
+            .set_part_number_marker(marker.map(|m| m.to_string()))
+            .send()
+    };
+    let first = page(None).await.unwrap();
+    assert_eq!(first.object_size(), Some(sizes.iter().sum::<usize>() as i64));
+    let parts = first.object_parts().unwrap();
+    assert_eq!(parts.total_parts_count(), Some(3));
+    assert_eq!(parts.is_truncated(), Some(true));
+    let listed: Vec<(i32, i64)> = parts.parts().iter().map(|p| (p.part_number().unwrap(), p.size().unwrap())).collect();
+    assert_eq!(listed, [(1, 5 << 20), (2, 5 << 20)]);
+    assert!(parts.parts().iter().all(|p| p.checksum_crc32().is_some()), "part checksums listed");
+    let next = parts.next_part_number_marker().unwrap();
+    let second = page(Some(next.parse().unwrap())).await.unwrap();
+    let parts = second.object_parts().unwrap();
+    assert_eq!(parts.is_truncated(), Some(false));
+    let listed: Vec<i32> = parts.parts().iter().map(|p| p.part_number().unwrap()).collect();
+    assert_eq!(listed, [3]);
+
+    // Errors: a missing key, an unknown attribute, another version.
+    let e = c.get_object_attributes().bucket("attrs").key("nope").object_attributes(ObjectAttributes::Etag).send();
+    assert_eq!(code(&e.await.unwrap_err()), "NoSuchKey");
+    let e = c
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("simple")
+        .object_attributes(ObjectAttributes::from("Colour"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidArgument");
+    let e = c
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("simple")
+        .version_id("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+        .object_attributes(ObjectAttributes::Etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidArgument");
+    cluster.shutdown().await;
+}

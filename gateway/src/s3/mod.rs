@@ -31,6 +31,7 @@ use crate::{Codecs, GatewayConfig};
 mod bodies;
 #[macro_use]
 mod checksums;
+mod attributes; // after checksums: uses its macro
 mod conditions;
 mod convert;
 mod errors;
@@ -406,6 +407,13 @@ impl S3 for Tessera {
             copy_checksums!(out, &rec.checksums);
         }
         Ok(S3Response::new(out))
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        self.object_attributes(req.input).await
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
