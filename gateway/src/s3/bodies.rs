@@ -38,10 +38,6 @@ pub(super) fn segments(rec: &ObjectRecord, range: Range<u64>) -> S3Result<Vec<Se
     Ok(out)
 }
 
-pub(super) fn read_error(e: &ReadError) -> std::io::Error {
-    std::io::Error::other(e.to_string())
-}
-
 impl Tessera {
     pub(super) async fn write_cmd(&self, op: command::Op) -> S3Result<CommandResult> {
         let r = self.cluster.meta().write(Command { now_ms: 0, op: Some(op) }).await.map_err(unavailable)?;

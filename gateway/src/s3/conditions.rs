@@ -141,18 +141,3 @@ pub(super) fn check_version(v: Option<&str>) -> S3Result<()> {
 pub(super) fn precondition_failed() -> S3Error {
     s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
 }
-
-/// A write condition that held when the request started but not when its
-/// record was committed: another write or delete of the key finished while
-/// the body was uploading. S3 answers 409 ConditionalRequestConflict; the
-/// client should read the key again and retry.
-pub(super) fn raced(e: S3Error) -> S3Error {
-    if matches!(e.code(), S3ErrorCode::PreconditionFailed | S3ErrorCode::NoSuchKey) {
-        s3_error!(
-            ConditionalRequestConflict,
-            "A conflicting operation on this key finished while the upload was in progress; retry the request"
-        )
-    } else {
-        e
-    }
-}

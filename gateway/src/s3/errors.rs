@@ -1,4 +1,6 @@
-//! Mapping metadata and pipeline outcomes to S3 errors; key checks.
+//! Every mapping of metadata and pipeline outcomes to S3 errors (the
+//! metadata service's failure codes, write and read failures, conditional
+//! races); key checks. The tests below cover every variant.
 
 use super::*;
 
@@ -65,6 +67,28 @@ pub(super) fn write_error(e: WriteError) -> S3Error {
     }
 }
 
+/// A write condition that held when the request started but not when its
+/// record was committed: another write or delete of the key finished while
+/// the body was uploading. S3 answers 409 ConditionalRequestConflict; the
+/// client should read the key again and retry.
+pub(super) fn raced(e: S3Error) -> S3Error {
+    if matches!(e.code(), S3ErrorCode::PreconditionFailed | S3ErrorCode::NoSuchKey) {
+        s3_error!(
+            ConditionalRequestConflict,
+            "A conflicting operation on this key finished while the upload was in progress; retry the request"
+        )
+    } else {
+        e
+    }
+}
+
+/// A read that failed after the answer started: the body stream ends with
+/// this error (the client sees a cut-off body); the cause is logged where
+/// it happened.
+pub(super) fn read_error(e: &ReadError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
 pub(super) fn check_key(key: &str) -> S3Result<()> {
     if key.len() > MAX_KEY_BYTES {
         return Err(s3_error!(KeyTooLongError, "Your key is too long (at most {MAX_KEY_BYTES} bytes)"));
@@ -73,4 +97,106 @@ pub(super) fn check_key(key: &str) -> S3Result<()> {
         return Err(s3_error!(InvalidArgument, "invalid key: {p}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failure::Code as C;
+
+    /// The code and HTTP status S3 answers with.
+    fn answer(e: &S3Error) -> (String, u16) {
+        let status = e.status_code().or_else(|| e.code().status_code()).map_or(0, |s| s.as_u16());
+        (e.code().as_str().to_owned(), status)
+    }
+
+    #[test]
+    fn every_metadata_failure_has_its_s3_code_and_status() {
+        // An exhaustive match: a new failure code does not compile until
+        // its S3 answer is written here.
+        let want = |c: C| -> (&'static str, u16) {
+            match c {
+                C::NoSuchBucket => ("NoSuchBucket", 404),
+                C::BucketAlreadyExists => ("BucketAlreadyExists", 409),
+                C::BucketAlreadyOwnedByYou => ("BucketAlreadyOwnedByYou", 409),
+                C::BucketNotEmpty => ("BucketNotEmpty", 409),
+                C::InvalidBucketName => ("InvalidBucketName", 400),
+                C::KeyTooLong => ("KeyTooLongError", 400),
+                C::NoSuchKey => ("NoSuchKey", 404),
+                C::PreconditionFailed => ("PreconditionFailed", 412),
+                C::NoSuchUpload => ("NoSuchUpload", 404),
+                C::InvalidPart => ("InvalidPart", 400),
+                C::InvalidPartOrder => ("InvalidPartOrder", 400),
+                C::EntityTooSmall => ("EntityTooSmall", 400),
+                C::InvalidArgument => ("InvalidArgument", 400),
+                C::NoSuchAccessKey => ("InvalidAccessKeyId", 403),
+                C::EntityTooLarge => ("EntityTooLarge", 400),
+                C::Unspecified => ("InternalError", 500),
+            }
+        };
+        let mut seen = 0;
+        for i in 0..256 {
+            let Ok(c) = C::try_from(i) else { continue };
+            seen += 1;
+            let e = from_failure(&Failure { code: i, message: "the message".into() });
+            let (code, status) = want(c);
+            assert_eq!(answer(&e), (code.to_owned(), status), "{c:?}");
+            assert_eq!(e.message(), Some("the message"));
+        }
+        assert_eq!(seen, 16, "every failure code is mapped");
+    }
+
+    #[test]
+    fn every_write_failure_has_its_s3_code_and_no_internal_detail() {
+        let cases = [
+            (WriteError::Body("connection reset".into()), ("IncompleteBody", 400)),
+            (
+                WriteError::Body("AwsChunkedStreamError: SignatureMismatch at chunk 2".into()),
+                ("SignatureDoesNotMatch", 403),
+            ),
+            (WriteError::Body("UploadStreamError: Sha256Mismatch".into()), ("XAmzContentSHA256Mismatch", 400)),
+            (WriteError::Incomplete { expected: 10, got: 4 }, ("IncompleteBody", 400)),
+            (WriteError::TooLong { expected: 10 }, ("InvalidRequest", 400)),
+            (
+                WriteError::Quorum {
+                    stored: 3,
+                    needed: 5,
+                    reasons: "shard 1 (disk 4): http://10.0.0.7:9301 refused".into(),
+                },
+                ("ServiceUnavailable", 503),
+            ),
+            (WriteError::Idle(Duration::from_secs(30)), ("RequestTimeout", 400)),
+            (WriteError::Internal("codec 9 at 10.0.0.7".into()), ("InternalError", 500)),
+        ];
+        for (e, (code, status)) in cases {
+            // An exhaustive match again, so a new variant needs a case.
+            match &e {
+                WriteError::Body(_)
+                | WriteError::Incomplete { .. }
+                | WriteError::TooLong { .. }
+                | WriteError::Quorum { .. }
+                | WriteError::Idle(_)
+                | WriteError::Internal(_) => {}
+            }
+            let shown = format!("{e:?}");
+            let s3 = write_error(e);
+            assert_eq!(answer(&s3), (code.to_owned(), status), "{shown}");
+            let message = s3.message().unwrap_or("");
+            assert!(!message.contains("10.0.0.7") && !message.contains("disk 4"), "{shown}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_lost_conditional_race_is_a_conflict() {
+        for lost in [s3_error!(PreconditionFailed), s3_error!(NoSuchKey)] {
+            assert_eq!(answer(&raced(lost)), ("ConditionalRequestConflict".to_owned(), 409));
+        }
+        assert_eq!(answer(&raced(s3_error!(NoSuchBucket))), ("NoSuchBucket".to_owned(), 404));
+    }
+
+    #[test]
+    fn keys_are_checked_as_s3_does() {
+        assert!(check_key("a/b c.m4s").is_ok());
+        assert_eq!(answer(&check_key(&"k".repeat(MAX_KEY_BYTES + 1)).unwrap_err()).0, "KeyTooLongError");
+    }
 }
