@@ -388,3 +388,127 @@ async fn object_attributes_as_s3_answers_them() {
     assert_eq!(code(&e), "InvalidArgument");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multipart_checksums_as_s3_makes_them() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart};
+    use base64::Engine as _;
+    use crc_fast::CrcAlgorithm::{Crc32IsoHdlc, Crc64Nvme};
+    let b64 = |raw: &[u8]| base64::engine::general_purpose::STANDARD.encode(raw);
+    let unb64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).unwrap();
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let c = cluster.client(0);
+    c.create_bucket().bucket("sums").send().await.unwrap();
+    let bodies = [support::bytes(5 << 20, 1), support::bytes(777_777, 2)];
+    let whole = bodies.concat();
+
+    // Uploads `bodies` as parts of a new upload of `key` made with `alg`
+    // (and `kind`); returns the id and the parts as Complete names them.
+    let upload = |key: &'static str, alg: ChecksumAlgorithm, kind: Option<ChecksumType>| {
+        let (c, bodies) = (c.clone(), bodies.clone());
+        async move {
+            let up = c
+                .create_multipart_upload()
+                .bucket("sums")
+                .key(key)
+                .checksum_algorithm(alg.clone())
+                .set_checksum_type(kind)
+                .send()
+                .await
+                .unwrap();
+            let id = up.upload_id().unwrap().to_owned();
+            let mut parts = Vec::new();
+            for (i, body) in bodies.iter().enumerate() {
+                let r = c
+                    .upload_part()
+                    .bucket("sums")
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(i as i32 + 1)
+                    .checksum_algorithm(alg.clone())
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await
+                    .unwrap();
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(i as i32 + 1)
+                        .e_tag(r.e_tag().unwrap())
+                        .set_checksum_crc32(r.checksum_crc32().map(Into::into))
+                        .set_checksum_crc64_nvme(r.checksum_crc64_nvme().map(Into::into))
+                        .build(),
+                );
+            }
+            (id, parts)
+        }
+    };
+    let complete = |key: &'static str, id: String, parts: Vec<CompletedPart>| {
+        c.complete_multipart_upload()
+            .bucket("sums")
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+    };
+
+    // CRC32, composite (the default): the CRC32 of the parts' raw CRC32s, "-2".
+    let (id, parts) = upload("composite", ChecksumAlgorithm::Crc32, None).await;
+    let raw: Vec<u8> = parts.iter().flat_map(|p| unb64(p.checksum_crc32().unwrap())).collect();
+    let want = format!("{}-2", b64(&(crc_fast::checksum(Crc32IsoHdlc, &raw) as u32).to_be_bytes()));
+    let done = complete("composite", id, parts).send().await.unwrap();
+    assert_eq!(done.checksum_crc32(), Some(want.as_str()));
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+    let h = c.head_object().bucket("sums").key("composite").checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+    assert_eq!((h.checksum_crc32(), h.checksum_type()), (Some(want.as_str()), Some(&ChecksumType::Composite)));
+
+    // CRC64NVME, full object: the CRC64 of all the bytes, also declared
+    // by the client at completion and checked.
+    let full = b64(&crc_fast::checksum(Crc64Nvme, &whole).to_be_bytes());
+    let (id, parts) = upload("full", ChecksumAlgorithm::Crc64Nvme, None).await;
+    let bad = complete("full", id.clone(), parts.clone()).checksum_crc64_nvme(b64(&[0u8; 8])).send().await;
+    assert_eq!(code(&bad.unwrap_err()), "BadDigest");
+    let done = complete("full", id, parts).checksum_crc64_nvme(&full).send().await.unwrap();
+    assert_eq!(
+        (done.checksum_crc64_nvme(), done.checksum_type()),
+        (Some(full.as_str()), Some(&ChecksumType::FullObject))
+    );
+    let g = c.get_object().bucket("sums").key("full").checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+    assert_eq!(g.checksum_crc64_nvme(), Some(full.as_str()));
+    assert_eq!(g.body.collect().await.unwrap().into_bytes().to_vec(), whole);
+
+    // CRC32 asked as full object: the CRC32 of all the bytes.
+    let (id, parts) = upload("full32", ChecksumAlgorithm::Crc32, Some(ChecksumType::FullObject)).await;
+    let done = complete("full32", id, parts).send().await.unwrap();
+    let want = b64(&(crc_fast::checksum(Crc32IsoHdlc, &whole) as u32).to_be_bytes());
+    assert_eq!(done.checksum_crc32(), Some(want.as_str()));
+
+    // A part checksum that is not the one uploaded: InvalidPart; another
+    // checksum type than the upload's: InvalidRequest; nothing completed.
+    let (id, mut parts) = upload("wrong", ChecksumAlgorithm::Crc32, None).await;
+    let good = parts.clone();
+    parts[1] = CompletedPart::builder()
+        .part_number(2)
+        .e_tag(parts[1].e_tag().unwrap())
+        .checksum_crc32(b64(&[1, 2, 3, 4]))
+        .build();
+    assert_eq!(code(&complete("wrong", id.clone(), parts).send().await.unwrap_err()), "InvalidPart");
+    let e = complete("wrong", id.clone(), good.clone()).checksum_type(ChecksumType::FullObject).send().await;
+    assert_eq!(code(&e.unwrap_err()), "InvalidRequest");
+    complete("wrong", id, good).send().await.unwrap();
+
+    // Types an algorithm cannot make are refused at creation.
+    for (alg, kind) in
+        [(ChecksumAlgorithm::Sha256, ChecksumType::FullObject), (ChecksumAlgorithm::Crc64Nvme, ChecksumType::Composite)]
+    {
+        let e = c
+            .create_multipart_upload()
+            .bucket("sums")
+            .key("never")
+            .checksum_algorithm(alg)
+            .checksum_type(kind)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "InvalidRequest");
+    }
+    cluster.shutdown().await;
+}

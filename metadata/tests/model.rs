@@ -369,6 +369,7 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                     upload_id,
                     parts,
                     condition: condition(cond, &cur_etag),
+                    checksums: Vec::new(),
                 })
             }
             Action::Abort { upload } => {

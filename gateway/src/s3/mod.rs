@@ -37,6 +37,7 @@ mod convert;
 mod errors;
 mod hosts;
 mod listing;
+mod multipart;
 mod probes;
 mod ranges;
 
@@ -47,6 +48,7 @@ use convert::*;
 use errors::*;
 use hosts::*;
 use listing::*;
+use multipart::*;
 use ranges::*;
 
 /// Largest single PUT, part, or CopyObject source (5 GiB).
@@ -405,6 +407,7 @@ impl S3 for Tessera {
             && out.content_range.is_none()
         {
             copy_checksums!(out, &rec.checksums);
+            out.checksum_type = checksum_type_of(&rec.checksums);
         }
         Ok(S3Response::new(out))
     }
@@ -448,6 +451,7 @@ impl S3 for Tessera {
         };
         if input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
             copy_checksums!(out, &rec.checksums);
+            out.checksum_type = checksum_type_of(&rec.checksums);
         }
         Ok(S3Response::new(out))
     }
@@ -621,13 +625,15 @@ impl S3 for Tessera {
             expires: input.expires,
             metadata: input.metadata,
         })?;
-        let algorithm = match input.checksum_algorithm.as_ref() {
-            Some(a) => Alg::from_name(a.as_str())
-                .ok_or_else(|| s3_error!(InvalidRequest, "unsupported checksum algorithm {}", a.as_str()))?
-                .name()
-                .to_owned(),
-            None => String::new(),
+        let alg = match input.checksum_algorithm.as_ref() {
+            Some(a) => Some(
+                Alg::from_name(a.as_str())
+                    .ok_or_else(|| s3_error!(InvalidRequest, "unsupported checksum algorithm {}", a.as_str()))?,
+            ),
+            None => None,
         };
+        let checksum_type = upload_checksum_type(alg, input.checksum_type.as_ref())?;
+        let algorithm = alg.map_or(String::new(), |a| a.name().to_owned());
         let upload_id = new_upload_id();
         let upload = pb::UploadRecord {
             bucket: input.bucket.clone(),
@@ -637,6 +643,7 @@ impl S3 for Tessera {
             meta: Some(meta),
             owner: who,
             checksum_algorithm: algorithm,
+            checksum_type: checksum_type.to_owned(),
         };
         self.write_cmd(command::Op::CreateUpload(pb::CreateUpload { upload: Some(upload) })).await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -644,6 +651,7 @@ impl S3 for Tessera {
             key: Some(input.key),
             upload_id: Some(upload_id),
             checksum_algorithm: input.checksum_algorithm,
+            checksum_type: (!checksum_type.is_empty()).then(|| ChecksumType::from(checksum_type.to_owned())),
             ..Default::default()
         }))
     }
@@ -652,9 +660,12 @@ impl S3 for Tessera {
         let S3Request { input, headers, trailing_headers, .. } = req;
         let number = part_number(input.part_number)?;
         let len = content_len(input.content_length, MAX_PUT_BYTES)?;
-        let plan = ChecksumPlan::from_request(&headers, input.checksum_algorithm.as_ref())?;
+        let mut plan = ChecksumPlan::from_request(&headers, input.checksum_algorithm.as_ref())?;
         let bucket = self.bucket(&input.bucket).await?;
-        self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
+        let upload = self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
+        // Every part of an upload made with a checksum algorithm carries
+        // that checksum, so Complete can make the object's.
+        plan.also(Alg::from_name(&upload.checksum_algorithm));
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
         let mut body = body_stream(input.body, self.cfg.body_idle_timeout);
         let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
@@ -734,38 +745,56 @@ impl S3 for Tessera {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let input = req.input;
-        let parts = input.multipart_upload.and_then(|m| m.parts).filter(|p| !p.is_empty()).ok_or_else(|| {
+        let mut input = req.input;
+        let whole = whole_checksums(&input);
+        let parts = input.multipart_upload.take().and_then(|m| m.parts).filter(|p| !p.is_empty()).ok_or_else(|| {
             s3_error!(
                 MalformedXML,
                 "The XML you provided was not well-formed or did not validate against our published schema"
             )
         })?;
         let mut completed = Vec::with_capacity(parts.len());
+        let mut declared = Vec::with_capacity(parts.len());
         for p in parts {
             let number = p.part_number.ok_or_else(|| s3_error!(MalformedXML, "a part without a PartNumber"))?;
-            let e = p.e_tag.ok_or_else(|| s3_error!(MalformedXML, "a part without an ETag"))?;
+            let e = p.e_tag.as_ref().ok_or_else(|| s3_error!(MalformedXML, "a part without an ETag"))?;
             completed.push(pb::CompletedPart { number: part_number(number)?, etag: e.value().to_owned() });
+            declared.push(part_checksums(&p));
         }
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let checksums = self
+            .completion_checksums(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                &completed,
+                &declared,
+                &whole,
+                input.checksum_type.as_ref(),
+            )
+            .await?;
         let cmd = pb::CompleteUpload {
             bucket: input.bucket.clone(),
             key: input.key.clone(),
             upload_id: input.upload_id,
             parts: completed,
             condition,
+            checksums,
         };
         let r = self.write_cmd(command::Op::CompleteUpload(cmd)).await?;
         let Some(command_result::Outcome::Object(rec)) = r.outcome else {
             return Err(s3_error!(InternalError, "the metadata service did not return the stored record"));
         };
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let mut out = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&rec.etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
+            checksum_type: checksum_type_of(&rec.checksums),
             ..Default::default()
-        }))
+        };
+        copy_checksums!(out, &rec.checksums);
+        Ok(S3Response::new(out))
     }
 
     async fn abort_multipart_upload(

@@ -418,7 +418,7 @@ fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes)
         etag: multipart_etag(&etags)?,
         last_modified_ms: now,
         meta: up.meta.clone(),
-        checksums: Vec::new(),
+        checksums: c.checksums.clone(),
         body: None,
         upload_id: c.upload_id.clone(),
         parts: chosen
