@@ -363,6 +363,18 @@ async fn object_attributes_as_s3_answers_them() {
     assert_eq!(parts.is_truncated(), Some(false));
     let listed: Vec<i32> = parts.parts().iter().map(|p| p.part_number().unwrap()).collect();
     assert_eq!(listed, [3]);
+    // Its checksum is the composite one the completion made.
+    let a = c
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("mp")
+        .object_attributes(ObjectAttributes::Checksum)
+        .send()
+        .await
+        .unwrap();
+    let sum = a.checksum().unwrap();
+    assert!(sum.checksum_crc32().is_some_and(|v| v.ends_with("-3")), "{sum:?}");
+    assert_eq!(sum.checksum_type(), Some(&ChecksumType::Composite));
 
     // Errors: a missing key, an unknown attribute, another version.
     let e = c.get_object_attributes().bucket("attrs").key("nope").object_attributes(ObjectAttributes::Etag).send();

@@ -51,9 +51,9 @@ impl Tessera {
             out.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
         }
         if want(ObjectAttributes::CHECKSUM) && !rec.checksums.is_empty() {
-            // Kept only for objects uploaded whole: a checksum of all the bytes.
+            // Of all the bytes (FULL_OBJECT), or of the parts' (COMPOSITE).
             let mut c = checksum_struct(&rec.checksums);
-            c.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+            c.checksum_type = checksum_type_of(&rec.checksums);
             out.checksum = Some(c);
         }
         if want(ObjectAttributes::OBJECT_PARTS) && !rec.parts.is_empty() {
