@@ -364,6 +364,12 @@ options! {
         /// An upload whose client sends nothing for this long fails with RequestTimeout [default: 30s].
         #[arg(long, env = "TESSERA_BODY_IDLE_TIMEOUT")]
         pub body_idle_timeout: Option<HumanDuration>,
+        /// Where PUT bodies sent without a Content-Length (chunked) wait until their length is known [default: the system's temporary folder].
+        #[arg(long, env = "TESSERA_SPOOL_DIR")]
+        pub spool_dir: Option<PathBuf>,
+        /// At most this much of such bodies waits at once; beyond, 503 SlowDown [default: 5GiB].
+        #[arg(long, env = "TESSERA_SPOOL_LIMIT")]
+        pub spool_limit: Option<ByteSize>,
         /// How shard bytes travel to datanodes: wire or grpc [default: wire].
         #[arg(long, env = "TESSERA_SHARD_TRANSPORT")]
         pub shard_transport: Option<TransportOpt>,

@@ -404,6 +404,12 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     if let Some(d) = o.body_idle_timeout {
         gc.body_idle_timeout = d.0;
     }
+    if let Some(d) = &o.spool_dir {
+        gc.spool_dir = d.clone();
+    }
+    if let Some(s) = o.spool_limit {
+        gc.spool_bytes = s.0;
+    }
     gc.shard_transport = match o.shard_transport.unwrap_or_default() {
         TransportOpt::Wire => ShardTransport::Wire,
         TransportOpt::Grpc => ShardTransport::Grpc,

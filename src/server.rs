@@ -165,6 +165,10 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     gc.metrics = registry;
     gc.local_datanode = Some(tessera_rpc::local::LocalDatanode::new(local_dn));
     gc.local_meta = Some(local_meta);
+    // PUT bodies without a length wait on the data disk, not in a /tmp
+    // that may be memory.
+    gc.spool_dir = args.data.join("spool");
+    std::fs::create_dir_all(&gc.spool_dir).context("create the spool folder")?;
     let gw_task = tokio::spawn(tessera_gateway::serve(gc, s3_listener, stop.clone()));
 
     println!("Tessera S3 endpoint: http://{}", args.listen);

@@ -718,3 +718,98 @@ async fn an_empty_put_expecting_continue_keeps_the_connection_in_step() {
     assert!(pending.is_empty(), "nothing stray on the connection: {:?}", String::from_utf8_lossy(&pending));
     cluster.shutdown().await;
 }
+
+/// A body framed with `Transfer-Encoding: chunked` in pieces of `sizes`
+/// (cycled), as FFmpeg and `curl -T -` send one.
+fn chunked(data: &[u8], sizes: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut at, mut i) = (0, 0);
+    while at < data.len() {
+        let n = sizes[i % sizes.len()].min(data.len() - at);
+        out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        out.extend_from_slice(&data[at..at + n]);
+        out.extend_from_slice(b"\r\n");
+        at += n;
+        i += 1;
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// A PUT whose body has no Content-Length (chunked) is received, then
+/// stored as any PUT: objects (inline and sharded) and parts; the spool
+/// budget and the size limit hold; no spool file stays behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn puts_without_a_content_length_are_stored() {
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path().to_owned();
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 1,
+        gateway: Box::new(move |g| {
+            g.spool_dir = dir.clone();
+            g.spool_bytes = 8 << 20;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let c = cluster.client(0);
+    let addr = cluster.gateway_addrs[0];
+    c.create_bucket().bucket("chunky").send().await.unwrap();
+    let te = [("transfer-encoding", "chunked")];
+    for (key, len) in [("seg-small.ts", 70_001usize), ("seg-large.ts", (3 << 20) + 11)] {
+        let data = bytes(len, len as u64);
+        let put = c.put_object().bucket("chunky").key(key).presigned(presign()).await.unwrap();
+        let (status, _, body) =
+            raw_http(addr, "PUT", &target(put.uri()), &te, &chunked(&data, &[1, 8191, 65536])).await;
+        assert_eq!(status, 200, "{key}: {}", String::from_utf8_lossy(&body));
+        let head = c.head_object().bucket("chunky").key(key).send().await.unwrap();
+        assert_eq!(head.content_length(), Some(len as i64));
+        assert!(support::get_all(&c, "chunky", key).await == data, "{key} reads back");
+    }
+    // An empty chunked body is an empty object.
+    let put = c.put_object().bucket("chunky").key("empty").presigned(presign()).await.unwrap();
+    let (status, _, _) = raw_http(addr, "PUT", &target(put.uri()), &te, b"0\r\n\r\n").await;
+    assert_eq!(status, 200);
+    assert_eq!(c.head_object().bucket("chunky").key("empty").send().await.unwrap().content_length(), Some(0));
+
+    // A part of a multipart upload, chunked too.
+    let up = c.create_multipart_upload().bucket("chunky").key("mp").send().await.unwrap();
+    let id = up.upload_id().unwrap();
+    let part = bytes(5 << 20, 9);
+    let pre =
+        c.upload_part().bucket("chunky").key("mp").upload_id(id).part_number(1).presigned(presign()).await.unwrap();
+    let (status, headers, body) = raw_http(addr, "PUT", &target(pre.uri()), &te, &chunked(&part, &[100_000])).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let etag = support::header(&headers, "etag").unwrap().to_owned();
+    let done = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(etag).build())
+        .build();
+    c.complete_multipart_upload().bucket("chunky").key("mp").upload_id(id).multipart_upload(done).send().await.unwrap();
+    assert!(support::get_all(&c, "chunky", "mp").await == part);
+
+    // Above the spool budget (8 MiB here): 503 SlowDown, nothing stored.
+    let big = bytes(9 << 20, 3);
+    let put = c.put_object().bucket("chunky").key("too-big").presigned(presign()).await.unwrap();
+    let (status, _, body) = raw_http(addr, "PUT", &target(put.uri()), &te, &chunked(&big, &[1 << 20])).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("<Code>SlowDown</Code>"));
+    let e = c.head_object().bucket("chunky").key("too-big").send().await.unwrap_err();
+    assert_eq!(support::status(&e), 404);
+    // The budget is given back: the next one fits again.
+    let data = bytes(6 << 20, 4);
+    let put = c.put_object().bucket("chunky").key("fits").presigned(presign()).await.unwrap();
+    let (status, _, _) = raw_http(addr, "PUT", &target(put.uri()), &te, &chunked(&data, &[1 << 20])).await;
+    assert_eq!(status, 200);
+    // A bad signature is still refused (after the body), and nothing is stored.
+    let put = c.put_object().bucket("chunky").key("forged").presigned(presign()).await.unwrap();
+    let t = target(put.uri());
+    let at = t.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let flipped = if &t[at..at + 1] == "0" { "1" } else { "0" };
+    let forged = format!("{}{flipped}{}", &t[..at], &t[at + 1..]);
+    let (status, _, _) = raw_http(addr, "PUT", &forged, &te, &chunked(b"forged", &[3])).await;
+    assert_eq!(status, 403);
+    assert_eq!(support::status(&c.head_object().bucket("chunky").key("forged").send().await.unwrap_err()), 404);
+    // Spool files are unlinked from the start.
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0, "a spool file stayed behind");
+    cluster.shutdown().await;
+}

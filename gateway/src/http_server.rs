@@ -43,6 +43,8 @@ pub struct FrontConfig {
     /// How long a connection may take to deliver a request head (and how
     /// long an idle HTTP/1 keep-alive connection is kept).
     pub header_timeout: Duration,
+    /// Where PUT bodies without a Content-Length wait for their length.
+    pub spool: crate::spool::Spool,
 }
 
 struct Front {
@@ -87,11 +89,18 @@ impl Front {
             let body_read = Arc::new(AtomicBool::new(false));
             let mut req = req.map(|b| ReadToEnd::new(b, body_read.clone()));
             let vhost = self.virtual_host(&req);
-            let mut resp = match crate::sigv2::prepare(&mut req, vhost, time::OffsetDateTime::now_utc()) {
-                Ok(()) => {
-                    let call = self.s3.call(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in))));
-                    call.instrument(span.clone()).await?
+            let prepared = crate::sigv2::prepare(&mut req, vhost, time::OffsetDateTime::now_utc())
+                .map_err(|(s, c, m)| (s, c, m.to_owned()));
+            let req = match prepared {
+                Ok(()) if crate::spool::unsized_put(&req) => {
+                    let counted = req.map(|b| Counted::new(b, bytes_in));
+                    self.config.spool.receive(counted).instrument(span.clone()).await
                 }
+                Ok(()) => Ok(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in)))),
+                Err(refusal) => Err(refusal),
+            };
+            let mut resp = match req {
+                Ok(req) => self.s3.call(req).instrument(span.clone()).await?,
                 Err((status, code, message)) => {
                     let xml = format!(
                         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"

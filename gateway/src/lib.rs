@@ -13,6 +13,7 @@ mod http_server;
 pub mod metrics;
 mod s3;
 mod sigv2;
+pub mod spool;
 mod unenforced;
 pub mod write;
 
@@ -84,6 +85,12 @@ pub struct GatewayConfig {
     /// An upload whose client sends no body byte for this long while the
     /// gateway waits fails with 400 RequestTimeout; nothing is committed.
     pub body_idle_timeout: Duration,
+    /// Where PUT bodies sent without a Content-Length (chunked) wait until
+    /// their length is known ([`spool`]); unlinked files.
+    pub spool_dir: std::path::PathBuf,
+    /// At most this many bytes of such bodies wait at once (503 SlowDown
+    /// beyond).
+    pub spool_bytes: u64,
     /// How shard bytes travel to and from datanodes.
     pub shard_transport: ShardTransport,
     /// How body MD5s (ETags) are computed.
@@ -115,6 +122,8 @@ impl GatewayConfig {
             connect_timeout: Duration::from_secs(2),
             header_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(30),
+            spool_dir: std::env::temp_dir(),
+            spool_bytes: 5 << 30,
             shard_transport: ShardTransport::default(),
             md5: Md5Mode::default(),
             local_datanode: None,
@@ -190,6 +199,12 @@ pub async fn serve(
         domains: config.domains.clone(),
         min_disks: min_disks(ec.k, ec.m),
         header_timeout: config.header_timeout,
+        spool: spool::Spool::new(
+            config.spool_dir.clone(),
+            config.spool_bytes,
+            config.body_idle_timeout,
+            s3::MAX_PUT_BYTES,
+        ),
     };
     let md5 = match config.md5 {
         Md5Mode::Lanes if tessera_md5::Kernel::detect() == tessera_md5::Kernel::Avx512 => {

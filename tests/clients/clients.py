@@ -253,8 +253,15 @@ class Run:
             conn.close()
             got = s3.get_object(Bucket=b, Key="presigned.txt")["Body"].read()
             assert got == body, "presigned upload differs"
+        with self.step("curl", "chunked PUT without Content-Length to a presigned URL (curl -T -)"):
+            url = s3.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "chunked.ts"}, ExpiresIn=300)
+            seg = os.urandom(2 * MiB + 333)
+            out = subprocess.run(["curl", "-sS", "-f", "-T", "-", url], input=seg, capture_output=True, timeout=120)
+            assert out.returncode == 0, out.stderr.decode(errors="replace")
+            got = s3.get_object(Bucket=b, Key="chunked.ts")["Body"].read()
+            assert got == seg, "chunked upload differs"
         with self.step("boto3", "delete bucket"):
-            for k in ("boto.bin", "copy.bin", "presigned.txt"):
+            for k in ("boto.bin", "copy.bin", "presigned.txt", "chunked.ts"):
                 s3.delete_object(Bucket=b, Key=k)
             s3.delete_bucket(Bucket=b)
         self.boto3_sigv2()
