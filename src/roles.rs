@@ -71,14 +71,15 @@ async fn until_signal<T>(
     }
 }
 
-/// Makes sure the access key `access` exists with `secret` (replacing a
-/// different secret).
+/// Makes sure the root access key `access` exists with `secret` (replacing
+/// a different secret) and is marked root.
 pub async fn ensure_key(meta: &MetaClient, access: &str, secret: &str) -> anyhow::Result<()> {
     let existing = meta.get_access_key(access).await.context("metadata service")?;
     if let Some(k) = existing.key {
-        if k.secret_key == secret {
+        if k.secret_key == secret && k.root {
             return Ok(());
         }
+        // Another secret, or a key from before keys had a root flag: made again.
         let del =
             Command { now_ms: 0, op: Some(Op::DeleteAccessKey(DeleteAccessKey { access_key_id: access.into() })) };
         meta.write(del).await.context("replacing the root key")?;
@@ -88,6 +89,7 @@ pub async fn ensure_key(meta: &MetaClient, access: &str, secret: &str) -> anyhow
         secret_key: secret.into(),
         created_ms: 0,
         description: "root".into(),
+        root: true,
     };
     let r = meta
         .write(Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) })

@@ -26,6 +26,7 @@ async fn buckets_conditionals_ranges_and_delimiters() {
         secret_key: "other-secret-key-000000000000000000000000".into(),
         created_ms: 0,
         description: "another user".into(),
+        root: false,
     };
     let cmd = Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(other.clone()) })) };
     cluster.meta_client.write(cmd).await.unwrap();

@@ -462,11 +462,16 @@ fn a_full_disk_stores_nothing_and_keeps_working() {
         assert!(!disk.is_failed(), "a full disk is not a failed disk");
         assert_eq!(std::fs::read_dir(mnt.join("tmp")).unwrap().count(), 0, "the partial write is gone");
         assert!(matches!(disk.stat(&ShardKey { data_id: id, part: 0, shard: 0 }), Err(ShardError::Missing(_))));
+        // Out of space, the disk counts as full and refuses new shards at
+        // once, until a usage check (each heartbeat) finds room again.
+        assert!(disk.is_full());
+        assert!(matches!(disk.create(header(DataId::new(), 0, 1000)), Err(ShardError::NoSpace(_))));
         // Space is back: a small shard still fits. (tmpfs returns the freed
         // pages of the removed temp file promptly but not always at once when
         // other tests load the machine: allow it 2 s.)
         let start = std::time::Instant::now();
         loop {
+            disk.check_full().unwrap();
             match disk.create(header(DataId::new(), 0, 1000)) {
                 Ok(w) => break drop(w),
                 Err(ShardError::NoSpace(_)) if start.elapsed() < std::time::Duration::from_secs(2) => {

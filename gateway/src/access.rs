@@ -1,36 +1,278 @@
 //! The check every S3 request passes after authentication and before its
-//! input is read: who may call (today: any signed request; anonymous
-//! requests are denied), headers asking for guarantees Tessera does not
-//! give (`unenforced`), and `x-amz-expected-bucket-owner` /
-//! `x-amz-source-expected-bucket-owner`.
+//! input is read: headers asking for guarantees Tessera does not give
+//! (`unenforced`), presigned lifetimes, `x-amz-expected-bucket-owner` /
+//! `x-amz-source-expected-bucket-owner`, and who may do what:
+//!
+//! ```text
+//!  root key                          ─► allowed (never locked out)
+//!  CreateBucket, ListBuckets         ─► any signed request (ListBuckets lists the caller's own buckets)
+//!  bucket and object operations      ─► the bucket policy decides (policy::evaluate):
+//!      a matching Deny               ─► AccessDenied (the owner keeps Get/Put/DeleteBucketPolicy)
+//!      a matching Allow              ─► allowed (anonymous requests too: a public bucket)
+//!      nothing matches               ─► allowed for the bucket's owner, AccessDenied for anyone else
+//!  CopyObject / UploadPartCopy       ─► also s3:GetObject on the source
+//!  DeleteObjects                     ─► s3:DeleteObject decided per key by the handler
+//! ```
+//!
+//! Keys and buckets (owner, policy) are cached for a few seconds, so a
+//! policy change reaches every gateway within [`BUCKET_TTL`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
-use s3s::{S3Result, s3_error};
+use s3s::{S3Error, S3Result, s3_error};
 use tessera_rpc::MetaClient;
+use tessera_rpc::proto::meta::{AccessKeyRecord, failure};
 
+use crate::policy::{self, Decision, Kind, Policy, Principal};
 use crate::unenforced::refusal;
+
+/// The client's address (a request extension set by the HTTP front).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// Who made a request, as the access check resolved it (a request
+/// extension for the handlers).
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// The access key; `None` for an anonymous request.
+    pub key: Option<String>,
+    /// The root key.
+    pub root: bool,
+    /// The request's condition keys (for checks the handlers make).
+    pub context: HashMap<String, Vec<String>>,
+}
+
+/// How long a looked-up key is trusted.
+pub const KEY_TTL: Duration = Duration::from_secs(5);
+/// How long a looked-up bucket (owner, policy) is trusted.
+pub const BUCKET_TTL: Duration = Duration::from_secs(2);
+
+/// A bucket as access checks need it.
+#[derive(Debug)]
+pub struct BucketAccess {
+    /// The owner's access key.
+    pub owner: String,
+    /// The bucket policy, parsed.
+    pub policy: Option<Policy>,
+}
+
+type Cached<T> = Mutex<HashMap<String, (T, Instant)>>;
+
+/// Access keys and buckets from the metadata service, cached briefly.
+pub struct Directory {
+    meta: MetaClient,
+    keys: Cached<Option<AccessKeyRecord>>,
+    buckets: Cached<Option<Arc<BucketAccess>>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> S3Error {
+    tracing::warn!(error = %e, "metadata service unavailable for an access check");
+    s3_error!(ServiceUnavailable, "the metadata service is unavailable now; retry")
+}
+
+fn cached<T: Clone>(c: &Cached<T>, k: &str, ttl: Duration) -> Option<T> {
+    let m = c.lock().ok()?;
+    m.get(k).filter(|(_, at)| at.elapsed() < ttl).map(|(v, _)| v.clone())
+}
+
+fn remember<T>(c: &Cached<T>, k: &str, v: T) {
+    if let Ok(mut m) = c.lock() {
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(k.to_owned(), (v, Instant::now()));
+    }
+}
+
+impl Directory {
+    /// Looks keys and buckets up through `meta`.
+    pub fn new(meta: MetaClient) -> Self {
+        Directory { meta, keys: Mutex::new(HashMap::new()), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// The access key `id`, if it exists.
+    pub async fn key(&self, id: &str) -> S3Result<Option<AccessKeyRecord>> {
+        if let Some(k) = cached(&self.keys, id, KEY_TTL) {
+            return Ok(k);
+        }
+        let reply = self.meta.get_access_key(id).await.map_err(unavailable)?;
+        let key = match (reply.key, reply.failure) {
+            (Some(k), None) => Some(k),
+            (_, Some(f)) if f.code() != failure::Code::NoSuchAccessKey => {
+                return Err(s3_error!(InternalError, "access key lookup failed: {}", f.message));
+            }
+            _ => None,
+        };
+        remember(&self.keys, id, key.clone());
+        Ok(key)
+    }
+
+    /// The bucket `name` (owner and policy), if it exists.
+    pub async fn bucket(&self, name: &str) -> S3Result<Option<Arc<BucketAccess>>> {
+        if let Some(b) = cached(&self.buckets, name, BUCKET_TTL) {
+            return Ok(b);
+        }
+        let r = self.meta.get_bucket(name).await.map_err(unavailable)?;
+        let b = r.bucket.map(|b| {
+            let policy =
+                (!b.policy.is_empty()).then(|| Policy::parse(&b.policy, Kind::Bucket, Some(name))).and_then(|p| {
+                    p.map_err(|e| tracing::error!(bucket = name, error = %e, "a stored bucket policy does not parse"))
+                        .ok()
+                });
+            Arc::new(BucketAccess { owner: b.owner, policy })
+        });
+        remember(&self.buckets, name, b.clone());
+        Ok(b)
+    }
+
+    /// Forgets `bucket` (its policy changed here).
+    pub fn forget_bucket(&self, bucket: &str) {
+        if let Ok(mut m) = self.buckets.lock() {
+            m.remove(bucket);
+        }
+    }
+
+    /// Decides whether `caller` may do `action` on `bucket` (and `key`):
+    /// the rules of the module docs. `NoSuchBucket` is left to the operation.
+    pub async fn authorize(&self, caller: &Caller, action: &str, bucket: &str, key: Option<&str>) -> S3Result<()> {
+        if caller.root {
+            return Ok(());
+        }
+        let Some(b) = self.bucket(bucket).await? else { return Ok(()) };
+        let owner = caller.key.as_deref().is_some_and(|k| k == b.owner);
+        let decision = match &b.policy {
+            None => Decision::Default,
+            Some(p) => {
+                let resource = match key {
+                    Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+                    None => format!("arn:aws:s3:::{bucket}"),
+                };
+                let principal = match &caller.key {
+                    Some(k) => Principal::User { name: k, root: false },
+                    None => Principal::Anonymous,
+                };
+                policy::evaluate(
+                    &[p],
+                    &policy::Request { principal, action, resource: &resource, context: &caller.context },
+                )
+            }
+        };
+        let keeps_policy = owner && action.to_ascii_lowercase().ends_with("bucketpolicy");
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Default if owner => Ok(()),
+            Decision::Deny if keeps_policy => Ok(()),
+            _ => Err(s3_error!(AccessDenied, "Access Denied")),
+        }
+    }
+}
+
+/// The policy action of S3 operation `op` (s3s's operation name).
+pub fn action_of(op: &str) -> String {
+    let a = match op {
+        "HeadObject" | "GetObject" => "s3:GetObject",
+        "HeadBucket" | "ListObjects" | "ListObjectsV2" => "s3:ListBucket",
+        "ListBuckets" => "s3:ListAllMyBuckets",
+        "CopyObject" | "CreateMultipartUpload" | "UploadPart" | "UploadPartCopy" | "CompleteMultipartUpload" => {
+            "s3:PutObject"
+        }
+        "ListParts" => "s3:ListMultipartUploadParts",
+        "ListMultipartUploads" => "s3:ListBucketMultipartUploads",
+        "DeleteObjects" => "s3:DeleteObject",
+        "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy" | "GetBucketPolicyStatus" => {
+            return format!("s3:{op}");
+        }
+        other => return format!("s3:{other}"),
+    };
+    a.to_owned()
+}
+
+/// The condition keys of a request (`aws:*`, `s3:*`), lower-cased.
+fn context(cx: &mut S3AccessContext<'_>, key: Option<&str>) -> HashMap<String, Vec<String>> {
+    let mut c: HashMap<String, Vec<String>> = HashMap::new();
+    let mut put = |k: &str, v: String| c.entry(k.to_owned()).or_default().push(v);
+    if let Some(Peer(addr)) = cx.extensions_mut().get::<Peer>() {
+        put("aws:sourceip", addr.ip().to_string());
+    }
+    put("aws:securetransport", "false".into());
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
+        put("aws:currenttime", t);
+    }
+    put("aws:epochtime", now.unix_timestamp().to_string());
+    put("aws:principaltype", if key.is_some() { "User" } else { "Anonymous" }.into());
+    if let Some(k) = key {
+        put("aws:username", k.to_owned());
+        put("aws:userid", k.to_owned());
+    }
+    for (h, k) in [("user-agent", "aws:useragent"), ("referer", "aws:referer"), ("x-amz-acl", "s3:x-amz-acl")] {
+        if let Some(v) = cx.headers().get(h).and_then(|v| v.to_str().ok()) {
+            put(k, v.to_owned());
+        }
+    }
+    let query = cx.uri().query().unwrap_or("").to_owned();
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = match k {
+            "prefix" => "s3:prefix",
+            "delimiter" => "s3:delimiter",
+            "max-keys" => "s3:max-keys",
+            _ => continue,
+        };
+        let v = query_decode(v);
+        put(key, v);
+    }
+    c
+}
+
+/// Percent-decodes a query value (`+` is a space there too).
+fn query_decode(s: &str) -> String {
+    percent_decode(&s.replace('+', " "))
+}
+
+/// Percent-decodes a path (`x-amz-copy-source`).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .flatten();
+        match (hex, b[i]) {
+            (Some(v), _) => {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            (None, c) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// [`S3Access`] for the gateway.
 pub struct RequestCheck {
-    meta: MetaClient,
+    dir: Arc<Directory>,
 }
 
 impl RequestCheck {
-    /// Looks bucket owners up through `meta`.
-    pub fn new(meta: MetaClient) -> Self {
-        RequestCheck { meta }
+    /// Decides through `dir`.
+    pub fn new(dir: Arc<Directory>) -> Self {
+        RequestCheck { dir }
     }
 
     /// Fails with 403 AccessDenied unless `bucket` is owned by `expected`,
     /// as S3 does for the expected-bucket-owner headers. A bucket that does
     /// not exist is left to the operation (NoSuchBucket).
     async fn check_owner(&self, bucket: &str, expected: &str) -> S3Result<()> {
-        let r = self.meta.get_bucket(bucket).await.map_err(|e| {
-            tracing::warn!(error = %e, "metadata service unavailable for an access check");
-            s3_error!(ServiceUnavailable, "the metadata service is unavailable now; retry")
-        })?;
-        match r.bucket {
+        match self.dir.bucket(bucket).await? {
             Some(b) if b.owner != expected => Err(s3_error!(AccessDenied, "Access Denied")),
             _ => Ok(()),
         }
@@ -40,32 +282,64 @@ impl RequestCheck {
 #[async_trait::async_trait]
 impl S3Access for RequestCheck {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
-        }
         if let Some(e) = refusal(cx.s3_op().name(), cx.headers(), cx.uri().query()) {
             return Err(e);
         }
         check_presigned_expiry(cx.uri().query())?;
+        let key_id = cx.credentials().map(|c| c.access_key.clone());
+        let root = match &key_id {
+            Some(k) => self.dir.key(k).await?.is_some_and(|r| r.root),
+            None => false,
+        };
+        let context = context(cx, key_id.as_deref());
+        let op = cx.s3_op().name();
+        let caller = Caller { key: key_id.clone(), root, context };
         let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(expected) = header("x-amz-expected-bucket-owner") {
-            let bucket = match cx.s3_path() {
-                S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
-                S3Path::Root => None,
-            };
-            if let Some(b) = bucket {
-                self.check_owner(&b, expected.trim()).await?;
-            }
-        }
-        if let Some(expected) = header("x-amz-source-expected-bucket-owner")
-            && let Some(src) = header("x-amz-copy-source")
+        let target = match cx.s3_path() {
+            S3Path::Bucket { bucket } => Some((bucket.to_string(), None)),
+            S3Path::Object { bucket, key } => Some((bucket.to_string(), Some(key.to_string()))),
+            S3Path::Root => None,
+        };
+        if let Some(expected) = header("x-amz-expected-bucket-owner")
+            && let Some((b, _)) = &target
         {
-            let src = src.trim_start_matches('/');
-            let bucket = src.split('/').next().unwrap_or("");
-            if !bucket.is_empty() {
-                self.check_owner(bucket, expected.trim()).await?;
+            self.check_owner(b, expected.trim()).await?;
+        }
+        let source = header("x-amz-copy-source").map(|s| {
+            let s = s.split('?').next().unwrap_or("").trim_start_matches('/').to_owned();
+            let s = percent_decode(&s);
+            match s.split_once('/') {
+                Some((b, k)) => (b.to_owned(), k.to_owned()),
+                None => (s, String::new()),
+            }
+        });
+        if let Some(expected) = header("x-amz-source-expected-bucket-owner")
+            && let Some((b, _)) = &source
+            && !b.is_empty()
+        {
+            self.check_owner(b, expected.trim()).await?;
+        }
+        match (&target, op) {
+            // Anyone signed may create a bucket or list their own.
+            (_, "CreateBucket" | "ListBuckets") if key_id.is_some() => {}
+            (None, _) | (_, "CreateBucket" | "ListBuckets") => {
+                if key_id.is_none() {
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
+            }
+            // Each key of a multi-delete is decided by the handler.
+            (Some(_), "DeleteObjects") => {}
+            (Some((bucket, key)), _) => {
+                self.dir.authorize(&caller, &action_of(op), bucket, key.as_deref()).await?;
             }
         }
+        if matches!(op, "CopyObject" | "UploadPartCopy")
+            && let Some((b, k)) = &source
+            && !b.is_empty()
+        {
+            self.dir.authorize(&caller, "s3:GetObject", b, Some(k)).await?;
+        }
+        cx.extensions_mut().insert(caller);
         Ok(())
     }
 }

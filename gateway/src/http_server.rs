@@ -263,7 +263,7 @@ pub async fn serve(
             _ = shutdown.changed() => continue,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Running out of file descriptors and the like: back off, keep serving.
@@ -274,7 +274,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let front = front.clone();
-        let svc = hyper::service::service_fn(move |req| front.clone().handle(req));
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            // The client's address, for policies (`aws:SourceIp`) and logs.
+            req.extensions_mut().insert(crate::access::Peer(peer));
+            front.clone().handle(req)
+        });
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         conns.spawn(async move {
             // The protocol sniffing ahead of hyper's header timer has no

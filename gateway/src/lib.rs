@@ -11,6 +11,7 @@ mod access;
 mod auth;
 mod http_server;
 pub mod metrics;
+pub mod policy;
 mod s3;
 mod sigv2;
 pub mod spool;

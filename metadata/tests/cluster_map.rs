@@ -113,6 +113,7 @@ fn access_keys_are_created_read_and_deleted() {
                 secret_key: secret.into(),
                 created_ms: 0,
                 description: "test".into(),
+                root: false,
             }),
         })
     };

@@ -233,6 +233,7 @@ impl Cluster {
             secret_key: SECRET_KEY.into(),
             created_ms: 0,
             description: "tests".into(),
+            root: false,
         };
         cluster
             .meta_client

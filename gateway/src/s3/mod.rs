@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;
 
-use crate::access::RequestCheck;
+use crate::access::{Caller, Directory, RequestCheck};
 use crate::auth::MetaAuth;
 use crate::cluster::Cluster;
 use crate::read::{ReadError, read_sharded};
@@ -63,10 +63,11 @@ const READ_AHEAD_CHUNKS: usize = 16;
 /// Builds the s3s service: our operations, SigV4 with keys from metadata,
 /// and virtual-hosted-style addressing when domains are configured.
 pub fn build_service(cfg: Arc<GatewayConfig>, cluster: Cluster, md5: Option<tessera_md5::Md5Engine>) -> S3Service {
-    let auth = MetaAuth::new(cluster.meta().clone());
-    let access = RequestCheck::new(cluster.meta().clone());
+    let dir = Arc::new(Directory::new(cluster.meta().clone()));
+    let auth = MetaAuth::new(dir.clone());
+    let access = RequestCheck::new(dir.clone());
     let domains = cfg.domains.clone();
-    let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5 };
+    let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5, dir };
     let mut b = S3ServiceBuilder::new(s3);
     b.set_auth(auth);
     b.set_access(access);
@@ -84,6 +85,8 @@ struct Tessera {
     /// Hashes the ETags of concurrent bodies together (none: each body on
     /// its own task).
     md5: Option<tessera_md5::Md5Engine>,
+    /// Keys and buckets for access decisions.
+    dir: Arc<Directory>,
 }
 
 #[async_trait::async_trait]
@@ -101,11 +104,14 @@ impl S3 for Tessera {
         let prefix = input.prefix.clone().unwrap_or_default();
         let r = self.cluster.meta().list_buckets().await.map_err(unavailable)?;
         let me = req.credentials.as_ref().map(|c| c.access_key.clone()).unwrap_or_default();
+        // A key lists the buckets it owns (the root key, all of them).
+        let root = req.extensions.get::<Caller>().is_some_and(|c| c.root);
         // Every bucket lives in the gateway's region; names come sorted.
         let in_region = input.bucket_region.as_deref().is_none_or(|r| r == self.cfg.region);
         let mut matching = r
             .buckets
             .into_iter()
+            .filter(|b| root || b.owner == me)
             .filter(|b| in_region && b.name.starts_with(&prefix))
             .filter(|b| after.as_ref().is_none_or(|a| b.name.as_str() > a.as_str()))
             .peekable();
@@ -180,20 +186,57 @@ impl S3 for Tessera {
         Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let input = req.input;
+        self.bucket(&input.bucket).await?;
+        crate::policy::Policy::parse(&input.policy, crate::policy::Kind::Bucket, Some(&input.bucket))
+            .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+        let set = pb::SetBucketPolicy { bucket: input.bucket.clone(), policy: input.policy };
+        self.write_cmd(command::Op::SetBucketPolicy(set)).await?;
+        self.dir.forget_bucket(&input.bucket);
+        Ok(S3Response::new(PutBucketPolicyOutput::default()))
+    }
+
     async fn get_bucket_policy(
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Err(probes::no_policy())
+        let b = self.bucket(&req.input.bucket).await?;
+        if b.policy.is_empty() {
+            return Err(probes::no_policy());
+        }
+        Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(b.policy) }))
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        let bucket = req.input.bucket;
+        self.bucket(&bucket).await?;
+        let set = pb::SetBucketPolicy { bucket: bucket.clone(), policy: String::new() };
+        self.write_cmd(command::Op::SetBucketPolicy(set)).await?;
+        self.dir.forget_bucket(&bucket);
+        Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
     }
 
     async fn get_bucket_policy_status(
         &self,
         req: S3Request<GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Err(probes::no_policy())
+        let b = self.bucket(&req.input.bucket).await?;
+        if b.policy.is_empty() {
+            return Err(probes::no_policy());
+        }
+        let public = crate::policy::Policy::parse(&b.policy, crate::policy::Kind::Bucket, Some(&b.name))
+            .map(|p| p.is_public())
+            .unwrap_or(false);
+        Ok(S3Response::new(GetBucketPolicyStatusOutput {
+            policy_status: Some(PolicyStatus { is_public: Some(public) }),
+        }))
     }
 
     async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
@@ -479,11 +522,17 @@ impl S3 for Tessera {
         self.bucket(&input.bucket).await?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket;
+        let caller = req.extensions.get::<Caller>().cloned().unwrap_or_default();
         let results: Vec<(String, Result<(), S3Error>)> = futures::stream::iter(objects)
             .map(|o| {
                 let bucket = bucket.clone();
+                let caller = &caller;
                 async move {
-                    let r = if o.last_modified_time.is_some() || o.size.is_some() {
+                    // Each key as its own DeleteObject would be decided.
+                    let allowed = self.dir.authorize(caller, "s3:DeleteObject", &bucket, Some(&o.key)).await;
+                    let r = if let Err(e) = allowed {
+                        Err(e)
+                    } else if o.last_modified_time.is_some() || o.size.is_some() {
                         Err(s3_error!(NotImplemented, "conditional deletes accept only an ETag"))
                     } else {
                         match check_version(o.version_id.as_deref()) {

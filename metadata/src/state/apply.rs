@@ -9,7 +9,7 @@ use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
     AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
     DeleteObject, DiskShard, Done, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, RestoreShards,
-    ShardSet, UploadRecord, body,
+    SetBucketPolicy, ShardSet, UploadRecord, body,
 };
 
 use super::MetaState;
@@ -143,6 +143,7 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
         Op::RegisterDatanode(c) => super::cluster::register_datanode(st, now, c, w),
         Op::SetDiskState(c) => super::cluster::set_disk_state(st, c, w),
         Op::SetDiskFull(c) => super::cluster::set_disk_full(st, c, w),
+        Op::SetBucketPolicy(c) => set_bucket_policy(st, c, w),
         Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
         Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
         Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),
@@ -172,8 +173,16 @@ fn create_bucket(st: &MetaState, now: u64, c: &CreateBucket, w: &mut Writes) -> 
             MetaError::BucketAlreadyExists
         });
     }
-    let rec = BucketRecord { name: c.name.clone(), owner: c.owner.clone(), created_ms: now, ec: c.ec };
+    let rec =
+        BucketRecord { name: c.name.clone(), owner: c.owner.clone(), created_ms: now, ec: c.ec, policy: String::new() };
     w.put(keys::bucket(&c.name), encode(&rec));
+    Ok(done())
+}
+
+fn set_bucket_policy(st: &MetaState, c: &SetBucketPolicy, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut rec = st.require_bucket(&c.bucket)?;
+    rec.policy = c.policy.clone();
+    w.put(keys::bucket(&c.bucket), encode(&rec));
     Ok(done())
 }
 

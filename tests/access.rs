@@ -1,0 +1,168 @@
+//! Access control end to end (aws-sdk-s3 and plain HTTP against an
+//! in-process cluster): a bucket belongs to the key that created it; other
+//! keys and anonymous requests get AccessDenied unless the bucket policy
+//! allows them; an explicit Deny beats everything but the owner's control
+//! of the policy itself; the root key is never locked out; every refusal
+//! stores nothing.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use support::{Cluster, code, get_all, header, raw_http};
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey};
+
+async fn add_key(cluster: &Cluster, id: &str, secret: &str, root: bool) -> aws_sdk_s3::Client {
+    let key = AccessKeyRecord {
+        access_key_id: id.into(),
+        secret_key: secret.into(),
+        created_ms: 0,
+        description: String::new(),
+        root,
+    };
+    let cmd = Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) };
+    cluster.meta_client.write(cmd).await.unwrap();
+    cluster.client_with(0, id, secret)
+}
+
+fn denied<E: aws_sdk_s3::error::ProvideErrorMetadata, R: std::fmt::Debug>(
+    r: Result<impl std::fmt::Debug, aws_sdk_s3::error::SdkError<E, R>>,
+) {
+    match r {
+        Ok(v) => panic!("allowed: {v:?}"),
+        Err(e) => assert_eq!(code(&e), "AccessDenied"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn owners_policies_anonymous_readers_and_denies() {
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let addr = cluster.gateway_addrs[0];
+    let owner = cluster.client(0);
+    let other = add_key(&cluster, "OTHERKEY0000000000001", "other-secret-0000000000000000", false).await;
+    let root = add_key(&cluster, "ROOTKEY00000000000001", "root-secret-00000000000000000", true).await;
+    owner.create_bucket().bucket("media").send().await.unwrap();
+    let seg = support::bytes(300_000, 1);
+    owner.put_object().bucket("media").key("live/seg1.ts").body(ByteStream::from(seg.clone())).send().await.unwrap();
+
+    // Another key: nothing in someone else's bucket, and it does not see it listed.
+    denied(other.get_object().bucket("media").key("live/seg1.ts").send().await);
+    let e = other.head_object().bucket("media").key("live/seg1.ts").send().await.unwrap_err();
+    assert_eq!(support::status(&e), 403, "HEAD answers 403 without a body");
+    denied(other.put_object().bucket("media").key("x").body(ByteStream::from_static(b"x")).send().await);
+    denied(other.list_objects_v2().bucket("media").send().await);
+    denied(other.delete_object().bucket("media").key("live/seg1.ts").send().await);
+    denied(other.get_bucket_policy().bucket("media").send().await);
+    let listed = other.list_buckets().send().await.unwrap();
+    assert!(listed.buckets().is_empty(), "{listed:?}");
+    other.create_bucket().bucket("others").send().await.unwrap();
+    let names: Vec<String> =
+        root.list_buckets().send().await.unwrap().buckets().iter().map(|b| b.name().unwrap().to_owned()).collect();
+    assert_eq!(names, ["media", "others"], "the root key sees every bucket");
+    assert!(get_all(&root, "media", "live/seg1.ts").await == seg, "the root key reads everything");
+    // Anonymous: refused.
+    let (status, _, body) = raw_http(addr, "GET", "/media/live/seg1.ts", &[], b"").await;
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("<Code>AccessDenied</Code>"));
+
+    // A bad policy is refused; the owner makes the bucket public-read.
+    for bad in [
+        "{",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::others/*"}]}"#,
+    ] {
+        let e = owner.put_bucket_policy().bucket("media").policy(bad).send().await.unwrap_err();
+        assert_eq!(code(&e), "MalformedPolicy", "{bad}");
+    }
+    let public = r#"{"Version":"2012-10-17","Statement":[{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::media/*"]}]}"#;
+    denied(other.put_bucket_policy().bucket("media").policy(public).send().await);
+    owner.put_bucket_policy().bucket("media").policy(public).send().await.unwrap();
+    assert_eq!(owner.get_bucket_policy().bucket("media").send().await.unwrap().policy(), Some(public));
+    let status = owner.get_bucket_policy_status().bucket("media").send().await.unwrap();
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true));
+
+    // A player without keys: GET, HEAD and ranges; nothing else.
+    let (status, _, body) = raw_http(addr, "GET", "/media/live/seg1.ts", &[], b"").await;
+    assert_eq!(status, 200);
+    assert!(body == seg);
+    let (status, headers, _) = raw_http(addr, "HEAD", "/media/live/seg1.ts", &[], b"").await;
+    assert_eq!((status, header(&headers, "content-length")), (200, Some("300000")));
+    let (status, _, body) = raw_http(addr, "GET", "/media/live/seg1.ts", &[("range", "bytes=100-199")], b"").await;
+    assert_eq!((status, &body[..]), (206, &seg[100..200]));
+    for (method, target, body) in [
+        ("PUT", "/media/live/seg2.ts", &b"evil"[..]),
+        ("GET", "/media?list-type=2", &b""[..]),
+        ("DELETE", "/media/live/seg1.ts", &b""[..]),
+        ("GET", "/media?policy", &b""[..]),
+        ("GET", "/", &b""[..]),
+    ] {
+        let len = body.len().to_string();
+        let (status, _, text) = raw_http(addr, method, target, &[("content-length", &len)], body).await;
+        assert_eq!(status, 403, "{method} {target}: {}", String::from_utf8_lossy(&text));
+    }
+    let e = owner.head_object().bucket("media").key("live/seg2.ts").send().await.unwrap_err();
+    assert_eq!(support::status(&e), 404, "the refused PUT stored nothing");
+    // Another key reads through the policy too, and still cannot write.
+    assert!(get_all(&other, "media", "live/seg1.ts").await == seg);
+    denied(other.put_object().bucket("media").key("live/seg2.ts").body(ByteStream::from_static(b"x")).send().await);
+    // It may copy what it may read into its own bucket, not from a bucket it cannot read.
+    other.copy_object().bucket("others").key("copy.ts").copy_source("media/live/seg1.ts").send().await.unwrap();
+    owner.create_bucket().bucket("private").send().await.unwrap();
+    owner.put_object().bucket("private").key("p").body(ByteStream::from_static(b"secret")).send().await.unwrap();
+    denied(other.copy_object().bucket("others").key("stolen").copy_source("private/p").send().await);
+
+    // A key limited by the policy to one prefix: list, and write under uploads/ only.
+    let scoped = r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::media/*"},
+            {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::000000000000:user/OTHERKEY0000000000001"]},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::media"},
+            {"Effect":"Allow","Principal":{"AWS":"OTHERKEY0000000000001"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::media/uploads/${aws:username}/*"},
+            {"Sid":"NoDeletes","Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::media/live/*"}]}"#;
+    owner.put_bucket_policy().bucket("media").policy(scoped).send().await.unwrap();
+    other.list_objects_v2().bucket("media").send().await.unwrap();
+    other
+        .put_object()
+        .bucket("media")
+        .key("uploads/OTHERKEY0000000000001/a.ts")
+        .body(ByteStream::from_static(b"mine"))
+        .send()
+        .await
+        .unwrap();
+    denied(
+        other.put_object().bucket("media").key("uploads/someone/a.ts").body(ByteStream::from_static(b"x")).send().await,
+    );
+
+    // The explicit Deny beats the owner's own rights; a multi-delete is
+    // decided per key; the owner keeps control of the policy.
+    denied(owner.delete_object().bucket("media").key("live/seg1.ts").send().await);
+    let delete = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("live/seg1.ts").build().unwrap())
+        .objects(ObjectIdentifier::builder().key("uploads/OTHERKEY0000000000001/a.ts").build().unwrap())
+        .build()
+        .unwrap();
+    let r = owner.delete_objects().bucket("media").delete(delete).send().await.unwrap();
+    let deleted: Vec<&str> = r.deleted().iter().map(|d| d.key().unwrap()).collect();
+    let errors: Vec<(&str, &str)> = r.errors().iter().map(|e| (e.key().unwrap(), e.code().unwrap())).collect();
+    assert_eq!(deleted, ["uploads/OTHERKEY0000000000001/a.ts"]);
+    assert_eq!(errors, [("live/seg1.ts", "AccessDenied")]);
+    assert!(get_all(&owner, "media", "live/seg1.ts").await == seg, "the denied key is still there");
+    owner.delete_bucket_policy().bucket("media").send().await.unwrap();
+    let e = owner.get_bucket_policy().bucket("media").send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchBucketPolicy");
+    owner.delete_object().bucket("media").key("live/seg1.ts").send().await.unwrap();
+
+    // Conditions on the request: a network the client is not in.
+    let office = |net: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::private","arn:aws:s3:::private/*"],"Condition":{{"NotIpAddress":{{"aws:SourceIp":"{net}"}}}}}}]}}"#
+        )
+    };
+    owner.put_bucket_policy().bucket("private").policy(office("127.0.0.0/8")).send().await.unwrap();
+    assert_eq!(get_all(&owner, "private", "p").await, b"secret");
+    owner.put_bucket_policy().bucket("private").policy(office("10.0.0.0/8")).send().await.unwrap();
+    denied(owner.get_object().bucket("private").key("p").send().await);
+    owner.delete_bucket_policy().bucket("private").send().await.unwrap();
+    assert_eq!(get_all(&owner, "private", "p").await, b"secret");
+    cluster.shutdown().await;
+}
