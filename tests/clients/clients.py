@@ -260,6 +260,37 @@ class Run:
             assert out.returncode == 0, out.stderr.decode(errors="replace")
             got = s3.get_object(Bucket=b, Key="chunked.ts")["Body"].read()
             assert got == seg, "chunked upload differs"
+        with self.step("curl", "a public-read bucket policy: anonymous GET, HEAD and range; no PUT, LIST or DELETE"):
+            pub = "boto3-public"
+            s3.create_bucket(Bucket=pub)
+            seg = os.urandom(700_001)
+            s3.put_object(Bucket=pub, Key="live/seg1.ts", Body=seg)
+            base = f"{self.endpoint}/{pub}"
+
+            def curl(*args, data=None):
+                out = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *args],
+                                     input=data, capture_output=True, timeout=60)
+                body, _, code = out.stdout.rpartition(b"\n")
+                return int(code), body
+
+            assert curl(f"{base}/live/seg1.ts")[0] == 403, "anonymous GET before the policy"
+            s3.put_bucket_policy(Bucket=pub, Policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+                               "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{pub}/*"}]}))
+            assert s3.get_bucket_policy_status(Bucket=pub)["PolicyStatus"]["IsPublic"] is True
+            code, body = curl(f"{base}/live/seg1.ts")
+            assert code == 200 and body == seg, f"anonymous GET: {code}"
+            code, body = curl("-r", "1000-1999", f"{base}/live/seg1.ts")
+            assert code == 206 and body == seg[1000:2000], f"anonymous range GET: {code}"
+            assert curl("-I", f"{base}/live/seg1.ts")[0] == 200, "anonymous HEAD"
+            assert curl("-T", "-", f"{base}/live/evil.ts", data=b"evil")[0] == 403, "anonymous PUT"
+            assert curl(f"{base}?list-type=2")[0] == 403, "anonymous LIST"
+            assert curl("-X", "DELETE", f"{base}/live/seg1.ts")[0] == 403, "anonymous DELETE"
+            s3.delete_bucket_policy(Bucket=pub)
+            assert curl(f"{base}/live/seg1.ts")[0] == 403, "anonymous GET after the policy is gone"
+            s3.delete_object(Bucket=pub, Key="live/seg1.ts")
+            s3.delete_bucket(Bucket=pub)
         with self.step("boto3", "delete bucket"):
             for k in ("boto.bin", "copy.bin", "presigned.txt", "chunked.ts"):
                 s3.delete_object(Bucket=b, Key=k)
