@@ -59,6 +59,8 @@ pub struct BucketAccess {
     pub owner: String,
     /// The bucket policy, parsed.
     pub policy: Option<Policy>,
+    /// The CORS rules (empty: none).
+    pub cors: Vec<tessera_rpc::proto::meta::CorsRule>,
 }
 
 type Cached<T> = Mutex<HashMap<String, (T, Instant)>>;
@@ -124,7 +126,7 @@ impl Directory {
                     p.map_err(|e| tracing::error!(bucket = name, error = %e, "a stored bucket policy does not parse"))
                         .ok()
                 });
-            Arc::new(BucketAccess { owner: b.owner, policy })
+            Arc::new(BucketAccess { owner: b.owner, policy, cors: b.cors })
         });
         remember(&self.buckets, name, b.clone());
         Ok(b)

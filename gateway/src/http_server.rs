@@ -45,6 +45,8 @@ pub struct FrontConfig {
     pub header_timeout: Duration,
     /// Where PUT bodies without a Content-Length wait for their length.
     pub spool: crate::spool::Spool,
+    /// Buckets (their CORS rules) for preflights and CORS headers.
+    pub dir: Arc<crate::access::Directory>,
 }
 
 struct Front {
@@ -65,8 +67,15 @@ impl Front {
         let id = self.next_id();
         let query = req.uri().query().map(str::to_owned);
         ignore_invalid_range(req.headers_mut(), query.as_deref());
+        // A browser's cross-origin request: its bucket's CORS rule, if any.
+        let origin = req.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let cors_bucket =
+            if origin.is_some() || req.method() == http::Method::OPTIONS { self.bucket_name(&req) } else { None };
+        let method = req.method().as_str().to_owned();
         let mut resp = if let Some(rest) = req.uri().path().strip_prefix("/tessera/") {
             self.reserved(rest).await
+        } else if req.method() == http::Method::OPTIONS {
+            self.preflight(cors_bucket.as_deref(), req.headers()).await
         } else {
             let started = Instant::now();
             let guard = self.in_flight.enter();
@@ -138,11 +147,62 @@ impl Front {
                 Body::http_body_unsync(Holding { inner: Counted::response(b, bytes_out, finish), _guard: guard })
             })
         };
+        if let (Some(origin), Some(bucket)) = (&origin, &cors_bucket)
+            && method != "OPTIONS"
+            && let Ok(Some(b)) = self.config.dir.bucket(bucket).await
+            && let Some(rule) = crate::cors::for_request(&b.cors, origin, &method)
+        {
+            crate::cors::response_headers(rule, origin, resp.headers_mut());
+        }
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, v.clone());
             resp.headers_mut().insert("x-amz-id-2", v);
         }
         Ok(resp)
+    }
+
+    /// The bucket a request names: the host's label under a configured
+    /// domain, else the first path segment.
+    fn bucket_name<B>(&self, req: &Request<B>) -> Option<String> {
+        if self.virtual_host(req) {
+            let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok())?;
+            return host.split('.').next().map(str::to_owned).filter(|b| !b.is_empty());
+        }
+        let seg = req.uri().path().trim_start_matches('/').split('/').next()?;
+        (!seg.is_empty()).then(|| seg.to_owned())
+    }
+
+    /// Answers a CORS preflight (`OPTIONS`) from the bucket's rules; no
+    /// signature is asked (browsers send none).
+    async fn preflight(&self, bucket: Option<&str>, headers: &http::HeaderMap) -> Response<Body> {
+        let rules = match bucket {
+            Some(b) => match self.config.dir.bucket(b).await {
+                Ok(Some(b)) => Some(b.cors.clone()),
+                Ok(None) => None,
+                Err(_) => {
+                    let mut r = Response::new(Body::from(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code><Message>the metadata service is unavailable now; retry</Message></Error>".to_owned(),
+                    ));
+                    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    return r;
+                }
+            },
+            None => None,
+        };
+        let p = crate::cors::preflight(rules.as_deref(), headers);
+        let body = match p.error {
+            Some((code, message)) => Body::from(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            )),
+            None => Body::empty(),
+        };
+        let mut r = Response::new(body);
+        *r.status_mut() = p.status;
+        r.headers_mut().extend(p.headers);
+        if p.error.is_some() {
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        }
+        r
     }
 
     /// Whether `req` names its bucket in the host (`bucket.<domain>`).

@@ -9,6 +9,7 @@
 
 mod access;
 mod auth;
+mod cors;
 mod http_server;
 pub mod metrics;
 pub mod policy;
@@ -194,12 +195,14 @@ pub async fn serve(
         .with_transport(config.shard_transport)
         .with_local(config.local_datanode.clone());
     let watcher = tokio::spawn(cluster.clone().watch(shutdown.clone()));
+    let dir = Arc::new(access::Directory::new(cluster.meta().clone()));
     let front = http_server::FrontConfig {
         registry: config.metrics.clone(),
         metrics,
         domains: config.domains.clone(),
         min_disks: min_disks(ec.k, ec.m),
         header_timeout: config.header_timeout,
+        dir: dir.clone(),
         spool: spool::Spool::new(
             config.spool_dir.clone(),
             config.spool_bytes,
@@ -213,7 +216,7 @@ pub async fn serve(
         }
         _ => None,
     };
-    let service = s3::build_service(Arc::new(config), cluster.clone(), md5);
+    let service = s3::build_service(Arc::new(config), cluster.clone(), md5, dir);
     let served = http_server::serve(listener, service, cluster, front, shutdown).await;
     watcher.abort();
     served

@@ -62,8 +62,12 @@ const READ_AHEAD_CHUNKS: usize = 16;
 
 /// Builds the s3s service: our operations, SigV4 with keys from metadata,
 /// and virtual-hosted-style addressing when domains are configured.
-pub fn build_service(cfg: Arc<GatewayConfig>, cluster: Cluster, md5: Option<tessera_md5::Md5Engine>) -> S3Service {
-    let dir = Arc::new(Directory::new(cluster.meta().clone()));
+pub fn build_service(
+    cfg: Arc<GatewayConfig>,
+    cluster: Cluster,
+    md5: Option<tessera_md5::Md5Engine>,
+    dir: Arc<Directory>,
+) -> S3Service {
     let auth = MetaAuth::new(dir.clone());
     let access = RequestCheck::new(dir.clone());
     let domains = cfg.domains.clone();
@@ -240,8 +244,58 @@ impl S3 for Tessera {
     }
 
     async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Err(probes::not_configured(S3ErrorCode::NoSuchCORSConfiguration, "CORS configuration"))
+        let b = self.bucket(&req.input.bucket).await?;
+        if b.cors.is_empty() {
+            return Err(probes::not_configured(S3ErrorCode::NoSuchCORSConfiguration, "CORS configuration"));
+        }
+        let rules = b
+            .cors
+            .into_iter()
+            .map(|r| CORSRule {
+                id: (!r.id.is_empty()).then_some(r.id),
+                allowed_origins: r.allowed_origins,
+                allowed_methods: r.allowed_methods,
+                allowed_headers: (!r.allowed_headers.is_empty()).then_some(r.allowed_headers),
+                expose_headers: (!r.expose_headers.is_empty()).then_some(r.expose_headers),
+                max_age_seconds: (r.max_age_seconds >= 0).then_some(r.max_age_seconds),
+            })
+            .collect();
+        Ok(S3Response::new(GetBucketCorsOutput { cors_rules: Some(rules) }))
+    }
+
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let input = req.input;
+        self.bucket(&input.bucket).await?;
+        let rules: Vec<pb::CorsRule> = input
+            .cors_configuration
+            .cors_rules
+            .into_iter()
+            .map(|r| pb::CorsRule {
+                id: r.id.unwrap_or_default(),
+                allowed_origins: r.allowed_origins,
+                allowed_methods: r.allowed_methods,
+                allowed_headers: r.allowed_headers.unwrap_or_default(),
+                expose_headers: r.expose_headers.unwrap_or_default(),
+                max_age_seconds: r.max_age_seconds.unwrap_or(-1),
+            })
+            .collect();
+        crate::cors::validate(&rules).map_err(|m| s3_error!(InvalidRequest, "{m}"))?;
+        let set = pb::SetBucketCors { bucket: input.bucket.clone(), rules };
+        self.write_cmd(command::Op::SetBucketCors(set)).await?;
+        self.dir.forget_bucket(&input.bucket);
+        Ok(S3Response::new(PutBucketCorsOutput::default()))
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        let bucket = req.input.bucket;
+        self.bucket(&bucket).await?;
+        self.write_cmd(command::Op::SetBucketCors(pb::SetBucketCors { bucket: bucket.clone(), rules: Vec::new() }))
+            .await?;
+        self.dir.forget_bucket(&bucket);
+        Ok(S3Response::new(DeleteBucketCorsOutput::default()))
     }
 
     async fn get_bucket_encryption(

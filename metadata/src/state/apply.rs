@@ -9,7 +9,7 @@ use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
     AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
     DeleteObject, DiskShard, Done, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, RestoreShards,
-    SetBucketPolicy, ShardSet, UploadRecord, body,
+    SetBucketCors, SetBucketPolicy, ShardSet, UploadRecord, body,
 };
 
 use super::MetaState;
@@ -144,6 +144,7 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
         Op::SetDiskState(c) => super::cluster::set_disk_state(st, c, w),
         Op::SetDiskFull(c) => super::cluster::set_disk_full(st, c, w),
         Op::SetBucketPolicy(c) => set_bucket_policy(st, c, w),
+        Op::SetBucketCors(c) => set_bucket_cors(st, c, w),
         Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
         Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
         Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),
@@ -174,7 +175,7 @@ fn create_bucket(st: &MetaState, now: u64, c: &CreateBucket, w: &mut Writes) -> 
         });
     }
     let rec =
-        BucketRecord { name: c.name.clone(), owner: c.owner.clone(), created_ms: now, ec: c.ec, policy: String::new() };
+        BucketRecord { name: c.name.clone(), owner: c.owner.clone(), created_ms: now, ec: c.ec, ..Default::default() };
     w.put(keys::bucket(&c.name), encode(&rec));
     Ok(done())
 }
@@ -182,6 +183,13 @@ fn create_bucket(st: &MetaState, now: u64, c: &CreateBucket, w: &mut Writes) -> 
 fn set_bucket_policy(st: &MetaState, c: &SetBucketPolicy, w: &mut Writes) -> Result<Outcome, MetaError> {
     let mut rec = st.require_bucket(&c.bucket)?;
     rec.policy = c.policy.clone();
+    w.put(keys::bucket(&c.bucket), encode(&rec));
+    Ok(done())
+}
+
+fn set_bucket_cors(st: &MetaState, c: &SetBucketCors, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut rec = st.require_bucket(&c.bucket)?;
+    rec.cors = c.rules.clone();
     w.put(keys::bucket(&c.bucket), encode(&rec));
     Ok(done())
 }
