@@ -48,6 +48,8 @@ pub(crate) const CLUSTER_MAP: &[u8] = b"cmap";
 pub(crate) const CLUSTER_ID: &[u8] = b"cid";
 /// The operator's worker rates (`c` table too): a SetWorkerRates.
 pub(crate) const WORKER_RATES: &[u8] = b"crates";
+/// The id of the root access key (`c` table too): there is one.
+pub(crate) const ROOT_KEY: &[u8] = b"croot";
 
 pub(crate) fn datanode(node: u64) -> Vec<u8> {
     let mut k = vec![DATANODES];

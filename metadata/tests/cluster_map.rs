@@ -103,6 +103,33 @@ fn datanodes_build_the_map_and_states_bump_the_epoch() {
 }
 
 #[test]
+fn a_new_root_key_revokes_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = MetaState::new(open_db(dir.path()).unwrap());
+    let key = |id: &str, root: bool| {
+        Op::CreateAccessKey(CreateAccessKey {
+            key: Some(AccessKeyRecord {
+                access_key_id: id.into(),
+                secret_key: "a-long-enough-secret".into(),
+                created_ms: 0,
+                description: String::new(),
+                root,
+            }),
+        })
+    };
+    apply(&st, 1, key("ROOTONE", true)).unwrap();
+    apply(&st, 2, key("APPKEY", false)).unwrap();
+    apply(&st, 3, key("ROOTTWO", true)).unwrap();
+    assert!(st.access_key("ROOTONE").unwrap().is_none(), "the old root key is revoked");
+    assert!(st.access_key("ROOTTWO").unwrap().unwrap().root);
+    assert!(st.access_key("APPKEY").unwrap().is_some(), "other keys stay");
+    // The same root key made again (a new secret: deleted, then created) stays.
+    apply(&st, 4, Op::DeleteAccessKey(DeleteAccessKey { access_key_id: "ROOTTWO".into() })).unwrap();
+    apply(&st, 5, key("ROOTTWO", true)).unwrap();
+    assert!(st.access_key("ROOTTWO").unwrap().is_some());
+}
+
+#[test]
 fn access_keys_are_created_read_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let st = MetaState::new(open_db(dir.path()).unwrap());

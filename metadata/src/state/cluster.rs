@@ -211,6 +211,16 @@ pub(crate) fn create_access_key(
         return Err(invalid("access key id already exists"));
     }
     key.created_ms = now;
+    if key.root {
+        // One root key: a new one revokes the one before (a rotated
+        // TESSERA_ROOT_ACCESS_KEY leaves no old key behind).
+        let raw = st.db().get_pinned_cf(crate::db::cf(st.db(), crate::db::CF_SM)?, keys::ROOT_KEY)?;
+        let before = raw.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        if !before.is_empty() && before != key.access_key_id && st.access_key(&before)?.is_some_and(|k| k.root) {
+            w.delete(keys::access_key(&before));
+        }
+        w.put(keys::ROOT_KEY.to_vec(), key.access_key_id.as_bytes().to_vec());
+    }
     w.put(keys::access_key(&key.access_key_id), encode(&key));
     Ok(Outcome::Done(Done {}))
 }
