@@ -178,6 +178,9 @@ options! {
         /// Domain for virtual-hosted-style requests (`bucket.<domain>`).
         #[arg(long, env = "TESSERA_DOMAIN")]
         pub domain: Option<String>,
+        /// Audit log: a JSON line per S3 request appended to this file (`-`: standard output) [default: off].
+        #[arg(long, env = "TESSERA_AUDIT_LOG")]
+        pub audit_log: Option<PathBuf>,
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,
@@ -364,6 +367,9 @@ options! {
         /// An upload whose client sends nothing for this long fails with RequestTimeout [default: 30s].
         #[arg(long, env = "TESSERA_BODY_IDLE_TIMEOUT")]
         pub body_idle_timeout: Option<HumanDuration>,
+        /// Audit log: a JSON line per S3 request appended to this file (`-`: standard output) [default: off].
+        #[arg(long, env = "TESSERA_AUDIT_LOG")]
+        pub audit_log: Option<PathBuf>,
         /// Where PUT bodies sent without a Content-Length (chunked) wait until their length is known [default: the system's temporary folder].
         #[arg(long, env = "TESSERA_SPOOL_DIR")]
         pub spool_dir: Option<PathBuf>,

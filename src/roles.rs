@@ -406,6 +406,7 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     if let Some(d) = o.body_idle_timeout {
         gc.body_idle_timeout = d.0;
     }
+    gc.audit_log = o.audit_log.clone();
     if let Some(d) = &o.spool_dir {
         gc.spool_dir = d.clone();
     }

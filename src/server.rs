@@ -87,6 +87,7 @@ struct Resolved {
     access_key: Option<String>,
     secret_key: Option<String>,
     domain: Option<String>,
+    audit_log: Option<PathBuf>,
 }
 
 /// Runs the embedded server until Ctrl-C / SIGTERM.
@@ -101,6 +102,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         access_key: o.access_key,
         secret_key: o.secret_key,
         domain: o.domain,
+        audit_log: o.audit_log,
     };
     if args.disks == 0 || args.disks > 64 {
         bail!("--disks must be 1 to 64");
@@ -167,6 +169,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     gc.local_meta = Some(local_meta);
     // PUT bodies without a length wait on the data disk, not in a /tmp
     // that may be memory.
+    gc.audit_log = args.audit_log.clone();
     gc.spool_dir = args.data.join("spool");
     std::fs::create_dir_all(&gc.spool_dir).context("create the spool folder")?;
     let gw_task = tokio::spawn(tessera_gateway::serve(gc, s3_listener, stop.clone()));

@@ -166,3 +166,51 @@ async fn owners_policies_anonymous_readers_and_denies() {
     assert_eq!(get_all(&owner, "private", "p").await, b"secret");
     cluster.shutdown().await;
 }
+
+/// The audit log: one JSON line per S3 request, naming the request, who,
+/// from where, what and how it ended; no secret or signature in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_request_leaves_one_audit_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let path = log.clone();
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 1,
+        gateway: Box::new(move |g| g.audit_log = Some(path.clone())),
+        ..Default::default()
+    })
+    .await;
+    let addr = cluster.gateway_addrs[0];
+    let c = cluster.client(0);
+    c.create_bucket().bucket("audited").send().await.unwrap();
+    let put = c.put_object().bucket("audited").key("a b.ts").body(ByteStream::from(vec![7u8; 12_345])).send();
+    put.await.unwrap();
+    assert_eq!(get_all(&c, "audited", "a b.ts").await.len(), 12_345);
+    let (status, headers, _) = raw_http(addr, "GET", "/audited/a%20b.ts", &[], b"").await;
+    assert_eq!(status, 403);
+    let denied_id = header(&headers, "x-amz-request-id").unwrap().to_owned();
+    // Lines are written when the response ends: wait for the fourth.
+    let start = std::time::Instant::now();
+    let text = loop {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        if t.lines().count() >= 4 || start.elapsed() > std::time::Duration::from_secs(10) {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let ops: Vec<&str> = lines.iter().map(|l| l["operation"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["CreateBucket", "PutObject", "GetObject", "GetObject"]);
+    let put = &lines[1];
+    assert_eq!(put["principal"], support::ACCESS_KEY);
+    assert_eq!((put["bucket"].as_str(), put["key"].as_str()), (Some("audited"), Some("a%20b.ts")));
+    assert_eq!((put["status"].as_u64(), put["bytes_in"].as_u64().unwrap() >= 12_345), (Some(200), true));
+    assert_eq!(put["source_ip"], "127.0.0.1");
+    assert_eq!(lines[2]["bytes_out"].as_u64(), Some(12_345));
+    let denied = &lines[3];
+    assert_eq!((denied["principal"].as_str(), denied["status"].as_u64()), (Some("anonymous"), Some(403)));
+    assert_eq!(denied["request_id"], denied_id.as_str());
+    assert!(!text.contains(support::SECRET_KEY) && !text.contains("Signature"), "{text}");
+    cluster.shutdown().await;
+}

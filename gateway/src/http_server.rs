@@ -47,6 +47,8 @@ pub struct FrontConfig {
     pub spool: crate::spool::Spool,
     /// Buckets (their CORS rules) for preflights and CORS headers.
     pub dir: Arc<crate::access::Directory>,
+    /// Where audit lines go, if anywhere.
+    pub audit: Option<Arc<crate::audit::AuditSink>>,
 }
 
 struct Front {
@@ -95,6 +97,34 @@ impl Front {
             );
             let http1 = req.version() <= http::Version::HTTP_11;
             let resource = req.uri().path().to_owned();
+            let seen_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let seen_out = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let audit = self.config.audit.clone().map(|sink| {
+                let key = match &cors_bucket {
+                    _ if self.virtual_host(&req) => resource.trim_start_matches('/').to_owned(),
+                    _ => resource.trim_start_matches('/').split_once('/').map_or(String::new(), |(_, k)| k.to_owned()),
+                };
+                crate::audit::AuditEntry {
+                    sink,
+                    time: time::OffsetDateTime::now_utc()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    started,
+                    request_id: id.clone(),
+                    principal: crate::audit::principal_of(req.headers(), req.uri().query()),
+                    source_ip: req
+                        .extensions()
+                        .get::<crate::access::Peer>()
+                        .map_or(String::new(), |p| p.0.ip().to_string()),
+                    method: method.clone(),
+                    op,
+                    bucket: self.bucket_name(&req).unwrap_or_default(),
+                    key,
+                    status: 0,
+                    bytes_in: seen_in.clone(),
+                    bytes_out: seen_out.clone(),
+                }
+            });
             let body_read = Arc::new(AtomicBool::new(false));
             let mut req = req.map(|b| ReadToEnd::new(b, body_read.clone()));
             let vhost = self.virtual_host(&req);
@@ -102,10 +132,10 @@ impl Front {
                 .map_err(|(s, c, m)| (s, c, m.to_owned()));
             let req = match prepared {
                 Ok(()) if crate::spool::unsized_put(&req) => {
-                    let counted = req.map(|b| Counted::new(b, bytes_in));
+                    let counted = req.map(|b| Counted::new(b, bytes_in).with_seen(seen_in.clone()));
                     self.config.spool.receive(counted).instrument(span.clone()).await
                 }
-                Ok(()) => Ok(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in)))),
+                Ok(()) => Ok(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in).with_seen(seen_in.clone())))),
                 Err(refusal) => Err(refusal),
             };
             let mut resp = match req {
@@ -141,10 +171,16 @@ impl Front {
                     tracing::debug!(status, "request refused");
                 }
             });
-            let finish = Finish { metrics: m.clone(), op, status: resp.status().as_u16(), started };
+            let status = resp.status().as_u16();
+            let audit = audit.map(|mut a| {
+                a.status = status;
+                a
+            });
+            let finish = Finish { metrics: m.clone(), op, status, started, audit };
             let bytes_out = m.bytes_out.clone();
             resp.map(|b| {
-                Body::http_body_unsync(Holding { inner: Counted::response(b, bytes_out, finish), _guard: guard })
+                let counted = Counted::response(b, bytes_out, finish).with_seen(seen_out);
+                Body::http_body_unsync(Holding { inner: counted, _guard: guard })
             })
         };
         if let (Some(origin), Some(bucket)) = (&origin, &cors_bucket)

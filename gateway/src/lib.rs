@@ -8,6 +8,7 @@
 //! linearizable and a PUT is answered only after its record is committed.
 
 mod access;
+pub mod audit;
 mod auth;
 mod cors;
 mod http_server;
@@ -93,6 +94,9 @@ pub struct GatewayConfig {
     /// At most this many bytes of such bodies wait at once (503 SlowDown
     /// beyond).
     pub spool_bytes: u64,
+    /// The audit log: a JSON line per S3 request appended to this file
+    /// (`-`: standard output); `None`: off.
+    pub audit_log: Option<std::path::PathBuf>,
     /// How shard bytes travel to and from datanodes.
     pub shard_transport: ShardTransport,
     /// How body MD5s (ETags) are computed.
@@ -126,6 +130,7 @@ impl GatewayConfig {
             body_idle_timeout: Duration::from_secs(30),
             spool_dir: std::env::temp_dir(),
             spool_bytes: 5 << 30,
+            audit_log: None,
             shard_transport: ShardTransport::default(),
             md5: Md5Mode::default(),
             local_datanode: None,
@@ -196,7 +201,14 @@ pub async fn serve(
         .with_local(config.local_datanode.clone());
     let watcher = tokio::spawn(cluster.clone().watch(shutdown.clone()));
     let dir = Arc::new(access::Directory::new(cluster.meta().clone()));
+    let audit = match &config.audit_log {
+        Some(p) => Some(Arc::new(
+            audit::AuditSink::open(p).map_err(|e| GatewayError::Config(format!("audit log {}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
     let front = http_server::FrontConfig {
+        audit,
         registry: config.metrics.clone(),
         metrics,
         domains: config.domains.clone(),

@@ -127,17 +127,25 @@ pub struct Counted<B> {
     inner: B,
     counter: Counter,
     finish: Option<Finish>,
+    /// This request's own count (the audit log's bytes in or out).
+    seen: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl<B> Counted<B> {
     /// Counts `inner`'s bytes into `counter` (a request body).
     pub fn new(inner: B, counter: Counter) -> Self {
-        Counted { inner, counter, finish: None }
+        Counted { inner, counter, finish: None, seen: None }
     }
 
     /// Counts a response body and records `finish` at its end.
     pub fn response(inner: B, counter: Counter, finish: Finish) -> Self {
-        Counted { inner, counter, finish: Some(finish) }
+        Counted { inner, counter, finish: Some(finish), seen: None }
+    }
+
+    /// Counts into `seen` too.
+    pub fn with_seen(mut self, seen: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.seen = Some(seen);
+        self
     }
 }
 
@@ -157,6 +165,9 @@ where
             Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {
                     self.counter.inc_by(d.len() as u64);
+                    if let Some(s) = &self.seen {
+                        s.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
             }
             Poll::Ready(None | Some(Err(_))) => drop(self.finish.take()),
@@ -185,6 +196,8 @@ pub struct Finish {
     pub status: u16,
     /// When the request arrived.
     pub started: Instant,
+    /// Its audit line, written after the metrics.
+    pub audit: Option<crate::audit::AuditEntry>,
 }
 
 impl Drop for Finish {
