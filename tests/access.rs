@@ -214,3 +214,63 @@ async fn every_request_leaves_one_audit_line() {
     assert!(!text.contains(support::SECRET_KEY) && !text.contains("Signature"), "{text}");
     cluster.shutdown().await;
 }
+
+/// The public access block overrides a public policy: RestrictPublicBuckets
+/// takes the public grant back from anyone but the owner, BlockPublicPolicy
+/// refuses a public policy; deleting the block restores the policy's effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_public_access_block_overrides_a_public_policy() {
+    use aws_sdk_s3::types::PublicAccessBlockConfiguration;
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let addr = cluster.gateway_addrs[0];
+    let owner = cluster.client(0);
+    owner.create_bucket().bucket("pab").send().await.unwrap();
+    owner.put_object().bucket("pab").key("seg").body(ByteStream::from_static(b"bytes")).send().await.unwrap();
+    let e = owner.get_public_access_block().bucket("pab").send().await.unwrap_err();
+    assert_eq!(code(&e), "NoSuchPublicAccessBlockConfiguration");
+    let public = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pab/*"}]}"#;
+    owner.put_bucket_policy().bucket("pab").policy(public).send().await.unwrap();
+    assert_eq!(raw_http(addr, "GET", "/pab/seg", &[], b"").await.0, 200);
+
+    let block = |restrict: bool, policy: bool| {
+        PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(true)
+            .block_public_policy(policy)
+            .restrict_public_buckets(restrict)
+            .build()
+    };
+    owner
+        .put_public_access_block()
+        .bucket("pab")
+        .public_access_block_configuration(block(true, false))
+        .send()
+        .await
+        .unwrap();
+    let got = owner.get_public_access_block().bucket("pab").send().await.unwrap();
+    let c = got.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (c.restrict_public_buckets(), c.block_public_policy(), c.block_public_acls()),
+        (Some(true), Some(false), Some(true))
+    );
+    assert_eq!(raw_http(addr, "GET", "/pab/seg", &[], b"").await.0, 403, "restricted: no anonymous read");
+    assert_eq!(get_all(&owner, "pab", "seg").await, b"bytes", "the owner still reads");
+
+    owner
+        .put_public_access_block()
+        .bucket("pab")
+        .public_access_block_configuration(block(false, true))
+        .send()
+        .await
+        .unwrap();
+    let e = owner.put_bucket_policy().bucket("pab").policy(public).send().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDenied", "BlockPublicPolicy refuses a public policy");
+    let private = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"SOMEKEY0000000000001"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::pab/*"}]}"#;
+    owner.put_bucket_policy().bucket("pab").policy(private).send().await.unwrap();
+    owner.put_bucket_policy().bucket("pab").policy(public.replace("pab/*", "pab/x")).send().await.unwrap_err();
+
+    owner.delete_public_access_block().bucket("pab").send().await.unwrap();
+    owner.put_bucket_policy().bucket("pab").policy(public).send().await.unwrap();
+    assert_eq!(raw_http(addr, "GET", "/pab/seg", &[], b"").await.0, 200, "public again without the block");
+    cluster.shutdown().await;
+}

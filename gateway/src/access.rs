@@ -61,6 +61,8 @@ pub struct BucketAccess {
     pub policy: Option<Policy>,
     /// The CORS rules (empty: none).
     pub cors: Vec<tessera_rpc::proto::meta::CorsRule>,
+    /// `RestrictPublicBuckets`: a public policy grants only the owner.
+    pub restrict_public: bool,
 }
 
 type Cached<T> = Mutex<HashMap<String, (T, Instant)>>;
@@ -126,7 +128,8 @@ impl Directory {
                     p.map_err(|e| tracing::error!(bucket = name, error = %e, "a stored bucket policy does not parse"))
                         .ok()
                 });
-            Arc::new(BucketAccess { owner: b.owner, policy, cors: b.cors })
+            let restrict_public = b.public_access_block.is_some_and(|p| p.restrict_public_buckets);
+            Arc::new(BucketAccess { owner: b.owner, policy, cors: b.cors, restrict_public })
         });
         remember(&self.buckets, name, b.clone());
         Ok(b)
@@ -165,8 +168,10 @@ impl Directory {
             }
         };
         let keeps_policy = owner && action.to_ascii_lowercase().ends_with("bucketpolicy");
+        // RestrictPublicBuckets: what a public policy grants, it grants the owner only.
+        let restricted = b.restrict_public && !owner && b.policy.as_ref().is_some_and(Policy::is_public);
         match decision {
-            Decision::Allow => Ok(()),
+            Decision::Allow if !restricted => Ok(()),
             Decision::Default if owner => Ok(()),
             Decision::Deny if keeps_policy => Ok(()),
             _ => Err(s3_error!(AccessDenied, "Access Denied")),

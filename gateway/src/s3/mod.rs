@@ -195,9 +195,12 @@ impl S3 for Tessera {
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
         let input = req.input;
-        self.bucket(&input.bucket).await?;
-        crate::policy::Policy::parse(&input.policy, crate::policy::Kind::Bucket, Some(&input.bucket))
+        let b = self.bucket(&input.bucket).await?;
+        let parsed = crate::policy::Policy::parse(&input.policy, crate::policy::Kind::Bucket, Some(&input.bucket))
             .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+        if b.public_access_block.is_some_and(|p| p.block_public_policy) && parsed.is_public() {
+            return Err(s3_error!(AccessDenied, "Access Denied: BlockPublicPolicy refuses a public policy"));
+        }
         let set = pb::SetBucketPolicy { bucket: input.bucket.clone(), policy: input.policy };
         self.write_cmd(command::Op::SetBucketPolicy(set)).await?;
         self.dir.forget_bucket(&input.bucket);
@@ -346,8 +349,47 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetPublicAccessBlockInput>,
     ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Err(probes::no_public_access_block())
+        let b = self.bucket(&req.input.bucket).await?;
+        let Some(p) = b.public_access_block else { return Err(probes::no_public_access_block()) };
+        Ok(S3Response::new(GetPublicAccessBlockOutput {
+            public_access_block_configuration: Some(PublicAccessBlockConfiguration {
+                block_public_acls: Some(p.block_public_acls),
+                ignore_public_acls: Some(p.ignore_public_acls),
+                block_public_policy: Some(p.block_public_policy),
+                restrict_public_buckets: Some(p.restrict_public_buckets),
+            }),
+        }))
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        let input = req.input;
+        self.bucket(&input.bucket).await?;
+        let c = input.public_access_block_configuration;
+        let block = pb::PublicAccessBlock {
+            block_public_acls: c.block_public_acls.unwrap_or(false),
+            ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
+            block_public_policy: c.block_public_policy.unwrap_or(false),
+            restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
+        };
+        let set = pb::SetPublicAccessBlock { bucket: input.bucket.clone(), block: Some(block) };
+        self.write_cmd(command::Op::SetPublicAccessBlock(set)).await?;
+        self.dir.forget_bucket(&input.bucket);
+        Ok(S3Response::new(PutPublicAccessBlockOutput::default()))
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        let bucket = req.input.bucket;
+        self.bucket(&bucket).await?;
+        let set = pb::SetPublicAccessBlock { bucket: bucket.clone(), block: None };
+        self.write_cmd(command::Op::SetPublicAccessBlock(set)).await?;
+        self.dir.forget_bucket(&bucket);
+        Ok(S3Response::new(DeletePublicAccessBlockOutput::default()))
     }
 
     async fn get_bucket_ownership_controls(

@@ -9,7 +9,7 @@ use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
     AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
     DeleteObject, DiskShard, Done, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, RestoreShards,
-    SetBucketCors, SetBucketPolicy, ShardSet, UploadRecord, body,
+    SetBucketCors, SetBucketPolicy, SetPublicAccessBlock, ShardSet, UploadRecord, body,
 };
 
 use super::MetaState;
@@ -145,6 +145,7 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
         Op::SetDiskFull(c) => super::cluster::set_disk_full(st, c, w),
         Op::SetBucketPolicy(c) => set_bucket_policy(st, c, w),
         Op::SetBucketCors(c) => set_bucket_cors(st, c, w),
+        Op::SetPublicAccessBlock(c) => set_public_access_block(st, c, w),
         Op::CreateAccessKey(c) => super::cluster::create_access_key(st, now, c, w),
         Op::DeleteAccessKey(c) => super::cluster::delete_access_key(st, c, w),
         Op::ReportDamage(c) => super::cluster::report_damage(now, c, w),
@@ -190,6 +191,13 @@ fn set_bucket_policy(st: &MetaState, c: &SetBucketPolicy, w: &mut Writes) -> Res
 fn set_bucket_cors(st: &MetaState, c: &SetBucketCors, w: &mut Writes) -> Result<Outcome, MetaError> {
     let mut rec = st.require_bucket(&c.bucket)?;
     rec.cors = c.rules.clone();
+    w.put(keys::bucket(&c.bucket), encode(&rec));
+    Ok(done())
+}
+
+fn set_public_access_block(st: &MetaState, c: &SetPublicAccessBlock, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut rec = st.require_bucket(&c.bucket)?;
+    rec.public_access_block = c.block;
     w.put(keys::bucket(&c.bucket), encode(&rec));
     Ok(done())
 }
