@@ -370,6 +370,12 @@ options! {
         /// Audit log: a JSON line per S3 request appended to this file (`-`: standard output) [default: off].
         #[arg(long, env = "TESSERA_AUDIT_LOG")]
         pub audit_log: Option<PathBuf>,
+        /// Requests per second allowed to each access key, bursts of twice as many; beyond, 503 SlowDown [default: 0, no limit].
+        #[arg(long, env = "TESSERA_RATE_PER_KEY")]
+        pub rate_per_key: Option<f64>,
+        /// Requests per second allowed to each client IP address, bursts of twice as many [default: 0, no limit].
+        #[arg(long, env = "TESSERA_RATE_PER_IP")]
+        pub rate_per_ip: Option<f64>,
         /// Where PUT bodies sent without a Content-Length (chunked) wait until their length is known [default: the system's temporary folder].
         #[arg(long, env = "TESSERA_SPOOL_DIR")]
         pub spool_dir: Option<PathBuf>,

@@ -274,3 +274,60 @@ async fn the_public_access_block_overrides_a_public_policy() {
     assert_eq!(raw_http(addr, "GET", "/pab/seg", &[], b"").await.0, 200, "public again without the block");
     cluster.shutdown().await;
 }
+
+/// A flood from one key gets 503 SlowDown while another key is served;
+/// a per-IP limit slows every client at one address, anonymous ones too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flooding_key_is_slowed_down_and_others_are_served() {
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 2,
+        gateway: Box::new(|g| {
+            if g.md5 == tessera_gateway::Md5Mode::Inline {
+                g.rate_per_ip = 5.0; // gateway 1: per address
+            } else {
+                g.rate_per_key = 5.0; // gateway 0: per key
+            }
+        }),
+        ..Default::default()
+    })
+    .await;
+    // No SDK retries: they would turn each SlowDown into a later success.
+    let conf = aws_sdk_s3::Config::builder()
+        .endpoint_url(cluster.endpoint(0))
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            support::ACCESS_KEY,
+            support::SECRET_KEY,
+            None,
+            None,
+            "tests",
+        ))
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .force_path_style(true)
+        .build();
+    let flooder = aws_sdk_s3::Client::from_conf(conf);
+    let calm = add_key(&cluster, "CALMKEY00000000000001", "calm-secret-00000000000000000", false).await;
+    flooder.create_bucket().bucket("flood").send().await.unwrap();
+    let mut slowed = 0;
+    for _ in 0..40 {
+        match flooder.head_bucket().bucket("flood").send().await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(support::status(&e), 503);
+                slowed += 1;
+            }
+        }
+    }
+    assert!(slowed >= 20, "only {slowed} of 40 requests slowed down");
+    // The other key has its own budget.
+    calm.list_buckets().send().await.unwrap();
+    // Per address: anonymous requests from here are slowed down too.
+    let addr = cluster.gateway_addrs[1];
+    let mut codes = Vec::new();
+    for _ in 0..30 {
+        codes.push(raw_http(addr, "GET", "/flood/x", &[], b"").await.0);
+    }
+    assert!(codes.iter().filter(|c| **c == 503).count() >= 15, "{codes:?}");
+    assert!(codes.contains(&403), "within the budget the request is decided as usual: {codes:?}");
+    cluster.shutdown().await;
+}

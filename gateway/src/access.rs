@@ -267,12 +267,13 @@ fn percent_decode(s: &str) -> String {
 /// [`S3Access`] for the gateway.
 pub struct RequestCheck {
     dir: Arc<Directory>,
+    per_key: Option<Arc<crate::limits::RateLimiter>>,
 }
 
 impl RequestCheck {
-    /// Decides through `dir`.
-    pub fn new(dir: Arc<Directory>) -> Self {
-        RequestCheck { dir }
+    /// Decides through `dir`; limits each key's rate with `per_key`.
+    pub fn new(dir: Arc<Directory>, per_key: Option<Arc<crate::limits::RateLimiter>>) -> Self {
+        RequestCheck { dir, per_key }
     }
 
     /// Fails with 403 AccessDenied unless `bucket` is owned by `expected`,
@@ -294,6 +295,11 @@ impl S3Access for RequestCheck {
         }
         check_presigned_expiry(cx.uri().query())?;
         let key_id = cx.credentials().map(|c| c.access_key.clone());
+        if let (Some(l), Some(k)) = (&self.per_key, &key_id)
+            && !l.allow(k)
+        {
+            return Err(s3_error!(SlowDown, "{}", crate::limits::SLOW_DOWN));
+        }
         let root = match &key_id {
             Some(k) => self.dir.key(k).await?.is_some_and(|r| r.root),
             None => false,

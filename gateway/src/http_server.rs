@@ -49,6 +49,8 @@ pub struct FrontConfig {
     pub dir: Arc<crate::access::Directory>,
     /// Where audit lines go, if anywhere.
     pub audit: Option<Arc<crate::audit::AuditSink>>,
+    /// Requests per client IP, if limited.
+    pub per_ip: Option<Arc<crate::limits::RateLimiter>>,
 }
 
 struct Front {
@@ -137,6 +139,16 @@ impl Front {
                 }
                 Ok(()) => Ok(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in).with_seen(seen_in.clone())))),
                 Err(refusal) => Err(refusal),
+            };
+            let over_ip = self.config.per_ip.as_ref().is_some_and(|l| {
+                let ip = req.as_ref().ok().and_then(|r| r.extensions().get::<crate::access::Peer>()).map(|p| p.0.ip());
+                ip.is_some_and(|ip| !l.allow(&ip.to_string()))
+            });
+            let req = match req {
+                Ok(_) if over_ip => {
+                    Err((http::StatusCode::SERVICE_UNAVAILABLE, "SlowDown", crate::limits::SLOW_DOWN.to_owned()))
+                }
+                other => other,
             };
             let mut resp = match req {
                 Ok(req) => self.s3.call(req).instrument(span.clone()).await?,

@@ -12,6 +12,7 @@ pub mod audit;
 mod auth;
 mod cors;
 mod http_server;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 mod s3;
@@ -94,6 +95,12 @@ pub struct GatewayConfig {
     /// At most this many bytes of such bodies wait at once (503 SlowDown
     /// beyond).
     pub spool_bytes: u64,
+    /// Requests per second allowed to each access key (bursts of twice as
+    /// many); beyond, 503 SlowDown. 0: no limit.
+    pub rate_per_key: f64,
+    /// Requests per second allowed to each client IP address (bursts of
+    /// twice as many); 0: no limit.
+    pub rate_per_ip: f64,
     /// The audit log: a JSON line per S3 request appended to this file
     /// (`-`: standard output); `None`: off.
     pub audit_log: Option<std::path::PathBuf>,
@@ -131,6 +138,8 @@ impl GatewayConfig {
             spool_dir: std::env::temp_dir(),
             spool_bytes: 5 << 30,
             audit_log: None,
+            rate_per_key: 0.0,
+            rate_per_ip: 0.0,
             shard_transport: ShardTransport::default(),
             md5: Md5Mode::default(),
             local_datanode: None,
@@ -207,7 +216,9 @@ pub async fn serve(
         )),
         None => None,
     };
+    let limiter = |rate: f64| (rate > 0.0).then(|| Arc::new(limits::RateLimiter::new(rate, rate * 2.0)));
     let front = http_server::FrontConfig {
+        per_ip: limiter(config.rate_per_ip),
         audit,
         registry: config.metrics.clone(),
         metrics,
@@ -228,7 +239,8 @@ pub async fn serve(
         }
         _ => None,
     };
-    let service = s3::build_service(Arc::new(config), cluster.clone(), md5, dir);
+    let per_key = limiter(config.rate_per_key);
+    let service = s3::build_service(Arc::new(config), cluster.clone(), md5, dir, per_key);
     let served = http_server::serve(listener, service, cluster, front, shutdown).await;
     watcher.abort();
     served

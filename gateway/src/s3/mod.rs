@@ -67,9 +67,10 @@ pub fn build_service(
     cluster: Cluster,
     md5: Option<tessera_md5::Md5Engine>,
     dir: Arc<Directory>,
+    per_key: Option<Arc<crate::limits::RateLimiter>>,
 ) -> S3Service {
     let auth = MetaAuth::new(dir.clone());
-    let access = RequestCheck::new(dir.clone());
+    let access = RequestCheck::new(dir.clone(), per_key);
     let domains = cfg.domains.clone();
     let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5, dir };
     let mut b = S3ServiceBuilder::new(s3);
