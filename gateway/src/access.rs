@@ -304,7 +304,8 @@ impl S3Access for RequestCheck {
             Some(k) => self.dir.key(k).await?.is_some_and(|r| r.root),
             None => false,
         };
-        let context = context(cx, key_id.as_deref());
+        // The root key is decided without condition keys: none are needed.
+        let context = if root { HashMap::new() } else { context(cx, key_id.as_deref()) };
         let op = cx.s3_op().name();
         let caller = Caller { key: key_id.clone(), root, context };
         let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
