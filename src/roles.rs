@@ -90,6 +90,9 @@ pub async fn ensure_key(meta: &MetaClient, access: &str, secret: &str) -> anyhow
         created_ms: 0,
         description: "root".into(),
         root: true,
+        policies: Vec::new(),
+        disabled: false,
+        expires_ms: 0,
     };
     let r = meta
         .write(Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) })

@@ -22,6 +22,9 @@ async fn add_key(cluster: &Cluster, id: &str, secret: &str, root: bool) -> aws_s
         created_ms: 0,
         description: String::new(),
         root,
+        policies: Vec::new(),
+        disabled: false,
+        expires_ms: 0,
     };
     let cmd = Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) };
     cluster.meta_client.write(cmd).await.unwrap();
@@ -329,5 +332,89 @@ async fn a_flooding_key_is_slowed_down_and_others_are_served() {
     }
     assert!(codes.iter().filter(|c| **c == 503).count() >= 15, "{codes:?}");
     assert!(codes.contains(&403), "within the budget the request is decided as usual: {codes:?}");
+    cluster.shutdown().await;
+}
+
+/// Identity policies attached to keys: a key limited to one bucket cannot
+/// list, write or create others; a read-only key cannot PUT or DELETE; an
+/// identity Deny beats a bucket policy's Allow; a disabled or expired key
+/// is refused as an unknown one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_limited_by_their_policies() {
+    use tessera_rpc::proto::meta::{PolicyRecord, PutPolicy, UpdateAccessKey};
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let admin = add_key(&cluster, "ADMINKEY0000000000001", "admin-secret-0000000000000000", true).await;
+    let meta = &cluster.meta_client;
+    let write = |op: Op| async move {
+        let r = meta.write(Command { now_ms: 0, op: Some(op) }).await.unwrap();
+        assert!(!matches!(r.outcome, Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(_))), "{r:?}");
+    };
+    let policy = |name: &str, doc: &str| {
+        Op::PutPolicy(PutPolicy {
+            policy: Some(PolicyRecord { name: name.into(), document: doc.into(), created_ms: 0 }),
+        })
+    };
+    let attach = |key: &str, names: &[&str], disabled: bool, expires_ms: u64| {
+        Op::UpdateAccessKey(UpdateAccessKey {
+            access_key_id: key.into(),
+            policies: names.iter().map(|n| (*n).to_owned()).collect(),
+            disabled,
+            expires_ms,
+        })
+    };
+    write(policy(
+        "team-only",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"s3:*","Resource":["arn:aws:s3:::team","arn:aws:s3:::team/*"]},
+            {"Effect":"Deny","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::team/keep/*"}]}"#,
+    ))
+    .await;
+    write(policy(
+        "read-only",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket","s3:ListAllMyBuckets"],"Resource":"*"}]}"#,
+    ))
+    .await;
+    for b in ["team", "other"] {
+        admin.create_bucket().bucket(b).send().await.unwrap();
+        admin.put_object().bucket(b).key("keep/x").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    let app = add_key(&cluster, "APPKEY000000000000001", "app-secret-000000000000000000", false).await;
+    let reader = add_key(&cluster, "READERKEY000000000001", "reader-secret-000000000000000", false).await;
+    write(attach("APPKEY000000000000001", &["team-only", "no-such-policy"], false, 0)).await;
+    write(attach("READERKEY000000000001", &["read-only"], false, 0)).await;
+
+    // The team key: everything in "team" (owned by another key), nothing elsewhere.
+    app.put_object().bucket("team").key("a").body(ByteStream::from_static(b"a")).send().await.unwrap();
+    app.list_objects_v2().bucket("team").send().await.unwrap();
+    app.delete_object().bucket("team").key("a").send().await.unwrap();
+    denied(app.delete_object().bucket("team").key("keep/x").send().await);
+    denied(app.list_objects_v2().bucket("other").send().await);
+    denied(app.put_object().bucket("other").key("a").body(ByteStream::from_static(b"a")).send().await);
+    denied(app.get_object().bucket("other").key("keep/x").send().await);
+    denied(app.create_bucket().bucket("mine").send().await);
+    denied(app.list_buckets().send().await);
+    // The reader: reads anywhere, writes nowhere.
+    assert_eq!(get_all(&reader, "other", "keep/x").await, b"x");
+    reader.list_buckets().send().await.unwrap();
+    denied(reader.put_object().bucket("team").key("b").body(ByteStream::from_static(b"b")).send().await);
+    denied(reader.delete_object().bucket("other").key("keep/x").send().await);
+    denied(reader.create_bucket().bucket("readers").send().await);
+    // The identity Deny beats a bucket policy that allows everyone to delete.
+    let open = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::team/*"}]}"#;
+    admin.put_bucket_policy().bucket("team").policy(open).send().await.unwrap();
+    denied(app.delete_object().bucket("team").key("keep/x").send().await);
+    reader.delete_object().bucket("team").key("keep/y").send().await.unwrap();
+
+    // Disabled, then expired: refused as unknown keys (after the key cache's 5 s).
+    write(attach("READERKEY000000000001", &["read-only"], true, 0)).await;
+    write(attach("APPKEY000000000000001", &["team-only"], false, 1)).await;
+    tokio::time::sleep(tessera_gateway::KEY_TTL + std::time::Duration::from_millis(200)).await;
+    for c in [&reader, &app] {
+        let e = c.list_objects_v2().bucket("team").send().await.unwrap_err();
+        assert_eq!(code(&e), "InvalidAccessKeyId");
+    }
+    // The root key cannot be disabled.
+    let r = meta.write(Command { now_ms: 0, op: Some(attach("ADMINKEY0000000000001", &[], true, 0)) }).await.unwrap();
+    assert!(matches!(r.outcome, Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(_))));
     cluster.shutdown().await;
 }

@@ -27,6 +27,9 @@ async fn buckets_conditionals_ranges_and_delimiters() {
         created_ms: 0,
         description: "another user".into(),
         root: false,
+        policies: Vec::new(),
+        disabled: false,
+        expires_ms: 0,
     };
     let cmd = Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(other.clone()) })) };
     cluster.meta_client.write(cmd).await.unwrap();

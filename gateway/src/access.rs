@@ -43,6 +43,9 @@ pub struct Caller {
     pub key: Option<String>,
     /// The root key.
     pub root: bool,
+    /// The key's identity policies, when it has any: it may then do only
+    /// what they (or a bucket policy) allow, even in its own buckets.
+    pub identity: Option<Arc<Vec<Policy>>>,
     /// The request's condition keys (for checks the handlers make).
     pub context: HashMap<String, Vec<String>>,
 }
@@ -67,10 +70,20 @@ pub struct BucketAccess {
 
 type Cached<T> = Mutex<HashMap<String, (T, Instant)>>;
 
+/// An access key as access checks need it.
+#[derive(Debug)]
+pub struct KeyAccess {
+    /// The record.
+    pub record: AccessKeyRecord,
+    /// Its identity policies, parsed (a document that does not parse is
+    /// left out, and logged: it grants nothing).
+    pub policies: Arc<Vec<Policy>>,
+}
+
 /// Access keys and buckets from the metadata service, cached briefly.
 pub struct Directory {
     meta: MetaClient,
-    keys: Cached<Option<AccessKeyRecord>>,
+    keys: Cached<Option<Arc<KeyAccess>>>,
     buckets: Cached<Option<Arc<BucketAccess>>>,
 }
 
@@ -99,21 +112,39 @@ impl Directory {
         Directory { meta, keys: Mutex::new(HashMap::new()), buckets: Mutex::new(HashMap::new()) }
     }
 
-    /// The access key `id`, if it exists.
-    pub async fn key(&self, id: &str) -> S3Result<Option<AccessKeyRecord>> {
-        if let Some(k) = cached(&self.keys, id, KEY_TTL) {
-            return Ok(k);
-        }
-        let reply = self.meta.get_access_key(id).await.map_err(unavailable)?;
-        let key = match (reply.key, reply.failure) {
-            (Some(k), None) => Some(k),
-            (_, Some(f)) if f.code() != failure::Code::NoSuchAccessKey => {
-                return Err(s3_error!(InternalError, "access key lookup failed: {}", f.message));
+    /// The access key `id`, if it exists and is usable (not disabled, not
+    /// expired).
+    pub async fn key(&self, id: &str) -> S3Result<Option<Arc<KeyAccess>>> {
+        let key = match cached(&self.keys, id, KEY_TTL) {
+            Some(k) => k,
+            None => {
+                let reply = self.meta.get_access_key(id).await.map_err(unavailable)?;
+                let key = match (reply.key, reply.failure) {
+                    (Some(k), None) => {
+                        let policies = reply
+                            .policies
+                            .iter()
+                            .filter_map(|p| {
+                                Policy::parse(&p.document, Kind::Identity, None)
+                                    .map_err(|e| {
+                                        tracing::error!(policy = p.name, error = %e, "an identity policy does not parse")
+                                    })
+                                    .ok()
+                            })
+                            .collect();
+                        Some(Arc::new(KeyAccess { record: k, policies: Arc::new(policies) }))
+                    }
+                    (_, Some(f)) if f.code() != failure::Code::NoSuchAccessKey => {
+                        return Err(s3_error!(InternalError, "access key lookup failed: {}", f.message));
+                    }
+                    _ => None,
+                };
+                remember(&self.keys, id, key.clone());
+                key
             }
-            _ => None,
         };
-        remember(&self.keys, id, key.clone());
-        Ok(key)
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        Ok(key.filter(|k| !k.record.disabled && (k.record.expires_ms == 0 || u128::from(k.record.expires_ms) > now_ms)))
     }
 
     /// The bucket `name` (owner and policy), if it exists.
@@ -148,35 +179,54 @@ impl Directory {
         if caller.root {
             return Ok(());
         }
-        let Some(b) = self.bucket(bucket).await? else { return Ok(()) };
-        let owner = caller.key.as_deref().is_some_and(|k| k == b.owner);
-        let decision = match &b.policy {
-            None => Decision::Default,
-            Some(p) => {
-                let resource = match key {
-                    Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
-                    None => format!("arn:aws:s3:::{bucket}"),
-                };
-                let principal = match &caller.key {
-                    Some(k) => Principal::User { name: k, root: false },
-                    None => Principal::Anonymous,
-                };
-                policy::evaluate(
-                    &[p],
-                    &policy::Request { principal, action, resource: &resource, context: &caller.context },
-                )
-            }
+        let Some(b) = self.bucket(bucket).await? else {
+            // No such bucket: the operation answers NoSuchBucket, unless
+            // the key's own policies refuse it first.
+            return self.authorize_identity(caller, action, &format!("arn:aws:s3:::{bucket}"));
         };
+        let owner = caller.key.as_deref().is_some_and(|k| k == b.owner);
+        let resource = match key {
+            Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+            None => format!("arn:aws:s3:::{bucket}"),
+        };
+        let req = request(caller, action, &resource);
+        let identity = caller.identity.as_ref().map_or(Decision::Default, |p| {
+            let refs: Vec<&Policy> = p.iter().collect();
+            policy::evaluate(&refs, &req)
+        });
+        let bucket_says = b.policy.as_ref().map_or(Decision::Default, |p| policy::evaluate(&[p], &req));
         let keeps_policy = owner && action.to_ascii_lowercase().ends_with("bucketpolicy");
         // RestrictPublicBuckets: what a public policy grants, it grants the owner only.
         let restricted = b.restrict_public && !owner && b.policy.as_ref().is_some_and(Policy::is_public);
-        match decision {
-            Decision::Allow if !restricted => Ok(()),
-            Decision::Default if owner => Ok(()),
-            Decision::Deny if keeps_policy => Ok(()),
+        let allowed = if identity == Decision::Deny || bucket_says == Decision::Deny {
+            keeps_policy
+        } else {
+            identity == Decision::Allow
+                || (bucket_says == Decision::Allow && !restricted)
+                || (owner && caller.identity.is_none())
+        };
+        if allowed { Ok(()) } else { Err(s3_error!(AccessDenied, "Access Denied")) }
+    }
+
+    /// For a key with identity policies, an operation they must allow
+    /// outside any existing bucket (CreateBucket, ListBuckets, a missing
+    /// bucket); other keys may.
+    pub fn authorize_identity(&self, caller: &Caller, action: &str, resource: &str) -> S3Result<()> {
+        let Some(p) = caller.identity.as_ref().filter(|_| !caller.root) else { return Ok(()) };
+        let refs: Vec<&Policy> = p.iter().collect();
+        match policy::evaluate(&refs, &request(caller, action, resource)) {
+            Decision::Allow => Ok(()),
             _ => Err(s3_error!(AccessDenied, "Access Denied")),
         }
     }
+}
+
+fn request<'a>(caller: &'a Caller, action: &'a str, resource: &'a str) -> policy::Request<'a> {
+    let principal = match &caller.key {
+        Some(k) => Principal::User { name: k, root: false },
+        None => Principal::Anonymous,
+    };
+    policy::Request { principal, action, resource, context: &caller.context }
 }
 
 /// The policy action of S3 operation `op` (s3s's operation name).
@@ -300,14 +350,16 @@ impl S3Access for RequestCheck {
         {
             return Err(s3_error!(SlowDown, "{}", crate::limits::SLOW_DOWN));
         }
-        let root = match &key_id {
-            Some(k) => self.dir.key(k).await?.is_some_and(|r| r.root),
-            None => false,
+        let key = match &key_id {
+            Some(k) => self.dir.key(k).await?,
+            None => None,
         };
+        let root = key.as_ref().is_some_and(|k| k.record.root);
+        let identity = key.as_ref().filter(|k| !k.record.policies.is_empty()).map(|k| k.policies.clone());
         // The root key is decided without condition keys: none are needed.
         let context = if root { HashMap::new() } else { context(cx, key_id.as_deref()) };
         let op = cx.s3_op().name();
-        let caller = Caller { key: key_id.clone(), root, context };
+        let caller = Caller { key: key_id.clone(), root, identity, context };
         let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let target = match cx.s3_path() {
             S3Path::Bucket { bucket } => Some((bucket.to_string(), None)),
@@ -334,8 +386,14 @@ impl S3Access for RequestCheck {
             self.check_owner(b, expected.trim()).await?;
         }
         match (&target, op) {
-            // Anyone signed may create a bucket or list their own.
-            (_, "CreateBucket" | "ListBuckets") if key_id.is_some() => {}
+            // Anyone signed may create a bucket or list their own, unless
+            // the key's own policies say otherwise.
+            (Some((bucket, _)), "CreateBucket") if key_id.is_some() => {
+                self.dir.authorize_identity(&caller, "s3:CreateBucket", &format!("arn:aws:s3:::{bucket}"))?;
+            }
+            (_, "ListBuckets") if key_id.is_some() => {
+                self.dir.authorize_identity(&caller, "s3:ListAllMyBuckets", "arn:aws:s3:::*")?;
+            }
             (None, _) | (_, "CreateBucket" | "ListBuckets") => {
                 if key_id.is_none() {
                     return Err(s3_error!(AccessDenied, "Access Denied"));

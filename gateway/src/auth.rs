@@ -26,7 +26,7 @@ impl MetaAuth {
 impl S3Auth for MetaAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.dir.key(access_key).await? {
-            Some(k) => Ok(SecretKey::from(k.secret_key)),
+            Some(k) => Ok(SecretKey::from(k.record.secret_key.clone())),
             None => {
                 Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
             }

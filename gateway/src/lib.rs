@@ -33,6 +33,7 @@ use tessera_rpc::{MetaClient, MetaClientConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use access::{BUCKET_TTL, KEY_TTL};
 pub use cluster::ShardTransport;
 pub use http_server::REQUEST_ID_HEADER;
 

@@ -14,6 +14,7 @@
 //! | `c` cluster map | `cmap` | ClusterMap::to_bytes |
 //! | `n` datanodes | `n` be64(node id) | DatanodeRecord |
 //! | `k` access keys | `k` access key id | AccessKeyRecord |
+//! | `y` identity policies | `y` name | PolicyRecord |
 //! | `d` damage | `d` data id be32(part) be16(shard) be32(disk) | DamageReport |
 //!
 //! Bucket names are at most 63 bytes, so one length byte prefixes them and a
@@ -29,6 +30,7 @@ pub(crate) const PARTS: u8 = b'p';
 pub(crate) const PG_INDEX: u8 = b'g';
 pub(crate) const DATANODES: u8 = b'n';
 pub(crate) const ACCESS_KEYS: u8 = b'k';
+pub(crate) const POLICIES: u8 = b'y';
 pub(crate) const DAMAGE: u8 = b'd';
 pub(crate) const DISK_SHARDS: u8 = b's';
 pub(crate) const INCARNATIONS: u8 = b'i';
@@ -54,6 +56,12 @@ pub(crate) const ROOT_KEY: &[u8] = b"croot";
 pub(crate) fn datanode(node: u64) -> Vec<u8> {
     let mut k = vec![DATANODES];
     k.extend_from_slice(&node.to_be_bytes());
+    k
+}
+
+pub(crate) fn policy(name: &str) -> Vec<u8> {
+    let mut k = vec![POLICIES];
+    k.extend_from_slice(name.as_bytes());
     k
 }
 

@@ -370,11 +370,24 @@ impl Meta for MetaService {
 
     async fn get_access_key(&self, req: Request<AccessKeyRequest>) -> Result<Response<AccessKeyReply>, Status> {
         let id = req.into_inner().access_key_id;
-        let got = self.read(move |st| st.access_key(&id)).await?;
+        let got = self
+            .read(move |st| {
+                let Some(key) = st.access_key(&id)? else { return Ok(None) };
+                let mut policies = Vec::new();
+                for name in &key.policies {
+                    policies.extend(st.policy(name)?);
+                }
+                Ok(Some((key, policies)))
+            })
+            .await?;
         Ok(Response::new(match got {
-            Ok(Some(key)) => AccessKeyReply { key: Some(key), failure: None },
-            Ok(None) => AccessKeyReply { key: None, failure: Some(MetaError::NoSuchAccessKey.to_failure()) },
-            Err(e) => AccessKeyReply { key: None, failure: Some(failure_of(e)?) },
+            Ok(Some((key, policies))) => AccessKeyReply { key: Some(key), failure: None, policies },
+            Ok(None) => AccessKeyReply {
+                key: None,
+                failure: Some(MetaError::NoSuchAccessKey.to_failure()),
+                policies: Vec::new(),
+            },
+            Err(e) => AccessKeyReply { key: None, failure: Some(failure_of(e)?), policies: Vec::new() },
         }))
     }
 

@@ -529,6 +529,9 @@ async fn silent_disks_go_down_then_out_and_come_back() {
         created_ms: 0,
         description: String::new(),
         root: false,
+        policies: Vec::new(),
+        disabled: false,
+        expires_ms: 0,
     };
     must_write(&c, Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) }).await;
     assert_eq!(c.get_access_key("TESSERAKEY1").await.unwrap().key.unwrap().secret_key, "s3cr3t-s3cr3t");

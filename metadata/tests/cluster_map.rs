@@ -114,6 +114,9 @@ fn a_new_root_key_revokes_the_old_one() {
                 created_ms: 0,
                 description: String::new(),
                 root,
+                policies: Vec::new(),
+                disabled: false,
+                expires_ms: 0,
             }),
         })
     };
@@ -141,6 +144,9 @@ fn access_keys_are_created_read_and_deleted() {
                 created_ms: 0,
                 description: "test".into(),
                 root: false,
+                policies: Vec::new(),
+                disabled: false,
+                expires_ms: 0,
             }),
         })
     };

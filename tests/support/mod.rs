@@ -234,6 +234,9 @@ impl Cluster {
             created_ms: 0,
             description: "tests".into(),
             root: false,
+            policies: Vec::new(),
+            disabled: false,
+            expires_ms: 0,
         };
         cluster
             .meta_client

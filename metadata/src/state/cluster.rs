@@ -4,8 +4,9 @@ use tessera_common::{DiskId, NodeId};
 use tessera_placement::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host};
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::{
-    AccessKeyRecord, ClearDamage, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, DiskShard, Done,
-    MarkOut, RegisterDatanode, RemoveDisks, ReportDamage, Reweight, SetDiskFull, SetDiskState,
+    AccessKeyRecord, ClearDamage, CreateAccessKey, DamageReport, DatanodeRecord, DeleteAccessKey, DeletePolicy,
+    DiskShard, Done, MarkOut, PutPolicy, RegisterDatanode, RemoveDisks, ReportDamage, Reweight, SetDiskFull,
+    SetDiskState, UpdateAccessKey,
 };
 
 use super::MetaState;
@@ -225,6 +226,39 @@ pub(crate) fn create_access_key(
     Ok(Outcome::Done(Done {}))
 }
 
+pub(crate) fn put_policy(st: &MetaState, now: u64, c: &PutPolicy, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut p = c.policy.clone().ok_or_else(|| invalid("no policy given"))?;
+    let name_ok = (1..=128).contains(&p.name.len())
+        && p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if !name_ok {
+        return Err(invalid("a policy name is 1 to 128 letters, digits and +=,.@_-"));
+    }
+    if p.document.is_empty() || p.document.len() > 20 * 1024 {
+        return Err(invalid("a policy document is 1 byte to 20 KiB"));
+    }
+    p.created_ms = st.policy(&p.name)?.map_or(now, |old| old.created_ms);
+    w.put(keys::policy(&p.name), encode(&p));
+    Ok(Outcome::Done(Done {}))
+}
+
+pub(crate) fn delete_policy(st: &MetaState, c: &DeletePolicy, w: &mut Writes) -> Result<Outcome, MetaError> {
+    st.policy(&c.name)?.ok_or_else(|| invalid("no such policy"))?;
+    w.delete(keys::policy(&c.name));
+    Ok(Outcome::Done(Done {}))
+}
+
+pub(crate) fn update_access_key(st: &MetaState, c: &UpdateAccessKey, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let mut key = st.access_key(&c.access_key_id)?.ok_or(MetaError::NoSuchAccessKey)?;
+    if key.root && (c.disabled || c.expires_ms != 0) {
+        return Err(invalid("the root key cannot be disabled or expire"));
+    }
+    key.policies = c.policies.clone();
+    key.disabled = c.disabled;
+    key.expires_ms = c.expires_ms;
+    w.put(keys::access_key(&key.access_key_id), encode(&key));
+    Ok(Outcome::Done(Done {}))
+}
+
 pub(crate) fn delete_access_key(st: &MetaState, c: &DeleteAccessKey, w: &mut Writes) -> Result<Outcome, MetaError> {
     st.access_key(&c.access_key_id)?.ok_or(MetaError::NoSuchAccessKey)?;
     w.delete(keys::access_key(&c.access_key_id));
@@ -329,5 +363,10 @@ impl MetaState {
     /// An access key with its secret.
     pub fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>, MetaError> {
         self.get(&keys::access_key(id))
+    }
+
+    /// A named identity policy.
+    pub fn policy(&self, name: &str) -> Result<Option<tessera_rpc::proto::meta::PolicyRecord>, MetaError> {
+        self.get(&keys::policy(name))
     }
 }
