@@ -23,6 +23,8 @@
 
 pub mod eval;
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use serde_json::Value;
