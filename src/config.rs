@@ -373,6 +373,9 @@ options! {
         /// Requests per second allowed to each access key, bursts of twice as many; beyond, 503 SlowDown [default: 0, no limit].
         #[arg(long, env = "TESSERA_RATE_PER_KEY")]
         pub rate_per_key: Option<f64>,
+        /// Client connections served at once; more wait until one closes [default: 4096].
+        #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+        pub max_connections: Option<usize>,
         /// Requests per second allowed to each client IP address, bursts of twice as many [default: 0, no limit].
         #[arg(long, env = "TESSERA_RATE_PER_IP")]
         pub rate_per_ip: Option<f64>,

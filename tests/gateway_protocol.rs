@@ -813,3 +813,39 @@ async fn puts_without_a_content_length_are_stored() {
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0, "a spool file stayed behind");
     cluster.shutdown().await;
 }
+
+/// Past `max_connections`, a new connection waits (in the listen backlog)
+/// until a served one closes; then it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_beyond_the_cap_wait_for_a_free_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 1,
+        gateway: Box::new(|g| g.max_connections = 2),
+        ..Default::default()
+    })
+    .await;
+    let addr = cluster.gateway_addrs[0];
+    let ask = b"GET /tessera/health/live HTTP/1.1\r\nhost: x\r\n\r\n";
+    // Two kept-alive connections take the two slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(ask).await.unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0 && buf.starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    // A third connects (the kernel accepts it) but is not served...
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    third.write_all(ask).await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+    assert!(early.is_err(), "served beyond the cap");
+    // ...until one of the two closes.
+    drop(held.pop());
+    let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf)).await.unwrap().unwrap();
+    assert!(n > 0 && buf.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    cluster.shutdown().await;
+}

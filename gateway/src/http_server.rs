@@ -51,6 +51,9 @@ pub struct FrontConfig {
     pub audit: Option<Arc<crate::audit::AuditSink>>,
     /// Requests per client IP, if limited.
     pub per_ip: Option<Arc<crate::limits::RateLimiter>>,
+    /// Client connections served at once; more wait in the listen backlog
+    /// until one closes.
+    pub max_connections: usize,
 }
 
 struct Front {
@@ -362,12 +365,14 @@ pub async fn serve(
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(header_timeout);
     let builder = Arc::new(builder);
     let mut conns = JoinSet::new();
+    let max_connections = front.config.max_connections.max(1);
     loop {
         if *shutdown.borrow() {
             break;
         }
+        // At the cap, nothing is accepted until a connection ends.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = listener.accept(), if conns.len() < max_connections => a,
             _ = shutdown.changed() => continue,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };

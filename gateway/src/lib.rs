@@ -96,6 +96,8 @@ pub struct GatewayConfig {
     /// At most this many bytes of such bodies wait at once (503 SlowDown
     /// beyond).
     pub spool_bytes: u64,
+    /// Client connections served at once (more wait until one closes).
+    pub max_connections: usize,
     /// Requests per second allowed to each access key (bursts of twice as
     /// many); beyond, 503 SlowDown. 0: no limit.
     pub rate_per_key: f64,
@@ -139,6 +141,7 @@ impl GatewayConfig {
             spool_dir: std::env::temp_dir(),
             spool_bytes: 5 << 30,
             audit_log: None,
+            max_connections: 4096,
             rate_per_key: 0.0,
             rate_per_ip: 0.0,
             shard_transport: ShardTransport::default(),
@@ -220,6 +223,7 @@ pub async fn serve(
     let limiter = |rate: f64| (rate > 0.0).then(|| Arc::new(limits::RateLimiter::new(rate, rate * 2.0)));
     let front = http_server::FrontConfig {
         per_ip: limiter(config.rate_per_ip),
+        max_connections: config.max_connections,
         audit,
         registry: config.metrics.clone(),
         metrics,
