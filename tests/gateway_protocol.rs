@@ -849,3 +849,24 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
     assert!(n > 0 && buf.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
     cluster.shutdown().await;
 }
+
+/// A request head larger than the HTTP layer buffers (hyper's ~400 KiB
+/// read buffer) is refused before it is buffered further; a normal one on
+/// a new connection is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_request_heads_are_refused() {
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let addr = cluster.gateway_addrs[0];
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET /tessera/health/live HTTP/1.1\r\nhost: x\r\nx-padding: {}\r\n\r\n", "x".repeat(600 * 1024));
+    // The gateway may stop reading (and close) before the whole head is sent.
+    let _ = s.write_all(head.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || answer.starts_with("HTTP/1.1 431"), "a 600 KiB head got {answer:.80}");
+    let (status, _, _) = raw_http(addr, "GET", "/tessera/health/live", &[("x-padding", "small")], b"").await;
+    assert_eq!(status, 200);
+    cluster.shutdown().await;
+}
