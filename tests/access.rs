@@ -418,3 +418,42 @@ async fn keys_limited_by_their_policies() {
     assert!(matches!(r.outcome, Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(_))));
     cluster.shutdown().await;
 }
+
+/// A stored policy that does not parse (written around the gateway's
+/// checks, or by an older version) closes what it governs rather than
+/// opening it: it might have been a Deny.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn policies_that_do_not_parse_fail_closed() {
+    use tessera_rpc::proto::meta::{PolicyRecord, PutPolicy, SetBucketPolicy, UpdateAccessKey};
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let owner = cluster.client(0);
+    owner.create_bucket().bucket("broken").send().await.unwrap();
+    owner.put_object().bucket("broken").key("k").body(ByteStream::from_static(b"k")).send().await.unwrap();
+    let write = |op: Op| cluster.meta_client.write(Command { now_ms: 0, op: Some(op) });
+    write(Op::SetBucketPolicy(SetBucketPolicy { bucket: "broken".into(), policy: "{ not json".into() })).await.unwrap();
+    // Written around this gateway: it sees the change once its cache entry ages out.
+    tokio::time::sleep(tessera_gateway::BUCKET_TTL + std::time::Duration::from_millis(200)).await;
+    denied(owner.get_object().bucket("broken").key("k").send().await);
+    // The owner can still remove it, and then reads again.
+    owner.delete_bucket_policy().bucket("broken").send().await.unwrap();
+    assert_eq!(get_all(&owner, "broken", "k").await, b"k");
+
+    let app = add_key(&cluster, "BROKENKEY000000000001", "broken-secret-000000000000000", false).await;
+    let allow_all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    for (name, doc) in [("all", allow_all), ("garbage", "[1,2")] {
+        let p = PolicyRecord { name: name.into(), document: doc.into(), created_ms: 0 };
+        write(Op::PutPolicy(PutPolicy { policy: Some(p) })).await.unwrap();
+    }
+    let attach = |names: &[&str]| {
+        Op::UpdateAccessKey(UpdateAccessKey {
+            access_key_id: "BROKENKEY000000000001".into(),
+            policies: names.iter().map(|n| (*n).to_owned()).collect(),
+            disabled: false,
+            expires_ms: 0,
+        })
+    };
+    write(attach(&["all", "garbage"])).await.unwrap();
+    denied(app.create_bucket().bucket("apps").send().await);
+    denied(app.get_object().bucket("broken").key("k").send().await);
+    cluster.shutdown().await;
+}

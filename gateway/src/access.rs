@@ -46,6 +46,8 @@ pub struct Caller {
     /// The key's identity policies, when it has any: it may then do only
     /// what they (or a bucket policy) allow, even in its own buckets.
     pub identity: Option<Arc<Vec<Policy>>>,
+    /// One of the key's policies does not parse: refused everything.
+    pub broken: bool,
     /// The request's condition keys (for checks the handlers make).
     pub context: HashMap<String, Vec<String>>,
 }
@@ -66,6 +68,9 @@ pub struct BucketAccess {
     pub cors: Vec<tessera_rpc::proto::meta::CorsRule>,
     /// `RestrictPublicBuckets`: a public policy grants only the owner.
     pub restrict_public: bool,
+    /// A stored policy that does not parse: nothing is allowed through
+    /// the bucket (fail closed) but its owner's policy management.
+    pub policy_broken: bool,
 }
 
 type Cached<T> = Mutex<HashMap<String, (T, Instant)>>;
@@ -75,9 +80,11 @@ type Cached<T> = Mutex<HashMap<String, (T, Instant)>>;
 pub struct KeyAccess {
     /// The record.
     pub record: AccessKeyRecord,
-    /// Its identity policies, parsed (a document that does not parse is
-    /// left out, and logged: it grants nothing).
+    /// Its identity policies, parsed. When one does not parse the key is
+    /// refused everything (fail closed: it might have been a Deny).
     pub policies: Arc<Vec<Policy>>,
+    /// An attached policy does not parse.
+    pub broken: bool,
 }
 
 /// Access keys and buckets from the metadata service, cached briefly.
@@ -121,7 +128,8 @@ impl Directory {
                 let reply = self.meta.get_access_key(id).await.map_err(unavailable)?;
                 let key = match (reply.key, reply.failure) {
                     (Some(k), None) => {
-                        let policies = reply
+                        let total = reply.policies.len();
+                        let policies: Vec<Policy> = reply
                             .policies
                             .iter()
                             .filter_map(|p| {
@@ -132,7 +140,8 @@ impl Directory {
                                     .ok()
                             })
                             .collect();
-                        Some(Arc::new(KeyAccess { record: k, policies: Arc::new(policies) }))
+                        let broken = policies.len() != total;
+                        Some(Arc::new(KeyAccess { record: k, policies: Arc::new(policies), broken }))
                     }
                     (_, Some(f)) if f.code() != failure::Code::NoSuchAccessKey => {
                         return Err(s3_error!(InternalError, "access key lookup failed: {}", f.message));
@@ -154,15 +163,21 @@ impl Directory {
         }
         let r = self.meta.get_bucket(name).await.map_err(unavailable)?;
         let b = r.bucket.map(|b| {
-            let policy =
-                (!b.policy.is_empty()).then(|| Policy::parse(&b.policy, Kind::Bucket, Some(name))).and_then(|p| {
-                    p.map_err(|e| tracing::error!(bucket = name, error = %e, "a stored bucket policy does not parse"))
-                        .ok()
-                });
+            let parsed = (!b.policy.is_empty()).then(|| Policy::parse(&b.policy, Kind::Bucket, Some(name)));
+            let policy_broken = matches!(&parsed, Some(Err(_)));
+            let policy = parsed.and_then(|p| {
+                p.map_err(|e| tracing::error!(bucket = name, error = %e, "a stored bucket policy does not parse; bucket closed"))
+                    .ok()
+            });
             let restrict_public = b.public_access_block.is_some_and(|p| p.restrict_public_buckets);
-            Arc::new(BucketAccess { owner: b.owner, policy, cors: b.cors, restrict_public })
+            Arc::new(BucketAccess { owner: b.owner, policy, cors: b.cors, restrict_public, policy_broken })
         });
-        remember(&self.buckets, name, b.clone());
+        // Only found buckets are remembered: a bucket created a moment
+        // later must not stay unknown (an unknown bucket is left to the
+        // operation, which answers NoSuchBucket).
+        if let Some(found) = &b {
+            remember(&self.buckets, name, Some(found.clone()));
+        }
         Ok(b)
     }
 
@@ -196,6 +211,9 @@ impl Directory {
         });
         let bucket_says = b.policy.as_ref().map_or(Decision::Default, |p| policy::evaluate(&[p], &req));
         let keeps_policy = owner && action.to_ascii_lowercase().ends_with("bucketpolicy");
+        if b.policy_broken || caller.broken {
+            return if keeps_policy && !caller.broken { Ok(()) } else { Err(s3_error!(AccessDenied, "Access Denied")) };
+        }
         // RestrictPublicBuckets: what a public policy grants, it grants the owner only.
         let restricted = b.restrict_public && !owner && b.policy.as_ref().is_some_and(Policy::is_public);
         let allowed = if identity == Decision::Deny || bucket_says == Decision::Deny {
@@ -212,6 +230,9 @@ impl Directory {
     /// outside any existing bucket (CreateBucket, ListBuckets, a missing
     /// bucket); other keys may.
     pub fn authorize_identity(&self, caller: &Caller, action: &str, resource: &str) -> S3Result<()> {
+        if caller.broken && !caller.root {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
         let Some(p) = caller.identity.as_ref().filter(|_| !caller.root) else { return Ok(()) };
         let refs: Vec<&Policy> = p.iter().collect();
         match policy::evaluate(&refs, &request(caller, action, resource)) {
@@ -287,6 +308,13 @@ fn context(cx: &mut S3AccessContext<'_>, key: Option<&str>) -> HashMap<String, V
     c
 }
 
+/// The bucket an `x-amz-copy-source` header names.
+fn copy_source_bucket(h: &http::HeaderMap) -> Option<String> {
+    let s = h.get("x-amz-copy-source")?.to_str().ok()?;
+    let b = percent_decode(s.trim_start_matches('/')).split('/').next()?.to_owned();
+    (!b.is_empty()).then_some(b)
+}
+
 /// Percent-decodes a query value (`+` is a space there too).
 fn query_decode(s: &str) -> String {
     percent_decode(&s.replace('+', " "))
@@ -356,10 +384,21 @@ impl S3Access for RequestCheck {
         };
         let root = key.as_ref().is_some_and(|k| k.record.root);
         let identity = key.as_ref().filter(|k| !k.record.policies.is_empty()).map(|k| k.policies.clone());
-        // The root key is decided without condition keys: none are needed.
-        let context = if root { HashMap::new() } else { context(cx, key_id.as_deref()) };
+        let broken = key.as_ref().is_some_and(|k| k.broken);
+        // Condition keys are built only when a policy may read them: the
+        // key's own, or one on a bucket the request touches.
+        let mut policed = identity.is_some();
+        if !root && !policed {
+            for b in [cx.s3_path().get_bucket_name().map(str::to_owned), copy_source_bucket(cx.headers())]
+                .into_iter()
+                .flatten()
+            {
+                policed |= self.dir.bucket(&b).await?.is_some_and(|b| b.policy.is_some());
+            }
+        }
+        let context = if policed && !root { context(cx, key_id.as_deref()) } else { HashMap::new() };
         let op = cx.s3_op().name();
-        let caller = Caller { key: key_id.clone(), root, identity, context };
+        let caller = Caller { key: key_id.clone(), root, identity, broken, context };
         let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let target = match cx.s3_path() {
             S3Path::Bucket { bucket } => Some((bucket.to_string(), None)),

@@ -35,6 +35,10 @@ impl RateLimiter {
         if m.len() >= MAX_TRACKED {
             let (rate, burst) = (self.rate, self.burst);
             m.retain(|_, (t, at)| *t + now.saturating_duration_since(*at).as_secs_f64() * rate < burst);
+            if m.len() >= MAX_TRACKED / 2 {
+                // Mostly busy names: start afresh rather than scan them on every request.
+                m.clear();
+            }
         }
         let (tokens, at) = m.entry(who.to_owned()).or_insert((self.burst, now));
         *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate).min(self.burst);

@@ -160,7 +160,11 @@ impl S3 for Tessera {
     }
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.write_cmd(command::Op::DeleteBucket(pb::DeleteBucket { name: req.input.bucket })).await?;
+        let name = req.input.bucket;
+        self.write_cmd(command::Op::DeleteBucket(pb::DeleteBucket { name: name.clone() })).await?;
+        // Its owner and policy must not outlive it here (another key may
+        // create the name again).
+        self.dir.forget_bucket(&name);
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 

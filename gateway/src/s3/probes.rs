@@ -1,11 +1,12 @@
-//! Answers to GET-style probes of bucket and object settings Tessera does
-//! not offer yet: what S3 answers for a bucket where they were never
-//! configured, so tools that read them first (rclone, s3cmd, Terraform,
-//! the SDKs' helpers) go on. Setting any of them is refused elsewhere
-//! (NotImplemented or AccessControlListNotSupported), so these answers stay
-//! true: no policy, no CORS, no encryption, no tags, no lifecycle, no
-//! website, no object lock, no public access block, versioning never
-//! enabled; the bucket owner owns everything and ACLs are disabled.
+//! Answers to GET-style probes of bucket and object settings: what S3
+//! answers for a bucket where they were never configured, so tools that
+//! read them first (rclone, s3cmd, Terraform, the SDKs' helpers) go on.
+//! For settings Tessera does not offer yet, setting them is refused
+//! elsewhere (NotImplemented or AccessControlListNotSupported), so these
+//! answers stay true: no encryption, no tags, no lifecycle, no website, no
+//! object lock, versioning never enabled; the bucket owner owns everything
+//! and ACLs are disabled. Policy, CORS and the public access block can be
+//! set; their getters use the "none" answers here only when none is.
 
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode};
