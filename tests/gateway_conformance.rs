@@ -535,7 +535,7 @@ async fn error_answers_name_the_request_and_head_errors_have_no_body() {
     let c = cluster.client(0);
     let addr = cluster.gateway_addrs[0];
     c.create_bucket().bucket("errs").send().await.unwrap();
-    let get = c.get_object().bucket("errs").key("missing").presigned(presign()).await.unwrap();
+    let get = c.get_object().bucket("errs").key("missing").presigned(support::presign()).await.unwrap();
     let path = get.uri().split_once("://").map(|(_, r)| &r[r.find('/').unwrap()..]).unwrap().to_owned();
     let (status, headers, body) = support::raw_http(addr, "GET", &path, &[], b"").await;
     let text = String::from_utf8_lossy(&body).into_owned();
@@ -545,15 +545,11 @@ async fn error_answers_name_the_request_and_head_errors_have_no_body() {
     assert!(text.contains(&format!("<RequestId>{id}</RequestId>")), "{text}");
     assert!(text.contains("<Resource>/errs/missing</Resource>"), "{text}");
     // HEAD: the status and the request id, no body (as S3).
-    let head = c.head_object().bucket("errs").key("missing").presigned(presign()).await.unwrap();
+    let head = c.head_object().bucket("errs").key("missing").presigned(support::presign()).await.unwrap();
     let path = head.uri().split_once("://").map(|(_, r)| &r[r.find('/').unwrap()..]).unwrap().to_owned();
     let (status, headers, body) = support::raw_http(addr, "HEAD", &path, &[], b"").await;
     assert_eq!(status, 404);
     assert!(support::header(&headers, "x-amz-request-id").is_some());
     assert!(body.is_empty(), "a HEAD answer has no body: {:?}", String::from_utf8_lossy(&body));
     cluster.shutdown().await;
-}
-
-fn presign() -> aws_sdk_s3::presigning::PresigningConfig {
-    aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(300)).unwrap()
 }

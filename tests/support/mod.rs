@@ -554,3 +554,14 @@ pub async fn referenced(
     }
     out
 }
+
+/// Presigned URLs valid for five minutes.
+pub fn presign() -> aws_sdk_s3::presigning::PresigningConfig {
+    aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()
+}
+
+/// Splits a presigned URL into the request target (path and query).
+pub fn target(url: &str) -> String {
+    let after_scheme = url.split_once("://").unwrap().1;
+    format!("/{}", after_scheme.split_once('/').unwrap().1)
+}

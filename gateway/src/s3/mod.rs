@@ -29,6 +29,7 @@ use crate::write::{BodyDigest, BodyStream, IdleTimeout, WriteError, WritePlan, r
 use crate::{Codecs, GatewayConfig};
 
 mod bodies;
+mod bucket_config;
 #[macro_use]
 mod checksums;
 mod attributes; // after checksums: uses its macro
@@ -48,7 +49,6 @@ use convert::*;
 use errors::*;
 use hosts::*;
 use listing::*;
-use multipart::*;
 use ranges::*;
 
 /// Largest single PUT, part, or CopyObject source (5 GiB).
@@ -199,111 +199,43 @@ impl S3 for Tessera {
         &self,
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-        let input = req.input;
-        let b = self.bucket(&input.bucket).await?;
-        let parsed = crate::policy::Policy::parse(&input.policy, crate::policy::Kind::Bucket, Some(&input.bucket))
-            .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
-        if b.public_access_block.is_some_and(|p| p.block_public_policy) && parsed.is_public() {
-            return Err(s3_error!(AccessDenied, "Access Denied: BlockPublicPolicy refuses a public policy"));
-        }
-        let set = pb::SetBucketPolicy { bucket: input.bucket.clone(), policy: input.policy };
-        self.write_cmd(command::Op::SetBucketPolicy(set)).await?;
-        self.dir.forget_bucket(&input.bucket);
-        Ok(S3Response::new(PutBucketPolicyOutput::default()))
+        self.put_bucket_policy_op(req).await
     }
 
     async fn get_bucket_policy(
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        let b = self.bucket(&req.input.bucket).await?;
-        if b.policy.is_empty() {
-            return Err(probes::no_policy());
-        }
-        Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(b.policy) }))
+        self.get_bucket_policy_op(req).await
     }
 
     async fn delete_bucket_policy(
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        let bucket = req.input.bucket;
-        self.bucket(&bucket).await?;
-        let set = pb::SetBucketPolicy { bucket: bucket.clone(), policy: String::new() };
-        self.write_cmd(command::Op::SetBucketPolicy(set)).await?;
-        self.dir.forget_bucket(&bucket);
-        Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
+        self.delete_bucket_policy_op(req).await
     }
 
     async fn get_bucket_policy_status(
         &self,
         req: S3Request<GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
-        let b = self.bucket(&req.input.bucket).await?;
-        if b.policy.is_empty() {
-            return Err(probes::no_policy());
-        }
-        let public = crate::policy::Policy::parse(&b.policy, crate::policy::Kind::Bucket, Some(&b.name))
-            .map(|p| p.is_public())
-            .unwrap_or(false);
-        Ok(S3Response::new(GetBucketPolicyStatusOutput {
-            policy_status: Some(PolicyStatus { is_public: Some(public) }),
-        }))
+        self.get_bucket_policy_status_op(req).await
     }
 
     async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        let b = self.bucket(&req.input.bucket).await?;
-        if b.cors.is_empty() {
-            return Err(probes::not_configured(S3ErrorCode::NoSuchCORSConfiguration, "CORS configuration"));
-        }
-        let rules = b
-            .cors
-            .into_iter()
-            .map(|r| CORSRule {
-                id: (!r.id.is_empty()).then_some(r.id),
-                allowed_origins: r.allowed_origins,
-                allowed_methods: r.allowed_methods,
-                allowed_headers: (!r.allowed_headers.is_empty()).then_some(r.allowed_headers),
-                expose_headers: (!r.expose_headers.is_empty()).then_some(r.expose_headers),
-                max_age_seconds: (r.max_age_seconds >= 0).then_some(r.max_age_seconds),
-            })
-            .collect();
-        Ok(S3Response::new(GetBucketCorsOutput { cors_rules: Some(rules) }))
+        self.get_bucket_cors_op(req).await
     }
 
     async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
-        let input = req.input;
-        self.bucket(&input.bucket).await?;
-        let rules: Vec<pb::CorsRule> = input
-            .cors_configuration
-            .cors_rules
-            .into_iter()
-            .map(|r| pb::CorsRule {
-                id: r.id.unwrap_or_default(),
-                allowed_origins: r.allowed_origins,
-                allowed_methods: r.allowed_methods,
-                allowed_headers: r.allowed_headers.unwrap_or_default(),
-                expose_headers: r.expose_headers.unwrap_or_default(),
-                max_age_seconds: r.max_age_seconds.unwrap_or(-1),
-            })
-            .collect();
-        crate::cors::validate(&rules).map_err(|m| s3_error!(InvalidRequest, "{m}"))?;
-        let set = pb::SetBucketCors { bucket: input.bucket.clone(), rules };
-        self.write_cmd(command::Op::SetBucketCors(set)).await?;
-        self.dir.forget_bucket(&input.bucket);
-        Ok(S3Response::new(PutBucketCorsOutput::default()))
+        self.put_bucket_cors_op(req).await
     }
 
     async fn delete_bucket_cors(
         &self,
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-        let bucket = req.input.bucket;
-        self.bucket(&bucket).await?;
-        self.write_cmd(command::Op::SetBucketCors(pb::SetBucketCors { bucket: bucket.clone(), rules: Vec::new() }))
-            .await?;
-        self.dir.forget_bucket(&bucket);
-        Ok(S3Response::new(DeleteBucketCorsOutput::default()))
+        self.delete_bucket_cors_op(req).await
     }
 
     async fn get_bucket_encryption(
@@ -354,47 +286,21 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetPublicAccessBlockInput>,
     ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
-        let b = self.bucket(&req.input.bucket).await?;
-        let Some(p) = b.public_access_block else { return Err(probes::no_public_access_block()) };
-        Ok(S3Response::new(GetPublicAccessBlockOutput {
-            public_access_block_configuration: Some(PublicAccessBlockConfiguration {
-                block_public_acls: Some(p.block_public_acls),
-                ignore_public_acls: Some(p.ignore_public_acls),
-                block_public_policy: Some(p.block_public_policy),
-                restrict_public_buckets: Some(p.restrict_public_buckets),
-            }),
-        }))
+        self.get_public_access_block_op(req).await
     }
 
     async fn put_public_access_block(
         &self,
         req: S3Request<PutPublicAccessBlockInput>,
     ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
-        let input = req.input;
-        self.bucket(&input.bucket).await?;
-        let c = input.public_access_block_configuration;
-        let block = pb::PublicAccessBlock {
-            block_public_acls: c.block_public_acls.unwrap_or(false),
-            ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
-            block_public_policy: c.block_public_policy.unwrap_or(false),
-            restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
-        };
-        let set = pb::SetPublicAccessBlock { bucket: input.bucket.clone(), block: Some(block) };
-        self.write_cmd(command::Op::SetPublicAccessBlock(set)).await?;
-        self.dir.forget_bucket(&input.bucket);
-        Ok(S3Response::new(PutPublicAccessBlockOutput::default()))
+        self.put_public_access_block_op(req).await
     }
 
     async fn delete_public_access_block(
         &self,
         req: S3Request<DeletePublicAccessBlockInput>,
     ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
-        let bucket = req.input.bucket;
-        self.bucket(&bucket).await?;
-        let set = pb::SetPublicAccessBlock { bucket: bucket.clone(), block: None };
-        self.write_cmd(command::Op::SetPublicAccessBlock(set)).await?;
-        self.dir.forget_bucket(&bucket);
-        Ok(S3Response::new(DeletePublicAccessBlockOutput::default()))
+        self.delete_public_access_block_op(req).await
     }
 
     async fn get_bucket_ownership_controls(
@@ -763,188 +669,25 @@ impl S3 for Tessera {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let who = req.credentials.as_ref().map(|c| c.access_key.clone()).unwrap_or_default();
-        let input = req.input;
-        check_key(&input.key)?;
-        let meta = object_meta(MetaInput {
-            content_type: input.content_type,
-            content_encoding: input.content_encoding,
-            content_disposition: input.content_disposition,
-            content_language: input.content_language,
-            cache_control: input.cache_control,
-            expires: input.expires,
-            metadata: input.metadata,
-        })?;
-        let alg = match input.checksum_algorithm.as_ref() {
-            Some(a) => Some(
-                Alg::from_name(a.as_str())
-                    .ok_or_else(|| s3_error!(InvalidRequest, "unsupported checksum algorithm {}", a.as_str()))?,
-            ),
-            None => None,
-        };
-        let checksum_type = upload_checksum_type(alg, input.checksum_type.as_ref())?;
-        let algorithm = alg.map_or(String::new(), |a| a.name().to_owned());
-        let upload_id = new_upload_id();
-        let upload = pb::UploadRecord {
-            bucket: input.bucket.clone(),
-            key: input.key.clone(),
-            upload_id: upload_id.clone(),
-            initiated_ms: 0,
-            meta: Some(meta),
-            owner: who,
-            checksum_algorithm: algorithm,
-            checksum_type: checksum_type.to_owned(),
-        };
-        self.write_cmd(command::Op::CreateUpload(pb::CreateUpload { upload: Some(upload) })).await?;
-        Ok(S3Response::new(CreateMultipartUploadOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            upload_id: Some(upload_id),
-            checksum_algorithm: input.checksum_algorithm,
-            checksum_type: (!checksum_type.is_empty()).then(|| ChecksumType::from(checksum_type.to_owned())),
-            ..Default::default()
-        }))
+        self.create_multipart_upload_op(req).await
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        let S3Request { input, headers, trailing_headers, .. } = req;
-        let number = part_number(input.part_number)?;
-        let len = content_len(input.content_length, MAX_PUT_BYTES)?;
-        let mut plan = ChecksumPlan::from_request(&headers, input.checksum_algorithm.as_ref())?;
-        let bucket = self.bucket(&input.bucket).await?;
-        let upload = self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
-        // Every part of an upload made with a checksum algorithm carries
-        // that checksum, so Complete can make the object's.
-        plan.also(Alg::from_name(&upload.checksum_algorithm));
-        let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
-        let mut body = body_stream(input.body, self.cfg.body_idle_timeout);
-        let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
-        let (md5, computed) = digest.finish().await.map_err(write_error)?;
-        let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;
-        let part = pb::PartRecord {
-            number,
-            size: len,
-            etag: hex::encode(md5),
-            last_modified_ms: 0,
-            body: Some(stored),
-            checksums: checksums.clone(),
-        };
-        let e = part.etag.clone();
-        let put = pb::PutPart { bucket: input.bucket, key: input.key, upload_id: input.upload_id, part: Some(part) };
-        self.write_cmd(command::Op::PutPart(put)).await?;
-        let c = checksum_struct(&checksums);
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(etag(&e)),
-            checksum_crc32: c.checksum_crc32,
-            checksum_crc32c: c.checksum_crc32c,
-            checksum_crc64nvme: c.checksum_crc64nvme,
-            checksum_sha1: c.checksum_sha1,
-            checksum_sha256: c.checksum_sha256,
-            ..Default::default()
-        }))
+        self.upload_part_op(req).await
     }
 
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        let input = req.input;
-        let number = part_number(input.part_number)?;
-        let (_, _, src) = self
-            .source_record(
-                &input.copy_source,
-                Conditions {
-                    if_match: input.copy_source_if_match.as_ref(),
-                    if_none_match: input.copy_source_if_none_match.as_ref(),
-                    if_modified_since: input.copy_source_if_modified_since.as_ref(),
-                    if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-                },
-            )
-            .await?;
-        let range = copy_range(input.copy_source_range.as_deref(), src.size)?;
-        let len = range.end - range.start;
-        if len > MAX_PUT_BYTES {
-            return Err(s3_error!(EntityTooLarge, "a part is at most 5 GiB"));
-        }
-        let bucket = self.bucket(&input.bucket).await?;
-        self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
-        let mut digest = BodyDigest::new(s3s::checksum::ChecksumHasher::default(), self.md5.as_ref(), len);
-        let mut body = self.copy_source(&src, range).await?;
-        let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
-        let (md5, _) = digest.finish().await.map_err(write_error)?;
-        let part = pb::PartRecord {
-            number,
-            size: len,
-            etag: hex::encode(md5),
-            last_modified_ms: 0,
-            body: Some(stored),
-            checksums: Vec::new(),
-        };
-        let e = part.etag.clone();
-        let put = pb::PutPart { bucket: input.bucket, key: input.key, upload_id: input.upload_id, part: Some(part) };
-        self.write_cmd(command::Op::PutPart(put)).await?;
-        let result = CopyPartResult {
-            e_tag: Some(etag(&e)),
-            last_modified: Some(Timestamp::from(SystemTime::now())),
-            ..Default::default()
-        };
-        Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
+        self.upload_part_copy_op(req).await
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let mut input = req.input;
-        let whole = whole_checksums(&input);
-        let parts = input.multipart_upload.take().and_then(|m| m.parts).filter(|p| !p.is_empty()).ok_or_else(|| {
-            s3_error!(
-                MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema"
-            )
-        })?;
-        let mut completed = Vec::with_capacity(parts.len());
-        let mut declared = Vec::with_capacity(parts.len());
-        for p in parts {
-            let number = p.part_number.ok_or_else(|| s3_error!(MalformedXML, "a part without a PartNumber"))?;
-            let e = p.e_tag.as_ref().ok_or_else(|| s3_error!(MalformedXML, "a part without an ETag"))?;
-            completed.push(pb::CompletedPart { number: part_number(number)?, etag: e.value().to_owned() });
-            declared.push(part_checksums(&p));
-        }
-        let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-        let checksums = self
-            .completion_checksums(
-                &input.bucket,
-                &input.key,
-                &input.upload_id,
-                &completed,
-                &declared,
-                &whole,
-                input.checksum_type.as_ref(),
-            )
-            .await?;
-        let cmd = pb::CompleteUpload {
-            bucket: input.bucket.clone(),
-            key: input.key.clone(),
-            upload_id: input.upload_id,
-            parts: completed,
-            condition,
-            checksums,
-        };
-        let r = self.write_cmd(command::Op::CompleteUpload(cmd)).await?;
-        let Some(command_result::Outcome::Object(rec)) = r.outcome else {
-            return Err(s3_error!(InternalError, "the metadata service did not return the stored record"));
-        };
-        let mut out = CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket.clone()),
-            key: Some(input.key.clone()),
-            e_tag: Some(etag(&rec.etag)),
-            location: Some(format!("/{}/{}", input.bucket, input.key)),
-            checksum_type: checksum_type_of(&rec.checksums),
-            ..Default::default()
-        };
-        copy_checksums!(out, &rec.checksums);
-        Ok(S3Response::new(out))
+        self.complete_multipart_upload_op(req).await
     }
 
     async fn abort_multipart_upload(

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::*;
 
 /// The checksums a completion names for one part.
-pub(super) fn part_checksums(p: &CompletedPart) -> Vec<(Alg, String)> {
+fn part_checksums(p: &CompletedPart) -> Vec<(Alg, String)> {
     let c = Checksum {
         checksum_crc32: p.checksum_crc32.clone(),
         checksum_crc32c: p.checksum_crc32c.clone(),
@@ -22,7 +22,7 @@ pub(super) fn part_checksums(p: &CompletedPart) -> Vec<(Alg, String)> {
 }
 
 /// The checksums a completion declares for the whole object (headers).
-pub(super) fn whole_checksums(i: &CompleteMultipartUploadInput) -> Vec<(Alg, String)> {
+fn whole_checksums(i: &CompleteMultipartUploadInput) -> Vec<(Alg, String)> {
     let c = Checksum {
         checksum_crc32: i.checksum_crc32.clone(),
         checksum_crc32c: i.checksum_crc32c.clone(),
@@ -144,5 +144,199 @@ impl Tessera {
             }
         }
         Ok(vec![pb::Checksum { algorithm: alg.name().to_owned(), value, checksum_type: up.checksum_type }])
+    }
+}
+
+/// The multipart operations' bodies (the `S3` impl in mod.rs delegates).
+impl Tessera {
+    pub(super) async fn create_multipart_upload_op(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let who = req.credentials.as_ref().map(|c| c.access_key.clone()).unwrap_or_default();
+        let input = req.input;
+        check_key(&input.key)?;
+        let meta = object_meta(MetaInput {
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires: input.expires,
+            metadata: input.metadata,
+        })?;
+        let alg = match input.checksum_algorithm.as_ref() {
+            Some(a) => Some(
+                Alg::from_name(a.as_str())
+                    .ok_or_else(|| s3_error!(InvalidRequest, "unsupported checksum algorithm {}", a.as_str()))?,
+            ),
+            None => None,
+        };
+        let checksum_type = upload_checksum_type(alg, input.checksum_type.as_ref())?;
+        let algorithm = alg.map_or(String::new(), |a| a.name().to_owned());
+        let upload_id = new_upload_id();
+        let upload = pb::UploadRecord {
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            upload_id: upload_id.clone(),
+            initiated_ms: 0,
+            meta: Some(meta),
+            owner: who,
+            checksum_algorithm: algorithm,
+            checksum_type: checksum_type.to_owned(),
+        };
+        self.write_cmd(command::Op::CreateUpload(pb::CreateUpload { upload: Some(upload) })).await?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            checksum_algorithm: input.checksum_algorithm,
+            checksum_type: (!checksum_type.is_empty()).then(|| ChecksumType::from(checksum_type.to_owned())),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn upload_part_op(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let S3Request { input, headers, trailing_headers, .. } = req;
+        let number = part_number(input.part_number)?;
+        let len = content_len(input.content_length, MAX_PUT_BYTES)?;
+        let mut plan = ChecksumPlan::from_request(&headers, input.checksum_algorithm.as_ref())?;
+        let bucket = self.bucket(&input.bucket).await?;
+        let upload = self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
+        // Every part of an upload made with a checksum algorithm carries
+        // that checksum, so Complete can make the object's.
+        plan.also(Alg::from_name(&upload.checksum_algorithm));
+        let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
+        let mut body = body_stream(input.body, self.cfg.body_idle_timeout);
+        let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
+        let (md5, computed) = digest.finish().await.map_err(write_error)?;
+        let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;
+        let part = pb::PartRecord {
+            number,
+            size: len,
+            etag: hex::encode(md5),
+            last_modified_ms: 0,
+            body: Some(stored),
+            checksums: checksums.clone(),
+        };
+        let e = part.etag.clone();
+        let put = pb::PutPart { bucket: input.bucket, key: input.key, upload_id: input.upload_id, part: Some(part) };
+        self.write_cmd(command::Op::PutPart(put)).await?;
+        let c = checksum_struct(&checksums);
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(etag(&e)),
+            checksum_crc32: c.checksum_crc32,
+            checksum_crc32c: c.checksum_crc32c,
+            checksum_crc64nvme: c.checksum_crc64nvme,
+            checksum_sha1: c.checksum_sha1,
+            checksum_sha256: c.checksum_sha256,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn upload_part_copy_op(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let input = req.input;
+        let number = part_number(input.part_number)?;
+        let (_, _, src) = self
+            .source_record(
+                &input.copy_source,
+                Conditions {
+                    if_match: input.copy_source_if_match.as_ref(),
+                    if_none_match: input.copy_source_if_none_match.as_ref(),
+                    if_modified_since: input.copy_source_if_modified_since.as_ref(),
+                    if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+                },
+            )
+            .await?;
+        let range = copy_range(input.copy_source_range.as_deref(), src.size)?;
+        let len = range.end - range.start;
+        if len > MAX_PUT_BYTES {
+            return Err(s3_error!(EntityTooLarge, "a part is at most 5 GiB"));
+        }
+        let bucket = self.bucket(&input.bucket).await?;
+        self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
+        let mut digest = BodyDigest::new(s3s::checksum::ChecksumHasher::default(), self.md5.as_ref(), len);
+        let mut body = self.copy_source(&src, range).await?;
+        let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
+        let (md5, _) = digest.finish().await.map_err(write_error)?;
+        let part = pb::PartRecord {
+            number,
+            size: len,
+            etag: hex::encode(md5),
+            last_modified_ms: 0,
+            body: Some(stored),
+            checksums: Vec::new(),
+        };
+        let e = part.etag.clone();
+        let put = pb::PutPart { bucket: input.bucket, key: input.key, upload_id: input.upload_id, part: Some(part) };
+        self.write_cmd(command::Op::PutPart(put)).await?;
+        let result = CopyPartResult {
+            e_tag: Some(etag(&e)),
+            last_modified: Some(Timestamp::from(SystemTime::now())),
+            ..Default::default()
+        };
+        Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
+    }
+
+    pub(super) async fn complete_multipart_upload_op(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let mut input = req.input;
+        let whole = whole_checksums(&input);
+        let parts = input.multipart_upload.take().and_then(|m| m.parts).filter(|p| !p.is_empty()).ok_or_else(|| {
+            s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            )
+        })?;
+        let mut completed = Vec::with_capacity(parts.len());
+        let mut declared = Vec::with_capacity(parts.len());
+        for p in parts {
+            let number = p.part_number.ok_or_else(|| s3_error!(MalformedXML, "a part without a PartNumber"))?;
+            let e = p.e_tag.as_ref().ok_or_else(|| s3_error!(MalformedXML, "a part without an ETag"))?;
+            completed.push(pb::CompletedPart { number: part_number(number)?, etag: e.value().to_owned() });
+            declared.push(part_checksums(&p));
+        }
+        let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let checksums = self
+            .completion_checksums(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                &completed,
+                &declared,
+                &whole,
+                input.checksum_type.as_ref(),
+            )
+            .await?;
+        let cmd = pb::CompleteUpload {
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            upload_id: input.upload_id,
+            parts: completed,
+            condition,
+            checksums,
+        };
+        let r = self.write_cmd(command::Op::CompleteUpload(cmd)).await?;
+        let Some(command_result::Outcome::Object(rec)) = r.outcome else {
+            return Err(s3_error!(InternalError, "the metadata service did not return the stored record"));
+        };
+        let mut out = CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(etag(&rec.etag)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            checksum_type: checksum_type_of(&rec.checksums),
+            ..Default::default()
+        };
+        copy_checksums!(out, &rec.checksums);
+        Ok(S3Response::new(out))
     }
 }
