@@ -11,34 +11,9 @@ mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use support::{Cluster, code, get_all, header, raw_http};
+use support::{Cluster, add_key, code, denied, get_all, header, raw_http};
+use tessera_rpc::proto::meta::Command;
 use tessera_rpc::proto::meta::command::Op;
-use tessera_rpc::proto::meta::{AccessKeyRecord, Command, CreateAccessKey};
-
-async fn add_key(cluster: &Cluster, id: &str, secret: &str, root: bool) -> aws_sdk_s3::Client {
-    let key = AccessKeyRecord {
-        access_key_id: id.into(),
-        secret_key: secret.into(),
-        created_ms: 0,
-        description: String::new(),
-        root,
-        policies: Vec::new(),
-        disabled: false,
-        expires_ms: 0,
-    };
-    let cmd = Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) };
-    cluster.meta_client.write(cmd).await.unwrap();
-    cluster.client_with(0, id, secret)
-}
-
-fn denied<E: aws_sdk_s3::error::ProvideErrorMetadata, R: std::fmt::Debug>(
-    r: Result<impl std::fmt::Debug, aws_sdk_s3::error::SdkError<E, R>>,
-) {
-    match r {
-        Ok(v) => panic!("allowed: {v:?}"),
-        Err(e) => assert_eq!(code(&e), "AccessDenied"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn owners_policies_anonymous_readers_and_denies() {

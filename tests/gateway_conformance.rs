@@ -173,7 +173,11 @@ async fn never_configured_settings_answer_as_s3_does() {
 
     let o = c.get_bucket_ownership_controls().bucket("probe").send().await.unwrap();
     let rules = o.ownership_controls().unwrap().rules();
-    assert_eq!(rules[0].object_ownership().as_str(), "BucketOwnerEnforced");
+    assert_eq!(
+        rules[0].object_ownership().as_str(),
+        "BucketOwnerPreferred",
+        "ACLs enabled, objects the bucket owner's"
+    );
     for (grants, owner) in [
         {
             let a = c.get_bucket_acl().bucket("probe").send().await.unwrap();

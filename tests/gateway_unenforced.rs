@@ -67,28 +67,23 @@ async fn unenforced_guarantees_are_refused() {
         ("tagging", Box::new(|p: Put| p.tagging("team=video"))),
         ("website redirect", Box::new(|p: Put| p.website_redirect_location("/elsewhere"))),
     ];
-    let acl_refused: Vec<Case> = vec![
-        ("public-read", Box::new(|p: Put| p.acl(ObjectCannedAcl::PublicRead))),
-        ("public-read-write", Box::new(|p: Put| p.acl(ObjectCannedAcl::PublicReadWrite))),
-        ("authenticated-read", Box::new(|p: Put| p.acl(ObjectCannedAcl::AuthenticatedRead))),
-        ("grant-read", Box::new(|p: Put| p.grant_read("uri=\"http://acs.amazonaws.com/groups/global/AllUsers\""))),
-    ];
     for (key, before) in [("new", None), ("exists", Some(old.as_slice()))] {
         for body in [b"small".to_vec(), big.clone()] {
-            for (cases, want) in
-                [(&not_implemented, (501, "NotImplemented")), (&acl_refused, (400, "AccessControlListNotSupported"))]
-            {
-                for (what, add) in cases {
-                    let put = c.put_object().bucket("bkt").key(key).body(ByteStream::from(body.clone()));
-                    let e = add(put).send().await.unwrap_err();
-                    assert_eq!((status(&e), code(&e).as_str()), want, "{what}, {key}, {} bytes", body.len());
-                    unchanged(&c, key, before).await;
-                }
+            for (what, add) in &not_implemented {
+                let put = c.put_object().bucket("bkt").key(key).body(ByteStream::from(body.clone()));
+                let e = add(put).send().await.unwrap_err();
+                assert_eq!(
+                    (status(&e), code(&e).as_str()),
+                    (501, "NotImplemented"),
+                    "{what}, {key}, {} bytes",
+                    body.len()
+                );
+                unchanged(&c, key, before).await;
             }
         }
     }
 
-    // What Tessera gives anyway is accepted: the owner-only ACLs, STANDARD.
+    // What Tessera gives is accepted: ACLs (tests/acl.rs), STANDARD.
     for acl in [ObjectCannedAcl::Private, ObjectCannedAcl::BucketOwnerFullControl] {
         c.put_object().bucket("bkt").key("ok").acl(acl).body(ByteStream::from_static(b"x")).send().await.unwrap();
     }
@@ -102,11 +97,9 @@ async fn unenforced_guarantees_are_refused() {
         .unwrap();
     assert_eq!(get_all(&c, "bkt", "ok").await, b"y");
 
-    // Buckets: object lock, public ACLs, ACL-enabled ownership.
+    // Buckets: object lock, ownership by the object writer.
     let e = c.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await.unwrap_err();
     assert_eq!(code(&e), "NotImplemented");
-    let e = c.create_bucket().bucket("public").acl(BucketCannedAcl::PublicRead).send().await.unwrap_err();
-    assert_eq!(code(&e), "AccessControlListNotSupported");
     let e = c
         .create_bucket()
         .bucket("writer")
@@ -114,8 +107,8 @@ async fn unenforced_guarantees_are_refused() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&e), "AccessControlListNotSupported");
-    for b in ["locked", "public", "writer"] {
+    assert_eq!(code(&e), "NotImplemented");
+    for b in ["locked", "writer"] {
         let e = c.head_bucket().bucket(b).send().await.unwrap_err();
         assert_eq!(status(&e), 404, "bucket {b} was created");
     }
@@ -143,9 +136,6 @@ async fn unenforced_guarantees_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "NotImplemented");
-    let e =
-        c.create_multipart_upload().bucket("bkt").key("mp").acl(ObjectCannedAcl::PublicRead).send().await.unwrap_err();
-    assert_eq!(code(&e), "AccessControlListNotSupported");
     let e = c
         .create_multipart_upload()
         .bucket("bkt")
@@ -195,7 +185,8 @@ async fn unenforced_guarantees_are_refused() {
         .unwrap_err();
     assert_eq!(code(&e), "NotImplemented");
 
-    // A presigned PUT carrying a public ACL, sent with plain HTTP.
+    // A presigned PUT carrying a public ACL, sent with plain HTTP: the ACL is
+    // enforced (anyone may read the object) — never stored and ignored.
     let pre = c
         .put_object()
         .bucket("bkt")
@@ -209,19 +200,19 @@ async fn unenforced_guarantees_are_refused() {
     let mut headers: Vec<(&str, &str)> = pre.headers().filter(|(h, _)| !h.eq_ignore_ascii_case("host")).collect();
     headers.push(("content-length", "5"));
     let (st, _, body) = support::raw_http(addr, "PUT", &target, &headers, b"hello").await;
-    assert_eq!(st, 400, "{}", String::from_utf8_lossy(&body));
-    assert!(String::from_utf8_lossy(&body).contains("AccessControlListNotSupported"));
-    unchanged(&c, "presigned", None).await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let (st, _, body) = support::raw_http(addr, "GET", "/bkt/presigned", &[], b"").await;
+    assert_eq!((st, &body[..]), (200, &b"hello"[..]), "anonymous GET of a public-read object");
 
     // On a kept-alive connection, a PUT refused before its body was read is
     // answered with `Connection: close` (the unread body is still on the
     // wire) and the connection ends; a PUT that succeeds keeps it open.
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (st, headers) = keep_alive_put(&mut conn, addr, &c, "ka", None, &big).await;
+    let (st, headers) = keep_alive_put(&mut conn, addr, &c, "ka", false, &big).await;
     assert_eq!(st, 200);
     assert_eq!(support::header(&headers, "connection"), None);
-    let (st, headers) = keep_alive_put(&mut conn, addr, &c, "ka2", Some(ObjectCannedAcl::PublicRead), b"hello").await;
-    assert_eq!(st, 400);
+    let (st, headers) = keep_alive_put(&mut conn, addr, &c, "ka2", true, b"hello").await;
+    assert_eq!(st, 501);
     assert_eq!(support::header(&headers, "connection"), Some("close"));
     let mut rest = Vec::new();
     let n =
@@ -234,13 +225,14 @@ async fn unenforced_guarantees_are_refused() {
 }
 
 /// Sends a presigned PUT of `body` on `conn` without `Connection: close`
-/// and reads one response (status, headers; the body is skipped).
+/// and reads one response (status, headers; the body is skipped); a
+/// `refused` one asks for a storage class Tessera does not offer.
 async fn keep_alive_put(
     conn: &mut tokio::net::TcpStream,
     addr: std::net::SocketAddr,
     c: &aws_sdk_s3::Client,
     key: &str,
-    acl: Option<ObjectCannedAcl>,
+    refused: bool,
     body: &[u8],
 ) -> (u16, Vec<(String, String)>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -248,7 +240,7 @@ async fn keep_alive_put(
         .put_object()
         .bucket("bkt")
         .key(key)
-        .set_acl(acl)
+        .set_storage_class(refused.then_some(StorageClass::Glacier))
         .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
         .await
         .unwrap();

@@ -9,6 +9,7 @@
 //!  bucket and object operations      ─► the bucket policy decides (policy::evaluate):
 //!      a matching Deny               ─► AccessDenied (the owner keeps Get/Put/DeleteBucketPolicy)
 //!      a matching Allow              ─► allowed (anonymous requests too: a public bucket)
+//!      an ACL grant (acl.rs)         ─► allowed (a grant is an Allow on the resource side)
 //!      nothing matches               ─► allowed for the bucket's owner, AccessDenied for anyone else
 //!  CopyObject / UploadPartCopy       ─► also s3:GetObject on the source
 //!  DeleteObjects                     ─► s3:DeleteObject decided per key by the handler
@@ -28,6 +29,7 @@ use s3s::{S3Error, S3Result, s3_error};
 use tessera_rpc::MetaClient;
 use tessera_rpc::proto::meta::{AccessKeyRecord, failure};
 
+use crate::acl;
 use crate::policy::{self, Decision, Kind, Policy, Principal};
 use crate::unenforced::refusal;
 
@@ -71,6 +73,12 @@ pub struct BucketAccess {
     /// A stored policy that does not parse: nothing is allowed through
     /// the bucket (fail closed) but its owner's policy management.
     pub policy_broken: bool,
+    /// The bucket ACL (empty: the owner only).
+    pub acl: Vec<tessera_rpc::proto::meta::AclGrant>,
+    /// Ownership `BucketOwnerEnforced`: ACLs grant nothing.
+    pub acl_disabled: bool,
+    /// `IgnorePublicAcls`: grants to the public groups grant nothing.
+    pub ignore_public_acls: bool,
 }
 
 type Cached<T> = Mutex<HashMap<String, (T, Instant)>>;
@@ -170,7 +178,17 @@ impl Directory {
                     .ok()
             });
             let restrict_public = b.public_access_block.is_some_and(|p| p.restrict_public_buckets);
-            Arc::new(BucketAccess { owner: b.owner, policy, cors: b.cors, restrict_public, policy_broken })
+            let ignore_public_acls = b.public_access_block.is_some_and(|p| p.ignore_public_acls);
+            Arc::new(BucketAccess {
+                owner: b.owner,
+                policy,
+                cors: b.cors,
+                restrict_public,
+                policy_broken,
+                acl: b.acl,
+                acl_disabled: b.acl_disabled,
+                ignore_public_acls,
+            })
         });
         // Only found buckets are remembered: a bucket created a moment
         // later must not stay unknown (an unknown bucket is left to the
@@ -216,14 +234,42 @@ impl Directory {
         }
         // RestrictPublicBuckets: what a public policy grants, it grants the owner only.
         let restricted = b.restrict_public && !owner && b.policy.as_ref().is_some_and(Policy::is_public);
-        let allowed = if identity == Decision::Deny || bucket_says == Decision::Deny {
+        let denied = identity == Decision::Deny || bucket_says == Decision::Deny;
+        let allowed = if denied {
             keeps_policy
         } else {
             identity == Decision::Allow
                 || (bucket_says == Decision::Allow && !restricted)
                 || (owner && caller.identity.is_none())
         };
-        if allowed { Ok(()) } else { Err(s3_error!(AccessDenied, "Access Denied")) }
+        if allowed || (!denied && self.acl_grants(caller, &b, action, bucket, key).await?) {
+            Ok(())
+        } else {
+            Err(s3_error!(AccessDenied, "Access Denied"))
+        }
+    }
+
+    /// Does an ACL (the bucket's, or the object's) grant `action`? Looked
+    /// up only when nothing else allowed the request; an object's ACL costs
+    /// a metadata read.
+    async fn acl_grants(
+        &self,
+        caller: &Caller,
+        b: &BucketAccess,
+        action: &str,
+        bucket: &str,
+        key: Option<&str>,
+    ) -> S3Result<bool> {
+        let Some((perm, on)) = acl::needed(action).filter(|_| !b.acl_disabled) else { return Ok(false) };
+        let who = caller.key.as_deref();
+        match (on, key) {
+            (acl::On::Bucket, _) => Ok(acl::grants(&b.acl, who, perm, b.ignore_public_acls)),
+            (acl::On::Object, Some(k)) => {
+                let r = self.meta.get_object(bucket, k).await.map_err(unavailable)?;
+                Ok(r.object.is_some_and(|o| acl::grants(&o.acl, who, perm, b.ignore_public_acls)))
+            }
+            (acl::On::Object, None) => Ok(false),
+        }
     }
 
     /// For a key with identity policies, an operation they must allow

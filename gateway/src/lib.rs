@@ -8,6 +8,7 @@
 //! linearizable and a PUT is answered only after its record is committed.
 
 mod access;
+mod acl;
 pub mod audit;
 mod auth;
 mod cors;

@@ -15,13 +15,13 @@
 //!   than `STANDARD`, appends (`x-amz-write-offset-bytes`), and conditions
 //!   S3 honours only on directory buckets: `501 NotImplemented` ("a header
 //!   you provided implies functionality that is not implemented");
-//! - ACLs other than the owner-only ones (`private`, `bucket-owner-full-control`),
-//!   `x-amz-grant-*`, and object ownership other than `BucketOwnerEnforced`:
-//!   `400 AccessControlListNotSupported`, as AWS answers for a bucket whose
-//!   ACLs are disabled (every Tessera bucket, until access control lands).
+//! - object ownership `ObjectWriter` (objects always belong to their
+//!   bucket's owner): `501 NotImplemented`.
 //!
 //! Presigned URLs may carry these headers as query parameters (some SDKs
-//! hoist `x-amz-*` headers there); those are judged the same way.
+//! hoist `x-amz-*` headers there); those are judged the same way. ACLs are
+//! enforced (acl.rs) from headers only, so an ACL other than `private` in a
+//! query parameter is refused with `AccessControlListNotSupported`.
 //!
 //! This is pure: [`refusal`] looks at the operation name and the request's
 //! headers and query; `access.rs` calls it for every request.
@@ -43,7 +43,7 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
         // Only `x-amz-*` parameters stand for headers; the SigV4 ones
         // (`X-Amz-Algorithm`, `X-Amz-Signature`, …) match no rule below.
         if name.starts_with("x-amz-")
-            && let Some(e) = judge(op, &name, &value)
+            && let Some(e) = judge(op, &name, &value).or_else(|| judge_acl_parameter(&name, &value))
         {
             return Some(e);
         }
@@ -66,13 +66,9 @@ fn judge(op: &str, name: &str, value: &str) -> Option<S3Error> {
             Some(not_implemented(name, "buckets with object lock are not supported yet"))
         }
         "x-amz-bucket-object-lock-token" => Some(not_implemented(name, "object lock is not supported yet")),
-        "x-amz-acl" if !(v == "private" || v == "bucket-owner-full-control") => Some(acl_refused(name)),
-        "x-amz-grant-read"
-        | "x-amz-grant-write"
-        | "x-amz-grant-read-acp"
-        | "x-amz-grant-write-acp"
-        | "x-amz-grant-full-control" => Some(acl_refused(name)),
-        "x-amz-object-ownership" if v != "BucketOwnerEnforced" => Some(acl_refused(name)),
+        "x-amz-object-ownership" if v == "ObjectWriter" => {
+            Some(not_implemented(name, "objects always belong to the bucket's owner"))
+        }
         "x-amz-storage-class" if v != "STANDARD" => {
             Some(not_implemented(name, "only the STANDARD storage class is supported"))
         }
@@ -93,13 +89,15 @@ fn not_implemented(header: &str, what: &str) -> S3Error {
     )
 }
 
-fn acl_refused(header: &str) -> S3Error {
-    S3Error::with_message(
-        S3ErrorCode::AccessControlListNotSupported,
-        format!(
-            "The bucket does not allow ACLs: {header} asks for an access grant beyond the owner's, which Tessera does not enforce yet"
-        ),
-    )
+/// An ACL in a presigned URL's query (enforced only as a header).
+fn judge_acl_parameter(name: &str, v: &str) -> Option<S3Error> {
+    let owner_only = name == "x-amz-acl" && (v == "private" || v == "bucket-owner-full-control");
+    (name == "x-amz-acl" || name.starts_with("x-amz-grant-")).then_some(()).filter(|()| !owner_only).map(|()| {
+        S3Error::with_message(
+            S3ErrorCode::AccessControlListNotSupported,
+            format!("{name} as a query parameter is not enforced: send it as a header"),
+        )
+    })
 }
 
 /// The `name=value` pairs of a query string, percent-decoded.
@@ -161,7 +159,6 @@ mod tests {
     #[test]
     fn guarantees_not_enforced_are_refused() {
         let ni = Some("NotImplemented".to_owned());
-        let acl = Some("AccessControlListNotSupported".to_owned());
         for h in [
             ("x-amz-server-side-encryption", "AES256"),
             ("x-amz-server-side-encryption", "aws:kms"),
@@ -186,20 +183,7 @@ mod tests {
         assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "true")]), ni);
         assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "True")]), ni);
         assert_eq!(code("DeleteObject", &[("x-amz-if-match-size", "10")]), ni);
-        for h in [
-            ("x-amz-acl", "public-read"),
-            ("x-amz-acl", "public-read-write"),
-            ("x-amz-acl", "authenticated-read"),
-            ("x-amz-acl", "bucket-owner-read"),
-            ("x-amz-grant-read", "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\""),
-            ("x-amz-grant-full-control", "id=abc"),
-            ("x-amz-grant-write", "id=abc"),
-            ("x-amz-grant-read-acp", "id=abc"),
-            ("x-amz-grant-write-acp", "id=abc"),
-            ("x-amz-object-ownership", "ObjectWriter"),
-        ] {
-            assert_eq!(code("PutObject", &[h]), acl, "{h:?}");
-        }
+        assert_eq!(code("CreateBucket", &[("x-amz-object-ownership", "ObjectWriter")]), ni);
     }
 
     #[test]
@@ -207,7 +191,10 @@ mod tests {
         for h in [
             ("x-amz-acl", "private"),
             ("x-amz-acl", "bucket-owner-full-control"),
+            ("x-amz-acl", "public-read"),
+            ("x-amz-grant-read", "id=abc"),
             ("x-amz-object-ownership", "BucketOwnerEnforced"),
+            ("x-amz-object-ownership", "BucketOwnerPreferred"),
             ("x-amz-bucket-object-lock-enabled", "false"),
             ("x-amz-storage-class", "STANDARD"),
             ("x-amz-checksum-crc32", "AAAAAA=="),
@@ -227,6 +214,8 @@ mod tests {
         assert_eq!(refusal("PutObject", &h, Some(q)).unwrap().code().as_str(), "AccessControlListNotSupported");
         let q = "X-Amz-Server-Side-Encryption=AES256";
         assert_eq!(refusal("PutObject", &h, Some(q)).unwrap().code().as_str(), "NotImplemented");
+        let q = "x-amz-grant-read=id%3Dabc";
+        assert_eq!(refusal("PutObject", &h, Some(q)).unwrap().code().as_str(), "AccessControlListNotSupported");
         let q = "x-amz-storage-class=STANDARD&x-amz-acl=private&prefix=a%2Bb&list-type=2";
         assert!(refusal("PutObject", &h, Some(q)).is_none());
         let q = "x-amz-object-lock-mode=GOVERNANCE";

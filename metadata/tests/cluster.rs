@@ -124,7 +124,12 @@ async fn create_bucket(c: &MetaClient, name: &str) {
         c,
         Command {
             now_ms: 0,
-            op: Some(Op::CreateBucket(CreateBucket { name: name.into(), owner: "root".into(), ec: None })),
+            op: Some(Op::CreateBucket(CreateBucket {
+                name: name.into(),
+                owner: "root".into(),
+                ec: None,
+                ..Default::default()
+            })),
         },
     )
     .await;
@@ -358,7 +363,12 @@ async fn followers_redirect_and_refusals_are_typed() {
     let again = c
         .write(Command {
             now_ms: 0,
-            op: Some(Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "root".into(), ec: None })),
+            op: Some(Op::CreateBucket(CreateBucket {
+                name: "bkt".into(),
+                owner: "root".into(),
+                ec: None,
+                ..Default::default()
+            })),
         })
         .await
         .unwrap();

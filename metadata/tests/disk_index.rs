@@ -21,7 +21,12 @@ fn a_command_applied_twice_never_collects_live_shards() {
     let st = open(dir.path());
     let create = Command {
         now_ms: 1,
-        op: Some(Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "o".into(), ec: None })),
+        op: Some(Op::CreateBucket(CreateBucket {
+            name: "bkt".into(),
+            owner: "o".into(),
+            ec: None,
+            ..Default::default()
+        })),
     };
     apply_real(&st, 1, &create).unwrap();
     let put = Command {
@@ -79,8 +84,15 @@ fn restored_shards_leave_the_missing_list() {
         b
     };
     let missing_of = |b: &Option<Body>| shards_of(b).unwrap().missing;
-    apply_real(&st, 1, &cmd(1, Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "o".into(), ec: None })))
-        .unwrap();
+    apply_real(
+        &st,
+        1,
+        &cmd(
+            1,
+            Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "o".into(), ec: None, ..Default::default() }),
+        ),
+    )
+    .unwrap();
     let rec = ObjectRecord { etag: md5_hex(1), body: Some(with_missing(7, vec![0, 2])), ..Default::default() };
     let put = PutObject { bucket: "bkt".into(), key: "k".into(), record: Some(rec), condition: None };
     apply_real(&st, 2, &cmd(2, Op::PutObject(put))).unwrap();
@@ -132,8 +144,15 @@ fn a_moved_shard_switches_its_record_and_the_disk_index() {
     let dir = tempfile::tempdir().unwrap();
     let st = open(dir.path());
     let cmd = |now: u64, op: Op| Command { now_ms: now, op: Some(op) };
-    apply_real(&st, 1, &cmd(1, Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "o".into(), ec: None })))
-        .unwrap();
+    apply_real(
+        &st,
+        1,
+        &cmd(
+            1,
+            Op::CreateBucket(CreateBucket { name: "bkt".into(), owner: "o".into(), ec: None, ..Default::default() }),
+        ),
+    )
+    .unwrap();
     // body(8, 1) places positions 0, 1, 2 on disks 3, 3, 4, and counts 1 missing.
     let mut b = body(8, 1);
     if let Some(body::Kind::Shards(s)) = b.kind.as_mut() {

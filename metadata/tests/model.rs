@@ -293,9 +293,12 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                 st = open(dir.path());
                 continue;
             }
-            Action::CreateBucket { bucket, owner } => {
-                Op::CreateBucket(CreateBucket { name: BUCKETS[bucket].into(), owner: OWNERS[owner].into(), ec: None })
-            }
+            Action::CreateBucket { bucket, owner } => Op::CreateBucket(CreateBucket {
+                name: BUCKETS[bucket].into(),
+                owner: OWNERS[owner].into(),
+                ec: None,
+                ..Default::default()
+            }),
             Action::DeleteBucket { bucket } => Op::DeleteBucket(DeleteBucket { name: BUCKETS[bucket].into() }),
             Action::Put { bucket, key, body: b, cond } => {
                 let cur_etag = model
@@ -581,7 +584,8 @@ fn delimiter_listing_of_many_segments_pages_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let st = open(dir.path());
     let mut model = Model::default();
-    let create = Op::CreateBucket(CreateBucket { name: "videos".into(), owner: "o".into(), ec: None });
+    let create =
+        Op::CreateBucket(CreateBucket { name: "videos".into(), owner: "o".into(), ec: None, ..Default::default() });
     model.apply(1, &create).unwrap();
     apply_real(&st, 1, &Command { now_ms: 1, op: Some(create) }).unwrap();
     let mut seq = 1;

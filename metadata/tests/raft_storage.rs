@@ -31,7 +31,12 @@ fn openraft_storage_suite() {
 fn entry(term: u64, index: u64, bucket: &str) -> Entry<TypeConfig> {
     let cmd = Command {
         now_ms: index,
-        op: Some(Op::CreateBucket(CreateBucket { name: bucket.into(), owner: "o".into(), ec: None })),
+        op: Some(Op::CreateBucket(CreateBucket {
+            name: bucket.into(),
+            owner: "o".into(),
+            ec: None,
+            ..Default::default()
+        })),
     };
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(term, 1), index),

@@ -419,6 +419,21 @@ class Run:
         with self.step("s3cmd", "ls"):
             out = self.sh([*s3c, "ls", f"{b}/"])
             assert "s3cmd.bin" in out and str(6 * MiB + 3) in out, out
+        with self.step("s3cmd", "put -P (public-read ACL): anonymous curl GET; setacl --acl-private takes it back"):
+            seg = self.path("s3cmd-seg.ts")
+            self.random_file(seg, 300_007, "s3cmd-seg")
+            self.sh([*s3c, "put", "-P", seg, f"{b}/live/seg.ts"])
+            url = f"{self.endpoint}/s3cmd-bucket/live/seg.ts"
+            down = self.path("s3cmd-seg.down")
+            out = subprocess.run(["curl", "-sS", "-o", down, "-w", "%{http_code}", url],
+                                 capture_output=True, timeout=60)
+            assert out.stdout == b"200", f"anonymous GET of a public-read object: {out.stdout!r}"
+            self.same_file(seg, down)
+            self.sh([*s3c, "setacl", "--acl-private", f"{b}/live/seg.ts"])
+            out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", url],
+                                 capture_output=True, timeout=60)
+            assert out.stdout == b"403", f"anonymous GET after --acl-private: {out.stdout!r}"
+            self.sh([*s3c, "del", f"{b}/live/seg.ts"])
         with self.step("s3cmd", "del"):
             self.sh([*s3c, "del", f"{b}/s3cmd.bin"])
             out = self.sh([*s3c, "ls", f"{b}/"])

@@ -459,6 +459,33 @@ pub fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(e: &aws_sdk_s3::error
     }
 }
 
+/// Adds access key `id` through the metadata API; a client signing with it.
+pub async fn add_key(cluster: &Cluster, id: &str, secret: &str, root: bool) -> aws_sdk_s3::Client {
+    let key = AccessKeyRecord {
+        access_key_id: id.into(),
+        secret_key: secret.into(),
+        created_ms: 0,
+        description: String::new(),
+        root,
+        policies: Vec::new(),
+        disabled: false,
+        expires_ms: 0,
+    };
+    let cmd = Command { now_ms: 0, op: Some(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })) };
+    cluster.meta_client.write(cmd).await.unwrap();
+    cluster.client_with(0, id, secret)
+}
+
+/// The call was refused with AccessDenied.
+pub fn denied<E: aws_sdk_s3::error::ProvideErrorMetadata, R: std::fmt::Debug>(
+    r: Result<impl std::fmt::Debug, aws_sdk_s3::error::SdkError<E, R>>,
+) {
+    match r {
+        Ok(v) => panic!("allowed: {v:?}"),
+        Err(e) => assert_eq!(code(&e), "AccessDenied"),
+    }
+}
+
 /// The HTTP status of a failed SDK call (0 when there was no response).
 pub fn status<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> u16 {
     e.raw_response().map_or(0, |r| r.status().as_u16())

@@ -28,6 +28,7 @@ use crate::read::{ReadError, read_sharded};
 use crate::write::{BodyDigest, BodyStream, IdleTimeout, WriteError, WritePlan, read_small, write_sharded};
 use crate::{Codecs, GatewayConfig};
 
+mod acls;
 mod bodies;
 mod bucket_config;
 #[macro_use]
@@ -146,9 +147,22 @@ impl S3 for Tessera {
         if let Some(conf) = &req.input.create_bucket_configuration {
             check_location(conf, &self.cfg.region)?;
         }
+        // ACLs are enabled unless the bucket is created BucketOwnerEnforced.
+        let acl_disabled =
+            req.input.object_ownership.as_ref().is_some_and(|o| o.as_str() == ObjectOwnership::BUCKET_OWNER_ENFORCED);
+        let draft = pb::BucketRecord { owner: owner.clone(), acl_disabled, ..Default::default() };
+        let acl = match acls::requested_acl(&draft, &req.headers, None) {
+            Err(e) if *e.code() == S3ErrorCode::AccessControlListNotSupported => {
+                return Err(s3_error!(
+                    InvalidBucketAclWithObjectOwnership,
+                    "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+                ));
+            }
+            other => other?.unwrap_or_default(),
+        };
         let name = req.input.bucket;
-        let created =
-            self.write_cmd(command::Op::CreateBucket(pb::CreateBucket { name: name.clone(), owner, ec: None }));
+        let create = pb::CreateBucket { name: name.clone(), owner, ec: None, acl, acl_disabled };
+        let created = self.write_cmd(command::Op::CreateBucket(create));
         match created.await {
             Ok(_) => {}
             // us-east-1 answers 200 to creating a bucket you already own
@@ -303,29 +317,43 @@ impl S3 for Tessera {
         self.delete_public_access_block_op(req).await
     }
 
+    // ------------------------------------------------- ACLs (acls.rs)
+
     async fn get_bucket_ownership_controls(
         &self,
         req: S3Request<GetBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketOwnershipControlsOutput { ownership_controls: Some(probes::ownership()) }))
+        self.get_bucket_ownership_controls_op(req).await
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        self.put_bucket_ownership_controls_op(req).await
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        self.delete_bucket_ownership_controls_op(req).await
     }
 
     async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
-        let b = self.bucket(&req.input.bucket).await?;
-        let (grants, owner) = probes::owner_only_acl(&b.owner);
-        Ok(S3Response::new(GetBucketAclOutput { grants, owner }))
+        self.get_bucket_acl_op(req).await
+    }
+
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        self.put_bucket_acl_op(req).await
     }
 
     async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
-        let input = req.input;
-        if input.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(InvalidArgument, "only the version `null` exists"));
-        }
-        let b = self.bucket(&input.bucket).await?;
-        self.object(&input.bucket, &input.key).await?;
-        let (grants, owner) = probes::owner_only_acl(&b.owner);
-        Ok(S3Response::new(GetObjectAclOutput { grants, owner, ..Default::default() }))
+        self.get_object_acl_op(req).await
+    }
+
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        self.put_object_acl_op(req).await
     }
 
     async fn get_object_tagging(
@@ -391,6 +419,7 @@ impl S3 for Tessera {
         })?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let bucket = self.bucket(&input.bucket).await?;
+        let acl = acls::requested_acl(&bucket, &headers, None)?.unwrap_or_default();
         if let Some(c) = &condition {
             precheck_write(self, &input.bucket, &input.key, c).await?;
         }
@@ -409,6 +438,7 @@ impl S3 for Tessera {
             body: Some(stored),
             parts: Vec::new(),
             upload_id: String::new(),
+            acl,
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
         let committed = self.write_cmd(command::Op::PutObject(put)).await;
@@ -623,6 +653,8 @@ impl S3 for Tessera {
             src.meta.clone().unwrap_or_default()
         };
         let bucket = self.bucket(&input.bucket).await?;
+        // A copy gets the ACL its request sets (private by default), never the source's.
+        let acl = acls::requested_acl(&bucket, &req.headers, None)?.unwrap_or_default();
         let algs: Vec<Alg> = src.checksums.iter().filter_map(|c| Alg::from_name(&c.algorithm)).collect();
         let plan = ChecksumPlan { algs, ..Default::default() };
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), src.size);
@@ -639,6 +671,7 @@ impl S3 for Tessera {
             body: Some(stored),
             parts: Vec::new(),
             upload_id: String::new(),
+            acl,
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record), condition: None };
         let r = self.write_cmd(command::Op::PutObject(put)).await?;

@@ -174,6 +174,8 @@ impl Tessera {
         };
         let checksum_type = upload_checksum_type(alg, input.checksum_type.as_ref())?;
         let algorithm = alg.map_or(String::new(), |a| a.name().to_owned());
+        let b = self.bucket(&input.bucket).await?;
+        let acl = acls::requested_acl(&b, &req.headers, None)?.unwrap_or_default();
         let upload_id = new_upload_id();
         let upload = pb::UploadRecord {
             bucket: input.bucket.clone(),
@@ -184,6 +186,7 @@ impl Tessera {
             owner: who,
             checksum_algorithm: algorithm,
             checksum_type: checksum_type.to_owned(),
+            acl,
         };
         self.write_cmd(command::Op::CreateUpload(pb::CreateUpload { upload: Some(upload) })).await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {

@@ -4,14 +4,11 @@
 //! For settings Tessera does not offer yet, setting them is refused
 //! elsewhere (NotImplemented or AccessControlListNotSupported), so these
 //! answers stay true: no encryption, no tags, no lifecycle, no website, no
-//! object lock, versioning never enabled; the bucket owner owns everything
-//! and ACLs are disabled. Policy, CORS and the public access block can be
-//! set; their getters use the "none" answers here only when none is.
+//! object lock, versioning never enabled. Policy, CORS, the public access
+//! block, ACLs and object ownership can be set; their getters use the
+//! "none" answers here only when none is.
 
-use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode};
-
-use super::convert::owner;
 
 /// The 404 S3 answers when `what` was never configured on a bucket.
 pub(super) fn not_configured(code: S3ErrorCode, what: &str) -> S3Error {
@@ -31,27 +28,4 @@ pub(super) fn no_public_access_block() -> S3Error {
         S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
         "public access block configuration",
     )
-}
-
-/// ACLs are disabled (ownership `BucketOwnerEnforced`): the owner has full
-/// control and no one else is granted anything.
-pub(super) fn owner_only_acl(owner_id: &str) -> (Option<Grants>, Option<Owner>) {
-    let grantee = Grantee {
-        display_name: Some(owner_id.to_owned()),
-        email_address: None,
-        id: Some(owner_id.to_owned()),
-        type_: Type::from_static(Type::CANONICAL_USER),
-        uri: None,
-    };
-    let grant = Grant { grantee: Some(grantee), permission: Some(Permission::from_static(Permission::FULL_CONTROL)) };
-    (Some(vec![grant]), Some(owner(owner_id)))
-}
-
-/// Object ownership as Tessera enforces it.
-pub(super) fn ownership() -> OwnershipControls {
-    OwnershipControls {
-        rules: vec![OwnershipControlsRule {
-            object_ownership: ObjectOwnership::from_static(ObjectOwnership::BUCKET_OWNER_ENFORCED),
-        }],
-    }
 }

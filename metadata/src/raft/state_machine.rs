@@ -357,7 +357,12 @@ mod tests {
     fn create(name: &str) -> Command {
         Command {
             now_ms: 1,
-            op: Some(Op::CreateBucket(CreateBucket { name: name.into(), owner: "o".into(), ec: None })),
+            op: Some(Op::CreateBucket(CreateBucket {
+                name: name.into(),
+                owner: "o".into(),
+                ec: None,
+                ..Default::default()
+            })),
         }
     }
 

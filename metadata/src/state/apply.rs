@@ -146,6 +146,25 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
         Op::SetBucketPolicy(c) => set_bucket_policy(st, c, w),
         Op::SetBucketCors(c) => set_bucket_cors(st, c, w),
         Op::SetPublicAccessBlock(c) => set_public_access_block(st, c, w),
+        Op::SetBucketAcl(c) => {
+            let mut rec = st.require_bucket(&c.bucket)?;
+            rec.acl = c.acl.clone();
+            w.put(keys::bucket(&c.bucket), encode(&rec));
+            Ok(done())
+        }
+        Op::SetBucketOwnership(c) => {
+            let mut rec = st.require_bucket(&c.bucket)?;
+            rec.acl_disabled = c.acl_disabled;
+            w.put(keys::bucket(&c.bucket), encode(&rec));
+            Ok(done())
+        }
+        Op::SetObjectAcl(c) => {
+            st.require_bucket(&c.bucket)?;
+            let mut rec: ObjectRecord = st.get(&keys::object(&c.bucket, &c.key))?.ok_or(MetaError::NoSuchKey)?;
+            rec.acl = c.acl.clone();
+            w.put(keys::object(&c.bucket, &c.key), encode(&rec));
+            Ok(done())
+        }
         Op::PutPolicy(c) => super::cluster::put_policy(st, now, c, w),
         Op::DeletePolicy(c) => super::cluster::delete_policy(st, c, w),
         Op::UpdateAccessKey(c) => super::cluster::update_access_key(st, c, w),
@@ -178,8 +197,15 @@ fn create_bucket(st: &MetaState, now: u64, c: &CreateBucket, w: &mut Writes) -> 
             MetaError::BucketAlreadyExists
         });
     }
-    let rec =
-        BucketRecord { name: c.name.clone(), owner: c.owner.clone(), created_ms: now, ec: c.ec, ..Default::default() };
+    let rec = BucketRecord {
+        name: c.name.clone(),
+        owner: c.owner.clone(),
+        created_ms: now,
+        ec: c.ec,
+        acl: c.acl.clone(),
+        acl_disabled: c.acl_disabled,
+        ..Default::default()
+    };
     w.put(keys::bucket(&c.name), encode(&rec));
     Ok(done())
 }
@@ -449,6 +475,7 @@ fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes)
         checksums: c.checksums.clone(),
         body: None,
         upload_id: c.upload_id.clone(),
+        acl: up.acl.clone(),
         parts: chosen
             .iter()
             .map(|p| PartRef {
