@@ -385,6 +385,9 @@ options! {
         /// At most this much of such bodies waits at once; beyond, 503 SlowDown [default: 5GiB].
         #[arg(long, env = "TESSERA_SPOOL_LIMIT")]
         pub spool_limit: Option<ByteSize>,
+        /// The largest browser-form (POST) upload, held in memory while it is checked [default: 64MiB].
+        #[arg(long, env = "TESSERA_POST_MAX")]
+        pub post_max: Option<ByteSize>,
         /// How shard bytes travel to datanodes: wire or grpc [default: wire].
         #[arg(long, env = "TESSERA_SHARD_TRANSPORT")]
         pub shard_transport: Option<TransportOpt>,

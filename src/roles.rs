@@ -419,6 +419,9 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     if let Some(d) = &o.spool_dir {
         gc.spool_dir = d.clone();
     }
+    if let Some(s) = o.post_max {
+        gc.post_max_bytes = s.0;
+    }
     if let Some(s) = o.spool_limit {
         gc.spool_bytes = s.0;
     }

@@ -484,8 +484,9 @@ impl S3Access for RequestCheck {
                     return Err(s3_error!(AccessDenied, "Access Denied"));
                 }
             }
-            // Each key of a multi-delete is decided by the handler.
-            (Some(_), "DeleteObjects") => {}
+            // Each key of a multi-delete is decided by the handler; a form
+            // upload's key is in its body (`post_object` below).
+            (Some(_), "DeleteObjects" | "PostObject") => {}
             (Some((bucket, key)), _) => {
                 self.dir.authorize(&caller, &action_of(op), bucket, key.as_deref()).await?;
             }
@@ -498,6 +499,15 @@ impl S3Access for RequestCheck {
         }
         cx.extensions_mut().insert(caller);
         Ok(())
+    }
+
+    /// A browser-form upload, once s3s has parsed it and checked its
+    /// policy: made the PutObject it stands for (post.rs), then decided as
+    /// `s3:PutObject` on its key.
+    async fn post_object(&self, req: &mut s3s::S3Request<s3s::dto::PostObjectInput>) -> S3Result<()> {
+        crate::post::prepare(req)?;
+        let caller = req.extensions.get::<Caller>().cloned().unwrap_or_default();
+        self.dir.authorize(&caller, "s3:PutObject", &req.input.bucket, Some(&req.input.key)).await
     }
 }
 

@@ -133,6 +133,7 @@ impl Front {
             let body_read = Arc::new(AtomicBool::new(false));
             let mut req = req.map(|b| ReadToEnd::new(b, body_read.clone()));
             let vhost = self.virtual_host(&req);
+            let mut form_file = None;
             let prepared = crate::sigv2::prepare(&mut req, vhost, time::OffsetDateTime::now_utc())
                 .map_err(|(s, c, m)| (s, c, m.to_owned()));
             let req = match prepared {
@@ -140,7 +141,16 @@ impl Front {
                     let counted = req.map(|b| Counted::new(b, bytes_in).with_seen(seen_in.clone()));
                     self.config.spool.receive(counted).instrument(span.clone()).await
                 }
-                Ok(()) => Ok(req.map(|b| Body::http_body_unsync(Counted::new(b, bytes_in).with_seen(seen_in.clone())))),
+                Ok(()) => {
+                    let (mut parts, b) = req.into_parts();
+                    let counted = Counted::new(b, bytes_in).with_seen(seen_in.clone());
+                    form_file = crate::post::file_name_slot(&parts.method, &parts.headers, &mut parts.extensions);
+                    let body = match &form_file {
+                        Some(slot) => Body::http_body_unsync(crate::post::Sniff::new(counted, slot.clone())),
+                        None => Body::http_body_unsync(counted),
+                    };
+                    Ok(Request::from_parts(parts, body))
+                }
                 Err(refusal) => Err(refusal),
             };
             let over_ip = self.config.per_ip.as_ref().is_some_and(|l| {
@@ -171,6 +181,10 @@ impl Front {
             // so, or a client that reuses it fails on its next request.
             if http1 && !body_read.load(Ordering::Acquire) {
                 resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            if let Some(slot) = &form_file {
+                post_policy_failure(&mut resp);
+                crate::post::name_stored_key(&mut resp, slot);
             }
             name_error(&mut resp, &resource, &id);
             span.record("http.status", resp.status().as_u16());
@@ -424,6 +438,19 @@ pub async fn serve(
     }
     conns.shutdown().await;
     Ok(())
+}
+
+/// A failed POST policy condition answered as S3 does (post.rs).
+fn post_policy_failure(resp: &mut Response<Body>) {
+    let Some(xml) = resp.body().bytes() else { return };
+    let Some(s3_says) = crate::post::policy_failure_as_s3_says(resp.status(), &String::from_utf8_lossy(&xml)) else {
+        return;
+    };
+    *resp.status_mut() = http::StatusCode::FORBIDDEN;
+    if resp.headers().contains_key(http::header::CONTENT_LENGTH) {
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(s3_says.len()));
+    }
+    *resp.body_mut() = Body::from(s3_says);
 }
 
 /// An S3 error body names the request and the resource, as S3's do:

@@ -16,6 +16,7 @@ mod http_server;
 pub mod limits;
 pub mod metrics;
 pub mod policy;
+mod post;
 mod s3;
 mod sigv2;
 pub mod spool;
@@ -97,6 +98,9 @@ pub struct GatewayConfig {
     /// At most this many bytes of such bodies wait at once (503 SlowDown
     /// beyond).
     pub spool_bytes: u64,
+    /// The largest browser-form (POST) upload: s3s holds its file in
+    /// memory, so this bounds memory per form upload (EntityTooLarge above).
+    pub post_max_bytes: u64,
     /// Client connections served at once (more wait until one closes).
     pub max_connections: usize,
     /// Requests per second allowed to each access key (bursts of twice as
@@ -143,6 +147,7 @@ impl GatewayConfig {
             spool_bytes: 5 << 30,
             audit_log: None,
             max_connections: 4096,
+            post_max_bytes: 64 << 20,
             rate_per_key: 0.0,
             rate_per_ip: 0.0,
             shard_transport: ShardTransport::default(),

@@ -291,6 +291,25 @@ class Run:
             assert curl(f"{base}/live/seg1.ts")[0] == 403, "anonymous GET after the policy is gone"
             s3.delete_object(Bucket=pub, Key="live/seg1.ts")
             s3.delete_bucket(Bucket=pub)
+        with self.step("boto3", "generate_presigned_post: a browser-form upload within its policy, one outside it refused"):
+            import urllib3
+            seg = os.urandom(40_000)
+            post = s3.generate_presigned_post(
+                b, "forms/${filename}",
+                Fields={"success_action_status": "201", "Content-Type": "video/mp2t"},
+                Conditions=[["starts-with", "$key", "forms/"], ["content-length-range", 1, 100_000],
+                            {"success_action_status": "201"}, ["starts-with", "$Content-Type", "video/"]],
+                ExpiresIn=300)
+            r = urllib3.request("POST", post["url"], fields={**post["fields"], "file": ("seg.ts", seg)})
+            assert r.status == 201, f"form upload: {r.status} {r.data[:300]!r}"
+            assert b"<Key>forms/seg.ts</Key>" in r.data, r.data
+            assert s3.get_object(Bucket=b, Key="forms/seg.ts")["Body"].read() == seg
+            r = urllib3.request("POST", post["url"], fields={**post["fields"], "file": ("big.ts", seg * 3)})
+            assert r.status == 400 and b"EntityTooLarge" in r.data, f"oversized form upload: {r.status} {r.data[:300]!r}"
+            fields = {**post["fields"], "key": "elsewhere/seg.ts"}
+            r = urllib3.request("POST", post["url"], fields={**fields, "file": ("seg.ts", seg)})
+            assert r.status == 403 and b"AccessDenied" in r.data, f"form upload outside its policy: {r.status}"
+            s3.delete_object(Bucket=b, Key="forms/seg.ts")
         with self.step("boto3", "delete bucket"):
             for k in ("boto.bin", "copy.bin", "presigned.txt", "chunked.ts"):
                 s3.delete_object(Bucket=b, Key=k)

@@ -592,3 +592,41 @@ pub fn target(url: &str) -> String {
     let after_scheme = url.split_once("://").unwrap().1;
     format!("/{}", after_scheme.split_once('/').unwrap().1)
 }
+
+/// SigV4 pieces for requests the SDKs will not build (form uploads,
+/// chunk-signed bodies, presigned URLs with any lifetime).
+pub mod sig {
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+
+    /// HMAC-SHA256 of `data` under `key`.
+    pub fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+        m.update(data.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    }
+
+    /// The SigV4 signing key of `secret` for day `day` (`YYYYMMDD`) in us-east-1.
+    pub fn signing_key(secret: &str, day: &str) -> Vec<u8> {
+        ["us-east-1", "s3", "aws4_request"]
+            .iter()
+            .fold(hmac(format!("AWS4{secret}").as_bytes(), day), |k, p| hmac(&k, p))
+    }
+
+    /// `YYYYMMDDTHHMMSSZ` for a Unix time.
+    pub fn amz_date(secs: u64) -> String {
+        let days = (secs / 86400) as i64;
+        let rem = secs % 86400;
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+}

@@ -74,7 +74,11 @@ pub fn build_service(
     let access = RequestCheck::new(dir.clone(), per_key);
     let domains = cfg.domains.clone();
     let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5, dir };
+    let post_max = s3.cfg.post_max_bytes;
     let mut b = S3ServiceBuilder::new(s3);
+    let mut s3s_config = s3s::config::S3Config::default();
+    s3s_config.post_object_max_file_size = post_max;
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3s_config))));
     b.set_auth(auth);
     b.set_access(access);
     if !domains.is_empty() {
