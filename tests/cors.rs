@@ -43,23 +43,7 @@ async fn preflights_and_responses_follow_the_bucket_rules() {
     let e = c.put_bucket_cors().bucket("vod").cors_configuration(bad).send().await.unwrap_err();
     assert_eq!(code(&e), "InvalidRequest");
 
-    let rules = CorsConfiguration::builder()
-        .cors_rules(
-            CorsRule::builder()
-                .id("players")
-                .allowed_origins(player)
-                .allowed_methods("GET")
-                .allowed_methods("HEAD")
-                .allowed_headers("range")
-                .allowed_headers("x-amz-*")
-                .expose_headers("ETag")
-                .expose_headers("Content-Range")
-                .max_age_seconds(600)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let rules = support::player_cors(player);
     c.put_bucket_cors().bucket("vod").cors_configuration(rules).send().await.unwrap();
     let got = c.get_bucket_cors().bucket("vod").send().await.unwrap();
     let r = &got.cors_rules()[0];

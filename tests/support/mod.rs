@@ -630,3 +630,21 @@ pub mod sig {
         format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
     }
 }
+
+/// CORS rules for a video player on `origin`: GET and HEAD, `Range` and
+/// `x-amz-*` request headers, `ETag` and `Content-Range` exposed.
+pub fn player_cors(origin: &str) -> aws_sdk_s3::types::CorsConfiguration {
+    let rule = aws_sdk_s3::types::CorsRule::builder()
+        .id("players")
+        .allowed_origins(origin)
+        .allowed_methods("GET")
+        .allowed_methods("HEAD")
+        .allowed_headers("range")
+        .allowed_headers("x-amz-*")
+        .expose_headers("ETag")
+        .expose_headers("Content-Range")
+        .max_age_seconds(600)
+        .build()
+        .unwrap();
+    aws_sdk_s3::types::CorsConfiguration::builder().cors_rules(rule).build().unwrap()
+}
