@@ -199,6 +199,13 @@ impl Directory {
         Ok(b)
     }
 
+    /// Forgets access key `id` (disabled, deleted or given other policies here).
+    pub fn forget_key(&self, id: &str) {
+        if let Ok(mut m) = self.keys.lock() {
+            m.remove(id);
+        }
+    }
+
     /// Forgets `bucket` (its policy changed here).
     pub fn forget_bucket(&self, bucket: &str) {
         if let Ok(mut m) = self.buckets.lock() {

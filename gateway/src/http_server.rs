@@ -79,7 +79,8 @@ impl Front {
         let cors_bucket =
             if origin.is_some() || req.method() == http::Method::OPTIONS { self.bucket_name(&req) } else { None };
         let method = req.method().as_str().to_owned();
-        let mut resp = if let Some(rest) = req.uri().path().strip_prefix("/tessera/") {
+        let admin = req.uri().path().starts_with(crate::admin::PREFIX);
+        let mut resp = if let Some(rest) = req.uri().path().strip_prefix("/tessera/").filter(|_| !admin) {
             self.reserved(rest).await
         } else if req.method() == http::Method::OPTIONS {
             self.preflight(cors_bucket.as_deref(), req.headers()).await

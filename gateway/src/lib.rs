@@ -9,6 +9,7 @@
 
 mod access;
 mod acl;
+mod admin;
 pub mod audit;
 mod auth;
 mod cors;

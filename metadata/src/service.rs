@@ -391,6 +391,19 @@ impl Meta for MetaService {
         }))
     }
 
+    async fn list_access_keys(
+        &self,
+        _req: Request<ListAccessKeysRequest>,
+    ) -> Result<Response<ListAccessKeysReply>, Status> {
+        let keys = self.read(|st| st.access_keys()).await?.map_err(storage)?;
+        Ok(Response::new(ListAccessKeysReply { keys }))
+    }
+
+    async fn list_policies(&self, _req: Request<ListPoliciesRequest>) -> Result<Response<ListPoliciesReply>, Status> {
+        let policies = self.read(|st| st.policies()).await?.map_err(storage)?;
+        Ok(Response::new(ListPoliciesReply { policies }))
+    }
+
     async fn list_damage(&self, req: Request<ListDamageRequest>) -> Result<Response<ListDamageReply>, Status> {
         let r = req.into_inner();
         let max = r.max.clamp(1, 10_000) as usize;

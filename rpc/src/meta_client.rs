@@ -363,6 +363,16 @@ impl MetaClient {
         .await
     }
 
+    /// Every access key, secrets left out (linearizable).
+    pub async fn list_access_keys(&self) -> Result<ListAccessKeysReply, MetaClientError> {
+        self.call(true, |mut c| async move { c.list_access_keys(ListAccessKeysRequest {}).await }).await
+    }
+
+    /// Every named identity policy (linearizable).
+    pub async fn list_policies(&self) -> Result<ListPoliciesReply, MetaClientError> {
+        self.call(true, |mut c| async move { c.list_policies(ListPoliciesRequest {}).await }).await
+    }
+
     /// Damaged shards reported by scrubbers (linearizable).
     pub async fn list_damage(&self, max: u32) -> Result<ListDamageReply, MetaClientError> {
         self.call(true, |mut c| async move { c.list_damage(ListDamageRequest { max, disk: None }).await }).await

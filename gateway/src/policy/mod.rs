@@ -229,15 +229,23 @@ pub const ACTIONS: &[&str] = &[
     "putobjecttagging",
 ];
 
-fn check_action(p: &str) -> Result<String, Malformed> {
+/// Tessera's administration actions (lower-cased, without `admin:`), the
+/// admin API's (admin.rs); identity policies only, with Resource `*` or
+/// `arn:aws:s3:::*`.
+pub const ADMIN_ACTIONS: &[&str] =
+    &["createkey", "listkeys", "updatekey", "deletekey", "putpolicy", "listpolicies", "deletepolicy"];
+
+fn check_action(p: &str, kind: Kind) -> Result<String, Malformed> {
     let lower = p.to_ascii_lowercase();
     if lower == "*" {
         return Ok(lower);
     }
-    let Some(rest) = lower.strip_prefix("s3:") else {
-        return bad(format!("Policy has invalid action: {p}"));
+    let known = match (lower.strip_prefix("s3:"), lower.strip_prefix("admin:")) {
+        (Some(rest), _) => ACTIONS.iter().any(|a| eval::wildcard(rest, a, true)),
+        (_, Some(rest)) => kind == Kind::Identity && ADMIN_ACTIONS.iter().any(|a| eval::wildcard(rest, a, true)),
+        _ => false,
     };
-    if !ACTIONS.iter().any(|a| eval::wildcard(rest, a, true)) {
+    if !known {
         return bad(format!("Policy has invalid action: {p}"));
     }
     Ok(lower)
@@ -438,7 +446,7 @@ fn statement(v: &Value, kind: Kind, bucket: Option<&str>) -> Result<Statement, M
                 if action.is_some() {
                     return bad("A statement has Action or NotAction, not both");
                 }
-                let patterns = strings(v, k)?.iter().map(|p| check_action(p)).collect::<Result<_, _>>()?;
+                let patterns = strings(v, k)?.iter().map(|p| check_action(p, kind)).collect::<Result<_, _>>()?;
                 action = Some(Patterns { negated: k == "NotAction", patterns });
             }
             "Resource" | "NotResource" => {

@@ -295,3 +295,25 @@ fn wildcards() {
         assert_eq!(wildcard(p, t, fold), want, "{p} ~ {t}");
     }
 }
+
+#[test]
+fn admin_actions_live_in_identity_policies_only() {
+    let p = identity_policy(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["admin:ListKeys","admin:*Policy*"],"Resource":"*"}]}"#,
+    );
+    let any = "arn:aws:s3:::*";
+    assert_eq!(decide(&[&p], user("ops"), "admin:ListKeys", any, &[]), Decision::Allow);
+    assert_eq!(decide(&[&p], user("ops"), "admin:PutPolicy", any, &[]), Decision::Allow);
+    assert_eq!(decide(&[&p], user("ops"), "admin:DeleteKey", any, &[]), Decision::Default);
+    assert_eq!(decide(&[&p], user("ops"), "s3:ListBucket", "arn:aws:s3:::media", &[]), Decision::Default);
+    let s3_all =
+        identity_policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#);
+    assert_eq!(decide(&[&s3_all], user("ops"), "admin:CreateKey", any, &[]), Decision::Default, "s3:* is not admin");
+    for bad_doc in [
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"admin:Reboot","Resource":"*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"admin:ListKeys","Resource":"arn:aws:s3:::media"}]}"#,
+    ] {
+        let kind = if bad_doc.contains("Principal") { Kind::Bucket } else { Kind::Identity };
+        assert!(Policy::parse(bad_doc, kind, Some(BUCKET)).is_err(), "{bad_doc}");
+    }
+}

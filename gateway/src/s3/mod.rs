@@ -73,6 +73,7 @@ pub fn build_service(
     let auth = MetaAuth::new(dir.clone());
     let access = RequestCheck::new(dir.clone(), per_key);
     let domains = cfg.domains.clone();
+    let (meta, dir_for_admin) = (cluster.meta().clone(), dir.clone());
     let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5, dir };
     let post_max = s3.cfg.post_max_bytes;
     let mut b = S3ServiceBuilder::new(s3);
@@ -81,6 +82,7 @@ pub fn build_service(
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3s_config))));
     b.set_auth(auth);
     b.set_access(access);
+    b.set_route(crate::admin::AdminRoute::new(meta, dir_for_admin));
     if !domains.is_empty() {
         b.set_host(VirtualHosts { domains });
     }

@@ -260,7 +260,12 @@ pub(crate) fn update_access_key(st: &MetaState, c: &UpdateAccessKey, w: &mut Wri
 }
 
 pub(crate) fn delete_access_key(st: &MetaState, c: &DeleteAccessKey, w: &mut Writes) -> Result<Outcome, MetaError> {
-    st.access_key(&c.access_key_id)?.ok_or(MetaError::NoSuchAccessKey)?;
+    let key = st.access_key(&c.access_key_id)?.ok_or(MetaError::NoSuchAccessKey)?;
+    if key.root {
+        // Never locked out: the root key is replaced by starting with a new
+        // TESSERA_ROOT_ACCESS_KEY, which revokes this one.
+        return Err(invalid("the root key cannot be deleted; start with a new root key to replace it"));
+    }
     w.delete(keys::access_key(&c.access_key_id));
     Ok(Outcome::Done(Done {}))
 }
@@ -363,6 +368,21 @@ impl MetaState {
     /// An access key with its secret.
     pub fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>, MetaError> {
         self.get(&keys::access_key(id))
+    }
+
+    /// Every access key, by id, secrets left out.
+    pub fn access_keys(&self) -> Result<Vec<AccessKeyRecord>, MetaError> {
+        let mut keys: Vec<AccessKeyRecord> =
+            self.scan(&[keys::ACCESS_KEYS])?.iter().map(|(_, v)| crate::record::decode(v)).collect::<Result<_, _>>()?;
+        for k in &mut keys {
+            k.secret_key.clear();
+        }
+        Ok(keys)
+    }
+
+    /// Every named identity policy, by name.
+    pub fn policies(&self) -> Result<Vec<tessera_rpc::proto::meta::PolicyRecord>, MetaError> {
+        self.scan(&[keys::POLICIES])?.iter().map(|(_, v)| crate::record::decode(v)).collect()
     }
 
     /// A named identity policy.

@@ -1,0 +1,418 @@
+//! The admin API, part one: access keys and named identity policies, as
+//! JSON under `/tessera/admin/v1/` on every gateway (docs/admin-api.md).
+//!
+//! Requests are SigV4-signed like S3 requests (s3s checks the signature
+//! before this route runs) by the root key or a key whose identity policies
+//! allow the `admin:*` action asked for; anonymous requests and other keys
+//! get `403 AccessDenied`. A request with a body signs its payload
+//! (`x-amz-content-sha256` is the body's SHA-256): an admin call must not
+//! be replayable with another body.
+//!
+//! | method and path                      | action              |
+//! |--------------------------------------|---------------------|
+//! | `GET    /tessera/admin/v1/keys`      | `admin:ListKeys`    |
+//! | `POST   /tessera/admin/v1/keys`      | `admin:CreateKey`   |
+//! | `GET    /tessera/admin/v1/keys/ID`   | `admin:ListKeys`    |
+//! | `PATCH  /tessera/admin/v1/keys/ID`   | `admin:UpdateKey`   |
+//! | `DELETE /tessera/admin/v1/keys/ID`   | `admin:DeleteKey`   |
+//! | `GET    /tessera/admin/v1/policies`  | `admin:ListPolicies`|
+//! | `PUT    /tessera/admin/v1/policies/N`| `admin:PutPolicy`   |
+//! | `DELETE /tessera/admin/v1/policies/N`| `admin:DeletePolicy`|
+//!
+//! A created key's secret is in the creation's answer and nowhere else
+//! (listings leave secrets out). The root key cannot be created, disabled,
+//! given an expiry or deleted here: it is never locked out.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri};
+use rand::Rng;
+use s3s::route::S3Route;
+use s3s::{Body, S3Error, S3Request, S3Response, S3Result, s3_error};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tessera_rpc::MetaClient;
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::{
+    AccessKeyRecord, Command, CreateAccessKey, DeleteAccessKey, DeletePolicy, PolicyRecord, PutPolicy, UpdateAccessKey,
+    command_result, failure,
+};
+
+use crate::access::Directory;
+use crate::policy::{self, Decision, Kind, Policy, Principal};
+
+/// The path every admin call starts with.
+pub const PREFIX: &str = "/tessera/admin/v1/";
+
+/// Largest admin request body (a policy document is at most 20 KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The admin API as an s3s route (after the signature check).
+pub struct AdminRoute {
+    meta: MetaClient,
+    dir: Arc<Directory>,
+}
+
+impl AdminRoute {
+    /// Serves the admin API over `meta`, deciding callers through `dir`.
+    pub fn new(meta: MetaClient, dir: Arc<Directory>) -> Self {
+        AdminRoute { meta, dir }
+    }
+}
+
+/// An admin answer: a status and a JSON document.
+struct Answer(StatusCode, Value);
+
+fn fail(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Answer {
+    Answer(status, json!({"error": {"code": code, "message": message.to_string()}}))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Answer {
+    fail(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", format!("the metadata service is unavailable: {e}"))
+}
+
+/// A key as listed: never its secret.
+fn key_json(k: &AccessKeyRecord) -> Value {
+    json!({
+        "access_key": k.access_key_id,
+        "description": k.description,
+        "root": k.root,
+        "policies": k.policies,
+        "disabled": k.disabled,
+        "expires_ms": k.expires_ms,
+        "created_ms": k.created_ms,
+    })
+}
+
+/// A fresh access key id: 20 upper-case letters and digits, as AWS's.
+fn new_key_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut r = rand::rng();
+    let tail: String = (0..16).map(|_| char::from(ALPHABET[r.random_range(0..ALPHABET.len())])).collect();
+    format!("TSRK{tail}")
+}
+
+/// A fresh secret: 40 characters, 240 random bits.
+fn new_secret() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut r = rand::rng();
+    (0..40).map(|_| char::from(ALPHABET[r.random_range(0..ALPHABET.len())])).collect()
+}
+
+/// Which admin action a call is, and what it names (a key id, a policy name).
+fn route(method: &Method, rest: &str) -> Option<(&'static str, Option<String>)> {
+    let mut parts = rest.splitn(2, '/');
+    let what = parts.next()?;
+    let name = parts.next().filter(|n| !n.is_empty()).map(str::to_owned);
+    if name.as_deref().is_some_and(|n| n.contains('/')) {
+        return None;
+    }
+    let action = match (what, name.is_some(), method.as_str()) {
+        ("keys", false, "GET") | ("keys", true, "GET") => "admin:ListKeys",
+        ("keys", false, "POST") => "admin:CreateKey",
+        ("keys", true, "PATCH") => "admin:UpdateKey",
+        ("keys", true, "DELETE") => "admin:DeleteKey",
+        ("policies", false, "GET") => "admin:ListPolicies",
+        ("policies", true, "PUT") => "admin:PutPolicy",
+        ("policies", true, "DELETE") => "admin:DeletePolicy",
+        _ => return None,
+    };
+    Some((action, name))
+}
+
+impl AdminRoute {
+    /// May `caller` (a signed request's key) do `action`?
+    async fn allowed(&self, caller: &str, action: &str) -> S3Result<bool> {
+        let Some(key) = self.dir.key(caller).await? else { return Ok(false) };
+        if key.record.root {
+            return Ok(true);
+        }
+        if key.broken || key.record.policies.is_empty() {
+            return Ok(false);
+        }
+        let context = std::collections::HashMap::new();
+        let refs: Vec<&Policy> = key.policies.iter().collect();
+        let req = policy::Request {
+            principal: Principal::User { name: caller, root: false },
+            action,
+            resource: "arn:aws:s3:::*",
+            context: &context,
+        };
+        Ok(policy::evaluate(&refs, &req) == Decision::Allow)
+    }
+
+    async fn write(&self, op: Op) -> Result<(), Answer> {
+        let r = self.meta.write(Command { now_ms: 0, op: Some(op) }).await.map_err(unavailable)?;
+        match r.outcome {
+            Some(command_result::Outcome::Failure(f)) => Err(match f.code() {
+                failure::Code::NoSuchAccessKey => fail(StatusCode::NOT_FOUND, "NoSuchAccessKey", f.message),
+                _ => fail(StatusCode::BAD_REQUEST, "InvalidArgument", f.message),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn key(&self, id: &str) -> Result<AccessKeyRecord, Answer> {
+        let r = self.meta.get_access_key(id).await.map_err(unavailable)?;
+        r.key.ok_or_else(|| fail(StatusCode::NOT_FOUND, "NoSuchAccessKey", format!("no access key {id}")))
+    }
+
+    async fn serve(&self, action: &str, name: Option<String>, body: &[u8]) -> Result<Answer, Answer> {
+        let doc = || -> Result<Value, Answer> {
+            if body.is_empty() {
+                return Ok(json!({}));
+            }
+            serde_json::from_slice(body).map_err(|e| fail(StatusCode::BAD_REQUEST, "MalformedJSON", e))
+        };
+        let name = name.unwrap_or_default();
+        match action {
+            "admin:ListKeys" if name.is_empty() => {
+                let keys = self.meta.list_access_keys().await.map_err(unavailable)?.keys;
+                Ok(Answer(StatusCode::OK, json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})))
+            }
+            "admin:ListKeys" => {
+                let mut k = self.key(&name).await?;
+                k.secret_key.clear();
+                Ok(Answer(StatusCode::OK, key_json(&k)))
+            }
+            "admin:CreateKey" => self.create_key(&doc()?).await,
+            "admin:UpdateKey" => self.update_key(&name, &doc()?).await,
+            "admin:DeleteKey" => {
+                self.write(Op::DeleteAccessKey(DeleteAccessKey { access_key_id: name.clone() })).await?;
+                self.dir.forget_key(&name);
+                Ok(Answer(StatusCode::OK, json!({"deleted": name})))
+            }
+            "admin:ListPolicies" => {
+                let policies = self.meta.list_policies().await.map_err(unavailable)?.policies;
+                let list: Vec<Value> = policies
+                    .iter()
+                    .map(|p| json!({"name": p.name, "document": p.document, "created_ms": p.created_ms}))
+                    .collect();
+                Ok(Answer(StatusCode::OK, json!({"policies": list})))
+            }
+            "admin:PutPolicy" => {
+                let document = std::str::from_utf8(body)
+                    .map_err(|_| fail(StatusCode::BAD_REQUEST, "MalformedPolicy", "the document is not UTF-8"))?;
+                Policy::parse(document, Kind::Identity, None)
+                    .map_err(|e| fail(StatusCode::BAD_REQUEST, "MalformedPolicy", e))?;
+                let p = PolicyRecord { name: name.clone(), document: document.to_owned(), created_ms: 0 };
+                self.write(Op::PutPolicy(PutPolicy { policy: Some(p) })).await?;
+                Ok(Answer(StatusCode::OK, json!({"name": name})))
+            }
+            "admin:DeletePolicy" => {
+                let keys = self.meta.list_access_keys().await.map_err(unavailable)?.keys;
+                let users: Vec<&str> =
+                    keys.iter().filter(|k| k.policies.contains(&name)).map(|k| k.access_key_id.as_str()).collect();
+                if !users.is_empty() {
+                    return Err(fail(
+                        StatusCode::CONFLICT,
+                        "DeleteConflict",
+                        format!("policy {name} is attached to {}; detach it first", users.join(", ")),
+                    ));
+                }
+                let r = self.write(Op::DeletePolicy(DeletePolicy { name: name.clone() })).await;
+                r.map_err(|_| fail(StatusCode::NOT_FOUND, "NoSuchPolicy", format!("no policy {name}")))?;
+                Ok(Answer(StatusCode::OK, json!({"deleted": name})))
+            }
+            _ => Err(fail(StatusCode::NOT_FOUND, "NoSuchAdminCall", "unknown admin call")),
+        }
+    }
+
+    /// Checks that every named policy exists.
+    async fn check_policies(&self, names: &[String]) -> Result<(), Answer> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let known = self.meta.list_policies().await.map_err(unavailable)?.policies;
+        match names.iter().find(|n| !known.iter().any(|p| &&p.name == n)) {
+            Some(missing) => Err(fail(StatusCode::NOT_FOUND, "NoSuchPolicy", format!("no policy {missing}"))),
+            None => Ok(()),
+        }
+    }
+
+    async fn create_key(&self, doc: &Value) -> Result<Answer, Answer> {
+        let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
+        let id = text("access_key").unwrap_or_else(new_key_id);
+        let secret = text("secret_key").unwrap_or_else(new_secret);
+        let policies = string_list(doc, "policies")?;
+        self.check_policies(&policies).await?;
+        let key = AccessKeyRecord {
+            access_key_id: id.clone(),
+            secret_key: secret.clone(),
+            created_ms: 0,
+            description: text("description").unwrap_or_default(),
+            root: false,
+            policies,
+            disabled: false,
+            expires_ms: doc.get("expires_ms").and_then(Value::as_u64).unwrap_or(0),
+        };
+        let listed = key_json(&key);
+        self.write(Op::CreateAccessKey(CreateAccessKey { key: Some(key) })).await?;
+        let mut out = listed;
+        out["secret_key"] = json!(secret);
+        Ok(Answer(StatusCode::CREATED, out))
+    }
+
+    async fn update_key(&self, id: &str, doc: &Value) -> Result<Answer, Answer> {
+        let current = self.key(id).await?;
+        let policies = match doc.get("policies") {
+            Some(_) => string_list(doc, "policies")?,
+            None => current.policies.clone(),
+        };
+        self.check_policies(&policies).await?;
+        let flag = |k: &str, was: bool| doc.get(k).and_then(Value::as_bool).unwrap_or(was);
+        let update = UpdateAccessKey {
+            access_key_id: id.to_owned(),
+            policies,
+            disabled: flag("disabled", current.disabled),
+            expires_ms: doc.get("expires_ms").and_then(Value::as_u64).unwrap_or(current.expires_ms),
+        };
+        self.write(Op::UpdateAccessKey(update)).await?;
+        self.dir.forget_key(id);
+        let mut k = self.key(id).await?;
+        k.secret_key.clear();
+        Ok(Answer(StatusCode::OK, key_json(&k)))
+    }
+}
+
+fn string_list(doc: &Value, field: &str) -> Result<Vec<String>, Answer> {
+    match doc.get(field) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| fail(StatusCode::BAD_REQUEST, "InvalidArgument", format!("{field} is a list of names"))),
+        Some(_) => Err(fail(StatusCode::BAD_REQUEST, "InvalidArgument", format!("{field} is a list of names"))),
+    }
+}
+
+/// A request with a body must sign it: its `x-amz-content-sha256` is the
+/// body's SHA-256.
+fn check_payload(headers: &HeaderMap, body: &[u8]) -> S3Result<()> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    let claimed = headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if claimed.len() != 64 {
+        return Err(s3_error!(InvalidRequest, "an admin request signs its payload (x-amz-content-sha256)"));
+    }
+    if !claimed.eq_ignore_ascii_case(&hex::encode(Sha256::digest(body))) {
+        return Err(sha256_mismatch());
+    }
+    Ok(())
+}
+
+fn sha256_mismatch() -> S3Error {
+    let mut e = S3Error::with_message(
+        s3s::S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+    e.set_status_code(StatusCode::BAD_REQUEST);
+    e
+}
+
+async fn read_body(body: Body) -> S3Result<Bytes> {
+    use futures::StreamExt;
+    let mut body = body;
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            // s3s checks a signed payload's hash as it streams.
+            if e.to_string().contains("Sha256Mismatch") {
+                sha256_mismatch()
+            } else {
+                s3_error!(IncompleteBody, "the admin request body: {e}")
+            }
+        })?;
+        if out.len() + chunk.len() > MAX_BODY {
+            return Err(s3_error!(MaxMessageLengthExceeded, "an admin request body is at most 64 KiB"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+
+#[async_trait::async_trait]
+impl S3Route for AdminRoute {
+    fn is_match(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap, _: &mut http::Extensions) -> bool {
+        uri.path().starts_with(PREFIX)
+    }
+
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let Some(caller) = req.credentials.as_ref().map(|c| c.access_key.clone()) else {
+            return Err(s3_error!(AccessDenied, "admin calls are signed"));
+        };
+        let rest = req.uri.path().strip_prefix(PREFIX).unwrap_or("");
+        let Some((action, name)) = route(&req.method, rest) else {
+            return Ok(respond(fail(
+                StatusCode::NOT_FOUND,
+                "NoSuchAdminCall",
+                format!("{} {}", req.method, req.uri.path()),
+            )));
+        };
+        if !self.allowed(&caller, action).await? {
+            return Err(S3Error::with_message(s3s::S3ErrorCode::AccessDenied, format!("{caller} may not {action}")));
+        }
+        let body = read_body(req.input).await?;
+        check_payload(&req.headers, &body)?;
+        let answer = match self.serve(action, name, &body).await {
+            Ok(a) | Err(a) => a,
+        };
+        tracing::info!(target: "tessera_gateway::admin", caller, action, status = answer.0.as_u16(), "admin call");
+        Ok(respond(answer))
+    }
+}
+
+fn respond(a: Answer) -> S3Response<Body> {
+    let mut r = S3Response::new(Body::from(a.1.to_string()));
+    r.status = Some(a.0);
+    r.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_map_to_actions() {
+        let get = Method::GET;
+        assert_eq!(route(&get, "keys"), Some(("admin:ListKeys", None)));
+        assert_eq!(route(&get, "keys/"), Some(("admin:ListKeys", None)));
+        assert_eq!(route(&get, "keys/AKID"), Some(("admin:ListKeys", Some("AKID".into()))));
+        assert_eq!(route(&Method::POST, "keys"), Some(("admin:CreateKey", None)));
+        assert_eq!(route(&Method::PATCH, "keys/AKID"), Some(("admin:UpdateKey", Some("AKID".into()))));
+        assert_eq!(route(&Method::DELETE, "keys/AKID"), Some(("admin:DeleteKey", Some("AKID".into()))));
+        assert_eq!(route(&Method::PUT, "policies/ro"), Some(("admin:PutPolicy", Some("ro".into()))));
+        assert_eq!(route(&Method::DELETE, "keys"), None);
+        assert_eq!(route(&Method::PUT, "policies"), None);
+        assert_eq!(route(&get, "keys/a/b"), None);
+        assert_eq!(route(&get, ""), None);
+        assert_eq!(route(&get, "nodes"), None);
+    }
+
+    #[test]
+    fn fresh_keys_and_secrets_look_like_aws_ones_and_differ() {
+        let (a, b) = (new_key_id(), new_key_id());
+        assert_eq!(a.len(), 20);
+        assert!(a.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert_ne!(a, b);
+        let s = new_secret();
+        assert_eq!(s.len(), 40);
+        assert_ne!(s, new_secret());
+    }
+
+    #[test]
+    fn bodies_must_be_signed() {
+        let mut h = HeaderMap::new();
+        assert!(check_payload(&h, b"").is_ok());
+        assert!(check_payload(&h, b"{}").is_err(), "no hash");
+        h.insert("x-amz-content-sha256", "UNSIGNED-PAYLOAD".parse().unwrap());
+        assert!(check_payload(&h, b"{}").is_err(), "unsigned");
+        h.insert("x-amz-content-sha256", hex::encode(Sha256::digest(b"{}")).parse().unwrap());
+        assert!(check_payload(&h, b"{}").is_ok());
+        assert_eq!(check_payload(&h, b"{ }").unwrap_err().code().as_str(), "XAmzContentSHA256Mismatch");
+    }
+}
