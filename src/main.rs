@@ -1,6 +1,7 @@
 //! The `tessera` binary: one executable for every role and the admin CLI.
 //! Config loading and role wiring only; the work lives in the crates.
 
+mod admin;
 mod config;
 mod roles;
 mod server;
@@ -57,8 +58,8 @@ enum Command {
         #[command(flatten)]
         opts: GatewayOptions,
     },
-    /// Operator commands against a running cluster.
-    Admin,
+    /// Operator commands against a running cluster (its admin API).
+    Admin(admin::AdminArgs),
 }
 
 /// How a role's options say to log: (format, OTLP endpoint).
@@ -79,10 +80,7 @@ fn main() -> ExitCode {
         Command::Gateway { file, opts } => {
             start("gateway", resolve(opts, file.config.as_deref()), logs!(), roles::run_gateway)
         }
-        Command::Admin => {
-            eprintln!("tessera admin: not available yet; it arrives with the operations issue. See README.md.");
-            ExitCode::from(2)
-        }
+        Command::Admin(args) => admin::run(args),
     }
 }
 

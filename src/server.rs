@@ -60,7 +60,8 @@ fn root_credentials(args: &Resolved) -> anyhow::Result<(String, String, bool)> {
     Ok((access, secret, true))
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes `text` to `path` readable by the owner only (0600), atomically.
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
