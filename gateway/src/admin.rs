@@ -179,6 +179,16 @@ impl AdminRoute {
             "admin:CreateKey" => self.create_key(&doc()?).await,
             "admin:UpdateKey" => self.update_key(&name, &doc()?).await,
             "admin:DeleteKey" => {
+                // Never locked out. (The state machine allows it: a node
+                // starting with the same root key and a new secret replaces
+                // the key by deleting and creating it.)
+                if self.key(&name).await?.root {
+                    return Err(fail(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidArgument",
+                        "the root key cannot be deleted; start Tessera with a new root key to replace it",
+                    ));
+                }
                 self.write(Op::DeleteAccessKey(DeleteAccessKey { access_key_id: name.clone() })).await?;
                 self.dir.forget_key(&name);
                 Ok(Answer(StatusCode::OK, json!({"deleted": name})))

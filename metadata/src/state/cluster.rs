@@ -260,12 +260,7 @@ pub(crate) fn update_access_key(st: &MetaState, c: &UpdateAccessKey, w: &mut Wri
 }
 
 pub(crate) fn delete_access_key(st: &MetaState, c: &DeleteAccessKey, w: &mut Writes) -> Result<Outcome, MetaError> {
-    let key = st.access_key(&c.access_key_id)?.ok_or(MetaError::NoSuchAccessKey)?;
-    if key.root {
-        // Never locked out: the root key is replaced by starting with a new
-        // TESSERA_ROOT_ACCESS_KEY, which revokes this one.
-        return Err(invalid("the root key cannot be deleted; start with a new root key to replace it"));
-    }
+    st.access_key(&c.access_key_id)?.ok_or(MetaError::NoSuchAccessKey)?;
     w.delete(keys::access_key(&c.access_key_id));
     Ok(Outcome::Done(Done {}))
 }
