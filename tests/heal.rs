@@ -39,6 +39,17 @@ async fn a_wiped_disk_is_rebuilt_from_its_peers() {
     let part = |n: u64| support::bytes(5 << 20, 100 + n);
     let mp = support::multipart(&c, "heal", "mp", &[part(1), part(2)]).await;
     objects.push(("mp".into(), mp));
+    // Its parts have placement groups of their own (spread over the disks).
+    let rec = cluster.meta_client.get_object("heal", "mp").await.unwrap().object.unwrap();
+    let pgs: Vec<u32> = rec
+        .parts
+        .iter()
+        .filter_map(|p| match p.body.as_ref().and_then(|b| b.kind.as_ref()) {
+            Some(tessera_rpc::proto::meta::body::Kind::Shards(s)) => Some(s.pg),
+            _ => None,
+        })
+        .collect();
+    assert!(pgs.len() == 2 && pgs[0] != pgs[1], "the parts' groups: {pgs:?}");
     let open = c.create_multipart_upload().bucket("heal").key("open").send().await.unwrap().upload_id.unwrap();
     let r = c
         .upload_part()

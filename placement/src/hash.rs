@@ -37,6 +37,24 @@ pub fn pg_of(bucket: &str, key: &str, pg_count: u32) -> PgId {
     PgId((h % u64::from(pg_count.max(1))) as u32)
 }
 
+/// The placement group of part `part` of an object: [`pg_of`] for a simple
+/// object (part 0), and a group drawn from the part number too for a
+/// multipart object's parts, so the parts of one large object spread over
+/// the cluster's disks instead of all landing on the same k + m. Where a
+/// body was placed is stored with it (its shard set's `pg`), so objects
+/// written before keep being found where they are.
+pub fn pg_of_part(bucket: &str, key: &str, part: u32, pg_count: u32) -> PgId {
+    if part == 0 {
+        return pg_of(bucket, key, pg_count);
+    }
+    let h = mix64(
+        stable_hash64(bucket.as_bytes())
+            ^ stable_hash64(key.as_bytes()).rotate_left(17)
+            ^ mix64(u64::from(part) ^ 0x7061_7274).rotate_left(31),
+    );
+    PgId((h % u64::from(pg_count.max(1))) as u32)
+}
+
 /// The straw2 draw of an item with weight `weight` for (pg, item): the
 /// logarithm of a uniform (0, 1] number divided by the weight. The largest
 /// draw wins; for a fixed pg, item i wins with probability w_i / Σw.
@@ -114,6 +132,22 @@ mod tests {
         }
         let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(*min > 850 && *max < 1150, "min {min} max {max}");
+    }
+
+    #[test]
+    fn the_parts_of_one_object_spread_over_groups() {
+        let n = 256u32;
+        assert_eq!(pg_of_part("videos", "movie.mp4", 0, n), pg_of("videos", "movie.mp4", n));
+        let mut counts = vec![0u32; n as usize];
+        for part in 1..=10_000 {
+            counts[pg_of_part("videos", "movie.mp4", part, n).0 as usize] += 1;
+        }
+        let used = counts.iter().filter(|c| **c > 0).count();
+        let max = counts.iter().max().unwrap();
+        assert!(used == n as usize && *max < 70, "10,000 parts over {used} groups, at most {max} in one");
+        let other: Vec<PgId> = (1..=50).map(|p| pg_of_part("videos", "other.mp4", p, n)).collect();
+        let mine: Vec<PgId> = (1..=50).map(|p| pg_of_part("videos", "movie.mp4", p, n)).collect();
+        assert_ne!(other, mine, "objects differ in their parts' groups");
     }
 
     #[test]

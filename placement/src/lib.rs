@@ -31,7 +31,7 @@ mod select;
 
 pub use around::write_targets;
 pub use diff::{MapDiff, ShardMove, diff_maps};
-pub use hash::{pg_of, stable_hash64, straw2_draw};
+pub use hash::{pg_of, pg_of_part, stable_hash64, straw2_draw};
 pub use map::{ClusterMap, DEFAULT_PG_COUNT, Disk, DiskState, Host, MAP_FORMAT_VERSION, MapError, Rack, Zone};
 pub use moves::{Move, plan_moves, usable};
 pub use select::{Level, Placement, PlacementError, PlacementRule, Placer};

@@ -97,7 +97,8 @@ impl Tessera {
         if view.map.is_none() {
             view = self.cluster.refresh().await.map_err(unavailable)?;
         }
-        let pg = tessera_placement::pg_of(&bucket.name, key, view.pg_count());
+        // Parts of a multipart object each have a group of their own.
+        let pg = tessera_placement::pg_of_part(&bucket.name, key, part, view.pg_count());
         let n = (ec.k + ec.m) as usize;
         let disks = view.write_disks(pg, n).map_err(|e| {
             tracing::warn!(error = %e, "no placement for an object's shards");
