@@ -32,6 +32,9 @@ use crate::raft::{RaftRequest, TypeConfig};
 
 /// Most commands in one entry.
 pub(crate) const MAX_BATCH: usize = 256;
+/// Most encoded bytes of commands in one entry (a command larger alone
+/// still goes, alone): entries stay far below the Raft message budget.
+pub(crate) const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Entries proposed and not yet answered. Two keep Raft busy: the next
 /// entry is ready when the current one is applied.
 const IN_FLIGHT: usize = 2;
@@ -68,13 +71,31 @@ async fn run(
     map_error: fn(WriteError) -> Status,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
+    // A command that did not fit the previous entry starts the next.
+    let mut carried: Option<(Command, Reply)> = None;
+    loop {
+        let first = match carried.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        // Whatever queued up while the slot was busy joins this entry.
+        // Whatever queued up while the slot was busy joins this entry, up
+        // to MAX_BATCH commands and MAX_BATCH_BYTES.
+        let mut bytes = first.0.encoded_len();
         let mut group = vec![first];
         while group.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(p) => group.push(p),
+                Ok(p) if bytes + p.0.encoded_len() > MAX_BATCH_BYTES => {
+                    carried = Some(p);
+                    break;
+                }
+                Ok(p) => {
+                    bytes += p.0.encoded_len();
+                    group.push(p);
+                }
                 Err(_) => break,
             }
         }

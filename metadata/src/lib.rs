@@ -24,6 +24,7 @@ mod keys;
 mod liveness;
 mod metrics;
 mod node;
+mod read_index;
 // openraft fixes the storage error type (StorageError, ~224 bytes) in its traits.
 #[allow(clippy::result_large_err)]
 pub mod raft;

@@ -21,6 +21,9 @@ pub struct MetaMetrics {
     /// Raft entries proposed for commands: concurrent commands share one
     /// (group commit), so `writes / write_entries` is the mean batch.
     pub write_entries: Counter,
+    /// Read-index rounds: concurrent linearizable reads share one, so
+    /// linearizable reads / `read_rounds` is the mean sharing.
+    pub read_rounds: Counter,
     /// Datanode heartbeats received, by result.
     pub heartbeats: CounterFamily,
     /// Current Raft term.
@@ -58,6 +61,7 @@ impl Default for MetaMetrics {
             writes: CounterFamily::default(),
             write_seconds: latency_family(),
             write_entries: Counter::default(),
+            read_rounds: Counter::default(),
             heartbeats: CounterFamily::default(),
             term: Gauge::default(),
             last_log_index: Gauge::default(),
@@ -89,6 +93,11 @@ impl MetaMetrics {
             "tessera_metadata_write_entries",
             "Raft entries proposed for commands (concurrent commands share one)",
             m.write_entries.clone(),
+        );
+        r.register(
+            "tessera_metadata_read_rounds",
+            "Read-index rounds (concurrent linearizable reads share one)",
+            m.read_rounds.clone(),
         );
         r.register("tessera_metadata_heartbeats", "Datanode heartbeats received by result", m.heartbeats.clone());
         r.register("tessera_metadata_raft_term", "Current Raft term", m.term.clone());

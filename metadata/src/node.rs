@@ -142,7 +142,7 @@ pub async fn start(
     let raft = Raft::new(
         config.node_id,
         Arc::new(config.raft_config()?),
-        NetworkFactory,
+        NetworkFactory::default(),
         LogStore::new(db.clone()),
         StateMachineStore::new(state.clone()),
     )

@@ -3,9 +3,10 @@
 //! leader's URL when known); domain rejections travel in replies.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, Raft};
 use tessera_rpc::proto::meta::meta_server::{Meta, MetaServer};
 use tessera_rpc::proto::meta::*;
@@ -17,6 +18,7 @@ use crate::batcher::WriteBatcher;
 use crate::liveness::LivenessTable;
 use crate::metrics::{MetaMetrics, result_labels};
 use crate::raft::TypeConfig;
+use crate::read_index::{ReadFail, ReadIndex};
 use crate::state::list::ListQuery;
 use crate::{MetaError, MetaState};
 
@@ -25,6 +27,8 @@ pub struct MetaService {
     raft: Raft<TypeConfig>,
     /// Group commit of writes; started by the first write (inside the runtime).
     batcher: std::sync::OnceLock<WriteBatcher>,
+    /// Shares read-index rounds among concurrent reads (made in the runtime).
+    reads: std::sync::OnceLock<Arc<ReadIndex>>,
     state: MetaState,
     node_id: u64,
     liveness: LivenessTable,
@@ -50,7 +54,10 @@ impl MetaService {
         liveness: LivenessTable,
         metrics: MetaMetrics,
     ) -> MetaServer<Self> {
-        MetaServer::new(MetaService { raft, batcher: std::sync::OnceLock::new(), state, node_id, liveness, metrics })
+        let (batcher, reads) = (std::sync::OnceLock::new(), std::sync::OnceLock::new());
+        MetaServer::new(MetaService { raft, batcher, reads, state, node_id, liveness, metrics })
+            .max_decoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
     }
 
     /// A leader that has heard no quorum for longer than an election
@@ -86,28 +93,29 @@ impl MetaService {
     /// Confirms leadership through a read index and waits until the state
     /// machine has applied up to it: a read after this sees every write
     /// acknowledged before it began.
+    /// Concurrent reads share one confirmation round (read_index.rs).
     async fn linearize(&self) -> Result<(), Status> {
         self.cut_off()?;
-        // A leader that cannot confirm its leadership within an election
-        // timeout has probably lost its quorum: the client is sent on.
-        let limit = Duration::from_millis(self.raft.config().election_timeout_max);
-        let Ok(read) = tokio::time::timeout(limit, self.raft.get_read_log_id()).await else {
-            return Err(marked(Status::unavailable(format!("leadership not confirmed within {limit:?}")), None));
-        };
-        match read {
-            Ok((Some(read), applied)) if applied.is_none_or(|a| a.index < read.index) => {
+        let reads = self.reads.get_or_init(|| ReadIndex::new(self.raft.clone(), self.metrics.read_rounds.clone()));
+        match reads.confirm().await {
+            Ok(Some(index)) => {
                 // The state machine says when it gets there (openraft's own
                 // wait follows its metrics, published only between batches
                 // of its work).
-                self.state.applied_at_least(read.index).await;
+                self.state.applied_at_least(index).await;
                 Ok(())
             }
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(not_leader(&f)),
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+            Ok(None) => Ok(()),
+            Err(ReadFail::NotLeader(leader)) => Err(marked(Status::unavailable("not the leader"), leader.as_ref())),
+            // A leader that cannot confirm its leadership within an election
+            // timeout has probably lost its quorum: the client is sent on.
+            Err(ReadFail::Timeout(limit)) => {
+                Err(marked(Status::unavailable(format!("leadership not confirmed within {limit:?}")), None))
+            }
+            Err(ReadFail::NoQuorum(e)) => {
                 Err(marked(Status::unavailable(format!("leadership not confirmed: {e}")), None))
             }
-            Err(RaftError::Fatal(e)) => Err(Status::internal(format!("raft stopped: {e}"))),
+            Err(ReadFail::Fatal(e)) => Err(Status::internal(format!("raft stopped: {e}"))),
         }
     }
 
@@ -254,7 +262,7 @@ impl Meta for MetaService {
                 objects: page
                     .items
                     .into_iter()
-                    .map(|(key, record)| ListedObject { key, record: Some(without_bodies(record)) })
+                    .map(|(key, record)| ListedObject { key, record: Some(record) })
                     .collect(),
                 common_prefixes: page.common_prefixes,
                 is_truncated: page.is_truncated,
@@ -470,14 +478,4 @@ impl Meta for MetaService {
         self.raft.change_membership(change, false).await.map_err(write_error)?;
         Ok(Response::new(self.status()))
     }
-}
-
-/// A record as a listing returns it: where the bytes are is not listed, so
-/// a page of inline objects does not carry their data.
-fn without_bodies(mut r: ObjectRecord) -> ObjectRecord {
-    r.body = None;
-    for p in &mut r.parts {
-        p.body = None;
-    }
-    r
 }

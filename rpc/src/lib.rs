@@ -48,3 +48,11 @@ pub use health::HealthService;
 pub use incoming::NoDelayIncoming;
 pub use local_meta::{InProcessService, LocalMeta};
 pub use meta_client::{LEADER_HEADER, MetaClient, MetaClientConfig, MetaClientError, NOT_LEADER_HEADER};
+
+/// The largest metadata API message either end accepts, set explicitly on
+/// the server and the client (tonic's default is 4 MiB to decode, no limit
+/// to encode). Replies are kept far below it by design: a listing page
+/// carries keys and object summaries only (at most about 1.5 MiB for 1,000
+/// keys of 1 KiB), an object record at most 10,000 part references (about
+/// 2 MiB).
+pub const META_MAX_MESSAGE_BYTES: usize = 16 << 20;

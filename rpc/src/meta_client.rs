@@ -184,9 +184,10 @@ impl MetaClient {
                 return Attempt::Retry { forget: true }; // never sent: safe to retry
             }
         };
-        match tokio::time::timeout(self.inner.config.call_timeout, f(MetaGrpc::with_interceptor(ch, TraceInjector)))
-            .await
-        {
+        let stub = MetaGrpc::with_interceptor(ch, TraceInjector)
+            .max_decoding_message_size(crate::META_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::META_MAX_MESSAGE_BYTES);
+        match tokio::time::timeout(self.inner.config.call_timeout, f(stub)).await {
             Ok(Ok(resp)) => Attempt::Done(resp.into_inner()),
             Ok(Err(status)) if status.metadata().get(NOT_LEADER_HEADER).is_some() => {
                 let hint = status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);

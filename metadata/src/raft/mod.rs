@@ -9,9 +9,8 @@
 
 mod log_store;
 mod network;
+mod snapshot;
 mod state_machine;
-
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +36,7 @@ openraft::declare_raft_types!(
         R = RaftResponse,
         NodeId = u64,
         Node = openraft::BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 /// An openraft storage error from any error, for the read or write `verb`.

@@ -1,8 +1,19 @@
 //! Raft messages over gRPC: the server side (a tonic service that hands
 //! requests to the local Raft) and the client side (openraft's network
-//! factory, one lazily connected channel per peer).
+//! factory). One long-lived channel (one HTTP/2 connection) per peer
+//! address, shared by every client openraft makes for that peer (a new one
+//! per election and per replication stream), so a leader change opens no
+//! connection. An AppendEntries whose encoding exceeds
+//! [`RAFT_MESSAGE_BUDGET`] is refused before sending with openraft's
+//! `PayloadTooLarge`, which makes replication retry with fewer entries: a
+//! lagging follower is never stuck behind a message its peer cannot take.
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -27,7 +38,9 @@ pub struct RaftService {
 impl RaftService {
     /// The service for `raft`, wrapped for a tonic server.
     pub fn server(raft: Raft<TypeConfig>) -> RaftServer<Self> {
-        RaftServer::new(RaftService { raft }).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+        RaftServer::new(RaftService { raft })
+            .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES)
     }
 }
 
@@ -57,17 +70,38 @@ impl RaftGrpc for RaftService {
     }
 }
 
-/// Creates a [`PeerClient`] per Raft peer.
+/// The largest Raft message either end accepts.
+pub const RAFT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// An AppendEntries is sent only below this many encoded bytes (with more
+/// than one entry; one entry is sent whatever its size, below the
+/// group-commit cap of the batcher): far below [`RAFT_MAX_MESSAGE_BYTES`].
+pub const RAFT_MESSAGE_BUDGET: usize = 16 << 20;
+
+/// Creates a [`PeerClient`] per Raft peer, over one channel per address.
 #[derive(Clone, Debug, Default)]
-pub struct NetworkFactory;
+pub struct NetworkFactory {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        let channel = Endpoint::from_shared(node.addr.clone())
-            .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(1)).connect_lazy())
-            .map_err(|e| e.to_string());
+        let mut cached = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let channel = match cached.get(&node.addr) {
+            Some(c) => Ok(c.clone()),
+            None => {
+                // Lazily connected; tonic reconnects it after a failure.
+                let made = Endpoint::from_shared(node.addr.clone())
+                    .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(1)).connect_lazy())
+                    .map_err(|e| e.to_string());
+                if let Ok(c) = &made {
+                    cached.insert(node.addr.clone(), c.clone());
+                }
+                made
+            }
+        };
         PeerClient { target, channel }
     }
 }
@@ -91,8 +125,9 @@ impl PeerClient {
     {
         let channel =
             self.channel.clone().map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))?;
-        let mut client =
-            RaftClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+        let mut client = RaftClient::new(channel)
+            .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES);
         let req = RaftBytes { data: payload };
         let fut = async {
             match call {
@@ -114,6 +149,17 @@ impl PeerClient {
     }
 }
 
+/// How many entries to send instead, when `bytes` for `entries` entries is
+/// over [`RAFT_MESSAGE_BUDGET`]; `None` to send as is.
+fn fewer_entries(bytes: usize, entries: usize) -> Option<u64> {
+    if bytes <= RAFT_MESSAGE_BUDGET || entries <= 1 {
+        return None;
+    }
+    // Entries of the mean size that fit, at least one and fewer than now.
+    let fit = RAFT_MESSAGE_BUDGET / bytes.div_ceil(entries).max(1);
+    Some(fit.clamp(1, entries - 1) as u64)
+}
+
 #[derive(Clone, Copy)]
 enum Call {
     Append,
@@ -127,7 +173,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.send(Call::Append, to_bytes(&rpc), &option).await
+        let entries = rpc.entries.len();
+        let payload = to_bytes(&rpc);
+        if let Some(hint) = fewer_entries(payload.len(), entries) {
+            tracing::debug!(bytes = payload.len(), entries, hint, "append entries over budget: fewer entries");
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
+        }
+        self.send(Call::Append, payload, &option).await
     }
 
     async fn install_snapshot(
@@ -144,5 +196,19 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         self.send(Call::Vote, to_bytes(&rpc), &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_appends_are_cut_by_bytes() {
+        assert_eq!(fewer_entries(1 << 20, 300), None);
+        assert_eq!(fewer_entries(RAFT_MESSAGE_BUDGET * 3, 1), None, "one entry goes as it is");
+        // 300 entries of 200 KiB: 80 fit in 16 MiB.
+        assert_eq!(fewer_entries(300 * (200 << 10), 300), Some(81));
+        assert_eq!(fewer_entries(RAFT_MESSAGE_BUDGET + 1, 2), Some(1));
     }
 }

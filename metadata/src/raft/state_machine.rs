@@ -1,26 +1,26 @@
 //! openraft's state machine over [`MetaState`]: applies entries (each in
 //! one RocksDB batch together with the applied log id), builds snapshots
-//! from a consistent RocksDB snapshot, and installs received ones.
-//!
-//! Snapshot data: a format byte, then `[u32 len][key][u32 len][value]` for
-//! every key of the `sm` family. The current snapshot is kept (fsynced) in
-//! the `raft` family so it survives restarts and can be sent to followers.
+//! from a consistent RocksDB snapshot, and installs received ones — as
+//! files, streamed (snapshot.rs). The current snapshot's meta and file name
+//! are kept (fsynced) in the `raft` family so it survives restarts and can
+//! be sent to followers.
 
 use std::fmt::Debug;
-use std::io::Cursor;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder};
 use openraft::{StorageError, StoredMembership};
 use prost::Message;
-use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{DB, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 use tessera_rpc::proto::meta::{Command, CommandResult, CommandResults, command::Op, command_result::Outcome};
 
 #[cfg(test)]
 use super::RaftRequest;
+use super::snapshot;
 use super::{RaftResponse, TypeConfig, from_bytes, io_err, to_bytes};
 use crate::db::{CF_RAFT, CF_SM};
 use crate::{MetaError, MetaState};
@@ -30,9 +30,15 @@ const KEY_APPLIED: &[u8] = b"\0applied";
 /// Key of how many commands of a batched entry are applied, while the rest
 /// are not yet (`sm` family, so snapshots carry it).
 const KEY_PARTIAL: &[u8] = b"\0partial";
-/// Key of the current snapshot in the `raft` family.
-const KEY_SNAPSHOT: &[u8] = b"snapshot";
-const SNAPSHOT_FORMAT: u8 = 1;
+/// Key of the current snapshot in the `raft` family when its data was
+/// stored inline (before snapshots became files); removed when a new one is
+/// saved.
+const KEY_SNAPSHOT_INLINE: &[u8] = b"snapshot";
+/// Key of the current snapshot's meta and file name (`raft` family).
+const KEY_SNAPSHOT: &[u8] = b"snapshot-file";
+/// Key of a snapshot being installed (`raft` family): present at start-up,
+/// the install is done again.
+const KEY_INSTALLING: &[u8] = b"snapshot-installing";
 
 type SErr = StorageError<u64>;
 type Membership = StoredMembership<u64, BasicNode>;
@@ -40,7 +46,8 @@ type Membership = StoredMembership<u64, BasicNode>;
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta<u64, BasicNode>,
-    data: Vec<u8>,
+    /// The file's name in the snapshot folder.
+    file: String,
 }
 
 /// The state machine storage openraft drives.
@@ -48,6 +55,8 @@ struct StoredSnapshot {
 pub struct StateMachineStore {
     state: MetaState,
     snapshots_built: Arc<AtomicU64>,
+    /// The file a snapshot is being received into.
+    receiving: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl Debug for StateMachineStore {
@@ -63,7 +72,11 @@ fn sm_err(verb: ErrorVerb, e: &MetaError) -> SErr {
 impl StateMachineStore {
     /// The state machine storage over `state`'s database.
     pub fn new(state: MetaState) -> Self {
-        let sm = StateMachineStore { state, snapshots_built: Arc::new(AtomicU64::new(0)) };
+        let sm = StateMachineStore {
+            state,
+            snapshots_built: Arc::new(AtomicU64::new(0)),
+            receiving: Arc::new(Mutex::new(None)),
+        };
         // Unreadable here means unreadable at start-up too, where it is reported.
         if let Ok((Some(applied), _)) = sm.applied() {
             sm.state.note_applied(applied.index);
@@ -144,13 +157,85 @@ impl StateMachineStore {
         Ok(CommandResult { outcome: Some(Outcome::Batch(CommandResults { results })) })
     }
 
-    fn save_snapshot(&self, snap: &StoredSnapshot) -> Result<(), SErr> {
+    fn snap_err(e: &MetaError) -> SErr {
+        io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e)
+    }
+
+    fn stored(&self, key: &[u8]) -> Result<Option<StoredSnapshot>, SErr> {
+        let read = |e: &dyn std::error::Error| {
+            io_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, &MetaError::Storage(e.to_string()))
+        };
+        let v = self.db().get_cf(self.cf(CF_RAFT)?, key).map_err(|e| read(&e))?;
+        v.map(|v| from_bytes(&v).map_err(|e| read(&e))).transpose()
+    }
+
+    /// Makes `snap` the current snapshot (and forgets an install marker and
+    /// an inline snapshot of old), fsynced; removes the other files.
+    fn save_current(&self, snap: &StoredSnapshot) -> Result<(), SErr> {
+        let raft = self.cf(CF_RAFT)?;
+        let mut b = WriteBatch::default();
+        b.put_cf(raft, KEY_SNAPSHOT, to_bytes(snap));
+        b.delete_cf(raft, KEY_INSTALLING);
+        b.delete_cf(raft, KEY_SNAPSHOT_INLINE);
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db()
-            .put_cf_opt(self.cf(CF_RAFT)?, KEY_SNAPSHOT, to_bytes(snap), &w)
-            .map_err(|e| io_err(ErrorSubject::Snapshot(Some(snap.meta.signature())), ErrorVerb::Write, &e))
+            .write_opt(b, &w)
+            .map_err(|e| io_err(ErrorSubject::Snapshot(Some(snap.meta.signature())), ErrorVerb::Write, &e))?;
+        let dir = snapshot::dir(self.db());
+        snapshot::remove_others(&dir, &dir.join(&snap.file));
+        Ok(())
     }
+
+    /// Installs the snapshot file `snap` names (a marker makes a crash
+    /// halfway be followed by the same install at start-up).
+    async fn install_file(&self, snap: StoredSnapshot) -> Result<(), SErr> {
+        let subject = ErrorSubject::Snapshot(Some(snap.meta.signature()));
+        // The file is read whole before the state is touched, or a marker
+        // set: a bad file changes nothing and is not tried again.
+        let path = snapshot::dir(self.db()).join(&snap.file);
+        let checked = tokio::task::spawn_blocking(move || snapshot::check(&path))
+            .await
+            .map_err(|e| Self::snap_err(&MetaError::Storage(format!("snapshot check task: {e}"))))?;
+        checked.map_err(|e| io_err(subject.clone(), ErrorVerb::Read, &e))?;
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        self.db()
+            .put_cf_opt(self.cf(CF_RAFT)?, KEY_INSTALLING, to_bytes(&snap), &w)
+            .map_err(|e| io_err(subject.clone(), ErrorVerb::Write, &e))?;
+        let db = self.db().clone();
+        let path = snapshot::dir(&db).join(&snap.file);
+        let applied = to_bytes(&(snap.meta.last_log_id, snap.meta.last_membership.clone()));
+        let installed = tokio::task::spawn_blocking(move || {
+            let sm = crate::db::cf(&db, CF_SM)?;
+            snapshot::install(&db, &path, |b| b.put_cf(sm, KEY_APPLIED, applied))
+        })
+        .await
+        .map_err(|e| Self::snap_err(&MetaError::Storage(format!("install task: {e}"))))?;
+        let pairs = installed.map_err(|e| io_err(subject, ErrorVerb::Write, &e))?;
+        tracing::info!(snapshot = %snap.meta.snapshot_id, pairs, "snapshot installed");
+        if let Some(l) = snap.meta.last_log_id {
+            self.state.note_applied(l.index);
+        }
+        self.state.notify_map_changed();
+        self.save_current(&snap)
+    }
+
+    /// A snapshot install cut short (a crash): done again from its file.
+    async fn finish_install(&self) -> Result<(), SErr> {
+        if let Some(snap) = self.stored(KEY_INSTALLING)? {
+            tracing::warn!(snapshot = %snap.meta.snapshot_id, "a snapshot install was cut short: installing it again");
+            self.install_file(snap).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot id as a file name.
+fn file_name(snapshot_id: &str) -> String {
+    let safe: String =
+        snapshot_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    format!("snap-{safe}.snap")
 }
 
 /// Whether `cmd` changes the cluster map (watchers are told after the apply).
@@ -168,63 +253,38 @@ fn changes_map(cmd: &Command) -> bool {
     )
 }
 
-fn put_u32_prefixed(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
-}
-
-/// A borrowed (key, value) pair of snapshot data.
-type KvRef<'a> = (&'a [u8], &'a [u8]);
-
-/// Parses snapshot data into (key, value) pairs.
-fn parse_snapshot(data: &[u8]) -> Result<Vec<KvRef<'_>>, MetaError> {
-    let bad = || MetaError::Storage("snapshot data is malformed".into());
-    let (&format, body) = data.split_first().ok_or_else(bad)?;
-    if format != SNAPSHOT_FORMAT {
-        return Err(MetaError::Storage(format!("snapshot format {format} is unknown")));
-    }
-    let take = |at: usize| -> Result<(&[u8], usize), MetaError> {
-        let len_bytes: [u8; 4] = body.get(at..at + 4).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
-        let end = at + 4 + u32::from_le_bytes(len_bytes) as usize;
-        Ok((body.get(at + 4..end).ok_or_else(bad)?, end))
-    };
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < body.len() {
-        let (k, next) = take(at)?;
-        let (v, next) = take(next)?;
-        out.push((k, v));
-        at = next;
-    }
-    Ok(out)
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
         let db = self.db().clone();
-        let snap = db.snapshot();
-        let mut opts = ReadOptions::default();
-        opts.set_snapshot(&snap);
-        let mut data = vec![SNAPSHOT_FORMAT];
-        let mut applied = (None, Membership::default());
-        for item in db.iterator_cf_opt(self.cf(CF_SM)?, opts, IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, &e))?;
-            if k.as_ref() == KEY_APPLIED {
-                applied = from_bytes(&v).map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, &e))?;
-            }
-            put_u32_prefixed(&mut data, &k);
-            put_u32_prefixed(&mut data, &v);
-        }
-        let (last_log_id, last_membership): (Option<LogId<u64>>, Membership) = applied;
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        let dir = snapshot::dir(&db);
+        let building = dir.join(format!("building-{n}.snap"));
+        let path = building.clone();
+        // Off the runtime's threads: a scan of the whole state.
+        let (applied, bytes) = tokio::task::spawn_blocking(move || snapshot::build(&db, &path, KEY_APPLIED))
+            .await
+            .map_err(|e| Self::snap_err(&MetaError::Storage(format!("snapshot task: {e}"))))?
+            .map_err(|e| Self::snap_err(&e))?;
+        let (last_log_id, last_membership): (Option<LogId<u64>>, Membership) = match applied {
+            Some(v) => from_bytes(&v).map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, &e))?,
+            None => (None, Membership::default()),
+        };
         let snapshot_id = match last_log_id {
             Some(l) => format!("{}-{}-{}-{n}", l.leader_id.term, l.leader_id.node_id, l.index),
             None => format!("empty-{n}"),
         };
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.clone(), data };
-        self.save_snapshot(&stored)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
+        let stored = StoredSnapshot { meta: meta.clone(), file: file_name(&meta.snapshot_id) };
+        let path = dir.join(&stored.file);
+        std::fs::rename(&building, &path)
+            .map_err(|e| Self::snap_err(&MetaError::Storage(format!("name a snapshot: {e}"))))?;
+        snapshot::sync_dir(&dir).map_err(|e| Self::snap_err(&e))?;
+        self.save_current(&stored)?;
+        tracing::info!(snapshot = %meta.snapshot_id, bytes, "snapshot built");
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io_err(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Read, &e))?;
+        Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
 }
 
@@ -232,6 +292,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership), SErr> {
+        // Called first at start-up: a cut-short install is finished before
+        // anything reads the state.
+        self.finish_install().await?;
         self.applied()
     }
 
@@ -290,47 +353,83 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, SErr> {
+        let dir = snapshot::dir(self.db());
+        let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("receiving-{n}.part"));
+        let err = |e: &std::io::Error| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e);
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| err(&e))?;
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(|e| err(&e))?;
+        *self.receiving.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), SErr> {
-        let data = snapshot.into_inner();
+        use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
-        let pairs = parse_snapshot(&data).map_err(|e| io_err(subject.clone(), ErrorVerb::Read, &e))?;
-        let cf = self.cf(CF_SM)?;
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf, [0u8].as_slice(), [0xffu8].as_slice());
-        for (k, v) in pairs {
-            batch.put_cf(cf, k, v);
-        }
-        batch.put_cf(cf, KEY_APPLIED, to_bytes(&(meta.last_log_id, meta.last_membership.clone())));
-        let mut w = WriteOptions::default();
-        w.set_sync(true);
-        self.db().write_opt(batch, &w).map_err(|e| io_err(subject, ErrorVerb::Write, &e))?;
-        if let Some(l) = meta.last_log_id {
-            self.state.note_applied(l.index);
-        }
-        self.state.notify_map_changed();
-        self.save_snapshot(&StoredSnapshot { meta: meta.clone(), data })
+        let io = |e: std::io::Error| io_err(subject.clone(), ErrorVerb::Write, &e);
+        let mut file = *snapshot;
+        let dir = snapshot::dir(self.db());
+        // The data is normally in the file begin_receiving_snapshot made;
+        // anything else given is copied in first.
+        let receiving = self.receiving.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt as _;
+            a.dev() == b.dev() && a.ino() == b.ino()
+        };
+        let given = file.metadata().await.map_err(io)?;
+        let receiving = match receiving {
+            Some(p) if std::fs::metadata(&p).is_ok_and(|m| same(&m, &given)) => Some(p),
+            _ => None,
+        };
+        let received = match receiving {
+            Some(path) => {
+                file.flush().await.map_err(io)?;
+                file.sync_all().await.map_err(io)?;
+                path
+            }
+            // Data from elsewhere (not received here): copied in first.
+            None => {
+                let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+                let path = dir.join(format!("given-{n}.part"));
+                tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+                let mut out = tokio::fs::File::create(&path).await.map_err(io)?;
+                file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+                tokio::io::copy(&mut file, &mut out).await.map_err(io)?;
+                out.sync_all().await.map_err(io)?;
+                path
+            }
+        };
+        drop(file);
+        let stored = StoredSnapshot { meta: meta.clone(), file: file_name(&meta.snapshot_id) };
+        std::fs::rename(&received, dir.join(&stored.file))
+            .map_err(|e| io_err(subject.clone(), ErrorVerb::Write, &e))?;
+        snapshot::sync_dir(&dir).map_err(|e| io_err(subject, ErrorVerb::Write, &e))?;
+        self.install_file(stored).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        let v = self
-            .db()
-            .get_cf(self.cf(CF_RAFT)?, KEY_SNAPSHOT)
-            .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
-        match v {
-            None => Ok(None),
-            Some(v) => {
-                let s: StoredSnapshot =
-                    from_bytes(&v).map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
-                Ok(Some(Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+        let Some(s) = self.stored(KEY_SNAPSHOT)? else { return Ok(None) };
+        let path = snapshot::dir(self.db()).join(&s.file);
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(Some(Snapshot { meta: s.meta, snapshot: Box::new(file) })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Built again when one is needed.
+                tracing::warn!(file = %path.display(), "the current snapshot's file is missing");
+                Ok(None)
             }
+            Err(e) => Err(io_err(ErrorSubject::Snapshot(Some(s.meta.signature())), ErrorVerb::Read, &e)),
         }
     }
 }
@@ -470,18 +569,75 @@ mod tests {
         let r = results(apply_one(&mut sm, 3, &batch(vec![create("xxx"), create("yyy")])).await);
         assert!(r.iter().all(|r| matches!(r.outcome, Some(Outcome::Done(_)))));
     }
+}
 
-    #[test]
-    fn snapshot_data_round_trips_and_rejects_garbage() {
-        let mut data = vec![SNAPSHOT_FORMAT];
-        put_u32_prefixed(&mut data, b"key");
-        put_u32_prefixed(&mut data, b"");
-        put_u32_prefixed(&mut data, b"k2");
-        put_u32_prefixed(&mut data, b"value");
-        assert_eq!(parse_snapshot(&data).unwrap(), vec![(&b"key"[..], &b""[..]), (&b"k2"[..], &b"value"[..])]);
-        assert!(parse_snapshot(&data[..data.len() - 1]).is_err(), "truncated");
-        assert!(parse_snapshot(&[9]).is_err(), "unknown format");
-        assert!(parse_snapshot(&[]).is_err());
-        assert!(parse_snapshot(&[SNAPSHOT_FORMAT, 1, 0]).is_err());
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+    use openraft::CommittedLeaderId;
+    use tessera_rpc::proto::meta::CreateBucket;
+
+    fn create(index: u64, name: &str) -> Entry<TypeConfig> {
+        let cmd = Command {
+            now_ms: 1,
+            op: Some(Op::CreateBucket(CreateBucket { name: name.into(), owner: "o".into(), ..Default::default() })),
+        };
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(RaftRequest(cmd.encode_to_vec())),
+        }
+    }
+
+    fn names(sm: &StateMachineStore) -> Vec<String> {
+        sm.state().buckets().unwrap().into_iter().map(|b| b.name).collect()
+    }
+
+    /// A crash in the middle of an install leaves part of the old state and
+    /// part of the new; the marker makes the next start install it again.
+    #[tokio::test]
+    async fn a_cut_short_install_is_finished_at_start_up() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = StateMachineStore::new(MetaState::new(crate::db::open_db(a_dir.path()).unwrap()));
+        a.apply((1..=3).map(|i| create(i, &format!("snap-{i}")))).await.unwrap();
+        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let stored = a.stored(KEY_SNAPSHOT).unwrap().unwrap();
+        assert!(snapshot::dir(a.db()).join(&stored.file).exists());
+
+        // Node b had other buckets; its install got as far as the marker and a
+        // first batch that deleted its state and wrote one key.
+        {
+            let mut b = StateMachineStore::new(MetaState::new(crate::db::open_db(b_dir.path()).unwrap()));
+            b.apply((1..=2).map(|i| create(i, &format!("old-{i}")))).await.unwrap();
+            let dir = snapshot::dir(b.db());
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(snapshot::dir(a.db()).join(&stored.file), dir.join(&stored.file)).unwrap();
+            let marker = StoredSnapshot { meta: snap.meta.clone(), file: stored.file.clone() };
+            b.db().put_cf(b.cf(CF_RAFT).unwrap(), KEY_INSTALLING, to_bytes(&marker)).unwrap();
+            b.db().delete_cf(b.cf(CF_SM).unwrap(), crate::keys::bucket("old-1")).unwrap();
+            assert_eq!(names(&b), ["old-2"], "a half-installed state");
+        }
+        let mut b = StateMachineStore::new(MetaState::new(crate::db::open_db(b_dir.path()).unwrap()));
+        let (applied, _) = b.applied_state().await.unwrap();
+        assert_eq!(applied.map(|l| l.index), Some(3));
+        assert_eq!(names(&b), ["snap-1", "snap-2", "snap-3"]);
+        assert!(b.stored(KEY_INSTALLING).unwrap().is_none(), "the marker is gone");
+        assert_eq!(b.get_current_snapshot().await.unwrap().unwrap().meta.snapshot_id, snap.meta.snapshot_id);
+    }
+
+    /// A truncated received file is refused before the state is touched.
+    #[tokio::test]
+    async fn a_truncated_snapshot_changes_nothing() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = StateMachineStore::new(MetaState::new(crate::db::open_db(a_dir.path()).unwrap()));
+        a.apply((1..=3).map(|i| create(i, &format!("snap-{i}")))).await.unwrap();
+        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let full = std::fs::read(snapshot::dir(a.db()).join(a.stored(KEY_SNAPSHOT).unwrap().unwrap().file)).unwrap();
+        let mut b = StateMachineStore::new(MetaState::new(crate::db::open_db(b_dir.path()).unwrap()));
+        b.apply([create(1, "mine")]).await.unwrap();
+        let mut file = b.begin_receiving_snapshot().await.unwrap();
+        use tokio::io::AsyncWriteExt as _;
+        file.write_all(&full[..full.len() - 3]).await.unwrap();
+        assert!(b.install_snapshot(&snap.meta, file).await.is_err());
+        assert_eq!(names(&b), ["mine"]);
     }
 }

@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 use tessera_rpc::proto::meta::command_result::Outcome;
-use tessera_rpc::proto::meta::{BucketRecord, Command, CommandResult, ObjectRecord, PartRecord, UploadRecord};
+use tessera_rpc::proto::meta::{
+    BucketRecord, Command, CommandResult, ObjectRecord, ObjectSummary, PartRecord, UploadRecord,
+};
 
 use crate::MetaError;
 use crate::db::{CF_SM, cf};
@@ -187,7 +189,18 @@ impl MetaState {
         let items = page
             .items
             .into_iter()
-            .map(|(k, v)| Ok((k, decode::<ObjectRecord>(&v.1)?)))
+            .map(|(k, v)| {
+                // Only what a listing shows: bodies, parts and metadata are skipped undecoded.
+                let s = decode::<ObjectSummary>(&v.1)?;
+                let summary = ObjectRecord {
+                    size: s.size,
+                    etag: s.etag,
+                    last_modified_ms: s.last_modified_ms,
+                    checksums: s.checksums,
+                    ..Default::default()
+                };
+                Ok((k, summary))
+            })
             .collect::<Result<_, MetaError>>()?;
         Ok(ListPage { items, common_prefixes: page.common_prefixes, is_truncated: page.is_truncated, last: page.last })
     }
