@@ -97,6 +97,20 @@ async fn a_page_of_a_thousand_large_multipart_objects_lists() {
     let head = s3.head_object().bucket("videos").key("vod/movie-0000.mp4").send().await.unwrap();
     assert_eq!(head.content_length(), Some((u64::from(PARTS) * PART_SIZE) as i64));
 
+    // The metadata reply for a page of 1,000: summaries only.
+    let reply = cluster
+        .meta_client
+        .list_objects(tessera_rpc::proto::meta::ListObjectsRequest {
+            bucket: "videos".into(),
+            max_keys: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let bytes = prost::Message::encoded_len(&reply);
+    println!("a metadata page of {} objects: {bytes} bytes", reply.objects.len());
+    assert!(reply.objects.len() == OBJECTS && bytes < 256 << 10, "{bytes} bytes");
+
     // One page of all 1,000 (ListObjectsV2 and V1), then pages of 100.
     let page = s3.list_objects_v2().bucket("videos").max_keys(1000).send().await.unwrap();
     assert_eq!(page.contents().len(), OBJECTS);
