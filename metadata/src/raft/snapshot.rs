@@ -171,7 +171,9 @@ pub(crate) fn remove_others(dir: &Path, keep: &Path) {
 mod tests {
     use super::*;
 
-    fn collect(data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, MetaError> {
+    type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn collect(data: &[u8]) -> Result<Pairs, MetaError> {
         let mut out = Vec::new();
         read_pairs(data, |k, v| {
             out.push((k.to_vec(), v.to_vec()));
