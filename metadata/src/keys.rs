@@ -8,7 +8,7 @@
 //! | `u` uploads | `u` len(bucket) bucket esc(key) upload_id | UploadRecord |
 //! | `p` parts | `p` upload_id be32(part) | PartRecord |
 //! | `g` pg index | `g` be32(pg) len(bucket) bucket key | (empty) |
-//! | `x` (retired) | garbage queue of older versions: never read; the collectors work from the disk index | GcEntry |
+//! | `x` (retired) | garbage queue of older versions: never read (the collectors work from the disk index); the leader drops what is left (`DropRetired`) | GcEntry |
 //! | `i` disk incarnations | `i` be32(disk) | the incarnation (DISK_ID's second line) last registered |
 //! | `s` disk index | `s` be32(disk) data id | DiskShard (the shards of that body the disk should hold) |
 //! | `c` cluster map | `cmap` | ClusterMap::to_bytes |
@@ -28,6 +28,8 @@ pub(crate) const OBJECTS: u8 = b'o';
 pub(crate) const UPLOADS: u8 = b'u';
 pub(crate) const PARTS: u8 = b'p';
 pub(crate) const PG_INDEX: u8 = b'g';
+/// The retired garbage queue of older versions (never read; dropped).
+pub(crate) const RETIRED_GC: u8 = b'x';
 pub(crate) const DATANODES: u8 = b'n';
 pub(crate) const ACCESS_KEYS: u8 = b'k';
 pub(crate) const POLICIES: u8 = b'y';

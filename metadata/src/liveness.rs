@@ -23,7 +23,7 @@ use openraft::Raft;
 use prost::Message;
 use tessera_common::worker::{StepResult, Worker};
 use tessera_rpc::proto::meta::{
-    Command, DiskUsage, HeartbeatRequest, SetDiskFull, SetDiskState, WorkerReport, command::Op,
+    Command, DiskUsage, DropRetired, HeartbeatRequest, SetDiskFull, SetDiskState, WorkerReport, command::Op,
 };
 
 use crate::MetaState;
@@ -160,6 +160,20 @@ impl LivenessWorker {
 }
 
 impl LivenessWorker {
+    /// Drops what is left of the retired garbage queue, 10,000 entries a
+    /// step (a table older versions kept: never read, only taking space in
+    /// the state and its snapshots).
+    async fn drop_retired(&mut self) -> Result<(), String> {
+        let st = self.state.clone();
+        let left = tokio::task::spawn_blocking(move || st.has_retired()).await.map_err(|e| e.to_string())?;
+        if left.map_err(|e| e.to_string())? {
+            let cmd = Command { now_ms: 0, op: Some(Op::DropRetired(DropRetired { max: 10_000 })) };
+            self.raft.client_write(RaftRequest(cmd.encode_to_vec())).await.map_err(|e| e.to_string())?;
+            tracing::info!("dropped retired garbage-queue entries");
+        }
+        Ok(())
+    }
+
     async fn propose_full(&mut self, disk: u32, full: bool) -> Result<(), String> {
         let cmd = Command { now_ms: 0, op: Some(Op::SetDiskFull(SetDiskFull { disk, full })) };
         self.raft.client_write(RaftRequest(cmd.encode_to_vec())).await.map_err(|e| e.to_string())?;
@@ -192,6 +206,7 @@ impl Worker for LivenessWorker {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         self.report(map.as_ref());
+        self.drop_retired().await?;
         let Some(map) = map else { return Ok(StepResult::Idle) };
         let now = Instant::now();
         let disks: Vec<(u32, bool, bool, bool, bool)> =

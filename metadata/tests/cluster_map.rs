@@ -217,3 +217,23 @@ fn damage_reports_are_recorded() {
     let got = st.damage_reports(10, Some(7)).unwrap();
     assert_eq!(got.iter().map(|r| (r.data_id.clone(), r.shard)).collect::<Vec<_>>(), vec![(vec![1; 16], 2)]);
 }
+
+#[test]
+fn the_retired_garbage_queue_is_dropped_in_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path()).unwrap();
+    let st = MetaState::new(db.clone());
+    let sm = db.cf_handle(tessera_metadata::CF_SM).unwrap();
+    for i in 0..5u8 {
+        db.put_cf(sm, [b'x', i], b"old entry").unwrap();
+    }
+    db.put_cf(sm, b"y-after", b"a policy-table key stays").unwrap();
+    assert!(st.has_retired().unwrap());
+    apply(&st, 1, Op::DropRetired(DropRetired { max: 3 })).unwrap();
+    assert!(st.has_retired().unwrap(), "two left");
+    assert_eq!(db.get_cf(sm, [b'x', 3]).unwrap().as_deref(), Some(&b"old entry"[..]));
+    apply(&st, 2, Op::DropRetired(DropRetired { max: 3 })).unwrap();
+    assert!(!st.has_retired().unwrap());
+    assert!(db.get_cf(sm, b"y-after").unwrap().is_some(), "other tables are untouched");
+    apply(&st, 3, Op::DropRetired(DropRetired { max: 3 })).unwrap();
+}

@@ -158,6 +158,12 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
             w.put(keys::bucket(&c.bucket), encode(&rec));
             Ok(done())
         }
+        Op::DropRetired(c) => {
+            for k in st.first_keys(&[keys::RETIRED_GC], c.max.clamp(1, 10_000) as usize)? {
+                w.delete(k);
+            }
+            Ok(done())
+        }
         Op::SetObjectAcl(c) => {
             st.require_bucket(&c.bucket)?;
             let mut rec: ObjectRecord = st.get(&keys::object(&c.bucket, &c.key))?.ok_or(MetaError::NoSuchKey)?;

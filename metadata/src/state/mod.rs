@@ -151,6 +151,28 @@ impl MetaState {
         Ok(out)
     }
 
+    /// The first `max` keys under `prefix`, in order.
+    pub(crate) fn first_keys(&self, prefix: &[u8], max: usize) -> Result<Vec<Vec<u8>>, MetaError> {
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_SM)?);
+        it.seek(prefix);
+        while out.len() < max && it.valid() {
+            match it.key() {
+                Some(k) if k.starts_with(prefix) => out.push(k.to_vec()),
+                _ => break,
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Whether the retired garbage queue of older versions still holds
+    /// entries (the leader drops them, `DropRetired`).
+    pub fn has_retired(&self) -> Result<bool, MetaError> {
+        self.has_any(&[keys::RETIRED_GC])
+    }
+
     pub(crate) fn has_any(&self, prefix: &[u8]) -> Result<bool, MetaError> {
         let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_SM)?);
         it.seek(prefix);
