@@ -246,3 +246,39 @@ async fn public_access_blocks_and_disabled_acls_override_grants() {
     assert_eq!(code(&e.unwrap_err()), "NotImplemented");
     cluster.shutdown().await;
 }
+
+/// A bucket owner limited by identity policies gets nothing from its own
+/// entry in a canned ACL (FULL_CONTROL): only what its policies allow, and
+/// what the ACL grants everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_limited_by_policies_gets_nothing_from_its_own_acl_entry() {
+    use tessera_rpc::proto::meta::command::Op;
+    use tessera_rpc::proto::meta::{Command, PolicyRecord, PutPolicy, UpdateAccessKey};
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let limited = add_key(&cluster, "LIMITED0000000000001", "limited-secret-00000000000000", false).await;
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:CreateBucket","s3:GetObject","s3:PutBucketAcl"],"Resource":"*"}]}"#;
+    for op in [
+        Op::PutPolicy(PutPolicy {
+            policy: Some(PolicyRecord { name: "create-and-read".into(), document: doc.into(), created_ms: 0 }),
+        }),
+        Op::UpdateAccessKey(UpdateAccessKey {
+            access_key_id: "LIMITED0000000000001".into(),
+            policies: vec!["create-and-read".into()],
+            disabled: false,
+            expires_ms: 0,
+        }),
+    ] {
+        cluster.meta_client.write(Command { now_ms: 0, op: Some(op) }).await.unwrap();
+    }
+    limited.create_bucket().bucket("mine").acl(BucketCannedAcl::PublicRead).send().await.unwrap();
+    let acl = cluster.client(0).get_bucket_acl().bucket("mine").send().await;
+    assert_eq!(code(&acl.unwrap_err()), "AccessDenied", "another key");
+    // Its ACL names it with FULL_CONTROL, but its policies allow no PutObject;
+    // what public-read grants everyone (the listing) it gets too.
+    let e = limited.put_object().bucket("mine").key("x").body(ByteStream::from_static(b"x")).send().await;
+    assert_eq!(code(&e.unwrap_err()), "AccessDenied");
+    limited.list_objects_v2().bucket("mine").send().await.unwrap();
+    let e = limited.get_bucket_acl().bucket("mine").send().await;
+    assert_eq!(code(&e.unwrap_err()), "AccessDenied", "READ_ACP comes from its own entry only");
+    cluster.shutdown().await;
+}

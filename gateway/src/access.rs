@@ -249,7 +249,7 @@ impl Directory {
                 || (bucket_says == Decision::Allow && !restricted)
                 || (owner && caller.identity.is_none())
         };
-        if allowed || (!denied && self.acl_grants(caller, &b, action, bucket, key).await?) {
+        if allowed || (!denied && self.acl_grants(caller, owner, &b, action, bucket, key).await?) {
             Ok(())
         } else {
             Err(s3_error!(AccessDenied, "Access Denied"))
@@ -258,10 +258,13 @@ impl Directory {
 
     /// Does an ACL (the bucket's, or the object's) grant `action`? Looked
     /// up only when nothing else allowed the request; an object's ACL costs
-    /// a metadata read.
+    /// a metadata read. The owner's own entry (canned ACLs name the owner
+    /// with FULL_CONTROL) grants the owner nothing here: an owner limited
+    /// by identity policies gets only what they (or public grants) allow.
     async fn acl_grants(
         &self,
         caller: &Caller,
+        owner: bool,
         b: &BucketAccess,
         action: &str,
         bucket: &str,
@@ -269,11 +272,18 @@ impl Directory {
     ) -> S3Result<bool> {
         let Some((perm, on)) = acl::needed(action).filter(|_| !b.acl_disabled) else { return Ok(false) };
         let who = caller.key.as_deref();
+        let decide = |acl: &[tessera_rpc::proto::meta::AclGrant]| {
+            if owner {
+                acl::grants_groups(acl, who.is_some(), perm, b.ignore_public_acls)
+            } else {
+                acl::grants(acl, who, perm, b.ignore_public_acls)
+            }
+        };
         match (on, key) {
-            (acl::On::Bucket, _) => Ok(acl::grants(&b.acl, who, perm, b.ignore_public_acls)),
+            (acl::On::Bucket, _) => Ok(decide(&b.acl)),
             (acl::On::Object, Some(k)) => {
                 let r = self.meta.get_object(bucket, k).await.map_err(unavailable)?;
-                Ok(r.object.is_some_and(|o| acl::grants(&o.acl, who, perm, b.ignore_public_acls)))
+                Ok(r.object.is_some_and(|o| decide(&o.acl)))
             }
             (acl::On::Object, None) => Ok(false),
         }

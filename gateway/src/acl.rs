@@ -98,6 +98,13 @@ pub fn grants(acl: &[AclGrant], caller: Option<&str>, perm: Perm, ignore_public:
     })
 }
 
+/// Does `acl` give `perm` to the public groups a caller belongs to (all
+/// users; authenticated users when `signed`), leaving grants by key aside?
+pub fn grants_groups(acl: &[AclGrant], signed: bool, perm: Perm, ignore_public: bool) -> bool {
+    let groups: Vec<AclGrant> = acl.iter().filter(|g| g.grantee() != Grantee::User).cloned().collect();
+    grants(&groups, signed.then_some(""), perm, ignore_public)
+}
+
 /// Does `acl` grant anything to a public group?
 pub fn is_public(acl: &[AclGrant]) -> bool {
     acl.iter().any(|g| matches!(g.grantee(), Grantee::AllUsers | Grantee::AuthenticatedUsers))
@@ -295,6 +302,11 @@ mod tests {
         let ar = canned("authenticated-read", "o").unwrap();
         assert!(grants(&ar, Some("k"), Perm::Read, false));
         assert!(!grants(&ar, None, Perm::Read, false));
+        assert!(!grants_groups(&pr, true, Perm::Write, false), "the owner's own entry is not a group's");
+        assert!(grants_groups(&pr, false, Perm::Read, false));
+        assert!(!grants_groups(&pr, false, Perm::Read, true));
+        assert!(grants_groups(&canned("authenticated-read", "o").unwrap(), true, Perm::Read, false));
+        assert!(!grants_groups(&canned("authenticated-read", "o").unwrap(), false, Perm::Read, false));
         for private in ["private", "bucket-owner-full-control", "bucket-owner-read"] {
             let p = canned(private, "o").unwrap();
             assert!(owner_only(&p, "o") && !is_public(&p));
