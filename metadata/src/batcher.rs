@@ -87,17 +87,14 @@ async fn run(
         let mut bytes = first.0.encoded_len();
         let mut group = vec![first];
         while group.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) if bytes + p.0.encoded_len() > MAX_BATCH_BYTES => {
-                    carried = Some(p);
-                    break;
-                }
-                Ok(p) => {
-                    bytes += p.0.encoded_len();
-                    group.push(p);
-                }
-                Err(_) => break,
+            let Ok(p) = rx.try_recv() else { break };
+            let len = p.0.encoded_len();
+            if bytes + len > MAX_BATCH_BYTES {
+                carried = Some(p);
+                break;
             }
+            bytes += len;
+            group.push(p);
         }
         let (cmds, replies): (Vec<Command>, Vec<Reply>) = group.into_iter().unzip();
         let n = cmds.len();

@@ -31,6 +31,9 @@ pub(crate) const SNAPSHOT_FORMAT: u8 = 1;
 const INSTALL_BATCH_BYTES: usize = 8 << 20;
 /// Buffer of the file writer and reader.
 const IO_BUFFER: usize = 1 << 20;
+/// Largest key or value a snapshot may hold (records are far smaller): a
+/// damaged length is refused before anything that size is allocated.
+const MAX_ITEM: usize = 64 << 20;
 
 fn storage(what: &str, e: impl std::fmt::Display) -> MetaError {
     MetaError::Storage(format!("{what}: {e}"))
@@ -105,11 +108,15 @@ pub(crate) fn read_pairs(
             Err(e) => return Err(storage("read snapshot data", e)),
         }
         let truncated = |_| storage("snapshot data", "truncated");
+        let size = |len: [u8; 4]| match u32::from_le_bytes(len) as usize {
+            n if n > MAX_ITEM => Err(storage("snapshot data", format!("an item of {n} bytes"))),
+            n => Ok(n),
+        };
         r.read_exact(&mut len[1..]).map_err(truncated)?;
-        k.resize(u32::from_le_bytes(len) as usize, 0);
+        k.resize(size(len)?, 0);
         r.read_exact(&mut k).map_err(truncated)?;
         r.read_exact(&mut len).map_err(truncated)?;
-        v.resize(u32::from_le_bytes(len) as usize, 0);
+        v.resize(size(len)?, 0);
         r.read_exact(&mut v).map_err(truncated)?;
         f(&k, &v)?;
     }
@@ -197,5 +204,6 @@ mod tests {
         assert!(collect(&[]).is_err());
         assert!(collect(&[SNAPSHOT_FORMAT, 1, 0]).is_err());
         assert_eq!(collect(&[SNAPSHOT_FORMAT]).unwrap(), Vec::new(), "an empty state");
+        assert!(collect(&[SNAPSHOT_FORMAT, 0xff, 0xff, 0xff, 0xff]).is_err(), "a 4 GiB key is not allocated");
     }
 }
