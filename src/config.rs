@@ -220,13 +220,13 @@ options! {
         /// Root secret key (with --access-key).
         #[arg(long, env = "TESSERA_ROOT_SECRET_KEY", hide_env_values = true)]
         pub secret_key: Option<String>,
-        /// Leader heartbeat interval [default: 250ms].
+        /// Leader heartbeat interval [default: 50ms].
         #[arg(long, env = "TESSERA_RAFT_HEARTBEAT")]
         pub raft_heartbeat: Option<HumanDuration>,
-        /// Shortest election timeout [default: 1s].
+        /// Shortest election timeout [default: 200ms].
         #[arg(long, env = "TESSERA_ELECTION_TIMEOUT_MIN")]
         pub election_timeout_min: Option<HumanDuration>,
-        /// Longest election timeout [default: 2s].
+        /// Longest election timeout [default: 400ms].
         #[arg(long, env = "TESSERA_ELECTION_TIMEOUT_MAX")]
         pub election_timeout_max: Option<HumanDuration>,
         /// Snapshot (and purge the log) after this many entries [default: 10000].
@@ -238,6 +238,10 @@ options! {
         /// A disk down this long is marked out and its data moves [default: 10m].
         #[arg(long, env = "TESSERA_DISK_OUT_AFTER")]
         pub disk_out_after: Option<HumanDuration>,
+        /// Behave as an older release: understand metadata commands up to this level only
+        /// (upgrade tests; see docs/operations.md, rolling upgrades) [default: this release's].
+        #[arg(long, env = "TESSERA_COMMAND_LEVEL", hide = true)]
+        pub command_level: Option<u32>,
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,

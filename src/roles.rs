@@ -182,9 +182,13 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
     if let Some(d) = o.disk_out_after {
         mc.disk_out_after = d.0;
     }
+    if let Some(l) = o.command_level {
+        mc.command_level = l;
+    }
     mc.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let (stop_tx, stop) = watch::channel(false);
+    let level = mc.command_level;
     let node = tokio::spawn(tessera_metadata::serve(mc, listener, stop.clone()));
     let own = MetaClient::new(MetaClientConfig::new(vec![advertise.clone()]));
     let ready: ReadyCheck = {
@@ -208,7 +212,7 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
     // Joining and the root key need the cluster; they run beside the node.
     let mut chores = tokio::task::JoinSet::new();
     if let Some(peers) = o.join.clone() {
-        chores.spawn(join_cluster(peers, node_id, advertise.clone()));
+        chores.spawn(join_cluster(peers, node_id, advertise.clone(), level));
     }
     if let Some((a, s)) = creds {
         let own = own.clone();
@@ -223,6 +227,8 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
             }
         });
     }
+    let mut node = node;
+    let mut ended = None;
     let outcome = tokio::select! {
         _ = shutdown_signal() => Ok(()),
         r = async {
@@ -231,11 +237,20 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
             }
             std::future::pending::<anyhow::Result<()>>().await
         } => r,
+        // The node stopped by itself (Raft's storage failed, or the log
+        // holds a command this release does not understand): exit with it.
+        r = &mut node => {
+            ended = Some(r);
+            Ok(())
+        }
     };
     eprintln!("tessera meta: shutting down");
     let _ = stop_tx.send(true);
     chores.shutdown().await;
-    node.await.context("metadata task")?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    match ended {
+        Some(r) => r.context("metadata task")?.map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => node.await.context("metadata task")?.map_err(|e| anyhow::anyhow!("{e}"))?,
+    }
     let _ = ops_task.await;
     outcome
 }
@@ -244,11 +259,11 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
 /// it to catch up), then as a voter. Nothing to do when it already votes.
 /// Membership changes go one at a time, so a refusal (another node joining
 /// at the same moment) is retried for up to two minutes.
-async fn join_cluster(peers: Vec<String>, id: u64, advertise: String) -> anyhow::Result<()> {
+async fn join_cluster(peers: Vec<String>, id: u64, advertise: String, level: u32) -> anyhow::Result<()> {
     let cluster = reach_metadata(&peers, Duration::from_secs(60)).await?;
     let start = Instant::now();
     loop {
-        match try_join(&cluster, id, &advertise).await {
+        match try_join(&cluster, id, &advertise, level).await {
             Ok(voters) => {
                 println!("tessera meta: node {id} is a voter; voters {voters:?}");
                 return Ok(());
@@ -264,7 +279,7 @@ async fn join_cluster(peers: Vec<String>, id: u64, advertise: String) -> anyhow:
     }
 }
 
-async fn try_join(cluster: &MetaClient, id: u64, advertise: &str) -> anyhow::Result<Vec<u64>> {
+async fn try_join(cluster: &MetaClient, id: u64, advertise: &str, level: u32) -> anyhow::Result<Vec<u64>> {
     let status = cluster.cluster_status().await.context("cluster status")?;
     let voters = |s: &tessera_rpc::proto::meta::ClusterStatusReply| -> Vec<u64> {
         s.members.iter().filter(|m| m.voter).map(|m| m.id).collect()
@@ -275,7 +290,7 @@ async fn try_join(cluster: &MetaClient, id: u64, advertise: &str) -> anyhow::Res
     if let Some(other) = status.members.iter().find(|m| m.id == id && m.addr != advertise) {
         bail!("node id {id} is already a member at {}: pick an unused --node-id", other.addr);
     }
-    cluster.add_learner(id, advertise).await.context("joining as a learner")?;
+    cluster.add_learner(id, advertise, level).await.context("joining as a learner")?;
     let status = cluster.add_voters(vec![id]).await.context("becoming a voter")?;
     Ok(voters(&status))
 }

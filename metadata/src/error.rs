@@ -48,6 +48,9 @@ pub enum MetaError {
     /// The access key does not exist.
     #[error("no such access key")]
     NoSuchAccessKey,
+    /// The command needs a newer release than some metadata node runs.
+    #[error("not yet enabled: {0}")]
+    NotYetEnabled(String),
     /// Any other malformed request.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -75,6 +78,7 @@ impl MetaError {
             MetaError::EntityTooSmall(_) => Code::EntityTooSmall,
             MetaError::EntityTooLarge(_) => Code::EntityTooLarge,
             MetaError::InvalidArgument(_) => Code::InvalidArgument,
+            MetaError::NotYetEnabled(_) => Code::NotYetEnabled,
             MetaError::NoSuchAccessKey => Code::NoSuchAccessKey,
             MetaError::Storage(_) => Code::Unspecified,
         };
@@ -100,6 +104,7 @@ impl MetaError {
             Code::EntityTooSmall => MetaError::EntityTooSmall(0),
             Code::EntityTooLarge => MetaError::EntityTooLarge(0),
             Code::InvalidArgument => MetaError::InvalidArgument(msg),
+            Code::NotYetEnabled => MetaError::NotYetEnabled(msg),
             Code::NoSuchAccessKey => MetaError::NoSuchAccessKey,
             Code::Unspecified => MetaError::Storage(msg),
         }

@@ -31,6 +31,7 @@ pub mod raft;
 mod record;
 mod service;
 pub mod state;
+pub mod version;
 
 pub use db::{CF_LOG, CF_RAFT, CF_SM, open_db};
 pub use error::MetaError;

@@ -29,6 +29,7 @@ use tessera_rpc::proto::meta::{
 use crate::MetaState;
 use crate::metrics::MetaMetrics;
 use crate::raft::{RaftRequest, TypeConfig};
+use crate::version::Levels;
 use tessera_common::metrics::label;
 
 /// Last healthy report of each disk, kept by the leader.
@@ -97,6 +98,8 @@ pub struct LivenessWorker {
     leader_since: Option<Instant>,
     changes: u64,
     metrics: MetaMetrics,
+    /// Command levels (crate::version): `DropRetired` waits for level 2.
+    levels: Arc<Levels>,
 }
 
 /// The state a disk counts under in `tessera_metadata_disks`.
@@ -130,6 +133,7 @@ impl LivenessWorker {
             leader_since: None,
             changes: 0,
             metrics: MetaMetrics::default(),
+            levels: Arc::new(Levels::new(crate::version::LEVEL)),
         }
     }
 
@@ -137,6 +141,12 @@ impl LivenessWorker {
     /// `tessera_metadata_cluster_degraded`).
     pub fn with_metrics(mut self, metrics: MetaMetrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Proposes only what every metadata node understands (`levels`).
+    pub fn with_levels(mut self, levels: Arc<Levels>) -> Self {
+        self.levels = levels;
         self
     }
 
@@ -166,8 +176,13 @@ impl LivenessWorker {
     async fn drop_retired(&mut self) -> Result<(), String> {
         let st = self.state.clone();
         let left = tokio::task::spawn_blocking(move || st.has_retired()).await.map_err(|e| e.to_string())?;
+        let members: Vec<u64> =
+            self.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
+        let cmd = Command { now_ms: 0, op: Some(Op::DropRetired(DropRetired { max: 10_000 })) };
+        if crate::version::needed(&cmd).is_none_or(|n| n > self.levels.cluster(self.node_id, members)) {
+            return Ok(()); // a node runs an older release: later
+        }
         if left.map_err(|e| e.to_string())? {
-            let cmd = Command { now_ms: 0, op: Some(Op::DropRetired(DropRetired { max: 10_000 })) };
             self.raft.client_write(RaftRequest(cmd.encode_to_vec())).await.map_err(|e| e.to_string())?;
             tracing::info!("dropped retired garbage-queue entries");
         }

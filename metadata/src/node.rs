@@ -2,7 +2,7 @@
 //! serves the Raft, metadata and health services on one gRPC port, and
 //! stops cleanly when `shutdown` flips.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,8 +19,9 @@ use tessera_common::worker::{WorkerConfig, spawn_worker};
 
 use crate::liveness::{LivenessTable, LivenessWorker};
 use crate::metrics::MetaMetrics;
-use crate::raft::{LogStore, NetworkFactory, RaftService, StateMachineStore};
+use crate::raft::{LogStore, NetworkFactory, RaftService, StateMachineStore, TypeConfig};
 use crate::service::MetaService;
+use crate::version::Levels;
 use crate::{MetaError, MetaState, open_db};
 
 /// How to run one metadata node.
@@ -51,6 +52,10 @@ pub struct MetaConfig {
     pub liveness_interval: Duration,
     /// Where the node's metrics are registered (`tessera_metadata_*`).
     pub metrics: MetricsRegistry,
+    /// The highest command level the node understands: this release's
+    /// ([`crate::version::LEVEL`]) unless it is told to behave as an older
+    /// release (for upgrade tests).
+    pub command_level: u32,
 }
 
 impl MetaConfig {
@@ -62,13 +67,28 @@ impl MetaConfig {
             advertise: None,
             data_dir,
             bootstrap: false,
-            heartbeat: Duration::from_millis(250),
-            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            // Fail-over. openraft (0.9) has a follower that heard a leader
+            // wait its lease (the longest election timeout) plus a random
+            // election timeout before it stands, and refuse votes during
+            // that lease: a killed leader is replaced 0.45–0.6 s after its
+            // last heartbeat (plus openraft's 75 ms tick). When the follower
+            // with the shorter log stands first it is refused and the other
+            // wins on its own timer; a node refused so once waits 2 × the
+            // longest timeout more in its next election (openraft keeps
+            // that flag until it stands again), so some fail-overs take
+            // ~1.2 s. Nine heartbeats must go missing before a follower
+            // stands, so a leader slowed by a loaded machine is not deposed
+            // (the chaos suite checks the term under load).
+            // openraft also gives a read-index heartbeat one heartbeat
+            // interval to be answered, so it is not set much lower.
+            heartbeat: Duration::from_millis(50),
+            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
             snapshot_after_entries: 10_000,
             disk_down_after: Duration::from_secs(15),
             disk_out_after: Duration::from_secs(600),
             liveness_interval: Duration::from_secs(1),
             metrics: MetricsRegistry::default(),
+            command_level: crate::version::LEVEL,
         }
     }
 
@@ -80,6 +100,13 @@ impl MetaConfig {
         }
         if self.election_timeout.0 <= self.heartbeat * 2 || self.election_timeout.1 <= self.election_timeout.0 {
             return bad("election timeout must exceed two heartbeats and max must exceed min");
+        }
+        if !(crate::version::BASE_LEVEL..=crate::version::LEVEL).contains(&self.command_level) {
+            return bad(&format!(
+                "command level must be between {} and {} (this release)",
+                crate::version::BASE_LEVEL,
+                crate::version::LEVEL
+            ));
         }
         if self.snapshot_after_entries == 0 {
             return bad("snapshot_after_entries must be positive");
@@ -144,7 +171,7 @@ pub async fn start(
         Arc::new(config.raft_config()?),
         NetworkFactory::default(),
         LogStore::new(db.clone()),
-        StateMachineStore::new(state.clone()),
+        StateMachineStore::new(state.clone()).with_level(config.command_level),
     )
     .await
     .map_err(|e| MetaError::Storage(format!("raft start: {e}")))?;
@@ -155,6 +182,16 @@ pub async fn start(
     }
     let liveness = LivenessTable::default();
     let metrics = MetaMetrics::register(&config.metrics);
+    let levels = Arc::new(Levels::new(config.command_level));
+    if config.command_level < crate::version::LEVEL {
+        tracing::warn!(
+            node = config.node_id,
+            level = config.command_level,
+            "this metadata node behaves as an older release (command level {} of {})",
+            config.command_level,
+            crate::version::LEVEL
+        );
+    }
     let (workers_stop, workers_rx) = watch::channel(false);
     let liveness_worker = spawn_worker(
         LivenessWorker::new(
@@ -165,15 +202,17 @@ pub async fn start(
             config.disk_down_after,
             config.disk_out_after,
         )
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .with_levels(levels.clone()),
         WorkerConfig { idle_interval: config.liveness_interval, ..WorkerConfig::default() },
         workers_rx,
     );
     let follower = tokio::spawn(metrics.clone().follow(raft.clone(), config.node_id));
+    let poller = tokio::spawn(poll_levels(raft.clone(), levels.clone(), config.node_id));
     let health = HealthService::new("meta", NodeId(config.node_id));
     health.set_serving(true);
     tracing::info!(node = config.node_id, %local, "metadata node serving");
-    let meta = MetaService::server_with_metrics(raft.clone(), state, config.node_id, liveness, metrics);
+    let meta = MetaService::server_with_metrics(raft.clone(), state, config.node_id, liveness, metrics, levels);
     let local_meta = LocalMeta::new(advertise, meta.clone());
     let node = tokio::spawn(async move {
         let mut drain_signal = shutdown.clone();
@@ -192,8 +231,17 @@ pub async fn start(
             });
         // Graceful shutdown waits for open streams (a gateway's cluster-map
         // watch never ends by itself): give them DRAIN, then close.
+        let mut fatal = None;
         let served = tokio::select! {
             r = server => r,
+            // Raft stopped by itself (a storage failure, or an entry this
+            // release does not understand): the node ends with the error,
+            // so the process exits and the operator sees why.
+            e = raft_stopped(raft.clone()) => {
+                tracing::error!(node = config.node_id, error = %e, "raft stopped; the metadata node stops");
+                fatal = Some(e);
+                Ok(())
+            }
             _ = async {
                 while !*drain_signal.borrow() {
                     if drain_signal.changed().await.is_err() {
@@ -212,10 +260,70 @@ pub async fn start(
         }
         let stopped = raft.shutdown().await;
         follower.abort();
+        poller.abort();
         served.map_err(|e| MetaError::Storage(format!("grpc server: {e}")))?;
+        if let Some(e) = fatal {
+            return Err(MetaError::Storage(format!("raft stopped: {e}")));
+        }
         stopped.map_err(|e| MetaError::Storage(format!("raft shutdown: {e}")))?;
         tracing::info!(node = config.node_id, "metadata node stopped");
         Ok(())
     });
     Ok((local_meta, node))
+}
+
+/// Asks every other member of the group for its command level once a
+/// second (its `ClusterStatus`), so whichever node leads knows what the
+/// whole group understands (crate::version). A member that does not answer
+/// keeps the level last heard.
+async fn poll_levels(raft: Raft<TypeConfig>, levels: Arc<Levels>, me: u64) {
+    use tessera_rpc::proto::meta::ClusterStatusRequest;
+    use tessera_rpc::proto::meta::meta_client::MetaClient as MetaGrpc;
+    let mut clients: HashMap<String, MetaGrpc<tonic::transport::Channel>> = HashMap::new();
+    loop {
+        let members: Vec<(u64, String)> = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            m.membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != me)
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        };
+        for (id, addr) in members {
+            let client = match clients.get(&addr) {
+                Some(c) => c.clone(),
+                None => match tonic::transport::Endpoint::from_shared(addr.clone()) {
+                    Ok(e) => {
+                        let c = MetaGrpc::new(e.connect_timeout(Duration::from_secs(1)).connect_lazy());
+                        clients.insert(addr.clone(), c.clone());
+                        c
+                    }
+                    Err(_) => continue,
+                },
+            };
+            let mut client = client;
+            if let Ok(Ok(r)) =
+                tokio::time::timeout(Duration::from_secs(1), client.cluster_status(ClusterStatusRequest {})).await
+            {
+                levels.heard(id, r.into_inner().command_level);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Resolves with Raft's fatal error once it has stopped by itself.
+async fn raft_stopped(raft: Raft<TypeConfig>) -> String {
+    let mut rx = raft.metrics();
+    let error = match rx.wait_for(|m| m.running_state.is_err()).await {
+        Ok(m) => m.running_state.as_ref().err().map(|e| e.to_string()),
+        Err(_) => None,
+    };
+    match error {
+        Some(e) => e,
+        // The metrics sender is gone only when Raft is dropped.
+        None => std::future::pending().await,
+    }
 }

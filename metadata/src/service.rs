@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, Raft};
@@ -20,6 +20,7 @@ use crate::metrics::{MetaMetrics, result_labels};
 use crate::raft::TypeConfig;
 use crate::read_index::{ReadFail, ReadIndex};
 use crate::state::list::ListQuery;
+use crate::version::{self, Levels};
 use crate::{MetaError, MetaState};
 
 /// Serves the `tessera.meta.v1.Meta` API of one node.
@@ -33,6 +34,8 @@ pub struct MetaService {
     node_id: u64,
     liveness: LivenessTable,
     metrics: MetaMetrics,
+    /// Command levels: this node's and what it heard from the others.
+    levels: Arc<Levels>,
 }
 
 /// S3 never lists more than this many entries per page.
@@ -43,7 +46,8 @@ const MAX_CHECK_SHARDS: usize = 10_000;
 impl MetaService {
     /// The service of node `node_id`, wrapped for a tonic server.
     pub fn server(raft: Raft<TypeConfig>, state: MetaState, node_id: u64, liveness: LivenessTable) -> MetaServer<Self> {
-        Self::server_with_metrics(raft, state, node_id, liveness, MetaMetrics::default())
+        let levels = Arc::new(Levels::new(crate::version::LEVEL));
+        Self::server_with_metrics(raft, state, node_id, liveness, MetaMetrics::default(), levels)
     }
 
     /// [`MetaService::server`], counting into `metrics`.
@@ -53,9 +57,10 @@ impl MetaService {
         node_id: u64,
         liveness: LivenessTable,
         metrics: MetaMetrics,
+        levels: Arc<Levels>,
     ) -> MetaServer<Self> {
         let (batcher, reads) = (std::sync::OnceLock::new(), std::sync::OnceLock::new());
-        MetaServer::new(MetaService { raft, batcher, reads, state, node_id, liveness, metrics })
+        MetaServer::new(MetaService { raft, batcher, reads, state, node_id, liveness, metrics, levels })
             .max_decoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
     }
@@ -76,6 +81,52 @@ impl MetaService {
             }
             _ => Ok(()),
         }
+    }
+
+    /// A node that knows no leader (an election under way) holds a
+    /// not-leader answer until one is elected, up to an election timeout,
+    /// and then names it: the client goes straight to the new leader
+    /// instead of polling the nodes with back-off. Answers that already
+    /// name a leader, or that come from a leader cut off from its quorum
+    /// (which knows itself as leader), go back at once.
+    async fn name_the_leader(&self, status: Status) -> Status {
+        if status.metadata().get(NOT_LEADER_HEADER).is_none() || status.metadata().get(LEADER_HEADER).is_some() {
+            return status;
+        }
+        let mut rx = self.raft.metrics();
+        if rx.borrow().current_leader.is_some() {
+            return status;
+        }
+        let limit = Duration::from_millis(self.raft.config().election_timeout_max);
+        let elected = tokio::time::timeout(limit, rx.wait_for(|m| m.current_leader.is_some())).await;
+        let Ok(Ok(m)) = elected else { return status };
+        let leader = m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).cloned());
+        marked(Status::unavailable("not the leader"), leader.as_ref())
+    }
+
+    /// The version gate (crate::version): on the leader, refuses a command
+    /// some member of the group would not understand. Other nodes let the
+    /// write go on to its not-leader answer.
+    fn gate(&self, cmd: &Command) -> Result<(), MetaError> {
+        let Some(needs) = version::needed(cmd) else {
+            return Err(MetaError::InvalidArgument(format!(
+                "a command this metadata node does not know (it understands command level {}; is it older \
+                 than the client?)",
+                self.levels.mine()
+            )));
+        };
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.node_id) {
+            return Ok(());
+        }
+        let have = self.levels.cluster(self.node_id, m.membership_config.membership().nodes().map(|(id, _)| *id));
+        if needs > have {
+            return Err(MetaError::NotYetEnabled(format!(
+                "this needs metadata command level {needs}, but some metadata node runs an older release \
+                 (cluster level {have}); it is enabled once every node is upgraded"
+            )));
+        }
+        Ok(())
     }
 
     /// Fails unless this node currently leads (no read index: for calls
@@ -106,7 +157,9 @@ impl MetaService {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(ReadFail::NotLeader(leader)) => Err(marked(Status::unavailable("not the leader"), leader.as_ref())),
+            Err(ReadFail::NotLeader(leader)) => {
+                Err(self.name_the_leader(marked(Status::unavailable("not the leader"), leader.as_ref())).await)
+            }
             // A leader that cannot confirm its leadership within an election
             // timeout has probably lost its quorum: the client is sent on.
             Err(ReadFail::Timeout(limit)) => {
@@ -144,6 +197,7 @@ impl MetaService {
             last_log_index: m.last_log_index.unwrap_or(0),
             snapshot_index: m.snapshot.map(|l| l.index),
             members,
+            command_level: self.levels.mine(),
         }
     }
 }
@@ -212,13 +266,19 @@ impl Meta for MetaService {
         }
         cmd.now_ms = now_ms();
         self.cut_off()?;
+        if let Err(e) = self.gate(&cmd) {
+            self.metrics.writes.get_or_create(&result_labels("refused")).inc();
+            return Ok(Response::new(CommandResult {
+                outcome: Some(command_result::Outcome::Failure(e.to_failure())),
+            }));
+        }
         let batcher =
             self.batcher.get_or_init(|| WriteBatcher::start(self.raft.clone(), self.metrics.clone(), write_error));
         let result = match batcher.write(cmd).await {
             Ok(r) => r,
             Err(status) => {
                 self.metrics.writes.get_or_create(&result_labels("error")).inc();
-                return Err(status);
+                return Err(self.name_the_leader(status).await);
             }
         };
         let refused = matches!(result.outcome, Some(command_result::Outcome::Failure(_)));
@@ -459,6 +519,7 @@ impl Meta for MetaService {
         // valid change; only the leader may judge it.
         self.require_leader()?;
         let r = req.into_inner();
+        self.levels.heard(r.id, r.command_level);
         self.raft.add_learner(r.id, BasicNode::new(r.addr), true).await.map_err(write_error)?;
         Ok(Response::new(self.status()))
     }

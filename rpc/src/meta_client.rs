@@ -60,8 +60,13 @@ pub struct MetaClientConfig {
     pub call_timeout: Duration,
     /// Total time a call may take across retries.
     pub deadline: Duration,
-    /// First back-off between attempts; doubled up to 1 s.
+    /// First back-off between attempts; doubled up to `max_backoff`.
     pub min_backoff: Duration,
+    /// Longest back-off between attempts. Short, so a call waiting out an
+    /// election finds the new leader soon after it is elected (nodes that
+    /// know no leader hold their answer until one is elected, so the
+    /// back-off is only the fallback).
+    pub max_backoff: Duration,
 }
 
 impl MetaClientConfig {
@@ -72,6 +77,7 @@ impl MetaClientConfig {
             call_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(15),
             min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(50),
         }
     }
 }
@@ -191,8 +197,15 @@ impl MetaClient {
             Ok(Ok(resp)) => Attempt::Done(resp.into_inner()),
             Ok(Err(status)) if status.metadata().get(NOT_LEADER_HEADER).is_some() => {
                 let hint = status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                let forget = hint.is_none() || hint.as_deref() == Some(addr);
-                self.set_leader(hint.filter(|h| h != addr));
+                if hint.as_deref() == Some(addr) {
+                    // Elected while it held the answer: ask it again, after a
+                    // pause so a node stuck in that state is not hammered.
+                    self.set_leader(hint);
+                    tokio::time::sleep(self.inner.config.min_backoff).await;
+                    return Attempt::Retry { forget: false };
+                }
+                let forget = hint.is_none();
+                self.set_leader(hint);
                 Attempt::Retry { forget }
             }
             Ok(Err(status)) if matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled) => {
@@ -254,7 +267,7 @@ impl MetaClient {
                             self.set_leader(None);
                         }
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        backoff = (backoff * 2).min(cfg.max_backoff);
                     }
                 }
             }
@@ -426,9 +439,15 @@ impl MetaClient {
         self.call(true, |mut c| async move { c.worker_status(WorkerStatusRequest {}).await }).await
     }
 
-    /// Adds node `id` at `addr` as a learner and waits until it has caught up.
-    pub async fn add_learner(&self, id: u64, addr: &str) -> Result<ClusterStatusReply, MetaClientError> {
-        let req = AddLearnerRequest { id, addr: addr.to_owned() };
+    /// Adds node `id` at `addr`, which understands metadata commands up to
+    /// `command_level`, as a learner and waits until it has caught up.
+    pub async fn add_learner(
+        &self,
+        id: u64,
+        addr: &str,
+        command_level: u32,
+    ) -> Result<ClusterStatusReply, MetaClientError> {
+        let req = AddLearnerRequest { id, addr: addr.to_owned(), command_level };
         self.call(false, |mut c| {
             let req = req.clone();
             async move { c.add_learner(req).await }

@@ -216,10 +216,8 @@ impl ProcCluster {
             args.extend(["--listen".into(), listen, "--http-listen".into(), http_listen]);
             args.extend(["--advertise".into(), advertised[i].clone()]);
             args.extend(["--data".into(), root.join(format!("meta{i}")).display().to_string()]);
-            args.extend(
-                ["--raft-heartbeat", "100ms", "--election-timeout-min", "500ms", "--election-timeout-max", "1s"]
-                    .map(String::from),
-            );
+            // Raft heartbeat and election timeouts: the defaults, so the
+            // fail-over measured here is the one users get.
             args.extend(["--disk-down-after", "2s", "--disk-out-after", "1h"].map(String::from));
             let mut env = Vec::new();
             if i == 0 {
@@ -332,6 +330,24 @@ impl ProcCluster {
     }
 
     /// The metadata leader's index in `metas`, as the running nodes say.
+    /// The Raft term and leader (index) as metadata node `i` sees them.
+    pub async fn seen_by(&self, i: usize) -> Option<(u64, Option<usize>)> {
+        let mut cfg = MetaClientConfig::new(vec![self.meta_urls[i].clone()]);
+        cfg.call_timeout = Duration::from_millis(500);
+        cfg.deadline = Duration::from_millis(500);
+        let s = MetaClient::new(cfg).cluster_status().await.ok()?;
+        Some((s.term, s.leader_id.map(|id| id as usize - 1)))
+    }
+
+    /// The highest Raft term any metadata node reports.
+    pub async fn term(&self) -> u64 {
+        let mut t = 0;
+        for i in 0..self.metas.len() {
+            t = t.max(self.seen_by(i).await.map_or(0, |s| s.0));
+        }
+        t
+    }
+
     pub async fn leader(&self) -> Option<usize> {
         let s = self.meta_client().cluster_status().await.ok()?;
         s.leader_id.map(|id| id as usize - 1)

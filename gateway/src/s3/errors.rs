@@ -31,6 +31,9 @@ pub(super) fn from_failure(f: &Failure) -> S3Error {
         C::InvalidArgument => S3ErrorCode::InvalidArgument,
         C::NoSuchAccessKey => S3ErrorCode::InvalidAccessKeyId,
         C::EntityTooLarge => S3ErrorCode::EntityTooLarge,
+        // A rolling upgrade under way: the feature exists only once every
+        // metadata node runs the release that has it.
+        C::NotYetEnabled => S3ErrorCode::NotImplemented,
         C::Unspecified => S3ErrorCode::InternalError,
     };
     if f.message.is_empty() { S3Error::new(code) } else { S3Error::with_message(code, f.message.clone()) }
@@ -131,6 +134,7 @@ mod tests {
                 C::InvalidArgument => ("InvalidArgument", 400),
                 C::NoSuchAccessKey => ("InvalidAccessKeyId", 403),
                 C::EntityTooLarge => ("EntityTooLarge", 400),
+                C::NotYetEnabled => ("NotImplemented", 501),
                 C::Unspecified => ("InternalError", 500),
             }
         };
@@ -143,7 +147,7 @@ mod tests {
             assert_eq!(answer(&e), (code.to_owned(), status), "{c:?}");
             assert_eq!(e.message(), Some("the message"));
         }
-        assert_eq!(seen, 16, "every failure code is mapped");
+        assert_eq!(seen, 17, "every failure code is mapped");
     }
 
     #[test]

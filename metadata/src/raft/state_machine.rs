@@ -57,6 +57,8 @@ pub struct StateMachineStore {
     snapshots_built: Arc<AtomicU64>,
     /// The file a snapshot is being received into.
     receiving: Arc<Mutex<Option<PathBuf>>>,
+    /// The highest command level this node applies (crate::version).
+    level: u32,
 }
 
 impl Debug for StateMachineStore {
@@ -70,12 +72,20 @@ fn sm_err(verb: ErrorVerb, e: &MetaError) -> SErr {
 }
 
 impl StateMachineStore {
+    /// Applies commands of at most `level` (a node behaving as an older
+    /// release); an entry above it stops the node (crate::version).
+    pub fn with_level(mut self, level: u32) -> Self {
+        self.level = level;
+        self
+    }
+
     /// The state machine storage over `state`'s database.
     pub fn new(state: MetaState) -> Self {
         let sm = StateMachineStore {
             state,
             snapshots_built: Arc::new(AtomicU64::new(0)),
             receiving: Arc::new(Mutex::new(None)),
+            level: crate::version::LEVEL,
         };
         // Unreadable here means unreadable at start-up too, where it is reported.
         if let Ok((Some(applied), _)) = sm.applied() {
@@ -316,6 +326,27 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 EntryPayload::Normal(req) => {
                     let result = match Command::decode(req.0.as_slice()) {
+                        // A command this release does not know, or a newer
+                        // level than it runs: applying anything else would
+                        // leave this node with a state the others do not
+                        // have. Stop here; an upgraded binary applies it.
+                        Ok(cmd) if !crate::version::understood(&cmd, self.level) => {
+                            let needs = crate::version::needed(&cmd)
+                                .map_or_else(|| "a command kind it does not know".to_owned(), |n| format!("level {n}"));
+                            tracing::error!(
+                                index = entry.log_id.index,
+                                "log entry needs {needs}, but this node runs command level {}: it stops applying; \
+                                 run the release the rest of the cluster runs",
+                                self.level
+                            );
+                            return Err(sm_err(
+                                ErrorVerb::Write,
+                                &MetaError::Storage(format!(
+                                    "entry {} needs {needs}; this node understands command level {}",
+                                    entry.log_id.index, self.level
+                                )),
+                            ));
+                        }
                         Ok(Command { op: Some(Op::Batch(b)), .. }) => {
                             for cmd in &b.commands {
                                 map_changed |= changes_map(cmd);
