@@ -220,13 +220,13 @@ options! {
         /// Root secret key (with --access-key).
         #[arg(long, env = "TESSERA_ROOT_SECRET_KEY", hide_env_values = true)]
         pub secret_key: Option<String>,
-        /// Leader heartbeat interval [default: 50ms].
+        /// Leader heartbeat interval [default: 100ms].
         #[arg(long, env = "TESSERA_RAFT_HEARTBEAT")]
         pub raft_heartbeat: Option<HumanDuration>,
-        /// Shortest election timeout [default: 200ms].
+        /// Shortest election timeout [default: 300ms].
         #[arg(long, env = "TESSERA_ELECTION_TIMEOUT_MIN")]
         pub election_timeout_min: Option<HumanDuration>,
-        /// Longest election timeout [default: 400ms].
+        /// Longest election timeout [default: 600ms].
         #[arg(long, env = "TESSERA_ELECTION_TIMEOUT_MAX")]
         pub election_timeout_max: Option<HumanDuration>,
         /// Snapshot (and purge the log) after this many entries [default: 10000].

@@ -70,19 +70,21 @@ impl MetaConfig {
             // Fail-over. openraft (0.9) has a follower that heard a leader
             // wait its lease (the longest election timeout) plus a random
             // election timeout before it stands, and refuse votes during
-            // that lease: a killed leader is replaced 0.45–0.6 s after its
-            // last heartbeat (plus openraft's 75 ms tick). When the follower
-            // with the shorter log stands first it is refused and the other
-            // wins on its own timer; a node refused so once waits 2 × the
-            // longest timeout more in its next election (openraft keeps
-            // that flag until it stands again), so some fail-overs take
-            // ~1.2 s. Nine heartbeats must go missing before a follower
-            // stands, so a leader slowed by a loaded machine is not deposed
-            // (the chaos suite checks the term under load).
-            // openraft also gives a read-index heartbeat one heartbeat
-            // interval to be answered, so it is not set much lower.
-            heartbeat: Duration::from_millis(50),
-            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+            // that lease: a killed leader is replaced 0.9–1.2 s after its
+            // last heartbeat (plus openraft's tick, 1.5 heartbeats). When
+            // the follower with the shorter log stands first it is refused
+            // and the other wins on its own timer; a node refused so once
+            // waits 2 × the longest timeout more in its next election
+            // (openraft keeps that flag until it stands again), so some
+            // fail-overs take longer. openraft gives every AppendEntries
+            // (entries and the follower's fsync included) one heartbeat
+            // interval to be answered and backs off 500 ms after a miss:
+            // 50 ms was too short under load (elections followed), so the
+            // heartbeat stays at 100 ms. Nine heartbeats must go missing
+            // before a follower stands (the chaos suite checks the term
+            // under load).
+            heartbeat: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             snapshot_after_entries: 10_000,
             disk_down_after: Duration::from_secs(15),
             disk_out_after: Duration::from_secs(600),
@@ -214,7 +216,13 @@ pub async fn start(
     tracing::info!(node = config.node_id, %local, "metadata node serving");
     let meta = MetaService::server_with_metrics(raft.clone(), state, config.node_id, liveness, metrics, levels);
     let local_meta = LocalMeta::new(advertise, meta.clone());
+    // The leader lease (read_index.rs) relies on every node that
+    // acknowledged the leader refusing votes for a lease after it did. A
+    // node that restarts forgets when it last heard the leader, so it hears
+    // nothing (its peers' calls wait in the listen queue) for a lease first.
+    let quiet = config.election_timeout.1;
     let node = tokio::spawn(async move {
+        tokio::time::sleep(quiet).await;
         let mut drain_signal = shutdown.clone();
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)

@@ -18,7 +18,7 @@
 //! reads cost one heartbeat round between them instead of one each.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::{BasicNode, Raft};
@@ -48,17 +48,76 @@ struct Queue {
     waiting: Vec<oneshot::Sender<Answer>>,
 }
 
-/// Shares read-index rounds among concurrent reads of one node.
+/// Shares read-index rounds among concurrent reads of one node, and
+/// answers reads from the leader lease when it holds.
 pub(crate) struct ReadIndex {
     raft: Raft<TypeConfig>,
     queue: Mutex<Queue>,
     /// Rounds run (for the metric of reads per round).
     rounds: tessera_common::metrics::Counter,
+    /// When a quorum last acknowledged this node as leader (the sending time
+    /// of the acknowledged message, as openraft reports it), in which term.
+    acked: Arc<Mutex<Option<(Instant, u64)>>>,
+    /// How long after `acked` reads may rely on the lease.
+    window: Duration,
+}
+
+/// How a read was confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Confirmed {
+    /// By the leader lease: valid only if the lease still holds once the
+    /// read is done ([`ReadIndex::lease_holds`]).
+    Lease,
+    /// By a read-index round: valid as it is.
+    Round,
 }
 
 impl ReadIndex {
+    /// Read-index rounds for `raft`, counted in `rounds`, and its lease:
+    /// a task (in the current runtime) follows openraft's metrics to learn
+    /// when a quorum last acknowledged this node as leader.
     pub(crate) fn new(raft: Raft<TypeConfig>, rounds: tessera_common::metrics::Counter) -> Arc<Self> {
-        Arc::new(ReadIndex { raft, queue: Mutex::new(Queue::default()), rounds })
+        let window = lease_window(raft.config().election_timeout_max);
+        let acked = Arc::new(Mutex::new(None));
+        tokio::spawn(follow_acks(raft.clone(), Arc::downgrade(&acked)));
+        Arc::new(ReadIndex { raft, queue: Mutex::new(Queue::default()), rounds, acked, window })
+    }
+
+    /// The index a read must see applied, if the leader lease holds now:
+    /// this node leads in the term a quorum acknowledged it in, less than
+    /// the window ago. `None`: a round is needed.
+    fn leased(&self) -> Option<Option<u64>> {
+        let (at, term) = (*self.acked.lock().unwrap_or_else(|p| p.into_inner()))?;
+        if at.elapsed() >= self.window {
+            return None;
+        }
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.current_leader != Some(m.id) || m.current_term != term {
+            return None;
+        }
+        // Every write acknowledged before this read is in the log up to
+        // here (this leader's own first entry included): waiting until it
+        // is applied covers them all.
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        Some(m.last_log_index.filter(|&i| i > applied))
+    }
+
+    /// Whether a read confirmed by the lease may be answered: the lease
+    /// still holds now that it is done (a node paused in between, whose
+    /// followers may have elected another leader meanwhile, must not
+    /// answer from what it read).
+    pub(crate) fn lease_holds(&self) -> bool {
+        self.leased().is_some()
+    }
+
+    /// Confirms a read: by the leader lease when `lease` allows it and it
+    /// holds, otherwise by a read-index round.
+    pub(crate) async fn confirm_read(self: &Arc<Self>, lease: bool) -> Result<(Option<u64>, Confirmed), ReadFail> {
+        if lease && let Some(index) = self.leased() {
+            return Ok((index, Confirmed::Lease));
+        }
+        Ok((self.confirm().await?, Confirmed::Round))
     }
 
     /// Confirms a read: the index it must see applied.
@@ -104,6 +163,47 @@ impl ReadIndex {
             for w in batch {
                 let _ = w.send(answer.clone());
             }
+        }
+    }
+}
+
+/// The part of the followers' lease a leader relies on. openraft 0.9 has
+/// a follower that heard the leader refuse every vote for the longest
+/// election timeout after it heard it (and stand only after that plus its
+/// own timeout), and counts a quorum's acknowledgement from the time the
+/// acknowledged message was *sent*; so no other leader can exist until
+/// that time plus the longest election timeout. The leader relies on half
+/// of it: the other half covers clocks running at different rates, the
+/// time between openraft publishing an acknowledgement and this node
+/// seeing it, and scheduling delays.
+pub(crate) fn lease_window(election_timeout_max_ms: u64) -> Duration {
+    Duration::from_millis(election_timeout_max_ms) / 2
+}
+
+/// Follows openraft's metrics: each time they change, the moment a quorum
+/// last acknowledged this node as leader (now less the milliseconds since
+/// then that openraft computed when it published them: late by the delay
+/// between publishing and seeing, which the window's margin covers), or
+/// none when it does not lead. Metrics not republished leave the moment
+/// where it was: it never moves forward without a new acknowledgement.
+async fn follow_acks(raft: Raft<TypeConfig>, acked: std::sync::Weak<Mutex<Option<(Instant, u64)>>>) {
+    let mut rx = raft.metrics();
+    loop {
+        let now = Instant::now();
+        let seen = {
+            let m = rx.borrow_and_update();
+            match m.millis_since_quorum_ack {
+                Some(ms) if m.current_leader == Some(m.id) => {
+                    now.checked_sub(Duration::from_millis(ms)).map(|at| (at, m.current_term))
+                }
+                _ => None,
+            }
+        };
+        let Some(acked) = acked.upgrade() else { return };
+        *acked.lock().unwrap_or_else(|p| p.into_inner()) = seen;
+        drop(acked);
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::batcher::WriteBatcher;
 use crate::liveness::LivenessTable;
 use crate::metrics::{MetaMetrics, result_labels};
 use crate::raft::TypeConfig;
-use crate::read_index::{ReadFail, ReadIndex};
+use crate::read_index::{Confirmed, ReadFail, ReadIndex};
 use crate::state::list::ListQuery;
 use crate::version::{self, Levels};
 use crate::{MetaError, MetaState};
@@ -141,22 +141,27 @@ impl MetaService {
         Err(marked(Status::unavailable("not the leader"), leader.as_ref()))
     }
 
-    /// Confirms leadership through a read index and waits until the state
-    /// machine has applied up to it: a read after this sees every write
-    /// acknowledged before it began.
-    /// Concurrent reads share one confirmation round (read_index.rs).
-    async fn linearize(&self) -> Result<(), Status> {
+    fn reads(&self) -> &Arc<ReadIndex> {
+        self.reads.get_or_init(|| ReadIndex::new(self.raft.clone(), self.metrics.read_rounds.clone()))
+    }
+
+    /// Confirms leadership — by the leader lease when `lease` allows it and
+    /// it holds, otherwise through a read index — and waits until the state
+    /// machine has applied up to the index: a read after this sees every
+    /// write acknowledged before it began. Concurrent reads share one
+    /// confirmation round; a read confirmed by the lease must check
+    /// [`ReadIndex::lease_holds`] once done (read_index.rs).
+    async fn linearize(&self, lease: bool) -> Result<Confirmed, Status> {
         self.cut_off()?;
-        let reads = self.reads.get_or_init(|| ReadIndex::new(self.raft.clone(), self.metrics.read_rounds.clone()));
-        match reads.confirm().await {
-            Ok(Some(index)) => {
+        match self.reads().confirm_read(lease).await {
+            Ok((Some(index), how)) => {
                 // The state machine says when it gets there (openraft's own
                 // wait follows its metrics, published only between batches
                 // of its work).
                 self.state.applied_at_least(index).await;
-                Ok(())
+                Ok(how)
             }
-            Ok(None) => Ok(()),
+            Ok((None, how)) => Ok(how),
             Err(ReadFail::NotLeader(leader)) => {
                 Err(self.name_the_leader(marked(Status::unavailable("not the leader"), leader.as_ref())).await)
             }
@@ -172,13 +177,28 @@ impl MetaService {
         }
     }
 
-    /// Runs a blocking state read off the runtime threads.
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&MetaState) -> T + Send + 'static) -> Result<T, Status> {
-        self.linearize().await?;
-        let st = self.state.clone();
-        tokio::task::spawn_blocking(move || f(&st))
-            .await
-            .map_err(|e| Status::internal(format!("read task failed: {e}")))
+    /// Runs a blocking state read off the runtime threads, linearizable:
+    /// confirmed by the leader lease, or by a read-index round when the
+    /// lease does not hold or lapsed while the read ran.
+    async fn read<T: Send + 'static>(&self, f: impl Fn(&MetaState) -> T + Send + Sync + 'static) -> Result<T, Status> {
+        let f = Arc::new(f);
+        let run = |f: Arc<dyn Fn(&MetaState) -> T + Send + Sync>| {
+            let st = self.state.clone();
+            async move {
+                tokio::task::spawn_blocking(move || f(&st))
+                    .await
+                    .map_err(|e| Status::internal(format!("read task failed: {e}")))
+            }
+        };
+        if self.linearize(true).await? == Confirmed::Round {
+            return run(f).await;
+        }
+        let v = run(f.clone()).await?;
+        if self.reads().lease_holds() {
+            return Ok(v);
+        }
+        self.linearize(false).await?;
+        run(f).await
     }
 
     fn status(&self) -> ClusterStatusReply {
@@ -396,7 +416,7 @@ impl Meta for MetaService {
     type WatchClusterMapStream = MapStream;
 
     async fn watch_cluster_map(&self, req: Request<ClusterMapRequest>) -> Result<Response<MapStream>, Status> {
-        self.linearize().await?;
+        self.linearize(false).await?;
         let after = req.into_inner().after_epoch;
         let changes = self.state.subscribe_map_changes();
         let stream =

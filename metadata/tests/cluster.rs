@@ -719,3 +719,67 @@ async fn an_old_node_stops_at_an_entry_it_does_not_understand_and_an_upgrade_goe
         n.stop().await;
     }
 }
+
+/// The `tessera_metadata_read_rounds` counter of a rendered registry.
+fn read_rounds(registry: &tessera_common::MetricsRegistry) -> u64 {
+    registry
+        .render()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tessera_metadata_read_rounds_total ").or(l.strip_prefix("tessera_metadata_read_rounds "))
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Reads on a leader whose quorum keeps acknowledging it are answered from
+/// its lease, without a read-index round each; once its followers are gone
+/// the lease lapses within its window and reads are refused, never
+/// answered from what the leader alone holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_use_the_leader_lease_and_stop_when_it_lapses() {
+    let root = tempfile::tempdir().unwrap();
+    let registry = tessera_common::MetricsRegistry::new();
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let mut cfg = MetaConfig::new(1, local, root.path().join("n1"));
+    cfg.bootstrap = true;
+    cfg.heartbeat = Duration::from_millis(50);
+    cfg.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    cfg.metrics = registry.clone();
+    let (stop1, rx) = watch::channel(false);
+    let task1 = tokio::spawn(serve(cfg, listener, rx));
+    let n1 = Node { id: 1, addr: format!("http://{local}"), dir: root.path().join("n1"), stop: stop1, task: task1 };
+    let n2 = start(2, root.path(), false, 0).await;
+    let n3 = start(3, root.path(), false, 0).await;
+    let c = client(vec![n1.addr.clone()]);
+    wait_applied(&n1, 1).await;
+    c.add_learner(2, &n2.addr, tessera_metadata::version::LEVEL).await.unwrap();
+    c.add_learner(3, &n3.addr, tessera_metadata::version::LEVEL).await.unwrap();
+    c.change_membership(vec![1, 2, 3]).await.unwrap();
+    create_bucket(&c, "videos").await;
+    must_write(&c, put("videos", "a", 1)).await;
+
+    let before = read_rounds(&registry);
+    for i in 0..200u64 {
+        must_write(&c, put("videos", "a", i + 2)).await;
+        // Read-after-write through the lease: the write just acknowledged
+        // is seen.
+        check_acked(&c, "videos", &[("a".into(), i + 2)]).await;
+    }
+    let rounds = read_rounds(&registry) - before;
+    println!("200 reads took {rounds} read-index rounds");
+    assert!(rounds < 50, "reads did not use the lease: {rounds} rounds for 200 reads");
+
+    // Followers gone: after the window (half the longest election timeout)
+    // no read is answered.
+    n2.stop().await;
+    n3.stop().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut cfg = MetaClientConfig::new(vec![n1.addr.clone()]);
+    cfg.call_timeout = Duration::from_secs(1);
+    cfg.deadline = Duration::from_secs(2);
+    let alone = MetaClient::new(cfg);
+    assert!(alone.get_object("videos", "a").await.is_err(), "a leader without its quorum answered a read");
+    n1.stop().await;
+}
