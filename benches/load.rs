@@ -1,6 +1,6 @@
 //! `tessera-load`: an end-to-end S3 load tool.
 //!
-//! Runs PUT and GET scenarios (sizes, concurrency) through aws-sdk-s3 against
+//! Runs PUT, GET and LIST scenarios (sizes, concurrency) through aws-sdk-s3 against
 //! an S3 endpoint, verifies every byte read back, and reports MB/s, ops/s,
 //! p50/p99 latency, and the server's CPU and peak RSS (from `/proc/<pid>`).
 //! With `--spawn <tessera binary>` it starts a fresh `tessera server` on a
@@ -77,6 +77,15 @@ struct Args {
     /// Run every scenario with this many streams instead of its own.
     #[arg(long)]
     streams: Option<usize>,
+    /// A metadata node of the server (with --endpoint; --spawn knows its
+    /// own): the LIST scenario fills its bucket through the metadata API,
+    /// as 1,000,000 PUTs through S3 would take longer than the rest of the
+    /// run together.
+    #[arg(long)]
+    meta: Option<String>,
+    /// Objects in the LIST scenario's bucket.
+    #[arg(long, default_value_t = 1_000_000)]
+    list_objects: usize,
 }
 
 /// A scenario's outcome.
@@ -363,7 +372,7 @@ fn spawn(
     root: &Path,
     disks: usize,
     keep: bool,
-) -> anyhow::Result<(Spawned, String, String, String, PathBuf)> {
+) -> anyhow::Result<(Spawned, String, String, String, PathBuf, String)> {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir_in(root).context("temporary data folder")?;
     let data = dir.path().join("data");
@@ -381,6 +390,7 @@ fn spawn(
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot run {}", bin.display()))?;
+    let meta = format!("http://127.0.0.1:{}", ports[1]);
     let out = child.stdout.take().context("server stdout")?;
     let mut banner = Vec::new();
     for line in std::io::BufReader::new(out).lines() {
@@ -403,17 +413,17 @@ fn spawn(
             .collect::<Vec<_>>()
             .join(" | ")
     );
-    Ok((Spawned { child, dir: Some(dir), keep }, format!("http://127.0.0.1:{}", ports[0]), ak, sk, data))
+    Ok((Spawned { child, dir: Some(dir), keep }, format!("http://127.0.0.1:{}", ports[0]), ak, sk, data, meta))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (_server, endpoint, ak, sk, pid, data) = match (&args.spawn, &args.endpoint) {
+    let (_server, endpoint, ak, sk, pid, data, meta) = match (&args.spawn, &args.endpoint) {
         (Some(bin), None) => {
-            let (s, e, ak, sk, data) = spawn(bin, &args.data_root, args.disks, args.keep_data)?;
+            let (s, e, ak, sk, data, meta) = spawn(bin, &args.data_root, args.disks, args.keep_data)?;
             let pid = s.child.id();
-            (Some(s), e, ak, sk, Some(pid), Some(data))
+            (Some(s), e, ak, sk, Some(pid), Some(data), Some(meta))
         }
         (None, Some(e)) => (
             None,
@@ -422,6 +432,7 @@ async fn main() -> anyhow::Result<()> {
             args.secret_key.clone().context("--secret-key or AWS_SECRET_ACCESS_KEY")?,
             args.server_pid,
             args.server_data.clone(),
+            args.meta.clone(),
         ),
         _ => bail!("give either --spawn <tessera binary> or --endpoint <url>"),
     };
@@ -467,5 +478,134 @@ async fn main() -> anyhow::Result<()> {
         let o = run(&c, &bucket, s, pid).await?;
         o.print();
     }
+    let list = format!("list-{}", human_count(args.list_objects));
+    if args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(&list)) {
+        match &meta {
+            Some(meta) => {
+                let (o, keys) = list_scenario(&c, &bucket, meta, args.list_objects, streams(4), n(400), pid).await?;
+                o.print();
+                println!(
+                    "LIST: {:.0} keys/s, server CPU {:.2} ms per page",
+                    keys as f64 / o.wall.as_secs_f64(),
+                    o.cpu_secs * 1e3 / o.ops as f64
+                );
+            }
+            None => println!("{list}: skipped (give --meta, a metadata node of the server)"),
+        }
+    }
     Ok(())
+}
+
+fn human_count(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// LIST: fills `bucket` with `objects` empty objects under `list/` through
+/// the metadata API at `meta` (64 writers, group-committed), then lists
+/// them through S3: each stream reads runs of 10 pages of 1,000 keys
+/// (ListObjectsV2, continuation tokens) from random places. An operation
+/// is a page; the keys listed come beside the outcome.
+async fn list_scenario(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    meta: &str,
+    objects: usize,
+    streams: usize,
+    pages: usize,
+    pid: Option<u32>,
+) -> anyhow::Result<(Outcome, u64)> {
+    use tessera_rpc::proto::meta::{Body, Command, ObjectRecord, PutObject, body, command};
+    let client = tessera_rpc::MetaClient::new(tessera_rpc::MetaClientConfig::new(vec![meta.to_owned()]));
+    let key = |i: u64| format!("list/obj-{i:09}");
+    let filled = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..64 {
+        let (client, next, bucket) = (client.clone(), next.clone(), bucket.to_owned());
+        writers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= objects as u64 {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let record = ObjectRecord {
+                    size: 0,
+                    etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
+                    body: Some(Body { kind: Some(body::Kind::InlineData(Vec::new())) }),
+                    ..Default::default()
+                };
+                let put = PutObject { bucket: bucket.clone(), key: key(i), record: Some(record), condition: None };
+                let r = client.write(Command { now_ms: 0, op: Some(command::Op::PutObject(put)) }).await?;
+                if let Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(f)) = r.outcome {
+                    bail!("metadata refused a record: {f:?}");
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await??;
+    }
+    println!("list: {objects} objects written through the metadata API in {:.1} s", filled.elapsed().as_secs_f64());
+
+    let total = pages.div_ceil(10) * 10;
+    let next = Arc::new(AtomicU64::new(0));
+    let keys = Arc::new(AtomicU64::new(0));
+    let cpu0 = pid.map_or(0.0, cpu_secs);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..streams {
+        let (c, bucket, next, keys) = (c.clone(), bucket.to_owned(), next.clone(), keys.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ s as u64;
+            while next.fetch_add(10, Ordering::Relaxed) < total as u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let start = x % (objects.saturating_sub(10_000).max(1) as u64);
+                let mut token: Option<String> = None;
+                for _ in 0..10 {
+                    let t = Instant::now();
+                    let mut req = c.list_objects_v2().bucket(&bucket).prefix("list/").max_keys(1000);
+                    req = match token.take() {
+                        Some(tok) => req.continuation_token(tok),
+                        None => req.start_after(key(start)),
+                    };
+                    let r = req.send().await.context("LIST")?;
+                    let n = r.contents().len() as u64;
+                    if n == 0 {
+                        bail!("an empty page inside the bucket");
+                    }
+                    keys.fetch_add(n, Ordering::Relaxed);
+                    lat.push(t.elapsed());
+                    match r.next_continuation_token() {
+                        Some(tok) => token = Some(tok.to_owned()),
+                        None => break,
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let wall = t0.elapsed();
+    let outcome = Outcome {
+        name: format!("LIST 1,000-key pages x{streams}"),
+        ops: lat.len(),
+        bytes: 0,
+        wall,
+        lat,
+        cpu_secs: pid.map_or(0.0, cpu_secs) - cpu0,
+        peak_rss: pid.map_or(0, rss),
+    };
+    Ok((outcome, keys.load(Ordering::Relaxed)))
 }

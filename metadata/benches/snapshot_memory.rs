@@ -14,23 +14,8 @@ use openraft::storage::RaftStateMachine;
 use tessera_metadata::raft::StateMachineStore;
 use tessera_metadata::{CF_SM, MetaState, open_db};
 
-fn rss(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb << 10)
-}
-
-/// Resets the peak RSS to the current RSS (Linux: `clear_refs` 5).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn mib(b: u64) -> f64 {
-    b as f64 / f64::from(1 << 20)
-}
+mod support;
+use support::{mib, reset_peak, rss};
 
 fn main() {
     let total: u64 = std::env::var("TESSERA_SNAPSHOT_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 20);
