@@ -482,7 +482,7 @@ async fn main() -> anyhow::Result<()> {
     if args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(&list)) {
         match &meta {
             Some(meta) => {
-                let (o, keys) = list_scenario(&c, &bucket, meta, args.list_objects, streams(4), n(400), pid).await?;
+                let (o, keys) = list_scenario(&c, &bucket, meta, args.list_objects, streams(4), n(2400), pid).await?;
                 o.print();
                 println!(
                     "LIST: {:.0} keys/s, server CPU {:.2} ms per page",
