@@ -490,7 +490,7 @@ async fn main() -> anyhow::Result<()> {
                     o.cpu_secs * 1e3 / o.ops as f64
                 );
             }
-            None => println!("{list}: skipped (give --meta, a metadata node of the server)"),
+            None => bail!("{list} needs --meta (a metadata node of the server), or leave it out with --only"),
         }
     }
     Ok(())

@@ -115,11 +115,19 @@ impl MetaService {
                 self.levels.mine()
             )));
         };
-        let m = self.raft.metrics().borrow().clone();
-        if m.current_leader != Some(self.node_id) {
+        // Every release understands the base level: nothing to look up
+        // for the commands of nearly every request.
+        if needs <= version::BASE_LEVEL {
             return Ok(());
         }
-        let have = self.levels.cluster(self.node_id, m.membership_config.membership().nodes().map(|(id, _)| *id));
+        let have = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(self.node_id) {
+                return Ok(());
+            }
+            self.levels.cluster(self.node_id, m.membership_config.membership().nodes().map(|(id, _)| *id))
+        };
         if needs > have {
             return Err(MetaError::NotYetEnabled(format!(
                 "this needs metadata command level {needs}, but some metadata node runs an older release \
