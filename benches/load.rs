@@ -1,8 +1,10 @@
 //! `tessera-load`: an end-to-end S3 load tool.
 //!
-//! Runs PUT, GET and LIST scenarios (sizes, concurrency) through aws-sdk-s3 against
-//! an S3 endpoint, verifies every byte read back, and reports MB/s, ops/s,
-//! p50/p99 latency, and the server's CPU and peak RSS (from `/proc/<pid>`).
+//! Runs PUT, GET and LIST scenarios (sizes, concurrency) against an S3
+//! endpoint, through aws-sdk-s3 or (`--client http1`) a plain hyper HTTP/1.1
+//! client, verifies every byte read back, and reports MB/s, ops/s, p50/p99
+//! latency, and the server's CPU (per second and per operation) and peak RSS
+//! (from `/proc/<pid>`; with `--server-pid a,b,c` a cluster's processes summed).
 //! With `--spawn <tessera binary>` it starts a fresh `tessera server` on a
 //! temporary data folder (and stops it at the end). In the same run it
 //! measures the data folder's disk — sequential writes of 1 MiB with an
@@ -26,6 +28,9 @@ use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use clap::Parser;
+
+#[path = "load_http1.rs"]
+mod http1;
 
 #[derive(Parser, Debug)]
 #[command(name = "tessera-load", about = "End-to-end S3 load tool (PUT/GET, content-verified)")]
@@ -56,9 +61,10 @@ struct Args {
     /// Secret key (with --endpoint).
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY")]
     secret_key: Option<String>,
-    /// Server process to sample for CPU and RSS (with --endpoint).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Server processes to sample for CPU and RSS (with --endpoint;
+    /// comma-separated: a cluster's processes are summed).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Data folder of the server (with --endpoint), for the disk baseline.
     #[arg(long)]
     server_data: Option<PathBuf>,
@@ -86,6 +92,24 @@ struct Args {
     /// Objects in the LIST scenario's bucket.
     #[arg(long, default_value_t = 1_000_000)]
     list_objects: usize,
+    /// The client of the PUT and GET scenarios: `sdk` (aws-sdk-s3, its
+    /// connection pool) or `http1` (plain hyper HTTP/1.1, one keep-alive
+    /// connection per stream, SigV4 with UNSIGNED-PAYLOAD).
+    #[arg(long, default_value = "sdk")]
+    client: ClientKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ClientKind {
+    Sdk,
+    Http1,
+}
+
+/// The client the PUT and GET scenarios drive.
+#[derive(Clone)]
+enum Client {
+    Sdk(aws_sdk_s3::Client),
+    Http1(http1::Http1),
 }
 
 /// A scenario's outcome.
@@ -115,7 +139,7 @@ impl Outcome {
 
     fn print(&self) {
         println!(
-            "{:<28} {:>6} ops {:>9.1} MB/s {:>9.0} ops/s  p50 {:>8.2} ms  p99 {:>8.2} ms  server CPU {:>5.0}%  peak RSS {:>6.0} MiB",
+            "{:<28} {:>6} ops {:>9.1} MB/s {:>9.0} ops/s  p50 {:>8.2} ms  p99 {:>8.2} ms  server CPU {:>5.0}% {:>6.2} ms/op  peak RSS {:>6.0} MiB",
             self.name,
             self.ops,
             self.mbps(),
@@ -123,13 +147,27 @@ impl Outcome {
             self.pct(0.50).as_secs_f64() * 1e3,
             self.pct(0.99).as_secs_f64() * 1e3,
             self.cpu_secs / self.wall.as_secs_f64() * 100.0,
+            self.cpu_secs * 1e3 / self.ops.max(1) as f64,
             self.peak_rss as f64 / (1 << 20) as f64,
         );
     }
 }
 
+/// The server's processes whose CPU and RSS are sampled (none: not sampled).
+type Pids = Arc<[u32]>;
+
+/// CPU seconds (user + system) of the processes together.
+fn cpu_secs(pids: &[u32]) -> f64 {
+    pids.iter().map(|&p| cpu_secs_of(p)).sum()
+}
+
+/// RSS of the processes together.
+fn rss(pids: &[u32]) -> u64 {
+    pids.iter().map(|&p| rss_of(p)).sum()
+}
+
 /// CPU seconds (user + system) of a process.
-fn cpu_secs(pid: u32) -> f64 {
+fn cpu_secs_of(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
     // Fields after the command name (which may hold spaces) start after ')'.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
@@ -139,7 +177,7 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0 // USER_HZ is 100 on Linux
 }
 
-fn rss(pid: u32) -> u64 {
+fn rss_of(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -186,12 +224,12 @@ type Mark = Arc<std::sync::OnceLock<(Instant, f64)>>;
 /// measured ones meet the steady state. The latency of each measured one,
 /// and where the measured part started.
 async fn drive(
-    c: &aws_sdk_s3::Client,
+    c: &Client,
     bucket: &str,
     s: &Scenario,
     payloads: &Arc<Vec<Bytes>>,
     prefix: &str,
-    pid: Option<u32>,
+    pid: Pids,
 ) -> anyhow::Result<(Vec<Duration>, Instant, f64)> {
     let warm = (s.warmup * s.streams) as u64;
     let mark: Mark = Arc::default();
@@ -201,8 +239,14 @@ async fn drive(
         let (c, bucket, payloads, next, prefix, mark) =
             (c.clone(), bucket.to_owned(), payloads.clone(), next.clone(), prefix.to_owned(), mark.clone());
         let (op, total) = (s.op, warm + s.ops as u64);
+        let pid = pid.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            // The HTTP/1.1 client's own keep-alive connection.
+            let mut conn = match &c {
+                Client::Http1(h) => Some(h.conn()),
+                Client::Sdk(_) => None,
+            };
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total {
@@ -211,10 +255,17 @@ async fn drive(
                 let which = (i % payloads.len() as u64) as usize;
                 let start = Instant::now();
                 if i == warm {
-                    mark.get_or_init(|| (start, pid.map_or(0.0, cpu_secs)));
+                    mark.get_or_init(|| (start, cpu_secs(&pid)));
                 }
-                match op {
-                    Op::Put => {
+                match (op, &c, conn.as_mut()) {
+                    (Op::Put, Client::Http1(_), Some(conn)) => {
+                        conn.put(&bucket, &format!("{prefix}/put-{i}"), payloads[which].clone()).await?;
+                    }
+                    (Op::Get, Client::Http1(_), Some(conn)) => {
+                        conn.get_compare(&bucket, &format!("{prefix}/{which}"), &payloads[which]).await?;
+                    }
+                    (_, Client::Http1(_), None) => unreachable!("an HTTP/1.1 stream has its connection"),
+                    (Op::Put, Client::Sdk(c), _) => {
                         c.put_object()
                             .bucket(&bucket)
                             .key(format!("{prefix}/put-{i}"))
@@ -228,7 +279,7 @@ async fn drive(
                             .await
                             .context("PUT")?;
                     }
-                    Op::Get => {
+                    (Op::Get, Client::Sdk(c), _) => {
                         let r = c
                             .get_object()
                             .bucket(&bucket)
@@ -270,28 +321,33 @@ async fn drive(
     Ok((lat, t0, cpu0))
 }
 
-async fn run(c: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Option<u32>) -> anyhow::Result<Outcome> {
+async fn run(c: &Client, sdk: &aws_sdk_s3::Client, bucket: &str, s: &Scenario, pid: Pids) -> anyhow::Result<Outcome> {
     let payloads: Arc<Vec<Bytes>> = Arc::new((0..s.streams.max(4) as u64).map(|i| payload(s.size, i)).collect());
     let prefix = format!("{}-{}", s.size, s.streams);
     if let Op::Get = s.op {
         // The objects to read: one per payload.
         for (i, p) in payloads.iter().enumerate() {
-            c.put_object().bucket(bucket).key(format!("{prefix}/{i}")).body(ByteStream::from(p.clone())).send().await?;
+            sdk.put_object()
+                .bucket(bucket)
+                .key(format!("{prefix}/{i}"))
+                .body(ByteStream::from(p.clone()))
+                .send()
+                .await?;
         }
     }
     let peak = Arc::new(AtomicU64::new(0));
-    let sampler = pid.map(|pid| {
-        let peak = peak.clone();
+    let sampler = (!pid.is_empty()).then(|| {
+        let (peak, pid) = (peak.clone(), pid.clone());
         tokio::spawn(async move {
             loop {
-                peak.fetch_max(rss(pid), Ordering::Relaxed);
+                peak.fetch_max(rss(&pid), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
     });
-    let (lat, t0, cpu0) = drive(c, bucket, s, &payloads, &prefix, pid).await?;
+    let (lat, t0, cpu0) = drive(c, bucket, s, &payloads, &prefix, pid.clone()).await?;
     let wall = t0.elapsed();
-    let cpu = pid.map_or(0.0, cpu_secs) - cpu0;
+    let cpu = cpu_secs(&pid) - cpu0;
     if let Some(s) = sampler {
         s.abort();
     }
@@ -422,15 +478,15 @@ async fn main() -> anyhow::Result<()> {
     let (_server, endpoint, ak, sk, pid, data, meta) = match (&args.spawn, &args.endpoint) {
         (Some(bin), None) => {
             let (s, e, ak, sk, data, meta) = spawn(bin, &args.data_root, args.disks, args.keep_data)?;
-            let pid = s.child.id();
-            (Some(s), e, ak, sk, Some(pid), Some(data), Some(meta))
+            let pid: Pids = Arc::new([s.child.id()]);
+            (Some(s), e, ak, sk, pid, Some(data), Some(meta))
         }
         (None, Some(e)) => (
             None,
             e.clone(),
             args.access_key.clone().context("--access-key or AWS_ACCESS_KEY_ID")?,
             args.secret_key.clone().context("--secret-key or AWS_SECRET_ACCESS_KEY")?,
-            args.server_pid,
+            args.server_pid.clone().into(),
             args.server_data.clone(),
             args.meta.clone(),
         ),
@@ -449,13 +505,17 @@ async fn main() -> anyhow::Result<()> {
     let conf = aws_sdk_s3::Config::builder()
         .endpoint_url(&endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(ak, sk, None, None, "load"))
+        .credentials_provider(Credentials::new(ak.clone(), sk.clone(), None, None, "load"))
         .force_path_style(true)
         // Measure the server, not the client's CRC32 of every body.
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
         .build();
     let c = aws_sdk_s3::Client::from_conf(conf);
+    let client = match args.client {
+        ClientKind::Sdk => Client::Sdk(c.clone()),
+        ClientKind::Http1 => Client::Http1(http1::Http1::new(&endpoint, &ak, &sk)?),
+    };
     let bucket = format!("load-{}", std::process::id());
     c.create_bucket().bucket(&bucket).send().await?;
     let n = |base: usize| ((base as f64 * args.scale).ceil() as usize).max(1);
@@ -475,14 +535,15 @@ async fn main() -> anyhow::Result<()> {
         if !args.only.is_empty() && !args.only.iter().any(|o| o.eq_ignore_ascii_case(&name)) {
             continue;
         }
-        let o = run(&c, &bucket, s, pid).await?;
+        let o = run(&client, &c, &bucket, s, pid.clone()).await?;
         o.print();
     }
     let list = format!("list-{}", human_count(args.list_objects));
     if args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(&list)) {
         match &meta {
             Some(meta) => {
-                let (o, keys) = list_scenario(&c, &bucket, meta, args.list_objects, streams(4), n(2400), pid).await?;
+                let (o, keys) =
+                    list_scenario(&client, &c, &bucket, meta, args.list_objects, streams(4), n(2400), pid).await?;
                 o.print();
                 println!(
                     "LIST: {:.0} keys/s, server CPU {:.2} ms per page",
@@ -511,14 +572,16 @@ fn human_count(n: usize) -> String {
 /// them through S3: each stream reads runs of 10 pages of 1,000 keys
 /// (ListObjectsV2, continuation tokens) from random places. An operation
 /// is a page; the keys listed come beside the outcome.
+#[allow(clippy::too_many_arguments)]
 async fn list_scenario(
+    s3: &Client,
     c: &aws_sdk_s3::Client,
     bucket: &str,
     meta: &str,
     objects: usize,
     streams: usize,
     pages: usize,
-    pid: Option<u32>,
+    pid: Pids,
 ) -> anyhow::Result<(Outcome, u64)> {
     use tessera_rpc::proto::meta::{Body, Command, ObjectRecord, PutObject, body, command};
     let client = tessera_rpc::MetaClient::new(tessera_rpc::MetaClientConfig::new(vec![meta.to_owned()]));
@@ -556,11 +619,15 @@ async fn list_scenario(
     let total = pages.div_ceil(10) * 10;
     let next = Arc::new(AtomicU64::new(0));
     let keys = Arc::new(AtomicU64::new(0));
-    let cpu0 = pid.map_or(0.0, cpu_secs);
+    let cpu0 = cpu_secs(&pid);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..streams {
         let (c, bucket, next, keys) = (c.clone(), bucket.to_owned(), next.clone(), keys.clone());
+        let mut conn = match s3 {
+            Client::Http1(h) => Some(h.conn()),
+            Client::Sdk(_) => None,
+        };
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ s as u64;
@@ -572,20 +639,32 @@ async fn list_scenario(
                 let mut token: Option<String> = None;
                 for _ in 0..10 {
                     let t = Instant::now();
-                    let mut req = c.list_objects_v2().bucket(&bucket).prefix("list/").max_keys(1000);
-                    req = match token.take() {
-                        Some(tok) => req.continuation_token(tok),
-                        None => req.start_after(key(start)),
+                    let (n, next_token) = match conn.as_mut() {
+                        Some(conn) => {
+                            let from_key = key(start);
+                            let from = match &token {
+                                Some(tok) => http1::ListFrom::Token(tok),
+                                None => http1::ListFrom::StartAfter(&from_key),
+                            };
+                            conn.list_page(&bucket, "list/", from).await?
+                        }
+                        None => {
+                            let mut req = c.list_objects_v2().bucket(&bucket).prefix("list/").max_keys(1000);
+                            req = match token.clone() {
+                                Some(tok) => req.continuation_token(tok),
+                                None => req.start_after(key(start)),
+                            };
+                            let r = req.send().await.context("LIST")?;
+                            (r.contents().len() as u64, r.next_continuation_token().map(str::to_owned))
+                        }
                     };
-                    let r = req.send().await.context("LIST")?;
-                    let n = r.contents().len() as u64;
                     if n == 0 {
                         bail!("an empty page inside the bucket");
                     }
                     keys.fetch_add(n, Ordering::Relaxed);
                     lat.push(t.elapsed());
-                    match r.next_continuation_token() {
-                        Some(tok) => token = Some(tok.to_owned()),
+                    match next_token {
+                        Some(tok) => token = Some(tok),
                         None => break,
                     }
                 }
@@ -604,8 +683,8 @@ async fn list_scenario(
         bytes: 0,
         wall,
         lat,
-        cpu_secs: pid.map_or(0.0, cpu_secs) - cpu0,
-        peak_rss: pid.map_or(0, rss),
+        cpu_secs: cpu_secs(&pid) - cpu0,
+        peak_rss: rss(&pid),
     };
     Ok((outcome, keys.load(Ordering::Relaxed)))
 }
