@@ -137,6 +137,38 @@ fn more_than_m_corrupt_blocks_is_an_error_not_wrong_bytes() {
     }
 }
 
+#[test]
+fn only_blocks_marked_verified_skip_the_hash_check() {
+    let (k, m) = (4, 2);
+    let c =
+        StripeCoder::new(new_codec(CodecId::DEFAULT, k, m).unwrap(), StripeLayout::new(k, m, 1024).unwrap()).unwrap();
+    let piece = PieceId { data_id: [5; 16], part: 0 };
+    let data: Vec<u8> = (0..c.layout().stripe_data_len()).map(|i| (i % 253) as u8).collect();
+    let shards = c.encode_object(piece, &data).unwrap();
+    let mut blocks: Vec<Option<FramedBlock>> = shards.iter().map(|s| Some(split(&Bytes::copy_from_slice(s)))).collect();
+    // Block 1's hash no longer matches its bytes.
+    blocks[1].as_mut().unwrap().hash[0] ^= 1;
+    let joined = |d: &tessera_ec::DecodedStripe| d.slice(0..data.len()).concat();
+    // Not marked verified: caught, decoded around from parity.
+    let dec = c.decode_stripe_blocks_trusting(piece, 0, data.len(), &blocks, &[false; 6]).unwrap();
+    assert_eq!(dec.corrupt, vec![1]);
+    assert_eq!(joined(&dec), data);
+    // Marked verified elsewhere (by this process's datanode): taken as is,
+    // hash not recomputed; its neighbours are still checked.
+    let dec = c.decode_stripe_blocks_trusting(piece, 0, data.len(), &blocks, &[false, true]).unwrap();
+    assert!(dec.corrupt.is_empty() && !dec.decoded);
+    blocks[2].as_mut().unwrap().hash[0] ^= 1;
+    let dec = c.decode_stripe_blocks_trusting(piece, 0, data.len(), &blocks, &[false, true]).unwrap();
+    assert_eq!(dec.corrupt, vec![2]);
+    // A verified block of the wrong length is still refused.
+    blocks[2] = Some(split(&Bytes::copy_from_slice(&shards[2])));
+    let short = blocks[3].as_ref().unwrap().data.slice(1..);
+    blocks[3].as_mut().unwrap().data = short;
+    let dec = c.decode_stripe_blocks_trusting(piece, 0, data.len(), &blocks, &[true; 6]).unwrap();
+    assert_eq!(dec.corrupt, vec![3]);
+    assert_eq!(joined(&dec), data);
+}
+
 /// A frame as a datanode sends it: hash and block apart (a frame too short
 /// to hold a hash gets a zero hash, which cannot verify).
 fn split(f: &Bytes) -> FramedBlock {
