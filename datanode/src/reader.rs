@@ -222,24 +222,14 @@ fn verified(
 }
 
 /// Reads the `len` bytes of `file` at `offset` (through the page cache)
-/// into a new buffer, fewer only where the file ends: `pread` into the
-/// vector's spare room, so no zeroing of bytes about to be overwritten and
-/// no series of growing reads (`read_to_end` starts at 8 KiB and doubles:
-/// eight system calls for 1 MiB).
-fn read_at(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(len);
-    while buf.len() < len {
-        let at = offset + buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // Only if the allocation had room past `len`.
-    buf.truncate(len);
-    Ok(buf)
+/// into a pooled buffer (see [`BufferPool`]), fewer only where the file
+/// ends: one `pread` for the whole range (`read_to_end` starts at 8 KiB and
+/// doubles: eight system calls for 1 MiB).
+fn read_at(file: &File, len: usize, offset: u64) -> std::io::Result<Bytes> {
+    let mut buf = BufferPool::shared().take(len, 1);
+    let got = pread_full(file, buf.as_mut_slice(), offset)?;
+    buf.truncate(got);
+    Ok(buf.into_bytes())
 }
 
 /// Reads file bytes `range` around the page cache into a pooled buffer;
@@ -361,7 +351,7 @@ impl ShardReader {
             let buf = read_at(&self.file, (range.end - range.start) as usize, range.start)
                 .map_err(|e| ShardError::io(format!("read shard {}", self.key), e))?;
             self.pos += buf.len() as u64;
-            if !emit(verified(&self.key, &self.header, batch, range.start, Bytes::from(buf), Source::PageCache)?) {
+            if !emit(verified(&self.key, &self.header, batch, range.start, buf, Source::PageCache)?) {
                 return Ok(false);
             }
         }
