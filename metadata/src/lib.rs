@@ -25,6 +25,7 @@ mod liveness;
 mod metrics;
 mod node;
 mod read_index;
+mod read_pool;
 // openraft fixes the storage error type (StorageError, ~224 bytes) in its traits.
 #[allow(clippy::result_large_err)]
 pub mod raft;

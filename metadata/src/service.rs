@@ -36,6 +36,8 @@ pub struct MetaService {
     metrics: MetaMetrics,
     /// Command levels: this node's and what it heard from the others.
     levels: Arc<Levels>,
+    /// The threads that run state reads.
+    read_pool: Arc<crate::read_pool::ReadPool>,
 }
 
 /// S3 never lists more than this many entries per page.
@@ -60,7 +62,8 @@ impl MetaService {
         levels: Arc<Levels>,
     ) -> MetaServer<Self> {
         let (batcher, reads) = (std::sync::OnceLock::new(), std::sync::OnceLock::new());
-        MetaServer::new(MetaService { raft, batcher, reads, state, node_id, liveness, metrics, levels })
+        let read_pool = Arc::new(crate::read_pool::ReadPool::sized_for_machine());
+        MetaServer::new(MetaService { raft, batcher, reads, state, node_id, liveness, metrics, levels, read_pool })
             .max_decoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
     }
@@ -192,11 +195,8 @@ impl MetaService {
         let f = Arc::new(f);
         let run = |f: Arc<dyn Fn(&MetaState) -> T + Send + Sync>| {
             let st = self.state.clone();
-            async move {
-                tokio::task::spawn_blocking(move || f(&st))
-                    .await
-                    .map_err(|e| Status::internal(format!("read task failed: {e}")))
-            }
+            let pool = self.read_pool.clone();
+            async move { pool.run(move || f(&st)).await }
         };
         if self.linearize(true).await? == Confirmed::Round {
             return run(f).await;
