@@ -6,10 +6,8 @@
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use hmac::{Hmac, Mac as _};
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
-use sha2::{Digest as _, Sha256};
 
 /// Where to send requests and with which key.
 #[derive(Clone)]
@@ -24,12 +22,6 @@ pub struct Http1 {
 pub struct Conn {
     target: Http1,
     send: Option<SendRequest<Full<Bytes>>>,
-}
-
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
-    let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key"));
-    m.update(data.as_bytes());
-    m.finalize().into_bytes().to_vec()
 }
 
 /// A path as SigV4's canonical URI wants it (`/` kept between segments).
@@ -77,24 +69,16 @@ impl Http1 {
     ) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let date = tessera_common::amz_date(now);
-        let day = &date[..8];
         let hash = "UNSIGNED-PAYLOAD";
-        let signed = "host;x-amz-content-sha256;x-amz-date";
-        let canonical = format!(
-            "{method}\n{path}\n{query}\nhost:{}\nx-amz-content-sha256:{hash}\nx-amz-date:{date}\n\n{signed}\n{hash}",
-            self.host
-        );
-        let scope = format!("{day}/us-east-1/s3/aws4_request");
-        let to_sign =
-            format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
-        let key = ["us-east-1", "s3", "aws4_request"]
-            .iter()
-            .fold(hmac(format!("AWS4{}", self.secret_key).as_bytes(), day), |k, p| hmac(&k, p));
-        let signature = hex::encode(hmac(&key, &to_sign));
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-            self.access_key
-        );
+        let signed = tessera_common::sigv4::SignedRequest {
+            method,
+            path,
+            query,
+            host: &self.host,
+            date: &date,
+            payload_hash: hash,
+        };
+        let auth = tessera_common::sigv4::authorization(&self.access_key, &self.secret_key, &signed);
         Ok(hyper::Request::builder()
             .method(method)
             .uri(if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") })

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand};
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tessera_common::{HumanDuration, amz_date};
@@ -261,12 +260,6 @@ fn target(args: &AdminArgs) -> Result<Target, Failure> {
 
 // ---------------------------------------------------------------- HTTP
 
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-    m.update(data.as_bytes());
-    m.finalize().into_bytes().to_vec()
-}
-
 /// Path segments percent-encoded as SigV4's canonical URI wants them.
 fn encode_segment(s: &str) -> String {
     s.bytes()
@@ -291,20 +284,18 @@ async fn call(t: &Target, method: &str, path: &str, body: &[u8]) -> Result<(u16,
     let path = format!("/tessera/admin/v1/{path}");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let date = amz_date(now);
-    let day = &date[..8];
     let hash = hex::encode(Sha256::digest(body));
-    let signed = "host;x-amz-content-sha256;x-amz-date";
-    let canonical =
-        format!("{method}\n{path}\n\nhost:{host}\nx-amz-content-sha256:{hash}\nx-amz-date:{date}\n\n{signed}\n{hash}");
-    let scope = format!("{day}/us-east-1/s3/aws4_request");
-    let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
-    let key = ["us-east-1", "s3", "aws4_request"]
-        .iter()
-        .fold(hmac(format!("AWS4{}", t.secret_key).as_bytes(), day), |k, p| hmac(&k, p));
-    let signature = hex::encode(hmac(&key, &to_sign));
+    let signed = tessera_common::sigv4::SignedRequest {
+        method,
+        path: &path,
+        query: "",
+        host: &host,
+        date: &date,
+        payload_hash: &hash,
+    };
+    let auth = tessera_common::sigv4::authorization(&t.access_key, &t.secret_key, &signed);
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nx-amz-date: {date}\r\nx-amz-content-sha256: {hash}\r\nauthorization: AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        t.access_key,
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nx-amz-date: {date}\r\nx-amz-content-sha256: {hash}\r\nauthorization: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     let exchange = async {

@@ -14,6 +14,7 @@ pub use codes::ErrorCode;
 pub use config::{ByteSize, HumanDuration};
 pub use ids::{DataId, DiskId, IdParseError, NodeId, PgId};
 pub use metrics::MetricsRegistry;
+pub mod sigv4;
 
 /// `YYYYMMDDTHHMMSSZ` (UTC) for Unix time `secs`: SigV4's `x-amz-date`.
 pub fn amz_date(secs: u64) -> String {
