@@ -103,7 +103,14 @@ const SIZE_STEP: usize = 64 << 10;
 /// freed.
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: Mutex<Kept>,
+}
+
+/// The buffers a pool keeps, and their bytes together.
+#[derive(Debug, Default)]
+struct Kept {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
 }
 
 impl BufferPool {
@@ -122,7 +129,11 @@ impl BufferPool {
             // Not much larger than asked: a small read's frames could
             // otherwise hold a large buffer for as long as they live.
             let fits = |v: &Vec<u8>| v.len() >= need && v.len() <= need.max(SIZE_STEP) * 2;
-            free.iter().position(fits).map(|i| free.swap_remove(i))
+            let found = free.bufs.iter().position(fits).map(|i| free.bufs.swap_remove(i));
+            if let Some(v) = &found {
+                free.bytes -= v.len();
+            }
+            found
         };
         let vec = reused.unwrap_or_else(|| vec![0u8; need.div_ceil(SIZE_STEP) * SIZE_STEP]);
         // Bytes from the buffer's start to the next multiple of `align`.
@@ -135,16 +146,16 @@ impl BufferPool {
             return;
         }
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        let kept: usize = free.iter().map(Vec::len).sum();
-        if free.len() < POOLED && kept + vec.len() <= POOLED_BYTES {
-            free.push(vec);
+        if free.bufs.len() < POOLED && free.bytes + vec.len() <= POOLED_BYTES {
+            free.bytes += vec.len();
+            free.bufs.push(vec);
         }
     }
 
     /// Buffers waiting to be reused.
     #[cfg(test)]
     fn kept(&self) -> usize {
-        self.free.lock().map(|f| f.len()).unwrap_or(0)
+        self.free.lock().map(|f| f.bufs.len()).unwrap_or(0)
     }
 }
 
@@ -259,7 +270,9 @@ mod tests {
         let pool = Arc::new(BufferPool::default());
         let many: Vec<_> = (0..64).map(|_| pool.take(1 << 20, 4096)).collect();
         drop(many);
-        let kept: usize = pool.free.lock().unwrap().iter().map(Vec::len).sum();
+        let free = pool.free.lock().unwrap();
+        let kept: usize = free.bufs.iter().map(Vec::len).sum();
+        assert_eq!(kept, free.bytes);
         assert!(kept <= POOLED_BYTES && kept > POOLED_BYTES - (2 << 20), "{kept} bytes kept");
     }
 

@@ -8,10 +8,12 @@
 //! thread once sent, and mimalloc gives such memory back to the allocating
 //! thread's heap only when that thread allocates again: spread over ~80
 //! mostly idle threads, LIST pages after a GET burst held ~700 MiB and cost
-//! a third more CPU each (fresh pages to fault in). Here a few threads take
-//! every read in turn, so each reuses what its last answers freed. A read
-//! never waits on anything but RocksDB, so a fixed number of threads cannot
-//! deadlock; a read that panics is an error for its caller only.
+//! a third more CPU each (fresh pages to fault in). Here a fixed set of
+//! threads takes every read in turn, so each reuses what its last answers
+//! freed. More threads than cores, since a read of a state larger than
+//! memory waits on the disk. A read never waits on anything but RocksDB,
+//! so a fixed number of threads cannot deadlock; a read that panics is an
+//! error for its caller only.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, mpsc};
@@ -22,7 +24,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of threads taking reads from one queue.
 pub(crate) struct ReadPool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl ReadPool {
@@ -35,10 +37,8 @@ impl ReadPool {
             let spawned = std::thread::Builder::new().name(format!("meta-read-{i}")).spawn(move || {
                 loop {
                     // One thread waits on the queue, the others on the lock.
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
+                    // (Nothing panics while the lock is held: jobs run after.)
+                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     match job {
                         Ok(job) => job(),
                         Err(_) => return, // the pool is gone
@@ -49,12 +49,12 @@ impl ReadPool {
                 tracing::error!(error = %e, "cannot start a metadata read thread");
             }
         }
-        ReadPool { jobs: Mutex::new(tx) }
+        ReadPool { jobs: tx }
     }
 
-    /// Threads for a node's reads: the machine's cores, 2 to 8.
+    /// Threads for a node's reads: twice the machine's cores, 4 to 32.
     pub(crate) fn sized_for_machine() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8))
+        Self::new((std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).clamp(4, 32))
     }
 
     /// Runs `f` on one of the pool's threads; its answer.
@@ -63,8 +63,7 @@ impl ReadPool {
         let job: Job = Box::new(move || {
             let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(f)));
         });
-        let sent = self.jobs.lock().map_err(|_| Status::internal("read pool poisoned"))?.send(job);
-        sent.map_err(|_| Status::internal("the read threads have stopped"))?;
+        self.jobs.send(job).map_err(|_| Status::internal("the read threads have stopped"))?;
         match rx.await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(_)) => Err(Status::internal("read task failed: it panicked")),
