@@ -28,9 +28,12 @@ use tessera_common::{HumanDuration, amz_date};
 /// Operator commands against a running cluster, through its admin API.
 #[derive(Args, Debug)]
 pub struct AdminArgs {
-    /// The gateway's URL (http://host:port).
+    /// The gateway's URL (http://host:port or https://host:port).
     #[arg(long, env = "TESSERA_ENDPOINT", global = true)]
     endpoint: Option<String>,
+    /// PEM file of the certificate authorities to trust for an https:// endpoint (a self-signed server's cert.pem) [default: the system's].
+    #[arg(long, env = "TESSERA_CA_BUNDLE", global = true)]
+    ca_bundle: Option<PathBuf>,
     /// The access key calls are signed with (root, or a key allowed admin:* actions).
     #[arg(long, env = "TESSERA_ACCESS_KEY", global = true)]
     admin_access_key: Option<String>,
@@ -127,7 +130,15 @@ enum PolicyCommand {
 #[derive(Subcommand, Debug)]
 enum AliasCommand {
     /// Save an alias: where a cluster is and the key to call it with.
-    Set { name: String, endpoint: String, access_key: String, secret_key: String },
+    Set {
+        name: String,
+        endpoint: String,
+        access_key: String,
+        secret_key: String,
+        /// The CA bundle to trust for this https:// endpoint.
+        #[arg(long = "alias-ca-bundle")]
+        ca_bundle: Option<PathBuf>,
+    },
     /// The saved aliases (secrets left out).
     List,
     /// Forget an alias.
@@ -182,6 +193,8 @@ struct Alias {
     endpoint: String,
     access_key: String,
     secret_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_bundle: Option<PathBuf>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Default, Debug)]
@@ -220,6 +233,7 @@ struct Target {
     endpoint: String,
     access_key: String,
     secret_key: String,
+    ca_bundle: Option<PathBuf>,
 }
 
 fn target(args: &AdminArgs) -> Result<Target, Failure> {
@@ -250,8 +264,13 @@ fn target(args: &AdminArgs) -> Result<Target, Failure> {
         .clone()
         .or_else(|| env("TESSERA_ROOT_SECRET_KEY"))
         .or_else(|| alias.as_ref().map(|a| a.secret_key.clone()));
+    let ca_bundle = args
+        .ca_bundle
+        .clone()
+        .or_else(|| alias.as_ref().and_then(|a| a.ca_bundle.clone()))
+        .or_else(|| env("AWS_CA_BUNDLE").map(PathBuf::from));
     match (access_key, secret_key) {
-        (Some(access_key), Some(secret_key)) => Ok(Target { endpoint, access_key, secret_key }),
+        (Some(access_key), Some(secret_key)) => Ok(Target { endpoint, access_key, secret_key, ca_bundle }),
         _ => Err(Failure::Usage(
             "no credentials: give --admin-access-key and --admin-secret-key, TESSERA_ACCESS_KEY and TESSERA_SECRET_KEY, or an alias (tessera admin alias set)".into(),
         )),
@@ -276,11 +295,15 @@ fn encode_segment(s: &str) -> String {
 /// Sends one signed admin call; the answer's status and JSON.
 async fn call(t: &Target, method: &str, path: &str, body: &[u8]) -> Result<(u16, Value), Failure> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rest = t
-        .endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| Failure::Usage(format!("{}: only http:// endpoints for now", t.endpoint)))?;
+    let (tls, rest) = match (t.endpoint.strip_prefix("http://"), t.endpoint.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => {
+            return Err(Failure::Usage(format!("{}: an endpoint is http://host:port or https://host:port", t.endpoint)));
+        }
+    };
     let host = rest.trim_end_matches('/').to_owned();
+    let connector = if tls { Some(tls_connector(t.ca_bundle.as_deref())?) } else { None };
     let path = format!("/tessera/admin/v1/{path}");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let date = amz_date(now);
@@ -299,7 +322,16 @@ async fn call(t: &Target, method: &str, path: &str, body: &[u8]) -> Result<(u16,
         body.len()
     );
     let exchange = async {
-        let mut conn = tokio::net::TcpStream::connect(&host).await?;
+        let tcp = tokio::net::TcpStream::connect(&host).await?;
+        let mut conn: Box<dyn Stream> = match &connector {
+            None => Box::new(tcp),
+            Some(c) => {
+                let name = host_name(&host);
+                let name = rustls::pki_types::ServerName::try_from(name.to_owned())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                Box::new(c.connect(name, tcp).await?)
+            }
+        };
         conn.write_all(head.as_bytes()).await?;
         conn.write_all(body).await?;
         let mut buf = Vec::new();
@@ -313,6 +345,53 @@ async fn call(t: &Target, method: &str, path: &str, body: &[u8]) -> Result<(u16,
     let (status, body) = parse_response(&buf).ok_or_else(|| Failure::Unreachable("a malformed HTTP answer".into()))?;
     let value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
     Ok((status, value))
+}
+
+/// A connection the admin call runs over: TCP, or TLS over TCP.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// The host part of `host:port` (an IPv6 address without its brackets).
+fn host_name(host: &str) -> &str {
+    let h = match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    h.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// A TLS client trusting `ca_bundle`'s certificates, else the system's.
+fn tls_connector(ca_bundle: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, Failure> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_bundle {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| Failure::Usage(format!("CA bundle {}: {e}", path.display())))?
+                .filter_map(Result::ok)
+                .collect();
+            if certs.is_empty() {
+                return Err(Failure::Usage(format!("CA bundle {}: no PEM certificate in it", path.display())));
+            }
+            roots.add_parsable_certificates(certs);
+        }
+        None => {
+            // Debian's bundle; other systems name a bundle with --ca-bundle.
+            for path in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"] {
+                if let Ok(iter) = CertificateDer::pem_file_iter(path) {
+                    roots.add_parsable_certificates(iter.filter_map(Result::ok));
+                    break;
+                }
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(tessera_rpc::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Failure::Usage(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
 }
 
 /// Status and body of one HTTP/1.1 response (with a length, chunked, or
@@ -586,12 +665,18 @@ async fn policy(t: &Target, command: &PolicyCommand, json_out: bool) -> Result<(
 fn alias(command: &AliasCommand, json_out: bool) -> Result<(), Failure> {
     let mut p = load_profile()?;
     match command {
-        AliasCommand::Set { name, endpoint, access_key, secret_key } => {
-            if !endpoint.starts_with("http://") {
-                return Err(Failure::Usage(format!("{endpoint}: an endpoint is http://host:port")));
+        AliasCommand::Set { name, endpoint, access_key, secret_key, ca_bundle } => {
+            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                return Err(Failure::Usage(format!(
+                    "{endpoint}: an endpoint is http://host:port or https://host:port"
+                )));
             }
-            let alias =
-                Alias { endpoint: endpoint.clone(), access_key: access_key.clone(), secret_key: secret_key.clone() };
+            let alias = Alias {
+                endpoint: endpoint.clone(),
+                access_key: access_key.clone(),
+                secret_key: secret_key.clone(),
+                ca_bundle: ca_bundle.clone(),
+            };
             p.aliases.insert(name.clone(), alias);
             save_profile(&p)?;
             println!("alias {name} saved in {}", profile_path()?.display());

@@ -178,6 +178,21 @@ options! {
         /// Domain for virtual-hosted-style requests (`bucket.<domain>`).
         #[arg(long, env = "TESSERA_DOMAIN")]
         pub domain: Option<String>,
+        /// TLS certificate chain files (PEM, leaf first), one per name served; comma-separated or repeated. With them the S3 port speaks HTTPS [default: none, plain HTTP].
+        #[arg(long = "tls-cert", env = "TESSERA_TLS_CERT", value_delimiter = ',')]
+        pub tls_cert: Option<Vec<PathBuf>>,
+        /// The private key files (PEM) of --tls-cert, in the same order.
+        #[arg(long = "tls-key", env = "TESSERA_TLS_KEY", value_delimiter = ',')]
+        pub tls_key: Option<Vec<PathBuf>>,
+        /// With TLS on the S3 port, also serve plain HTTP on this address [default: none].
+        #[arg(long, env = "TESSERA_PLAIN_LISTEN")]
+        pub plain_listen: Option<SocketAddr>,
+        /// How often the certificate files are checked for a change (SIGHUP reloads at once) [default: 2s].
+        #[arg(long, env = "TESSERA_TLS_RELOAD_INTERVAL", hide = true)]
+        pub tls_reload_interval: Option<HumanDuration>,
+        /// Serve HTTPS with a development certificate made for this host (kept in `<data>/tls/cert.pem`, the CA bundle for clients) [default: false].
+        #[arg(long, env = "TESSERA_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
+        pub tls_self_signed: Option<bool>,
         /// Audit log: a JSON line per S3 request appended to this file (`-`: standard output) [default: off].
         #[arg(long, env = "TESSERA_AUDIT_LOG")]
         pub audit_log: Option<PathBuf>,
@@ -338,6 +353,18 @@ options! {
         /// Domains for virtual-hosted-style requests (comma-separated).
         #[arg(long = "domain", env = "TESSERA_DOMAINS", value_delimiter = ',')]
         pub domains: Option<Vec<String>>,
+        /// TLS certificate chain files (PEM, leaf first), one per name served; comma-separated or repeated. With them the S3 port speaks HTTPS [default: none, plain HTTP].
+        #[arg(long = "tls-cert", env = "TESSERA_TLS_CERT", value_delimiter = ',')]
+        pub tls_cert: Option<Vec<PathBuf>>,
+        /// The private key files (PEM) of --tls-cert, in the same order.
+        #[arg(long = "tls-key", env = "TESSERA_TLS_KEY", value_delimiter = ',')]
+        pub tls_key: Option<Vec<PathBuf>>,
+        /// With TLS on the S3 port, also serve plain HTTP on this address [default: none].
+        #[arg(long, env = "TESSERA_PLAIN_LISTEN")]
+        pub plain_listen: Option<SocketAddr>,
+        /// How often the certificate files are checked for a change (SIGHUP reloads at once) [default: 2s].
+        #[arg(long, env = "TESSERA_TLS_RELOAD_INTERVAL", hide = true)]
+        pub tls_reload_interval: Option<HumanDuration>,
         /// Region reported and expected in signatures [default: us-east-1].
         #[arg(long, env = "TESSERA_REGION")]
         pub region: Option<String>,

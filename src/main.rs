@@ -71,6 +71,8 @@ macro_rules! logs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One crypto provider for every TLS connection of the process.
+    tessera_rpc::tls::install_provider();
     match cli.command {
         Command::Server { file, opts } => start("server", resolve(opts, file.config.as_deref()), logs!(), server::run),
         Command::Meta { file, opts } => start("meta", resolve(opts, file.config.as_deref()), logs!(), roles::run_meta),

@@ -22,6 +22,32 @@ use tokio::sync::watch;
 
 use crate::config::{DatanodeOptions, GatewayOptions, Md5Opt, MetaOptions, TransportOpt, required};
 
+/// The certificates of the S3 port from `--tls-cert`/`--tls-key`, if given.
+pub fn tls_store(
+    certs: Option<&[std::path::PathBuf]>,
+    keys: Option<&[std::path::PathBuf]>,
+) -> anyhow::Result<Option<Arc<tessera_rpc::tls::CertStore>>> {
+    use tessera_rpc::tls::{CertFiles, CertStore};
+    match (certs, keys) {
+        (None, None) => Ok(None),
+        (c, k) => {
+            let files = CertFiles::pair(c.unwrap_or_default(), k.unwrap_or_default())?;
+            Ok(Some(CertStore::load(files)?))
+        }
+    }
+}
+
+/// Binds the plain-HTTP port beside an HTTPS one, if asked for.
+pub async fn plain_port(addr: Option<SocketAddr>, tls: bool) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        None => Ok(None),
+        Some(_) if !tls => {
+            bail!("--plain-listen is a second, plain-HTTP port beside HTTPS: give --tls-cert and --tls-key too")
+        }
+        Some(a) => Ok(Some(bind(a, "plain-HTTP S3 endpoint").await?)),
+    }
+}
+
 /// Binds `addr`, naming `what` in the error.
 pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
@@ -384,10 +410,16 @@ fn check_write_quorum(q: usize, k: usize, m: usize, allow_unsafe: bool) -> anyho
 pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     let meta = required(o.meta.clone(), "--meta with the metadata addresses (TESSERA_META)")?;
     let listen = o.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let tls = tls_store(o.tls_cert.as_deref(), o.tls_key.as_deref())?;
     let listener = bind(listen, "S3 endpoint").await?;
+    let plain = plain_port(o.plain_listen, tls.is_some()).await?;
     let timeout = o.startup_timeout.map_or(Duration::from_secs(30), |d| d.0);
     reach_metadata(&meta, timeout).await?;
     let mut gc = GatewayConfig::new(listen, meta);
+    gc.tls = tls;
+    if let Some(d) = o.tls_reload_interval {
+        gc.tls_reload_interval = d.0;
+    }
     let mut ec = EcDefaults::default();
     if let Some(spec) = o.ec {
         ec.k = spec.k;
@@ -449,8 +481,10 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
         Md5Opt::Inline => Md5Mode::Inline,
     };
     let (stop_tx, stop) = watch::channel(false);
-    let gw = tokio::spawn(tessera_gateway::serve(gc, listener, stop));
-    println!("tessera gateway: S3 on http://{listen}, erasure code {}+{}", ec.k, ec.m);
+    let scheme = if gc.tls.is_some() { "https" } else { "http" };
+    let also = plain.as_ref().and_then(|l| l.local_addr().ok()).map_or(String::new(), |a| format!(" and http://{a}"));
+    let gw = tokio::spawn(tessera_gateway::serve_on(gc, listener, plain, stop));
+    println!("tessera gateway: S3 on {scheme}://{listen}{also}, erasure code {}+{}", ec.k, ec.m);
     let r = until_signal("gateway", gw, stop_tx).await;
     r.context("gateway task")?.map_err(|e| anyhow::anyhow!("{e}"))
 }

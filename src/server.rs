@@ -89,6 +89,40 @@ struct Resolved {
     secret_key: Option<String>,
     domain: Option<String>,
     audit_log: Option<PathBuf>,
+    tls_cert: Option<Vec<PathBuf>>,
+    tls_key: Option<Vec<PathBuf>>,
+    tls_self_signed: bool,
+    plain_listen: Option<SocketAddr>,
+    tls_reload_interval: Option<Duration>,
+}
+
+/// The S3 port's certificates: the operator's files, or a development
+/// certificate for this host (its file returned, to print as the CA bundle).
+fn server_tls(
+    args: &Resolved,
+) -> anyhow::Result<(Option<std::sync::Arc<tessera_rpc::tls::CertStore>>, Option<PathBuf>)> {
+    if !args.tls_self_signed {
+        return Ok((crate::roles::tls_store(args.tls_cert.as_deref(), args.tls_key.as_deref())?, None));
+    }
+    if args.tls_cert.is_some() || args.tls_key.is_some() {
+        bail!("--tls-self-signed makes its own certificate: give it or --tls-cert/--tls-key, not both");
+    }
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    if !args.listen.ip().is_unspecified() {
+        names.push(args.listen.ip().to_string());
+    }
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(host.trim().to_owned());
+    }
+    if let Some(d) = &args.domain {
+        names.push(d.clone());
+        names.push(format!("*.{d}"));
+    }
+    names.retain(|n| !n.is_empty());
+    names.dedup();
+    let files = tessera_rpc::tls::self_signed(&args.data.join("tls"), &names)?;
+    let bundle = files.cert.clone();
+    Ok((Some(tessera_rpc::tls::CertStore::load(vec![files])?), Some(bundle)))
 }
 
 /// Runs the embedded server until Ctrl-C / SIGTERM.
@@ -104,6 +138,11 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         secret_key: o.secret_key,
         domain: o.domain,
         audit_log: o.audit_log,
+        tls_cert: o.tls_cert,
+        tls_key: o.tls_key,
+        tls_self_signed: o.tls_self_signed.unwrap_or(false),
+        plain_listen: o.plain_listen,
+        tls_reload_interval: o.tls_reload_interval.map(|d| d.0),
     };
     if args.disks == 0 || args.disks > 64 {
         bail!("--disks must be 1 to 64");
@@ -112,7 +151,9 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     let (k, m) = ec_for_disks(args.disks);
     let (access, secret, generated) = root_credentials(&args)?;
 
+    let (tls, bundle) = server_tls(&args)?;
     let s3_listener = bind(args.listen, "S3 endpoint").await?;
+    let plain_listener = crate::roles::plain_port(args.plain_listen, tls.is_some()).await?;
     let meta_listener = bind(args.meta_listen, "metadata service").await?;
     let dn_listener = bind(args.datanode_listen, "datanode service").await?;
     let meta_url = format!("http://{}", args.meta_listen);
@@ -168,14 +209,25 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     gc.metrics = registry;
     gc.local_datanode = Some(tessera_rpc::local::LocalDatanode::new(local_dn));
     gc.local_meta = Some(local_meta);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    gc.tls = tls;
+    if let Some(d) = args.tls_reload_interval {
+        gc.tls_reload_interval = d;
+    }
     // PUT bodies without a length wait on the data disk, not in a /tmp
     // that may be memory.
     gc.audit_log = args.audit_log.clone();
     gc.spool_dir = args.data.join("spool");
     std::fs::create_dir_all(&gc.spool_dir).context("create the spool folder")?;
-    let gw_task = tokio::spawn(tessera_gateway::serve(gc, s3_listener, stop.clone()));
+    let gw_task = tokio::spawn(tessera_gateway::serve_on(gc, s3_listener, plain_listener, stop.clone()));
 
-    println!("Tessera S3 endpoint: http://{}", args.listen);
+    println!("Tessera S3 endpoint: {scheme}://{}", args.listen);
+    if let Some(p) = args.plain_listen {
+        println!("  also plain HTTP: http://{p}");
+    }
+    if let Some(b) = &bundle {
+        println!("  self-signed certificate (the CA bundle for clients): {}", b.display());
+    }
     println!("  data: {}  disks: {}  erasure code: {k}+{m}", args.data.display(), args.disks);
     if generated {
         println!("  root access key: {access}");

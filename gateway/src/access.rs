@@ -37,6 +37,14 @@ use crate::unenforced::refusal;
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
+/// How a request arrived (a request extension set by the HTTP front):
+/// `aws:SecureTransport` is true over TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct Transport {
+    /// The connection is TLS.
+    pub tls: bool,
+}
+
 /// Who made a request, as the access check resolved it (a request
 /// extension for the handlers).
 #[derive(Clone, Debug, Default)]
@@ -340,7 +348,8 @@ fn context(cx: &mut S3AccessContext<'_>, key: Option<&str>) -> HashMap<String, V
     if let Some(Peer(addr)) = cx.extensions_mut().get::<Peer>() {
         put("aws:sourceip", addr.ip().to_string());
     }
-    put("aws:securetransport", "false".into());
+    let tls = cx.extensions_mut().get::<Transport>().is_some_and(|t| t.tls);
+    put("aws:securetransport", tls.to_string());
     let now = time::OffsetDateTime::now_utc();
     if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
         put("aws:currenttime", t);

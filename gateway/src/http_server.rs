@@ -353,6 +353,16 @@ impl Front {
     }
 }
 
+/// The sockets a gateway serves S3 on.
+pub struct Listeners {
+    /// The S3 port: HTTPS when `tls` is set, else plain HTTP.
+    pub main: TcpListener,
+    /// The certificates the main port presents.
+    pub tls: Option<Arc<tessera_rpc::tls::CertStore>>,
+    /// A second, plain-HTTP port beside an HTTPS main port, if wanted.
+    pub plain: Option<TcpListener>,
+}
+
 /// How long in-flight requests may take to finish after shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -360,7 +370,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]) and closes idle
 /// connections.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     s3: S3Service,
     cluster: Cluster,
     config: FrontConfig,
@@ -381,13 +391,26 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let mut conns = JoinSet::new();
     let max_connections = front.config.max_connections.max(1);
+    let Listeners { main, tls, plain } = listeners;
+    let tls = match tls {
+        Some(store) => Some(tokio_rustls::TlsAcceptor::from(
+            store.server_config().map_err(|e| GatewayError::Config(format!("TLS: {e}")))?,
+        )),
+        None => None,
+    };
+    let accept_plain = async |plain: &Option<TcpListener>| match plain {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    };
     loop {
         if *shutdown.borrow() {
             break;
         }
         // At the cap, nothing is accepted until a connection ends.
-        let accepted = tokio::select! {
-            a = listener.accept(), if conns.len() < max_connections => a,
+        let room = conns.len() < max_connections;
+        let (accepted, over_tls) = tokio::select! {
+            a = main.accept(), if room => (a, tls.is_some()),
+            a = accept_plain(&plain), if room => (a, false),
             _ = shutdown.changed() => continue,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
@@ -405,9 +428,11 @@ pub async fn serve(
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             // The client's address, for policies (`aws:SourceIp`) and logs.
             req.extensions_mut().insert(crate::access::Peer(peer));
+            req.extensions_mut().insert(crate::access::Transport { tls: over_tls });
             front.clone().handle(req)
         });
         let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let acceptor = if over_tls { tls.clone() } else { None };
         conns.spawn(async move {
             // The protocol sniffing ahead of hyper's header timer has no
             // clock of its own: a client that connects and sends nothing
@@ -417,13 +442,33 @@ pub async fn serve(
                 tracing::debug!("connection sent nothing within {header_timeout:?}; closed");
                 return;
             }
+            let Some(acceptor) = acceptor else {
+                let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!("connection ended: {e}");
+                }
+                return;
+            };
+            // The handshake, too, must end within the header timeout.
+            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!("TLS handshake with {peer} failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake with {peer} took over {header_timeout:?}; closed");
+                    return;
+                }
+            };
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!("connection ended: {e}");
             }
         });
     }
-    drop(listener);
+    drop(main);
+    drop(plain);
     // Every connection stops keeping alive and idle ones close. hyper does
     // not count an HTTP/1 connection that waits for its next request head
     // as idle (its header timer runs), so the drain also ends as soon as no

@@ -123,6 +123,11 @@ pub struct GatewayConfig {
     /// The metadata node of this process, if any (`tessera server`): calls
     /// to it skip loopback gRPC.
     pub local_meta: Option<tessera_rpc::LocalMeta>,
+    /// TLS on the S3 port: the certificates it presents, reloaded when
+    /// their files change or on SIGHUP. `None`: plain HTTP.
+    pub tls: Option<Arc<tessera_rpc::tls::CertStore>>,
+    /// How often the certificate files are looked at for a change.
+    pub tls_reload_interval: Duration,
     /// Where the gateway's metrics are registered (`tessera_gateway_*`) and
     /// what `/tessera/metrics` renders: in one process, every role's.
     pub metrics: MetricsRegistry,
@@ -155,6 +160,8 @@ impl GatewayConfig {
             md5: Md5Mode::default(),
             local_datanode: None,
             local_meta: None,
+            tls: None,
+            tls_reload_interval: Duration::from_secs(2),
             metrics: MetricsRegistry::default(),
         }
     }
@@ -199,12 +206,26 @@ pub async fn run(config: GatewayConfig, shutdown: watch::Receiver<bool>) -> Resu
     serve(config, listener, shutdown).await
 }
 
-/// Serves the S3 API on `listener` until `shutdown` turns true.
+/// Serves the S3 API on `listener` until `shutdown` turns true (HTTPS when
+/// `config.tls` is set).
 pub async fn serve(
     config: GatewayConfig,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), GatewayError> {
+    serve_on(config, listener, None, shutdown).await
+}
+
+/// As [`serve`], with a second, plain-HTTP port beside an HTTPS one.
+pub async fn serve_on(
+    config: GatewayConfig,
+    listener: TcpListener,
+    plain: Option<TcpListener>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), GatewayError> {
+    if plain.is_some() && config.tls.is_none() {
+        return Err(GatewayError::Config("a second plain-HTTP port needs TLS on the main one".into()));
+    }
     if config.meta_endpoints.is_empty() {
         return Err(GatewayError::Config("no metadata endpoint".into()));
     }
@@ -252,8 +273,14 @@ pub async fn serve(
         _ => None,
     };
     let per_key = limiter(config.rate_per_key);
+    let tls = config.tls.clone();
+    let reloader = tls.clone().map(|store| tokio::spawn(store.watch(config.tls_reload_interval, shutdown.clone())));
     let service = s3::build_service(Arc::new(config), cluster.clone(), md5, dir, per_key);
-    let served = http_server::serve(listener, service, cluster, front, shutdown).await;
+    let listeners = http_server::Listeners { main: listener, tls, plain };
+    let served = http_server::serve(listeners, service, cluster, front, shutdown).await;
     watcher.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     served
 }

@@ -17,6 +17,7 @@ mod local_meta;
 mod meta_client;
 pub mod names;
 pub mod ops_http;
+pub mod tls;
 pub mod trace;
 pub mod wire;
 

@@ -46,8 +46,22 @@ class Run:
             AWS_SHARED_CREDENTIALS_FILE=os.path.join(self.work, "aws-credentials"),
         )
         self.steps = 0
+        if args.ca_bundle:
+            # aws-cli and boto3 get it explicitly (--ca-bundle, verify=);
+            # curl, urllib and urllib3 calls find it in the environment.
+            for var in ("CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+                self.env[var] = args.ca_bundle
+                os.environ[var] = args.ca_bundle
 
     # -- helpers ---------------------------------------------------------
+
+    def connection(self, netloc):
+        """A raw HTTP(S) connection to the endpoint's host."""
+        if self.endpoint.startswith("https://"):
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.args.ca_bundle)
+            return http.client.HTTPSConnection(netloc, timeout=60, context=ctx)
+        return http.client.HTTPConnection(netloc, timeout=60)
 
     def step(self, client, command):
         """A context naming the step in any failure."""
@@ -80,7 +94,8 @@ class Run:
 
     def aws(self, *argv):
         quiet = ["--only-show-errors"] if argv[:1] == ("s3",) and argv[1] in ("cp", "mv", "rm", "sync") else []
-        return self.sh([os.path.join(self.bin, "aws"), "--endpoint-url", self.endpoint, *argv, *quiet])
+        tls = ["--ca-bundle", self.args.ca_bundle] if self.args.ca_bundle else []
+        return self.sh([os.path.join(self.bin, "aws"), "--endpoint-url", self.endpoint, *tls, *argv, *quiet])
 
     def path(self, *parts):
         return os.path.join(self.work, *parts)
@@ -205,6 +220,7 @@ class Run:
             aws_access_key_id=self.args.access_key,
             aws_secret_access_key=self.args.secret_key,
             region_name="us-east-1",
+            verify=self.args.ca_bundle,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
         )
         b = "boto3-bucket"
@@ -245,7 +261,7 @@ class Run:
             # http.client adds no Content-Type (urllib would, and a SigV2
             # presigned URL signs the Content-Type: S3 would refuse it too).
             u = urllib.parse.urlsplit(url)
-            conn = http.client.HTTPConnection(u.netloc, timeout=60)
+            conn = self.connection(u.netloc)
             conn.request("PUT", f"{u.path}?{u.query}", body=body)
             resp = conn.getresponse()
             answer = resp.read()
@@ -329,6 +345,7 @@ class Run:
                 aws_access_key_id=self.args.access_key,
                 aws_secret_access_key=secret,
                 region_name="us-east-1",
+                verify=self.args.ca_bundle,
                 config=Config(signature_version="s3", s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
             )
 
@@ -361,7 +378,7 @@ class Run:
             except botocore.exceptions.ClientError as e:
                 assert e.response["Error"]["Code"] == "SignatureDoesNotMatch", e.response["Error"]
             u = urllib.parse.urlsplit(self.endpoint)
-            conn = http.client.HTTPConnection(u.netloc, timeout=60)
+            conn = self.connection(u.netloc)
             old = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 3600))
             conn.request("GET", f"/{b}/", headers={"Date": old, "Authorization": f"AWS {self.args.access_key}:AAAA"})
             resp = conn.getresponse()
@@ -497,6 +514,7 @@ def main():
     ap.add_argument("--label", default="tessera")
     ap.add_argument("--work", required=True)
     ap.add_argument("--only", help="comma-separated subset: aws,boto3,rclone,s3cmd,minio")
+    ap.add_argument("--ca-bundle", help="PEM file of the CA to trust for an https:// endpoint")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     run = Run(args)
