@@ -299,7 +299,10 @@ async fn call(t: &Target, method: &str, path: &str, body: &[u8]) -> Result<(u16,
         (Some(rest), _) => (false, rest),
         (_, Some(rest)) => (true, rest),
         _ => {
-            return Err(Failure::Usage(format!("{}: an endpoint is http://host:port or https://host:port", t.endpoint)));
+            return Err(Failure::Usage(format!(
+                "{}: an endpoint is http://host:port or https://host:port",
+                t.endpoint
+            )));
         }
     };
     let host = rest.trim_end_matches('/').to_owned();

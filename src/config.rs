@@ -257,6 +257,12 @@ options! {
         /// (upgrade tests; see docs/operations.md, rolling upgrades) [default: this release's].
         #[arg(long, env = "TESSERA_COMMAND_LEVEL", hide = true)]
         pub command_level: Option<u32>,
+        /// Folder with this node's cluster certificates (`ca.pem`, `node.pem`, `node.key`; `tessera cert node` makes them): mutual TLS on every internal connection [required unless --insecure-cluster].
+        #[arg(long, env = "TESSERA_CLUSTER_CERTS")]
+        pub cluster_certs: Option<PathBuf>,
+        /// Speak plain text, unauthenticated, to the other nodes (a trusted test network only; logged loudly) [default: false].
+        #[arg(long, env = "TESSERA_INSECURE_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
+        pub insecure_cluster: Option<bool>,
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,
@@ -332,6 +338,12 @@ options! {
         /// How long to wait for the metadata service at start-up [default: 30s].
         #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
         pub startup_timeout: Option<HumanDuration>,
+        /// Folder with this node's cluster certificates (`ca.pem`, `node.pem`, `node.key`; `tessera cert node` makes them): mutual TLS on every internal connection [required unless --insecure-cluster].
+        #[arg(long, env = "TESSERA_CLUSTER_CERTS")]
+        pub cluster_certs: Option<PathBuf>,
+        /// Speak plain text, unauthenticated, to the other nodes (a trusted test network only; logged loudly) [default: false].
+        #[arg(long, env = "TESSERA_INSECURE_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
+        pub insecure_cluster: Option<bool>,
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,
@@ -428,6 +440,12 @@ options! {
         /// How long to wait for the metadata service at start-up [default: 30s].
         #[arg(long, env = "TESSERA_STARTUP_TIMEOUT")]
         pub startup_timeout: Option<HumanDuration>,
+        /// Folder with this node's cluster certificates (`ca.pem`, `node.pem`, `node.key`; `tessera cert node` makes them): mutual TLS on every internal connection [required unless --insecure-cluster].
+        #[arg(long, env = "TESSERA_CLUSTER_CERTS")]
+        pub cluster_certs: Option<PathBuf>,
+        /// Speak plain text, unauthenticated, to the other nodes (a trusted test network only; logged loudly) [default: false].
+        #[arg(long, env = "TESSERA_INSECURE_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
+        pub insecure_cluster: Option<bool>,
         /// Log format: text or json [default: text].
         #[arg(long, env = "TESSERA_LOG_FORMAT")]
         pub log_format: Option<LogFormat>,
@@ -491,6 +509,7 @@ mod tests {
         assert_eq!(d.gc_grace, Some("1h".parse().unwrap()));
         let g: GatewayOptions = parse_toml(include_str!("../deploy/gateway.toml")).unwrap();
         assert_eq!(g.ec, Some(EcSpec { k: 4, m: 2 }));
+        assert!(m.cluster_certs.is_some() && g.cluster_certs.is_some() && d.cluster_certs.is_some());
     }
 
     #[test]

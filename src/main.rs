@@ -2,6 +2,7 @@
 //! Config loading and role wiring only; the work lives in the crates.
 
 mod admin;
+mod cert;
 mod config;
 mod roles;
 mod server;
@@ -60,6 +61,8 @@ enum Command {
     },
     /// Operator commands against a running cluster (its admin API).
     Admin(admin::AdminArgs),
+    /// Certificates for mutual TLS inside a cluster (a CA, node certificates).
+    Cert(cert::CertArgs),
 }
 
 /// How a role's options say to log: (format, OTLP endpoint).
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
             start("gateway", resolve(opts, file.config.as_deref()), logs!(), roles::run_gateway)
         }
         Command::Admin(args) => admin::run(args),
+        Command::Cert(args) => cert::run(args),
     }
 }
 

@@ -48,6 +48,50 @@ pub async fn plain_port(addr: Option<SocketAddr>, tls: bool) -> anyhow::Result<O
     }
 }
 
+/// Sets up this process's identity inside the cluster: the node
+/// certificate in `certs` (mutual TLS on every internal connection, the
+/// files watched for renewals until `stop`), or plain text when the
+/// operator said `--insecure-cluster`. Neither is refused.
+pub fn cluster_identity(
+    role: tessera_rpc::cluster_tls::Role,
+    certs: Option<&Path>,
+    insecure: bool,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use tessera_rpc::cluster_tls::{self, ClusterTls};
+    match (certs, insecure) {
+        (Some(_), true) => bail!("--cluster-certs and --insecure-cluster contradict each other: give one"),
+        (None, false) => bail!(
+            "nodes of a cluster speak mutual TLS to each other: give --cluster-certs DIR (`tessera cert ca`, then \
+             `tessera cert node --role {}`), or --insecure-cluster for plain text on a trusted test network",
+            role.as_str()
+        ),
+        (None, true) => {
+            eprintln!(
+                "tessera {}: WARNING, INSECURE: --insecure-cluster: traffic to the other nodes is plain text and \
+                 unauthenticated; anyone who reaches this node's ports can read and change the cluster's data",
+                role.as_str()
+            );
+            Ok(())
+        }
+        (Some(dir), false) => {
+            let tls = ClusterTls::load(dir).with_context(|| format!("cluster certificates in {}", dir.display()))?;
+            if tls.role() != role {
+                bail!(
+                    "the certificate in {} is a {} certificate; this node is a {}",
+                    dir.display(),
+                    tls.role().as_str(),
+                    role.as_str()
+                );
+            }
+            let store = tls.store().clone();
+            cluster_tls::install(tls)?;
+            tokio::spawn(store.watch(Duration::from_secs(5), stop));
+            Ok(())
+        }
+    }
+}
+
 /// Binds `addr`, naming `what` in the error.
 pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
@@ -214,6 +258,12 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
     mc.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let (stop_tx, stop) = watch::channel(false);
+    cluster_identity(
+        tessera_rpc::cluster_tls::Role::Meta,
+        o.cluster_certs.as_deref(),
+        o.insecure_cluster.unwrap_or(false),
+        stop.clone(),
+    )?;
     let level = mc.command_level;
     let node = tokio::spawn(tessera_metadata::serve(mc, listener, stop.clone()));
     let own = MetaClient::new(MetaClientConfig::new(vec![advertise.clone()]));
@@ -333,6 +383,13 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
     }
     let listener = bind(listen, "datanode service").await?;
     let ops = bind(http, "health and metrics").await?;
+    let (stop_tx, stop) = watch::channel(false);
+    cluster_identity(
+        tessera_rpc::cluster_tls::Role::Datanode,
+        o.cluster_certs.as_deref(),
+        o.insecure_cluster.unwrap_or(false),
+        stop.clone(),
+    )?;
     let timeout = o.startup_timeout.map_or(Duration::from_secs(30), |d| d.0);
     reach_metadata(&meta, timeout).await?;
     let advertise = o.advertise.clone().unwrap_or_else(|| format!("http://{listen}"));
@@ -360,7 +417,6 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
         metrics: registry.clone(),
     };
     cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (stop_tx, stop) = watch::channel(false);
     let node = tokio::spawn(tessera_datanode::serve(cfg, listener, stop.clone()));
     let ready: ReadyCheck = {
         let url = advertise.clone();
@@ -369,7 +425,7 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
             Box::pin(async move {
                 use tessera_rpc::proto::health::health_client::HealthClient;
                 use tessera_rpc::proto::health::{CheckRequest, check_response::Status};
-                let mut c = HealthClient::connect(url).await.map_err(|e| e.to_string())?;
+                let mut c = HealthClient::new(tessera_rpc::cluster_tls::connect_url(&url).await?);
                 let r = c.check(CheckRequest {}).await.map_err(|e| e.to_string())?.into_inner();
                 if r.status == Status::Serving as i32 {
                     Ok("registered with metadata".into())
@@ -413,6 +469,13 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     let tls = tls_store(o.tls_cert.as_deref(), o.tls_key.as_deref())?;
     let listener = bind(listen, "S3 endpoint").await?;
     let plain = plain_port(o.plain_listen, tls.is_some()).await?;
+    let (stop_tx, stop) = watch::channel(false);
+    cluster_identity(
+        tessera_rpc::cluster_tls::Role::Gateway,
+        o.cluster_certs.as_deref(),
+        o.insecure_cluster.unwrap_or(false),
+        stop.clone(),
+    )?;
     let timeout = o.startup_timeout.map_or(Duration::from_secs(30), |d| d.0);
     reach_metadata(&meta, timeout).await?;
     let mut gc = GatewayConfig::new(listen, meta);
@@ -480,7 +543,6 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
         Md5Opt::Lanes => Md5Mode::Lanes,
         Md5Opt::Inline => Md5Mode::Inline,
     };
-    let (stop_tx, stop) = watch::channel(false);
     let scheme = if gc.tls.is_some() { "https" } else { "http" };
     let also = plain.as_ref().and_then(|l| l.local_addr().ok()).map_or(String::new(), |a| format!(" and http://{a}"));
     let gw = tokio::spawn(tessera_gateway::serve_on(gc, listener, plain, stop));

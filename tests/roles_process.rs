@@ -28,12 +28,13 @@ fn run(cmd: &mut Command) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Asserts a one-line error containing `want` and exit status 1.
+/// Asserts a one-line error containing `want` and exit status 1 (after
+/// the warning `--insecure-cluster` prints, when given).
 fn fails_with(out: Output, want: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "exit status; stderr: {err}");
     assert!(!err.contains("panicked"), "a panic: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty() && !l.contains("WARNING, INSECURE")).collect();
     assert_eq!(lines.len(), 1, "one line expected: {err}");
     assert!(lines[0].contains(want), "`{want}` expected in: {err}");
 }
@@ -60,31 +61,40 @@ fn bad_start_up_input_is_one_line_and_exit_1() {
     let disk = format!("1:{}", dir.path().join("d1").display());
     let http = format!("127.0.0.1:{}", free_port());
     let listen = format!("127.0.0.1:{}", free_port());
+    // A datanode that would reach the metadata service at `dead`.
+    let datanode = |extra: &[&str]| {
+        let mut c = tessera();
+        c.args(["datanode", "--node-id", "1", "--disk", &disk, "--meta", &dead, "--listen", &listen])
+            .args(["--http-listen", &http, "--startup-timeout", "1s"])
+            .args(extra);
+        run(&mut c)
+    };
     let started = Instant::now();
-    fails_with(
-        run(tessera().args([
-            "datanode",
-            "--node-id",
-            "1",
-            "--disk",
-            &disk,
-            "--meta",
-            &dead,
-            "--listen",
-            &listen,
-            "--http-listen",
-            &http,
-            "--startup-timeout",
-            "1s",
-        ])),
-        "cannot reach the metadata service",
-    );
+    fails_with(datanode(&["--insecure-cluster"]), "cannot reach the metadata service");
     assert!(started.elapsed() < Duration::from_secs(10), "gave up after {:?}", started.elapsed());
     // A metadata address that is not a URL.
     fails_with(
-        run(tessera().args(["gateway", "--meta", "127.0.0.1:9001", "--listen", "127.0.0.1:0"])),
+        run(tessera().args(["gateway", "--meta", "127.0.0.1:9001", "--listen", "127.0.0.1:0", "--insecure-cluster"])),
         "is not a metadata address",
     );
+    // A cluster role without a certificate, unless told to run insecure.
+    fails_with(
+        run(tessera().args(["gateway", "--meta", &dead, "--listen", "127.0.0.1:0"])),
+        "give --cluster-certs DIR",
+    );
+    // A certificate of another role.
+    let ca = dir.path().join("ca");
+    assert!(run(tessera().args(["cert", "ca", "--dir"]).arg(&ca)).status.success());
+    fails_with(run(tessera().args(["cert", "ca", "--dir"]).arg(&ca)), "already holds a CA");
+    let gw_certs = dir.path().join("gw-certs");
+    let made = run(tessera()
+        .args(["cert", "node", "--role", "gateway", "--name", "g", "--ca"])
+        .arg(&ca)
+        .arg("--out")
+        .arg(&gw_certs));
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let gw_certs = gw_certs.display().to_string();
+    fails_with(datanode(&["--cluster-certs", &gw_certs]), "is a gateway certificate; this node is a datanode");
 
     // A data folder that cannot be created or written.
     fails_with(run(tessera().args(["server", "--data", "/proc/tessera-cannot-write"])), "data folder");
@@ -182,6 +192,19 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     let ops: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let urls: Vec<String> = grpc.iter().map(|a| format!("http://{a}")).collect();
     let (ak, sk) = ("TSROLESTEST", "roles-test-secret-key");
+    // Mutual TLS inside: a CA and a certificate per node (`tessera cert`).
+    let ca = p("ca");
+    assert!(run(tessera().args(["cert", "ca", "--dir"]).arg(&ca)).status.success());
+    let certs = |role: &str, name: &str| {
+        let out = p(&format!("certs-{name}"));
+        let made = run(tessera()
+            .args(["cert", "node", "--role", role, "--name", name, "--ca"])
+            .arg(&ca)
+            .arg("--out")
+            .arg(&out));
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        out
+    };
     let mut metas = Vec::new();
     for i in 0..3 {
         let mut c = tessera();
@@ -189,6 +212,8 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
             .args(["--log-format", "json"])
             .arg("--data")
             .arg(p(&format!("meta{i}")))
+            .arg("--cluster-certs")
+            .arg(certs("meta", &format!("meta{i}")))
             .args(["--raft-heartbeat", "100ms", "--election-timeout-min", "400ms", "--election-timeout-max", "800ms"]);
         if i == 0 {
             c.arg("--bootstrap").env("TESSERA_ROOT_ACCESS_KEY", ak).env("TESSERA_ROOT_SECRET_KEY", sk);
@@ -225,7 +250,8 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     // A datanode with 6 disks (so EC 4+2 can place on one host) and a gateway.
     let dn_http = format!("127.0.0.1:{}", free_port());
     let mut dn = tessera();
-    dn.args(["datanode", "--node-id", "1", "--listen", &format!("127.0.0.1:{}", free_port())]).args([
+    let dn_listen = format!("127.0.0.1:{}", free_port());
+    dn.args(["datanode", "--node-id", "1", "--listen", &dn_listen]).args([
         "--http-listen",
         &dn_http,
         "--meta",
@@ -233,6 +259,7 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
         "--scrub-interval",
         "1s",
     ]);
+    dn.arg("--cluster-certs").arg(certs("datanode", "dn1"));
     for d in 1..=6 {
         dn.arg("--disk").arg(format!("{d}:{}", p(&format!("disk{d}")).display()));
     }
@@ -240,8 +267,15 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     wait_ready(&dn_http, "datanode");
     let gw_addr = format!("127.0.0.1:{}", free_port());
     let cfg = p("gateway.toml");
-    std::fs::write(&cfg, format!("listen = \"{gw_addr}\"\nmeta = {urls:?}\nec = \"4+2\"\nhedge_timeout = \"1s\"\n"))
-        .unwrap();
+    let gw_certs = certs("gateway", "gw1");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"{gw_addr}\"\nmeta = {urls:?}\nec = \"4+2\"\nhedge_timeout = \"1s\"\ncluster_certs = {:?}\n",
+            gw_certs.display().to_string()
+        ),
+    )
+    .unwrap();
     let gw = Proc::spawn(tessera().args(["gateway", "--config"]).arg(&cfg), &p("gateway.log"));
     wait_ready(&gw_addr, "gateway");
 
@@ -272,6 +306,64 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     }
     let commit = metric(&ops[0], "tessera_metadata_raft_commit_index ").unwrap();
     assert!(commit >= 5.0, "commit index {commit}");
+
+    // Nodes without a certificate of this cluster's CA get nowhere: a
+    // datanode with another CA's certificate, and one speaking plain text,
+    // cannot reach the metadata service; raw plain-text connections to the
+    // metadata and datanode ports are answered with a TLS alert, never HTTP/2.
+    let other = p("other-ca");
+    assert!(run(tessera().args(["cert", "ca", "--dir"]).arg(&other)).status.success());
+    let foreign = p("foreign-certs");
+    let made = run(tessera()
+        .args(["cert", "node", "--role", "datanode", "--name", "x", "--ca"])
+        .arg(&other)
+        .arg("--out")
+        .arg(&foreign));
+    assert!(made.status.success());
+    let rogue = |extra: &[&str], certs: Option<&std::path::Path>| {
+        let mut c = tessera();
+        c.args(["datanode", "--node-id", "9", "--disk"])
+            .arg(format!("99:{}", p("rogue-disk").display()))
+            .args(["--meta", &urls.join(","), "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--startup-timeout", "2s"])
+            .args(extra);
+        if let Some(d) = certs {
+            c.arg("--cluster-certs").arg(d);
+        }
+        run(&mut c)
+    };
+    fails_with(rogue(&[], Some(&foreign)), "cannot reach the metadata service");
+    fails_with(rogue(&["--insecure-cluster"], None), "cannot reach the metadata service");
+    let meta_log = std::fs::read_to_string(p("meta0.log")).unwrap()
+        + &std::fs::read_to_string(p("meta1.log")).unwrap()
+        + &std::fs::read_to_string(p("meta2.log")).unwrap();
+    assert!(meta_log.contains("refused an internal connection"), "no refusal logged:\n{meta_log}");
+    // A TLS client with the foreign certificate, straight at the datanode's
+    // shard wire and a metadata node: the handshake fails at the server, and
+    // the client learns it at its first read.
+    let foreign_id = tessera_rpc::cluster_tls::ClusterTls::load(&foreign).unwrap();
+    for target in [dn_listen.clone(), grpc[1].clone()] {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let tcp = tokio::net::TcpStream::connect(&target).await.unwrap();
+        let outcome = async {
+            let mut conn = foreign_id.connect(tcp, true).await?;
+            conn.write_all(tessera_rpc::wire::PREFACE).await?;
+            conn.flush().await?;
+            let mut b = [0u8; 1];
+            conn.read(&mut b).await
+        };
+        let r = tokio::time::timeout(Duration::from_secs(15), outcome).await.unwrap();
+        assert!(r.is_err() || matches!(r, Ok(0)), "{target}: a foreign certificate was served: {r:?}");
+    }
+    for target in [grpc[0].clone(), dn_listen.clone()] {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(&target).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert_eq!(answer.first(), Some(&0x15), "{target}: not a TLS alert: {answer:?}");
+    }
 
     let waited = stalled.join().unwrap();
     assert!(waited < Duration::from_secs(20), "a stalled request held the connection for {waited:?}");

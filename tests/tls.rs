@@ -230,7 +230,11 @@ async fn https_picks_by_sni_reloads_certificates_and_sets_secure_transport() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(AK));
     let out = admin(&certs.join("b.crt"));
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("certificate"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).to_lowercase().contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(server);
 
     // Without the file check (an hour between looks), SIGHUP reloads.

@@ -14,6 +14,7 @@ use std::io;
 use std::time::Duration;
 
 use tessera_rpc::HealthService;
+use tessera_rpc::cluster_tls::{self, Conn};
 use tessera_rpc::proto::data::wire_request::Op;
 use tessera_rpc::proto::data::{GetShardRequest, PutShardRequest, ShardFrame};
 use tessera_rpc::wire::{self, PREFACE};
@@ -51,7 +52,7 @@ pub async fn serve_data(
     health: Option<HealthService>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
-    let (grpc_tx, grpc_rx) = mpsc::channel::<io::Result<TcpStream>>(64);
+    let (grpc_tx, grpc_rx) = mpsc::channel::<io::Result<Conn>>(64);
     let mut stop = shutdown.clone();
     let grpc = server_builder()
         .add_service(service.clone().into_server())
@@ -65,7 +66,7 @@ pub async fn serve_data(
 async fn accept_loop(
     listener: TcpListener,
     service: DataService,
-    grpc: mpsc::Sender<io::Result<TcpStream>>,
+    grpc: mpsc::Sender<io::Result<Conn>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -96,9 +97,32 @@ async fn accept_loop(
 async fn route(
     conn: TcpStream,
     service: DataService,
-    grpc: mpsc::Sender<io::Result<TcpStream>>,
+    grpc: mpsc::Sender<io::Result<Conn>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    if let Some(tls) = cluster_tls::current() {
+        // Mutual TLS: the handshake proves the peer is a node of this
+        // cluster, and its ALPN says which transport follows.
+        let shook = tokio::select! {
+            s = tokio::time::timeout(cluster_tls::HANDSHAKE_TIMEOUT, tls.accept(conn)) => s,
+            () = until_true(&mut shutdown) => return,
+        };
+        let conn = match shook {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return tracing::warn!(error = %e, "refused an internal connection: TLS handshake failed"),
+            Err(_) => return tracing::warn!("refused an internal connection: no TLS handshake in time"),
+        };
+        if conn.alpn() == Some(cluster_tls::ALPN_WIRE) {
+            if let Err(e) = wire::tune_socket(conn.tcp()) {
+                tracing::debug!(error = %e, "could not set keepalive on a shard-wire connection");
+            }
+            return serve_wire(conn, service, shutdown).await;
+        }
+        if grpc.send(Ok(conn)).await.is_err() {
+            tracing::debug!("connection arrived as the gRPC server stopped");
+        }
+        return;
+    }
     let mut first = [0u8; 1];
     let peeked = tokio::select! {
         p = tokio::time::timeout(FIRST_BYTES_TIMEOUT, conn.peek(&mut first)) => p,
@@ -109,10 +133,10 @@ async fn route(
             if let Err(e) = wire::tune_socket(&conn) {
                 tracing::debug!(error = %e, "could not set keepalive on a shard-wire connection");
             }
-            serve_wire(conn, service, shutdown).await
+            serve_wire(Conn::Plain(conn), service, shutdown).await
         }
         Ok(Ok(1)) => {
-            let sent = grpc.send(Ok(conn)).await;
+            let sent = grpc.send(Ok(Conn::Plain(conn))).await;
             if sent.is_err() {
                 tracing::debug!("connection arrived as the gRPC server stopped");
             }
@@ -122,7 +146,7 @@ async fn route(
 }
 
 /// One shard-wire connection: its requests, one after another.
-async fn serve_wire(mut conn: TcpStream, service: DataService, mut shutdown: watch::Receiver<bool>) {
+async fn serve_wire(mut conn: Conn, service: DataService, mut shutdown: watch::Receiver<bool>) {
     let mut preface = [0u8; PREFACE.len()];
     match tokio::time::timeout(FIRST_BYTES_TIMEOUT, conn.read_exact(&mut preface)).await {
         Ok(Ok(_)) if &preface == PREFACE => {}
@@ -159,7 +183,7 @@ async fn serve_wire(mut conn: TcpStream, service: DataService, mut shutdown: wat
 
 /// A put's frames as they arrive on the connection.
 struct WireFrames<'a> {
-    conn: &'a mut TcpStream,
+    conn: &'a mut Conn,
     /// Why the stream broke, if it did.
     broken: Option<io::Error>,
 }
@@ -176,7 +200,7 @@ impl FrameSource for WireFrames<'_> {
 
 /// Serves one put; whether the connection can carry another request.
 async fn wire_put(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     service: &DataService,
     first: PutShardRequest,
     shutdown: &mut watch::Receiver<bool>,
@@ -217,7 +241,7 @@ async fn wire_put(
 /// pages in between, `sendfile` reads them again from the disk on this
 /// task's thread: slower, still correct.) One read around the cache is
 /// sent from the reader's buffer.
-async fn wire_get(conn: &mut TcpStream, service: &DataService, req: GetShardRequest) -> bool {
+async fn wire_get(conn: &mut Conn, service: &DataService, req: GetShardRequest) -> bool {
     let (file, mut rx, expected) = match service.get_for_sendfile(req).await {
         Ok(v) => v,
         Err(status) => return wire::write_status(conn, &Err(status)).await.is_ok(),
@@ -244,15 +268,25 @@ async fn wire_get(conn: &mut TcpStream, service: &DataService, req: GetShardRequ
 }
 
 /// Sends one verified frame from memory: its head, then hash and block.
-async fn write_frame(conn: &mut TcpStream, frame: &[u8]) -> io::Result<()> {
+async fn write_frame(conn: &mut Conn, frame: &[u8]) -> io::Result<()> {
     conn.write_all(&wire::get_frame_head(frame.len())?).await?;
     conn.write_all(frame).await
 }
 
 /// Sends one verified frame: its head, then hash and block from the file.
-async fn send_frame(conn: &mut TcpStream, file: &std::fs::File, span: FrameSpan) -> io::Result<()> {
+/// Over plain TCP with `sendfile(2)`; over TLS the bytes must pass through
+/// the cipher, so they are read from the file (the pages the reader has
+/// just read) and written.
+async fn send_frame(conn: &mut Conn, file: &std::fs::File, span: FrameSpan) -> io::Result<()> {
     conn.write_all(&wire::get_frame_head(span.len)?).await?;
-    let conn: &TcpStream = conn;
+    let conn: &TcpStream = match conn {
+        Conn::Plain(tcp) => tcp,
+        tls => {
+            let mut buf = vec![0u8; span.len];
+            std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, span.offset)?;
+            return tls.write_all(&buf).await;
+        }
+    };
     let mut offset = span.offset;
     let mut left = span.len;
     while left > 0 {

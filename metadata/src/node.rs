@@ -230,7 +230,7 @@ pub async fn start(
             .add_service(RaftService::server(raft.clone()))
             .add_service(meta)
             .add_service(health.into_server())
-            .serve_with_incoming_shutdown(tessera_rpc::NoDelayIncoming::new(listener), async move {
+            .serve_with_incoming_shutdown(tessera_rpc::cluster_tls::Incoming::new(listener), async move {
                 while !*shutdown.borrow() {
                     if shutdown.changed().await.is_err() {
                         break;
@@ -304,7 +304,8 @@ async fn poll_levels(raft: Raft<TypeConfig>, levels: Arc<Levels>, me: u64) {
                 Some(c) => c.clone(),
                 None => match tonic::transport::Endpoint::from_shared(addr.clone()) {
                     Ok(e) => {
-                        let c = MetaGrpc::new(e.connect_timeout(Duration::from_secs(1)).connect_lazy());
+                        let c =
+                            MetaGrpc::new(tessera_rpc::cluster_tls::channel(e.connect_timeout(Duration::from_secs(1))));
                         clients.insert(addr.clone(), c.clone());
                         c
                     }

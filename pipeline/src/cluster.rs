@@ -323,7 +323,7 @@ impl Cluster {
             match chans.get(&addr) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = Endpoint::from_shared(addr.clone())
+                    let e = Endpoint::from_shared(addr.clone())
                         .map_err(|e| format!("bad datanode address {addr}: {e}"))?
                         .tcp_nodelay(true)
                         .connect_timeout(self.inner.connect_timeout)
@@ -335,8 +335,8 @@ impl Cluster {
                         .initial_stream_window_size(Some(STREAM_WINDOW))
                         .initial_connection_window_size(Some(CONNECTION_WINDOW))
                         .max_frame_size(Some(MAX_FRAME_BYTES))
-                        .http2_keep_alive_interval(Duration::from_secs(20))
-                        .connect_lazy();
+                        .http2_keep_alive_interval(Duration::from_secs(20));
+                    let c = tessera_rpc::cluster_tls::channel(e);
                     chans.insert(addr, c.clone());
                     c
                 }

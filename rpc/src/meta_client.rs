@@ -162,13 +162,11 @@ impl MetaClient {
         if let Some(c) = self.inner.channels.lock().unwrap_or_else(|p| p.into_inner()).get(addr) {
             return Ok(MetaTransport::Net(c.clone()));
         }
-        let ch = Endpoint::from_shared(addr.to_owned())
+        let endpoint = Endpoint::from_shared(addr.to_owned())
             .map_err(|e| format!("bad metadata address {addr}: {e}"))?
             .connect_timeout(self.inner.config.call_timeout)
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+            .tcp_nodelay(true);
+        let ch = crate::cluster_tls::connect_channel(endpoint).await.map_err(|e| format!("connect {addr}: {e}"))?;
         self.inner.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.to_owned(), ch.clone());
         Ok(MetaTransport::Net(ch))
     }

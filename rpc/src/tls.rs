@@ -355,7 +355,10 @@ mod tests {
         assert!(matches!(CertStore::load(vec![not_pem]).unwrap_err(), TlsError::NoCertificate { .. }));
         let no_key = CertFiles { cert: a.cert.clone(), key: a.cert.clone() };
         assert!(matches!(CertStore::load(vec![no_key]).unwrap_err(), TlsError::BadKey { .. }));
-        assert!(matches!(CertFiles::pair(std::slice::from_ref(&a.cert), &[]), Err(TlsError::Unpaired { certs: 1, keys: 0 })));
+        assert!(matches!(
+            CertFiles::pair(std::slice::from_ref(&a.cert), &[]),
+            Err(TlsError::Unpaired { certs: 1, keys: 0 })
+        ));
     }
 
     #[test]

@@ -35,6 +35,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::cluster_tls::Conn;
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
 
@@ -186,7 +188,7 @@ fn host_port(addr: &str) -> &str {
 }
 
 struct Idle {
-    conn: TcpStream,
+    conn: Conn,
     since: Instant,
 }
 
@@ -211,7 +213,7 @@ impl WireClient {
     }
 
     /// An idle connection to `addr` that is still open, or a new one.
-    async fn checkout(&self, addr: &str) -> Result<TcpStream, Status> {
+    async fn checkout(&self, addr: &str) -> Result<Conn, Status> {
         loop {
             let idle = match self.idle.lock() {
                 Ok(mut m) => m.get_mut(addr).and_then(Vec::pop),
@@ -222,24 +224,25 @@ impl WireClient {
                 continue;
             }
             // A live idle connection has nothing to read; one the datanode
-            // closed (it restarted) reads EOF.
-            let mut probe = [0u8; 1];
-            match conn.try_read(&mut probe) {
+            // closed (it restarted) reads EOF, or a TLS alert before it.
+            // Peeked, not read: bytes under TLS belong to the TLS session.
+            let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+            match socket2::SockRef::from(conn.tcp()).peek(&mut probe) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(conn),
                 _ => continue,
             }
         }
         let target = host_port(addr);
-        let mut conn = tokio::time::timeout(self.connect_timeout, TcpStream::connect(target))
+        let mut conn = tokio::time::timeout(self.connect_timeout, crate::cluster_tls::connect_tcp(target, true))
             .await
             .map_err(|_| Status::unavailable(format!("shard wire to {addr}: connect timed out")))?
             .map_err(|e| broken(addr, &e))?;
-        tune_socket(&conn).map_err(|e| broken(addr, &e))?;
+        tune_socket(conn.tcp()).map_err(|e| broken(addr, &e))?;
         conn.write_all(PREFACE).await.map_err(|e| broken(addr, &e))?;
         Ok(conn)
     }
 
-    fn checkin(&self, addr: &str, conn: TcpStream) {
+    fn checkin(&self, addr: &str, conn: Conn) {
         if let Ok(mut m) = self.idle.lock() {
             let v = m.entry(addr.to_owned()).or_default();
             if v.len() < MAX_IDLE_PER_ADDR {
@@ -260,7 +263,7 @@ impl WireClient {
     ) -> Result<(), Status> {
         let mut conn = self.checkout(addr).await?;
         let (outcome, in_sync) = {
-            let (mut rd, mut wr) = conn.split();
+            let (mut rd, mut wr) = tokio::io::split(&mut conn);
             let send = async {
                 write_request(&mut wr, wire_request::Op::Put(first)).await?;
                 while let Some(f) = frames.recv().await {
@@ -326,7 +329,7 @@ impl WireClient {
 /// closes its connection (the datanode stops reading the shard).
 #[derive(Debug)]
 pub struct WireFrames {
-    conn: Option<TcpStream>,
+    conn: Option<Conn>,
     client: WireClient,
     addr: String,
 }

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
+use tessera_rpc::cluster_tls::{self, ClusterCa, ClusterTls, Role};
 use tessera_rpc::{MetaClient, MetaClientConfig};
 
 pub const ACCESS_KEY: &str = "TSCHAOSTEST";
@@ -216,6 +219,7 @@ impl ProcCluster {
             args.extend(["--listen".into(), listen, "--http-listen".into(), http_listen]);
             args.extend(["--advertise".into(), advertised[i].clone()]);
             args.extend(["--data".into(), root.join(format!("meta{i}")).display().to_string()]);
+            args.extend(["--cluster-certs".into(), node_certs(&root, Role::Meta, &format!("meta{i}"))]);
             // Raft heartbeat and election timeouts: the defaults, so the
             // fail-over measured here is the one users get.
             args.extend(["--disk-down-after", "2s", "--disk-out-after", "1h"].map(String::from));
@@ -240,6 +244,7 @@ impl ProcCluster {
             args.extend(["--meta".into(), meta_urls.join(",")]);
             args.extend(["--disk".into(), format!("{}:{}", i + 1, root.join(format!("dn{i}")).display())]);
             args.extend(["--host".into(), format!("host{i}"), "--rack".into(), format!("r{}", i % 3)]);
+            args.extend(["--cluster-certs".into(), node_certs(&root, Role::Datanode, &format!("dn{i}"))]);
             args.extend(
                 ["--heartbeat", "250ms", "--heal-interval", "2s", "--rebalance-interval", "2s"].map(String::from),
             );
@@ -369,11 +374,35 @@ impl Drop for ProcCluster {
     }
 }
 
+/// The CA of every cluster this test process starts. The process itself
+/// talks to them too (status checks, membership changes), as a gateway
+/// would: the first call installs a gateway certificate as its identity.
+fn cluster_ca() -> &'static ClusterCa {
+    static CA: OnceLock<ClusterCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        let ca = ClusterCa::generate().expect("a cluster CA");
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        ca.issue_into(dir.path(), Role::Gateway, "chaos-harness", Duration::from_secs(86400)).expect("a certificate");
+        cluster_tls::install(ClusterTls::load(dir.path()).expect("the harness identity")).expect("one identity");
+        ca
+    })
+}
+
+/// A certificate for node `name` of `role`: every process speaks mutual
+/// TLS, as a cluster set up by the README does. Returns the folder for
+/// `--cluster-certs`.
+fn node_certs(root: &Path, role: Role, name: &str) -> String {
+    let dir = root.join("certs").join(name);
+    cluster_ca().issue_into(&dir, role, name, Duration::from_secs(86400)).expect("a node certificate");
+    dir.display().to_string()
+}
+
 /// Gateway `i` on `addr`, EC 4+2, talking to the metadata nodes `meta`.
 fn gateway_slot(root: &Path, i: usize, addr: &str, meta: &str) -> Slot {
     let mut args: Vec<String> = vec!["gateway".into(), "--listen".into(), addr.to_owned()];
     args.extend(["--meta".into(), meta.to_owned(), "--ec".into(), "4+2".into()]);
     args.extend(["--hedge-timeout", "1s"].map(String::from));
+    args.extend(["--cluster-certs".into(), node_certs(root, Role::Gateway, &format!("gw{i}"))]);
     Slot {
         name: format!("gateway{}", i + 1),
         netns: None,

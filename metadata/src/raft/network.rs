@@ -94,7 +94,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             None => {
                 // Lazily connected; tonic reconnects it after a failure.
                 let made = Endpoint::from_shared(node.addr.clone())
-                    .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(1)).connect_lazy())
+                    .map(|e| {
+                        tessera_rpc::cluster_tls::channel(
+                            e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(1)),
+                        )
+                    })
                     .map_err(|e| e.to_string());
                 if let Ok(c) = &made {
                     cached.insert(node.addr.clone(), c.clone());
