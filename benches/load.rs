@@ -97,6 +97,10 @@ struct Args {
     /// connection per stream, SigV4 with UNSIGNED-PAYLOAD).
     #[arg(long, default_value = "sdk")]
     client: ClientKind,
+    /// PEM file of the CA to trust for an https:// --endpoint (`--client
+    /// http1`; e.g. a `tessera server --tls-self-signed`'s data/tls/cert.pem).
+    #[arg(long)]
+    ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -514,7 +518,7 @@ async fn main() -> anyhow::Result<()> {
     let c = aws_sdk_s3::Client::from_conf(conf);
     let client = match args.client {
         ClientKind::Sdk => Client::Sdk(c.clone()),
-        ClientKind::Http1 => Client::Http1(http1::Http1::new(&endpoint, &ak, &sk)?),
+        ClientKind::Http1 => Client::Http1(http1::Http1::new(&endpoint, &ak, &sk, args.ca_bundle.as_deref())?),
     };
     let bucket = format!("load-{}", std::process::id());
     c.create_bucket().bucket(&bucket).send().await?;

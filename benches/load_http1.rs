@@ -14,6 +14,8 @@ use hyper::client::conn::http1::SendRequest;
 pub struct Http1 {
     /// `host:port` of the endpoint.
     host: String,
+    /// TLS for an `https://` endpoint.
+    tls: Option<tokio_rustls::TlsConnector>,
     access_key: String,
     secret_key: String,
 }
@@ -43,14 +45,34 @@ fn encode(s: &str, keep: &[u8]) -> String {
 }
 
 impl Http1 {
-    /// A client for `endpoint` (`http://host:port`).
-    pub fn new(endpoint: &str, access_key: &str, secret_key: &str) -> anyhow::Result<Self> {
-        let host = endpoint
-            .strip_prefix("http://")
-            .context("the HTTP/1.1 client speaks http:// only")?
-            .trim_end_matches('/')
-            .to_owned();
-        Ok(Self { host, access_key: access_key.to_owned(), secret_key: secret_key.to_owned() })
+    /// A client for `endpoint` (`http://host:port`, or `https://host:port`
+    /// trusting the certificates in `ca_bundle`).
+    pub fn new(
+        endpoint: &str,
+        access_key: &str,
+        secret_key: &str,
+        ca_bundle: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let (rest, tls) = match (endpoint.strip_prefix("http://"), endpoint.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, None),
+            (_, Some(rest)) => {
+                use rustls::pki_types::CertificateDer;
+                use rustls::pki_types::pem::PemObject as _;
+                let bundle = ca_bundle.context("an https:// endpoint needs --ca-bundle")?;
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_file_iter(bundle)? {
+                    roots.add(c?)?;
+                }
+                let config = rustls::ClientConfig::builder_with_provider(tessera_rpc::tls::provider())
+                    .with_safe_default_protocol_versions()?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                (rest, Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))))
+            }
+            _ => bail!("{endpoint}: an endpoint is http:// or https://"),
+        };
+        let host = rest.trim_end_matches('/').to_owned();
+        Ok(Self { host, tls, access_key: access_key.to_owned(), secret_key: secret_key.to_owned() })
     }
 
     /// A connection of its own (opened at its first request).
@@ -100,10 +122,26 @@ impl Conn {
         if !open {
             let tcp = tokio::net::TcpStream::connect(&self.target.host).await.context("connect")?;
             tcp.set_nodelay(true)?;
-            let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            let send = match &self.target.tls {
+                None => {
+                    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    send
+                }
+                Some(tls) => {
+                    let host = self.target.host.rsplit_once(':').map_or(self.target.host.as_str(), |(h, _)| h);
+                    let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
+                    let stream = tls.connect(name, tcp).await.context("TLS handshake")?;
+                    let (send, conn) =
+                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    send
+                }
+            };
             self.send = Some(send);
         }
         self.send.as_mut().context("no connection")
