@@ -250,7 +250,8 @@ impl CertStore {
     pub async fn watch(self: Arc<Self>, interval: Duration, mut stop: watch::Receiver<bool>) {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hup = signal(SignalKind::hangup()).ok();
-        let mut tick = tokio::time::interval(interval);
+        // The first look after one interval: the files were stamped when loaded.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if *stop.borrow() {

@@ -44,7 +44,16 @@ impl RaftService {
     }
 }
 
+/// Decodes a Raft message from a peer. Over mutual TLS only metadata
+/// nodes take part in Raft: a datanode's or a gateway's certificate (valid
+/// in the cluster, for other calls) cannot vote or append entries.
 fn decode<T: DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, Status> {
+    use tessera_rpc::cluster_tls::{PeerInfo, Role};
+    if let Some(PeerInfo { role: Some(role) }) = req.extensions().get::<PeerInfo>()
+        && *role != Role::Meta
+    {
+        return Err(Status::permission_denied(format!("a {} certificate takes no part in Raft", role.as_str())));
+    }
     from_bytes(&req.into_inner().data).map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
 }
 
