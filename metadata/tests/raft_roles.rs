@@ -46,9 +46,9 @@ async fn a_gateway_certificate_cannot_take_part_in_raft() {
     let channel = cluster_tls::connect_url(&url).await.unwrap();
     let mut raft = RaftClient::new(channel);
     for e in [
-        raft.vote(RaftBytes { data: Vec::new().into() }).await.unwrap_err(),
-        raft.append_entries(RaftBytes { data: Vec::new().into() }).await.unwrap_err(),
-        raft.install_snapshot(RaftBytes { data: Vec::new().into() }).await.unwrap_err(),
+        raft.vote(RaftBytes { data: Vec::new() }).await.unwrap_err(),
+        raft.append_entries(RaftBytes { data: Vec::new() }).await.unwrap_err(),
+        raft.install_snapshot(RaftBytes { data: Vec::new() }).await.unwrap_err(),
     ] {
         assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
         assert!(e.message().contains("gateway certificate"), "{e}");
