@@ -184,6 +184,14 @@ pub async fn read_sharded(
                 }
             }
         }
+        // Every stripe is out: read each stream's end (the datanode's
+        // final status), which follows its last frame at once. A shard-wire
+        // connection read to its end goes back to the pool; one dropped
+        // before it is closed, and reopening costs a TCP connect — with
+        // mutual TLS a handshake — per shard per GET.
+        for st in streams.iter_mut().flatten() {
+            let _end = tokio::time::timeout(STREAM_END_WAIT, st.message()).await;
+        }
         Ok(())
     }
     .await;
@@ -193,6 +201,9 @@ pub async fn read_sharded(
     }
     result
 }
+
+/// How long a finished read waits for a stream's final status.
+const STREAM_END_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 async fn open(
     cluster: &Cluster,
