@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, Raft};
+use tessera_rpc::cluster_tls::Role;
 use tessera_rpc::proto::meta::meta_server::{Meta, MetaServer};
 use tessera_rpc::proto::meta::*;
 use tessera_rpc::{LEADER_HEADER, NOT_LEADER_HEADER};
@@ -284,10 +285,48 @@ fn page_size(requested: u32) -> usize {
     requested.min(MAX_PAGE) as usize
 }
 
+/// The role of the peer's certificate (over mutual TLS; `None` over plain
+/// TCP and in-process calls, which are trusted as the process is).
+fn peer_role<T>(req: &Request<T>) -> Option<tessera_rpc::cluster_tls::Role> {
+    req.extensions().get::<tessera_rpc::cluster_tls::PeerInfo>().and_then(|p| p.role)
+}
+
+/// Refuses a caller whose certificate names a role not in `allowed`.
+fn only<T>(req: &Request<T>, allowed: &[tessera_rpc::cluster_tls::Role], what: &str) -> Result<(), Status> {
+    match peer_role(req) {
+        Some(role) if !allowed.contains(&role) => {
+            Err(Status::permission_denied(format!("a {} certificate may not {what}", role.as_str())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The commands a datanode issues (registration, damage, heal and
+/// rebalance records); anything else from a datanode's certificate is
+/// refused, so a compromised datanode cannot make keys, delete buckets or
+/// rewrite objects.
+fn datanode_may_write(op: Option<&command::Op>) -> bool {
+    matches!(
+        op,
+        Some(
+            command::Op::RegisterDatanode(_)
+                | command::Op::ReportDamage(_)
+                | command::Op::ClearDamage(_)
+                | command::Op::MoveShard(_)
+                | command::Op::RestoreShards(_)
+        )
+    )
+}
+
 #[tonic::async_trait]
 impl Meta for MetaService {
     async fn write(&self, req: Request<Command>) -> Result<Response<CommandResult>, Status> {
         let started = std::time::Instant::now();
+        if peer_role(&req) == Some(tessera_rpc::cluster_tls::Role::Datanode)
+            && !datanode_may_write(req.get_ref().op.as_ref())
+        {
+            return Err(Status::permission_denied("a datanode certificate may not issue this command"));
+        }
         let mut cmd = req.into_inner();
         if matches!(cmd.op, Some(command::Op::Batch(_))) {
             return Err(Status::invalid_argument("batches are formed by the leader, not sent"));
@@ -465,6 +504,7 @@ impl Meta for MetaService {
     }
 
     async fn get_access_key(&self, req: Request<AccessKeyRequest>) -> Result<Response<AccessKeyReply>, Status> {
+        only(&req, &[Role::Gateway, Role::Meta], "read access keys")?;
         let id = req.into_inner().access_key_id;
         let got = self
             .read(move |st| {
@@ -489,13 +529,15 @@ impl Meta for MetaService {
 
     async fn list_access_keys(
         &self,
-        _req: Request<ListAccessKeysRequest>,
+        req: Request<ListAccessKeysRequest>,
     ) -> Result<Response<ListAccessKeysReply>, Status> {
+        only(&req, &[Role::Gateway, Role::Meta], "read access keys")?;
         let keys = self.read(|st| st.access_keys()).await?.map_err(storage)?;
         Ok(Response::new(ListAccessKeysReply { keys }))
     }
 
-    async fn list_policies(&self, _req: Request<ListPoliciesRequest>) -> Result<Response<ListPoliciesReply>, Status> {
+    async fn list_policies(&self, req: Request<ListPoliciesRequest>) -> Result<Response<ListPoliciesReply>, Status> {
+        only(&req, &[Role::Gateway, Role::Meta], "read policies")?;
         let policies = self.read(|st| st.policies()).await?.map_err(storage)?;
         Ok(Response::new(ListPoliciesReply { policies }))
     }
@@ -542,6 +584,7 @@ impl Meta for MetaService {
     }
 
     async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<ClusterStatusReply>, Status> {
+        only(&req, &[Role::Meta], "change the metadata membership")?;
         // openraft validates a change against this node's own membership
         // before it checks leadership, so a lagging follower would refuse a
         // valid change; only the leader may judge it.
@@ -556,6 +599,7 @@ impl Meta for MetaService {
         &self,
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<ClusterStatusReply>, Status> {
+        only(&req, &[Role::Meta], "change the metadata membership")?;
         self.require_leader()?;
         let r = req.into_inner();
         let voters: BTreeSet<u64> = r.voters.into_iter().collect();
