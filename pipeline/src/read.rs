@@ -189,9 +189,14 @@ pub async fn read_sharded(
         // connection read to its end goes back to the pool; one dropped
         // before it is closed, and reopening costs a TCP connect — with
         // mutual TLS a handshake — per shard per GET.
-        for st in streams.iter_mut().flatten() {
-            let _end = tokio::time::timeout(STREAM_END_WAIT, st.message()).await;
-        }
+        // One bound for all of them: a stalled datanode delays the end of
+        // the response by at most that (its connection is then dropped).
+        let ends = async {
+            for st in streams.iter_mut().flatten() {
+                let _end = st.message().await;
+            }
+        };
+        let _waited = tokio::time::timeout(STREAM_END_WAIT, ends).await;
         Ok(())
     }
     .await;
