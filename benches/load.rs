@@ -604,7 +604,7 @@ async fn list_scenario(
                 let record = ObjectRecord {
                     size: 0,
                     etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
-                    body: Some(Body { kind: Some(body::Kind::InlineData(Vec::new())) }),
+                    body: Some(Body { kind: Some(body::Kind::InlineData(Vec::new())), ..Default::default() }),
                     ..Default::default()
                 };
                 let put = PutObject { bucket: bucket.clone(), key: key(i), record: Some(record), condition: None };

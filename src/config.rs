@@ -190,6 +190,9 @@ options! {
         /// How often the certificate files are checked for a change (SIGHUP reloads at once) [default: 2s].
         #[arg(long, env = "TESSERA_TLS_RELOAD_INTERVAL", hide = true)]
         pub tls_reload_interval: Option<HumanDuration>,
+        /// SSE-S3 master keyring [default: `<data>/sse.keyring`, made on first start].
+        #[arg(long, env = "TESSERA_SSE_KEYRING")]
+        pub sse_keyring: Option<PathBuf>,
         /// Serve HTTPS with a development certificate made for this host (kept in `<data>/tls/cert.pem`, the CA bundle for clients) [default: false].
         #[arg(long, env = "TESSERA_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
         pub tls_self_signed: Option<bool>,
@@ -377,6 +380,10 @@ options! {
         /// How often the certificate files are checked for a change (SIGHUP reloads at once) [default: 2s].
         #[arg(long, env = "TESSERA_TLS_RELOAD_INTERVAL", hide = true)]
         pub tls_reload_interval: Option<HumanDuration>,
+        /// SSE-S3 master keyring (`tessera keyring new FILE` makes one; the same file on every gateway).
+        /// Without it SSE-S3 is refused; SSE-C needs none [default: none].
+        #[arg(long, env = "TESSERA_SSE_KEYRING")]
+        pub sse_keyring: Option<PathBuf>,
         /// Region reported and expected in signatures [default: us-east-1].
         #[arg(long, env = "TESSERA_REGION")]
         pub region: Option<String>,

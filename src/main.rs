@@ -4,6 +4,7 @@
 mod admin;
 mod cert;
 mod config;
+mod keyring;
 mod roles;
 mod server;
 
@@ -63,6 +64,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Certificates for mutual TLS inside a cluster (a CA, node certificates).
     Cert(cert::CertArgs),
+    /// SSE-S3 master keyrings: make one, add a new current key.
+    Keyring(keyring::KeyringArgs),
 }
 
 /// How a role's options say to log: (format, OTLP endpoint).
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         }
         Command::Admin(args) => admin::run(args),
         Command::Cert(args) => cert::run(args),
+        Command::Keyring(args) => keyring::run(args),
     }
 }
 

@@ -483,6 +483,9 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     if let Some(d) = o.tls_reload_interval {
         gc.tls_reload_interval = d.0;
     }
+    if let Some(p) = &o.sse_keyring {
+        gc.sse_keyring = Some(Arc::new(tessera_gateway::sse::KeyringFile::open(p)?));
+    }
     let mut ec = EcDefaults::default();
     if let Some(spec) = o.ec {
         ec.k = spec.k;

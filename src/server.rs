@@ -94,6 +94,7 @@ struct Resolved {
     tls_self_signed: bool,
     plain_listen: Option<SocketAddr>,
     tls_reload_interval: Option<Duration>,
+    sse_keyring: Option<PathBuf>,
 }
 
 /// The S3 port's certificates: the operator's files, or a development
@@ -125,6 +126,29 @@ fn server_tls(
     Ok((Some(tessera_rpc::tls::CertStore::load(vec![files])?), Some(bundle)))
 }
 
+/// The SSE-S3 master keys: the operator's file, or `<data>/sse.keyring`,
+/// made on first start (then SSE-S3 works out of the box; the key sits
+/// beside the data, which suits a development server — see
+/// docs/operations.md for keeping it elsewhere).
+fn server_keyring(args: &Resolved) -> anyhow::Result<std::sync::Arc<tessera_gateway::sse::KeyringFile>> {
+    use tessera_gateway::sse::{Keyring, KeyringFile};
+    let path = match &args.sse_keyring {
+        Some(p) => p.clone(),
+        None => {
+            let p = args.data.join("sse.keyring");
+            if !p.exists() {
+                Keyring::create_file(&p)?;
+                println!(
+                    "Made an SSE-S3 master keyring: {} (keep a copy: objects under a lost key are lost)",
+                    p.display()
+                );
+            }
+            p
+        }
+    };
+    Ok(std::sync::Arc::new(KeyringFile::open(&path)?))
+}
+
 /// Runs the embedded server until Ctrl-C / SIGTERM.
 pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
@@ -143,6 +167,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         tls_self_signed: o.tls_self_signed.unwrap_or(false),
         plain_listen: o.plain_listen,
         tls_reload_interval: o.tls_reload_interval.map(|d| d.0),
+        sse_keyring: o.sse_keyring,
     };
     if args.disks == 0 || args.disks > 64 {
         bail!("--disks must be 1 to 64");
@@ -217,6 +242,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     // PUT bodies without a length wait on the data disk, not in a /tmp
     // that may be memory.
     gc.audit_log = args.audit_log.clone();
+    gc.sse_keyring = Some(server_keyring(&args)?);
     gc.spool_dir = args.data.join("spool");
     std::fs::create_dir_all(&gc.spool_dir).context("create the spool folder")?;
     let gw_task = tokio::spawn(tessera_gateway::serve_on(gc, s3_listener, plain_listener, stop.clone()));

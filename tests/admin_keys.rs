@@ -16,16 +16,7 @@ use support::{Cluster, add_key, code, denied, raw_http};
 const ROOT: &str = "ROOTKEY00000000000001";
 const ROOT_SECRET: &str = "root-secret-00000000000000000";
 
-async fn admin(cluster: &Cluster, method: &str, path: &str, body: &[u8], who: (&str, &str)) -> (u16, Value) {
-    let addr = cluster.gateway_addrs[0];
-    let path = format!("/tessera/admin/v1/{path}");
-    let signed = support::sig::signed_headers(method, &addr.to_string(), &path, "", body, who.0, who.1);
-    let len = body.len().to_string();
-    let mut headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    headers.push(("content-length", &len));
-    let (status, _, out) = raw_http(addr, method, &path, &headers, body).await;
-    (status, serde_json::from_slice(&out).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out).into())))
-}
+use support::admin_call as admin;
 
 fn keys_of(list: &Value) -> Vec<String> {
     list["keys"].as_array().unwrap().iter().map(|k| k["access_key"].as_str().unwrap().to_owned()).collect()

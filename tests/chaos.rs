@@ -394,7 +394,7 @@ async fn cold_sets(c: &ProcCluster) -> Sets {
         let key = format!("cold{k:02}");
         let rec = meta.get_object(BUCKET, &key).await.unwrap().object.unwrap();
         for b in rec.body.iter().chain(rec.parts.iter().filter_map(|p| p.body.as_ref())) {
-            if let Body { kind: Some(body_kind::Kind::Shards(s)) } = b {
+            if let Body { kind: Some(body_kind::Kind::Shards(s)), .. } = b {
                 out.push((key.clone(), s.clone()));
             }
         }

@@ -2,7 +2,8 @@
 //! EC 4+2): a datanode whose disk is wiped comes back, its heal worker
 //! rebuilds every shard the records place on it (simple objects of one and
 //! many stripes, completed multipart objects, a part of an upload in
-//! progress) from the other datanodes, and then, with two *other*
+//! progress, SSE-S3 and SSE-C objects, whose shards it rebuilds without
+//! any key) from the other datanodes, and then, with two *other*
 //! datanodes stopped, every object still reads back exactly.
 
 #![allow(clippy::unwrap_used)]
@@ -17,15 +18,43 @@ use support::{Cluster, get_all, referenced, shard_files};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_disk_is_rebuilt_from_its_peers() {
+    let keys = tempfile::tempdir().unwrap();
+    let ring = keys.path().join("sse.keyring");
+    tessera_gateway::sse::Keyring::create_file(&ring).unwrap();
+    let ring = std::sync::Arc::new(tessera_gateway::sse::KeyringFile::open(&ring).unwrap());
     let mut cluster = Cluster::start_with(support::Options {
         gateways: 1,
         datanode: Box::new(|d| d.heal_interval = Duration::from_millis(300)),
+        gateway: Box::new(move |g| g.sse_keyring = Some(ring.clone())),
         ..Default::default()
     })
     .await;
     let c = cluster.client(0);
     c.create_bucket().bucket("heal").send().await.unwrap();
     let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
+    // Encrypted objects: heal rebuilds their sealed shards without a key.
+    let sealed = support::bytes((3 << 20) + 777, 77);
+    c.put_object()
+        .bucket("heal")
+        .key("sse-s3")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(ByteStream::from(sealed.clone()))
+        .send()
+        .await
+        .unwrap();
+    objects.push(("sse-s3".into(), sealed.clone()));
+    // The SSE-C key: 32 bytes of 0x5a, and its MD5.
+    let (ck, ck_md5) = ("WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=", "BuASUiSbvhMWBKAmsiYRhg==");
+    c.put_object()
+        .bucket("heal")
+        .key("sse-c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(ck)
+        .sse_customer_key_md5(ck_md5)
+        .body(ByteStream::from(sealed.clone()))
+        .send()
+        .await
+        .unwrap();
     // TESSERA_HEAL_OBJECTS scales the data set to measure heal throughput.
     let count: u64 = std::env::var("TESSERA_HEAL_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
     for i in 0..count {
@@ -63,7 +92,8 @@ async fn a_wiped_disk_is_rebuilt_from_its_peers() {
         .unwrap();
     let open_etag = r.e_tag().unwrap().to_owned();
 
-    let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    let mut keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    keys.push("sse-c".into());
     let want = referenced(&cluster, "heal", &keys, Some(("open", &open))).await;
     assert_eq!(shard_files(&cluster), want, "every shard stored before the wipe");
 
@@ -109,6 +139,9 @@ async fn a_wiped_disk_is_rebuilt_from_its_peers() {
     for (key, data) in &objects {
         assert_eq!(&get_all(&c, "heal", key).await, data, "{key}");
     }
+    let r = c.get_object().bucket("heal").key("sse-c").sse_customer_algorithm("AES256");
+    let r = r.sse_customer_key(ck).sse_customer_key_md5(ck_md5).send().await.unwrap();
+    assert_eq!(r.body.collect().await.unwrap().into_bytes().to_vec(), sealed, "sse-c");
     for n in &others {
         cluster.restart_datanode(*n).await;
     }

@@ -50,7 +50,7 @@ async fn multipart_record(meta: MetaClient, key: String) {
                 etag: format!("{number:032x}"),
                 last_modified_ms: 0,
                 // The bytes are not the point here: an empty inline body.
-                body: Some(Body { kind: Some(body::Kind::InlineData(Vec::new())) }),
+                body: Some(Body { kind: Some(body::Kind::InlineData(Vec::new())), ..Default::default() }),
                 checksums: vec![
                     Checksum { algorithm: "CRC32C".into(), value: "AAAAAA==".into(), ..Default::default() },
                     Checksum {

@@ -152,9 +152,10 @@ pub(crate) async fn locate(
         let r = meta.get_object(&entry.bucket, &entry.key).await.map_err(|e| e.to_string())?;
         let Some(rec) = r.object else { return Ok(None) };
         if let Some(s) = matching(&rec.body) {
-            return Ok(Some((s, rec.size)));
+            let len = s.piece_len(rec.size);
+            return Ok(Some((s, len)));
         }
-        Ok(rec.parts.iter().find_map(|p| matching(&p.body).map(|s| (s, p.size))))
+        Ok(rec.parts.iter().find_map(|p| matching(&p.body).map(|s| (s.clone(), s.piece_len(p.size)))))
     } else {
         let req = ListPartsRequest {
             bucket: entry.bucket.clone(),
@@ -164,7 +165,10 @@ pub(crate) async fn locate(
             max_parts: 1,
         };
         let r = meta.list_parts(req).await.map_err(|e| e.to_string())?;
-        Ok(r.parts.iter().filter(|p| p.number == entry.part).find_map(|p| matching(&p.body).map(|s| (s, p.size))))
+        Ok(r.parts
+            .iter()
+            .filter(|p| p.number == entry.part)
+            .find_map(|p| matching(&p.body).map(|s| (s.clone(), s.piece_len(p.size)))))
     }
 }
 

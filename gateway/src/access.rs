@@ -341,6 +341,24 @@ pub fn action_of(op: &str) -> String {
     a.to_owned()
 }
 
+/// An SSE-C key travels only over TLS, as S3 requires, or over loopback
+/// (a client on the same machine: nothing crosses a network).
+fn check_customer_key_transport(cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+    let h = cx.headers();
+    let has_key = h.contains_key("x-amz-server-side-encryption-customer-key")
+        || h.contains_key("x-amz-copy-source-server-side-encryption-customer-key");
+    if !has_key || cx.extensions_mut().get::<Transport>().is_some_and(|t| t.tls) {
+        return Ok(());
+    }
+    if cx.extensions_mut().get::<Peer>().is_some_and(|Peer(a)| a.ip().is_loopback()) {
+        return Ok(());
+    }
+    Err(s3_error!(
+        InvalidRequest,
+        "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
+    ))
+}
+
 /// The condition keys of a request (`aws:*`, `s3:*`), lower-cased.
 fn context(cx: &mut S3AccessContext<'_>, key: Option<&str>) -> HashMap<String, Vec<String>> {
     let mut c: HashMap<String, Vec<String>> = HashMap::new();
@@ -360,7 +378,13 @@ fn context(cx: &mut S3AccessContext<'_>, key: Option<&str>) -> HashMap<String, V
         put("aws:username", k.to_owned());
         put("aws:userid", k.to_owned());
     }
-    for (h, k) in [("user-agent", "aws:useragent"), ("referer", "aws:referer"), ("x-amz-acl", "s3:x-amz-acl")] {
+    for (h, k) in [
+        ("user-agent", "aws:useragent"),
+        ("referer", "aws:referer"),
+        ("x-amz-acl", "s3:x-amz-acl"),
+        ("x-amz-server-side-encryption", "s3:x-amz-server-side-encryption"),
+        ("x-amz-server-side-encryption-customer-algorithm", "s3:x-amz-server-side-encryption-customer-algorithm"),
+    ] {
         if let Some(v) = cx.headers().get(h).and_then(|v| v.to_str().ok()) {
             put(k, v.to_owned());
         }
@@ -443,6 +467,7 @@ impl S3Access for RequestCheck {
         if let Some(e) = refusal(cx.s3_op().name(), cx.headers(), cx.uri().query()) {
             return Err(e);
         }
+        check_customer_key_transport(cx)?;
         check_presigned_expiry(cx.uri().query())?;
         let key_id = cx.credentials().map(|c| c.access_key.clone());
         if let (Some(l), Some(k)) = (&self.per_key, &key_id)

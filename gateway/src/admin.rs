@@ -18,6 +18,8 @@
 //! | `GET    /tessera/admin/v1/policies`  | `admin:ListPolicies`|
 //! | `PUT    /tessera/admin/v1/policies/N`| `admin:PutPolicy`   |
 //! | `DELETE /tessera/admin/v1/policies/N`| `admin:DeletePolicy`|
+//! | `GET    /tessera/admin/v1/sse`       | `admin:SseStatus`   |
+//! | `POST   /tessera/admin/v1/sse/rewrap`| `admin:RewrapKeys`  |
 //!
 //! A created key's secret is in the creation's answer and nowhere else
 //! (listings leave secrets out). The root key cannot be created, disabled,
@@ -35,12 +37,13 @@ use sha2::{Digest, Sha256};
 use tessera_rpc::MetaClient;
 use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::{
-    AccessKeyRecord, Command, CreateAccessKey, DeleteAccessKey, DeletePolicy, PolicyRecord, PutPolicy, UpdateAccessKey,
-    command_result, failure,
+    AccessKeyRecord, Command, CreateAccessKey, DeleteAccessKey, DeletePolicy, Encryption, ListObjectsRequest,
+    ListUploadsRequest, PolicyRecord, PutPolicy, RewrapKey, UpdateAccessKey, command_result, encryption, failure,
 };
 
 use crate::access::Directory;
 use crate::policy::{self, Decision, Kind, Policy, Principal};
+use crate::sse::KeyringFile;
 
 /// The path every admin call starts with.
 pub const PREFIX: &str = "/tessera/admin/v1/";
@@ -52,12 +55,14 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct AdminRoute {
     meta: MetaClient,
     dir: Arc<Directory>,
+    keyring: Option<Arc<KeyringFile>>,
 }
 
 impl AdminRoute {
-    /// Serves the admin API over `meta`, deciding callers through `dir`.
-    pub fn new(meta: MetaClient, dir: Arc<Directory>) -> Self {
-        AdminRoute { meta, dir }
+    /// Serves the admin API over `meta`, deciding callers through `dir`;
+    /// `keyring`: the SSE-S3 master keys, for a rewrap.
+    pub fn new(meta: MetaClient, dir: Arc<Directory>, keyring: Option<Arc<KeyringFile>>) -> Self {
+        AdminRoute { meta, dir, keyring }
     }
 }
 
@@ -116,6 +121,8 @@ fn route(method: &Method, rest: &str) -> Option<(&'static str, Option<String>)> 
         ("policies", false, "GET") => "admin:ListPolicies",
         ("policies", true, "PUT") => "admin:PutPolicy",
         ("policies", true, "DELETE") => "admin:DeletePolicy",
+        ("sse", false, "GET") => "admin:SseStatus",
+        ("sse", true, "POST") if name.as_deref() == Some("rewrap") => "admin:RewrapKeys",
         _ => return None,
     };
     Some((action, name))
@@ -225,8 +232,117 @@ impl AdminRoute {
                 r.map_err(|_| fail(StatusCode::NOT_FOUND, "NoSuchPolicy", format!("no policy {name}")))?;
                 Ok(Answer(StatusCode::OK, json!({"deleted": name})))
             }
+            "admin:SseStatus" => {
+                let ring = self.keyring()?;
+                let ids: Vec<&str> = ring.ids().collect();
+                Ok(Answer(StatusCode::OK, json!({"keys": ids, "current_key": ring.current_id()})))
+            }
+            "admin:RewrapKeys" => self.rewrap().await,
             _ => Err(fail(StatusCode::NOT_FOUND, "NoSuchAdminCall", "unknown admin call")),
         }
+    }
+
+    fn keyring(&self) -> Result<Arc<crate::sse::Keyring>, Answer> {
+        let k = self.keyring.as_ref().ok_or_else(|| {
+            fail(StatusCode::NOT_IMPLEMENTED, "NotImplemented", "this gateway has no SSE-S3 keyring (--sse-keyring)")
+        })?;
+        k.refresh();
+        Ok(k.get())
+    }
+
+    /// Re-wraps the data key of every SSE-S3 object and upload whose
+    /// master key is not the keyring's current one (the data stays as it
+    /// is): afterwards the older keys can leave the keyring. Each record
+    /// is replaced only if it is still the one read (`RewrapKey`).
+    async fn rewrap(&self) -> Result<Answer, Answer> {
+        let ring = self.keyring()?;
+        let current = ring.current_id().to_owned();
+        let (mut examined, mut rewrapped, mut failed) = (0u64, 0u64, Vec::<String>::new());
+        let buckets = self.meta.list_buckets().await.map_err(unavailable)?.buckets;
+        for b in &buckets {
+            let mut after: Option<String> = None;
+            loop {
+                let req = ListObjectsRequest {
+                    bucket: b.name.clone(),
+                    prefix: String::new(),
+                    delimiter: None,
+                    after: after.clone(),
+                    max_keys: 1000,
+                };
+                let page = self.meta.list_objects(req).await.map_err(unavailable)?;
+                if page.failure.is_some() {
+                    break; // the bucket went away meanwhile
+                }
+                for o in &page.objects {
+                    examined += 1;
+                    let r = self.meta.get_object(&b.name, &o.key).await.map_err(unavailable)?;
+                    let Some(sse) = r.object.and_then(|rec| rec.sse) else { continue };
+                    match self.rewrap_one(&ring, &b.name, &o.key, "", sse).await {
+                        Ok(true) => rewrapped += 1,
+                        Ok(false) => {}
+                        Err(e) => failed.push(format!("{}/{}: {e}", b.name, o.key)),
+                    }
+                }
+                after = page.objects.last().map(|o| o.key.clone()).or(page.last);
+                if !page.is_truncated || after.is_none() {
+                    break;
+                }
+            }
+            let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+            loop {
+                let req = ListUploadsRequest {
+                    bucket: b.name.clone(),
+                    key_marker: key_marker.clone(),
+                    upload_id_marker: id_marker.clone(),
+                    max_uploads: 1000,
+                    ..Default::default()
+                };
+                let page = self.meta.list_uploads(req).await.map_err(unavailable)?;
+                for up in page.uploads {
+                    examined += 1;
+                    let Some(sse) = up.sse else { continue };
+                    match self.rewrap_one(&ring, &b.name, &up.key, &up.upload_id, sse).await {
+                        Ok(true) => rewrapped += 1,
+                        Ok(false) => {}
+                        Err(e) => failed.push(format!("{}/{} (upload {}): {e}", b.name, up.key, up.upload_id)),
+                    }
+                }
+                if !page.is_truncated {
+                    break;
+                }
+                (key_marker, id_marker) = (page.next_key_marker, page.next_upload_id_marker);
+            }
+        }
+        let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+        tracing::info!(current, examined, rewrapped, failed = failed.len(), "SSE-S3 rewrap");
+        Ok(Answer(
+            status,
+            json!({"current_key": current, "examined": examined, "rewrapped": rewrapped, "failed": failed}),
+        ))
+    }
+
+    /// Moves one SSE-S3 record to the current key; false: nothing to do.
+    async fn rewrap_one(
+        &self,
+        ring: &crate::sse::Keyring,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        sse: Encryption,
+    ) -> Result<bool, String> {
+        if sse.mode != encryption::Mode::SseS3 as i32 || sse.key_id == ring.current_id() {
+            return Ok(false);
+        }
+        let dek = ring.unwrap(&sse, bucket, key).map_err(|e| e.to_string())?;
+        let cmd = RewrapKey {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            old_wrapped_key: sse.wrapped_key,
+            sse: Some(ring.wrap(&dek, bucket, key)),
+        };
+        self.write(Op::RewrapKey(cmd)).await.map_err(|a| a.1.to_string())?;
+        Ok(true)
     }
 
     /// Checks that every named policy exists.

@@ -21,6 +21,7 @@ mod post;
 mod s3;
 mod sigv2;
 pub mod spool;
+pub mod sse;
 mod unenforced;
 pub mod write;
 
@@ -126,8 +127,11 @@ pub struct GatewayConfig {
     /// TLS on the S3 port: the certificates it presents, reloaded when
     /// their files change or on SIGHUP. `None`: plain HTTP.
     pub tls: Option<Arc<tessera_rpc::tls::CertStore>>,
-    /// How often the certificate files are looked at for a change.
+    /// How often the certificate files (and the SSE keyring) are looked at for a change.
     pub tls_reload_interval: Duration,
+    /// The SSE-S3 master keys (re-read when the file changes); `None`:
+    /// SSE-S3 is refused (SSE-C needs no keyring).
+    pub sse_keyring: Option<Arc<sse::KeyringFile>>,
     /// Where the gateway's metrics are registered (`tessera_gateway_*`) and
     /// what `/tessera/metrics` renders: in one process, every role's.
     pub metrics: MetricsRegistry,
@@ -162,6 +166,7 @@ impl GatewayConfig {
             local_meta: None,
             tls: None,
             tls_reload_interval: Duration::from_secs(2),
+            sse_keyring: None,
             metrics: MetricsRegistry::default(),
         }
     }
@@ -275,11 +280,13 @@ pub async fn serve_on(
     let per_key = limiter(config.rate_per_key);
     let tls = config.tls.clone();
     let reloader = tls.clone().map(|store| tokio::spawn(store.watch(config.tls_reload_interval, shutdown.clone())));
+    let keyring_watch =
+        config.sse_keyring.clone().map(|k| tokio::spawn(k.watch(config.tls_reload_interval, shutdown.clone())));
     let service = s3::build_service(Arc::new(config), cluster.clone(), md5, dir, per_key);
     let listeners = http_server::Listeners { main: listener, tls, plain };
     let served = http_server::serve(listeners, service, cluster, front, shutdown).await;
     watcher.abort();
-    if let Some(r) = reloader {
+    for r in [reloader, keyring_watch].into_iter().flatten() {
         r.abort();
     }
     served

@@ -9,8 +9,10 @@
 //! before anything is read or stored, with the error AWS gives for a feature
 //! a bucket does not have:
 //!
-//! - server-side encryption (SSE-S3, SSE-KMS, DSSE, SSE-C, and SSE-C of a
-//!   copy source), object lock (retention, legal hold, a bucket created with
+//! - server-side encryption other than what `sse.rs` enforces (SSE-KMS,
+//!   DSSE, KMS key ids and contexts, bucket keys, SSE headers on operations
+//!   that do not take them, and any SSE parameter in a presigned URL's
+//!   query, which the handlers would not see), object lock (retention, legal hold, a bucket created with
 //!   object lock), object tagging, website redirects, storage classes other
 //!   than `STANDARD`, appends (`x-amz-write-offset-bytes`), and conditions
 //!   S3 honours only on directory buckets: `501 NotImplemented` ("a header
@@ -34,7 +36,7 @@ use s3s::{S3Error, S3ErrorCode};
 /// (`PutObject`, `CreateBucket`, …).
 pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3Error> {
     for (name, value) in headers {
-        if let Some(e) = judge(op, name.as_str(), value.to_str().unwrap_or("\u{fffd}")) {
+        if let Some(e) = judge(op, name.as_str(), value.to_str().unwrap_or("\u{fffd}"), false) {
             return Some(e);
         }
     }
@@ -43,7 +45,7 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
         // Only `x-amz-*` parameters stand for headers; the SigV4 ones
         // (`X-Amz-Algorithm`, `X-Amz-Signature`, …) match no rule below.
         if name.starts_with("x-amz-")
-            && let Some(e) = judge(op, &name, &value).or_else(|| judge_acl_parameter(&name, &value))
+            && let Some(e) = judge(op, &name, &value, true).or_else(|| judge_acl_parameter(&name, &value))
         {
             return Some(e);
         }
@@ -51,12 +53,53 @@ pub fn refusal(op: &str, headers: &HeaderMap, query: Option<&str>) -> Option<S3E
     None
 }
 
-/// One header (lower-case name) of a request for `op`.
-fn judge(op: &str, name: &str, value: &str) -> Option<S3Error> {
+/// The operations that take SSE-C headers for their own object.
+const SSE_C_OPS: &[&str] = &[
+    "PutObject",
+    "GetObject",
+    "HeadObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "GetObjectAttributes",
+];
+
+/// Whether an SSE header is one the handlers enforce on `op` (sse.rs).
+fn sse_enforced(op: &str, name: &str, v: &str) -> bool {
+    let writes = matches!(op, "PutObject" | "CopyObject" | "CreateMultipartUpload");
+    match name {
+        "x-amz-server-side-encryption" => writes && v == "AES256",
+        "x-amz-server-side-encryption-bucket-key-enabled" => writes && v.eq_ignore_ascii_case("false"),
+        "x-amz-server-side-encryption-customer-algorithm"
+        | "x-amz-server-side-encryption-customer-key"
+        | "x-amz-server-side-encryption-customer-key-md5" => SSE_C_OPS.contains(&op),
+        "x-amz-copy-source-server-side-encryption-customer-algorithm"
+        | "x-amz-copy-source-server-side-encryption-customer-key"
+        | "x-amz-copy-source-server-side-encryption-customer-key-md5" => {
+            matches!(op, "CopyObject" | "UploadPartCopy")
+        }
+        _ => false,
+    }
+}
+
+/// One header (lower-case name) of a request for `op`; `query`: it came
+/// as a presigned URL's query parameter.
+fn judge(op: &str, name: &str, value: &str, query: bool) -> Option<S3Error> {
     let v = value.trim();
     if name.starts_with("x-amz-server-side-encryption") || name.starts_with("x-amz-copy-source-server-side-encryption")
     {
-        return Some(not_implemented(name, "server-side encryption is not supported yet"));
+        if !query && sse_enforced(op, name, v) {
+            return None;
+        }
+        let what = if name.contains("aws-kms") || name.ends_with("-context") || v.starts_with("aws:kms") {
+            "SSE-KMS is not supported: use SSE-S3 (AES256) or SSE-C"
+        } else if query {
+            "server-side encryption parameters are taken from headers only"
+        } else {
+            "this server-side encryption is not supported on this operation"
+        };
+        return Some(not_implemented(name, what));
     }
     match name {
         "x-amz-object-lock-mode" | "x-amz-object-lock-retain-until-date" | "x-amz-object-lock-legal-hold" => {
@@ -160,14 +203,12 @@ mod tests {
     fn guarantees_not_enforced_are_refused() {
         let ni = Some("NotImplemented".to_owned());
         for h in [
-            ("x-amz-server-side-encryption", "AES256"),
             ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-server-side-encryption", "aws:kms:dsse"),
+            ("x-amz-server-side-encryption", "AES128"),
             ("x-amz-server-side-encryption-aws-kms-key-id", "k"),
             ("x-amz-server-side-encryption-context", "e30="),
             ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
-            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
-            ("x-amz-server-side-encryption-customer-key", "a2V5"),
-            ("x-amz-server-side-encryption-customer-key-md5", "bWQ1"),
             ("x-amz-copy-source-server-side-encryption-customer-algorithm", "AES256"),
             ("x-amz-object-lock-mode", "COMPLIANCE"),
             ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
@@ -180,6 +221,10 @@ mod tests {
         ] {
             assert_eq!(code("PutObject", &[h]), ni, "{h:?}");
         }
+        // SSE headers only where the handlers enforce them.
+        assert_eq!(code("ListObjectsV2", &[("x-amz-server-side-encryption-customer-algorithm", "AES256")]), ni);
+        assert_eq!(code("GetObject", &[("x-amz-server-side-encryption", "AES256")]), ni);
+        assert_eq!(code("UploadPart", &[("x-amz-copy-source-server-side-encryption-customer-key", "a2V5")]), ni);
         assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "true")]), ni);
         assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "True")]), ni);
         assert_eq!(code("DeleteObject", &[("x-amz-if-match-size", "10")]), ni);
@@ -201,8 +246,19 @@ mod tests {
             ("x-amz-meta-server-side-encryption", "AES256"),
             ("x-amz-bypass-governance-retention", "true"),
             ("content-type", "video/mp2t"),
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-server-side-encryption-bucket-key-enabled", "false"),
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", "a2V5"),
+            ("x-amz-server-side-encryption-customer-key-md5", "bWQ1"),
         ] {
             assert_eq!(code("PutObject", &[h]), None, "{h:?}");
+        }
+        for op in SSE_C_OPS {
+            assert_eq!(code(op, &[("x-amz-server-side-encryption-customer-key", "a2V5")]), None, "{op}");
+        }
+        for op in ["CopyObject", "UploadPartCopy"] {
+            assert_eq!(code(op, &[("x-amz-copy-source-server-side-encryption-customer-key", "a2V5")]), None);
         }
         assert_eq!(code("PutObject", &[("x-amz-if-match-size", "10")]), None);
     }
@@ -214,6 +270,8 @@ mod tests {
         assert_eq!(refusal("PutObject", &h, Some(q)).unwrap().code().as_str(), "AccessControlListNotSupported");
         let q = "X-Amz-Server-Side-Encryption=AES256";
         assert_eq!(refusal("PutObject", &h, Some(q)).unwrap().code().as_str(), "NotImplemented");
+        let q = "x-amz-server-side-encryption-customer-key=a2V5";
+        assert_eq!(refusal("GetObject", &h, Some(q)).unwrap().code().as_str(), "NotImplemented");
         let q = "x-amz-grant-read=id%3Dabc";
         assert_eq!(refusal("PutObject", &h, Some(q)).unwrap().code().as_str(), "AccessControlListNotSupported");
         let q = "x-amz-storage-class=STANDARD&x-amz-acl=private&prefix=a%2Bb&list-type=2";

@@ -22,6 +22,7 @@ use tracing::Instrument as _;
 
 use crate::Codecs;
 use crate::cluster::Cluster;
+use crate::sse::{self, BodyCipher};
 
 /// Why a body could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -193,12 +194,66 @@ async fn fill(
     Ok(())
 }
 
-/// Reads the whole body (at most `len` bytes, for inline objects).
-pub async fn read_small(body: &mut BodyStream, len: u64, digest: &mut BodyDigest) -> Result<Bytes, WriteError> {
+/// Reads the whole body (at most `len` bytes, for inline objects), sealed
+/// when `seal` is given.
+pub async fn read_small(
+    body: &mut BodyStream,
+    len: u64,
+    digest: &mut BodyDigest,
+    seal: Option<&BodyCipher>,
+) -> Result<Bytes, WriteError> {
     let mut buf = BytesMut::with_capacity(len as usize);
     fill(body, &mut buf, len as usize + 1, digest).await?;
     check_len(buf.len() as u64, len)?;
-    Ok(buf.freeze())
+    let Some(c) = seal else { return Ok(buf.freeze()) };
+    let mut out = BytesMut::with_capacity(sse::stored_len(len) as usize);
+    for (i, p) in buf.chunks(sse::PACKAGE as usize).enumerate() {
+        let start = out.len();
+        out.extend_from_slice(p);
+        c.seal(i as u64, &mut out, start);
+    }
+    Ok(out.freeze())
+}
+
+/// The body as the stripes want it: plain, or sealed package by package
+/// (the digest always sees the plaintext).
+struct Source<'a> {
+    body: &'a mut BodyStream,
+    digest: &'a mut BodyDigest,
+    plain_len: u64,
+    seal: Option<&'a BodyCipher>,
+    /// Plaintext read ahead of the next package.
+    plain: BytesMut,
+    next: u64,
+}
+
+impl Source<'_> {
+    /// Appends stored bytes to `buf` until it holds `want` (fewer only at the end).
+    async fn fill(&mut self, buf: &mut BytesMut, want: usize) -> Result<(), WriteError> {
+        let Some(c) = self.seal else { return fill(self.body, buf, want, self.digest).await };
+        while buf.len() < want {
+            let n = sse::package_plain_len(self.plain_len, self.next) as usize;
+            if n == 0 {
+                break;
+            }
+            fill(self.body, &mut self.plain, n, self.digest).await?;
+            if self.plain.len() < n {
+                return Err(WriteError::Incomplete { expected: self.plain_len, got: self.digest.len });
+            }
+            let start = buf.len();
+            buf.extend_from_slice(&self.plain.split_to(n));
+            c.seal(self.next, buf, start);
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// Checks that the body ends at its declared length.
+    async fn finish(&mut self) -> Result<(), WriteError> {
+        let mut rest = BytesMut::new();
+        fill(self.body, &mut rest, 1, self.digest).await?;
+        check_len(self.digest.len, self.plain_len)
+    }
 }
 
 fn check_len(got: u64, expected: u64) -> Result<(), WriteError> {
@@ -232,7 +287,8 @@ struct ShardSink {
     failure: Option<String>,
 }
 
-/// Streams `body` (exactly `len` bytes, `len` > 0) into shards per `plan`.
+/// Streams `body` (exactly `len` bytes, `len` > 0) into shards per `plan`,
+/// sealed by `seal` when given.
 pub async fn write_sharded(
     cluster: &Cluster,
     codecs: &Codecs,
@@ -240,7 +296,10 @@ pub async fn write_sharded(
     len: u64,
     body: &mut BodyStream,
     digest: &mut BodyDigest,
+    seal: Option<&BodyCipher>,
 ) -> Result<ShardSet, WriteError> {
+    let plain_len = len;
+    let len = if seal.is_some() { sse::stored_len(plain_len) } else { plain_len };
     let (k, m) = (plan.ec.k as usize, plan.ec.m as usize);
     let n = k + m;
     if plan.disks.len() != n {
@@ -280,12 +339,13 @@ pub async fn write_sharded(
     let stripe_len = layout.stripe_data_len();
     let stripes = layout.stripe_count(len);
     let mut buf = BytesMut::with_capacity(stripe_len);
+    let mut src = Source { body, digest, plain_len, seal, plain: BytesMut::new(), next: 0 };
     let result: Result<(), WriteError> = async {
         for s in 0..stripes {
             let want = layout.stripe_len(len, s);
-            fill(body, &mut buf, want, digest).await?;
+            src.fill(&mut buf, want).await?;
             if buf.len() < want {
-                return Err(WriteError::Incomplete { expected: len, got: digest.len });
+                return Err(WriteError::Incomplete { expected: plain_len, got: src.digest.len });
             }
             let rest = buf.split_off(want);
             let data = std::mem::replace(&mut buf, rest).freeze();
@@ -313,8 +373,7 @@ pub async fn write_sharded(
             }
         }
         // Anything past the declared length is an error, and nothing is kept.
-        fill(body, &mut buf, 1, digest).await?;
-        check_len(digest.len, len)
+        src.finish().await
     }
     .await;
 
@@ -368,6 +427,7 @@ pub async fn write_sharded(
         pg: plan.pg,
         disks: plan.disks.clone(),
         missing,
+        stored_len: if seal.is_some() { len } else { 0 },
     })
 }
 

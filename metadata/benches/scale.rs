@@ -64,12 +64,13 @@ fn put(i: u64) -> Command {
         pg: (i % 256) as u32,
         disks: (0..6).map(|d| ((i + d * 7) % 60) as u32 + 1).collect(),
         missing: Vec::new(),
+        stored_len: 0,
     };
     let record = ObjectRecord {
         size: 1 << 20,
         etag: format!("{:032x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15),
         checksums: vec![Checksum { algorithm: "CRC32C".into(), value: "yZRlqg==".into(), ..Default::default() }],
-        body: Some(Body { kind: Some(body::Kind::Shards(shards)) }),
+        body: Some(Body { kind: Some(body::Kind::Shards(shards)), seal_salt: Vec::new() }),
         ..Default::default()
     };
     Command {

@@ -25,7 +25,11 @@
 //!    CORS, public access blocks (commands 10–37);
 //! 2. ACLs (`SetBucketAcl`, `SetObjectAcl`, `SetBucketOwnership`, ACLs
 //!    carried by `CreateBucket`, `PutObject` and `CreateUpload`) and
-//!    `DropRetired` (commands 38–41).
+//!    `DropRetired` (commands 38–41);
+//! 3. server-side encryption: `SetBucketEncryption`, `RewrapKey`
+//!    (commands 42–43), and records carrying an `Encryption` or sealed
+//!    bodies (`PutObject`, `CreateUpload`, `PutPart`): an older node would
+//!    drop those fields and serve ciphertext as the object's bytes.
 //!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
@@ -38,7 +42,7 @@ use tessera_rpc::proto::meta::Command;
 use tessera_rpc::proto::meta::command::Op;
 
 /// The highest command level this release understands.
-pub const LEVEL: u32 = 2;
+pub const LEVEL: u32 = 3;
 
 /// The level every release understands (also what a node that never said
 /// counts as: releases before the gate did not say).
@@ -49,6 +53,10 @@ pub const BASE_LEVEL: u32 = 1;
 pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
+        Op::SetBucketEncryption(_) | Op::RewrapKey(_) => 3,
+        Op::PutObject(c) if c.record.as_ref().is_some_and(|r| r.sse.is_some()) => 3,
+        Op::CreateUpload(c) if c.upload.as_ref().is_some_and(|u| u.sse.is_some()) => 3,
+        Op::PutPart(c) if c.part.as_ref().and_then(|p| p.body.as_ref()).is_some_and(|b| !b.seal_salt.is_empty()) => 3,
         Op::SetBucketAcl(_) | Op::SetObjectAcl(_) | Op::SetBucketOwnership(_) | Op::DropRetired(_) => 2,
         Op::CreateBucket(c) if !c.acl.is_empty() || c.acl_disabled => 2,
         Op::PutObject(c) if c.record.as_ref().is_some_and(|r| !r.acl.is_empty()) => 2,
@@ -114,7 +122,8 @@ impl Levels {
 mod tests {
     use super::*;
     use tessera_rpc::proto::meta::{
-        AclGrant, CommandBatch, CreateBucket, DeleteObject, DropRetired, ObjectRecord, PutObject, SetBucketAcl,
+        AclGrant, CommandBatch, CreateBucket, CreateUpload, DeleteObject, DropRetired, Encryption, ObjectRecord,
+        PutObject, RewrapKey, SetBucketAcl, SetBucketEncryption, UploadRecord,
     };
 
     fn cmd(op: Op) -> Command {
@@ -144,6 +153,14 @@ mod tests {
             needed(&batch(vec![cmd(Op::DeleteObject(DeleteObject::default())), cmd(Op::PutObject(public))])),
             Some(2)
         );
+        // Encryption: an older node would drop the fields and serve ciphertext.
+        assert_eq!(needed(&cmd(Op::SetBucketEncryption(SetBucketEncryption::default()))), Some(3));
+        assert_eq!(needed(&cmd(Op::RewrapKey(RewrapKey::default()))), Some(3));
+        let sealed = ObjectRecord { sse: Some(Encryption::default()), ..Default::default() };
+        assert_eq!(needed(&cmd(Op::PutObject(PutObject { record: Some(sealed), ..Default::default() }))), Some(3));
+        let up = UploadRecord { sse: Some(Encryption::default()), ..Default::default() };
+        assert_eq!(needed(&cmd(Op::CreateUpload(CreateUpload { upload: Some(up) }))), Some(3));
+        assert_eq!(needed(&cmd(Op::CreateUpload(CreateUpload::default()))), Some(1));
         let unknown = Command { now_ms: 0, op: None };
         assert_eq!(needed(&unknown), None);
         assert_eq!(needed(&batch(vec![unknown.clone()])), None);

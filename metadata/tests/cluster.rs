@@ -75,7 +75,7 @@ fn put(bucket: &str, key: &str, tag: u64) -> Command {
     let record = ObjectRecord {
         size: 8,
         etag: format!("{tag:032x}"),
-        body: Some(Body { kind: Some(body::Kind::InlineData(tag.to_le_bytes().to_vec())) }),
+        body: Some(Body { kind: Some(body::Kind::InlineData(tag.to_le_bytes().to_vec())), ..Default::default() }),
         ..Default::default()
     };
     Command {

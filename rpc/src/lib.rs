@@ -33,6 +33,14 @@ pub mod proto {
     #[allow(missing_docs, clippy::all)]
     pub mod meta {
         tonic::include_proto!("tessera.meta.v1");
+
+        impl ShardSet {
+            /// The bytes the shards hold for a piece whose record says
+            /// `size`: more than `size` when the body is encrypted.
+            pub fn piece_len(&self, size: u64) -> u64 {
+                if self.stored_len > 0 { self.stored_len } else { size }
+            }
+        }
     }
     /// `tessera.data.v1`: the datanode's shard service.
     #[allow(missing_docs, clippy::all)]

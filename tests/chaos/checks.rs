@@ -59,7 +59,7 @@ pub async fn wait_whole(c: &ProcCluster, limit: Duration) {
                 .map(|b| (0, b))
                 .chain(rec.parts.iter().filter_map(|p| Some((p.number, p.body.as_ref()?))));
             for (part, b) in bodies {
-                if let Body { kind: Some(body_kind::Kind::Shards(s)) } = b {
+                if let Body { kind: Some(body_kind::Kind::Shards(s)), .. } = b {
                     let id = tessera_common::DataId::from_bytes(s.data_id.clone().try_into().unwrap());
                     for (pos, disk) in s.disks.iter().enumerate() {
                         let file = format!("{id}.{part}.{pos}");
@@ -86,7 +86,7 @@ async fn referenced(c: &ProcCluster) -> BTreeSet<(usize, String)> {
     let meta = c.meta_client();
     let mut out = BTreeSet::new();
     let mut add = |part: u32, b: Option<&Body>| {
-        if let Some(Body { kind: Some(body_kind::Kind::Shards(s)) }) = b {
+        if let Some(Body { kind: Some(body_kind::Kind::Shards(s)), .. }) = b {
             let id = tessera_common::DataId::from_bytes(s.data_id.clone().try_into().unwrap());
             for (pos, disk) in s.disks.iter().enumerate() {
                 if !s.missing.contains(&(pos as u32)) {

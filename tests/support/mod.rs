@@ -362,6 +362,26 @@ fn start_datanode(config: &DatanodeConfig, listener: TcpListener) -> Node<tesser
     Node { stop, task: Some(task) }
 }
 
+/// A signed admin API call to gateway 0 (`path` after `/tessera/admin/v1/`)
+/// as `who` (key id, secret): the status and the JSON answer.
+pub async fn admin_call(
+    cluster: &Cluster,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    who: (&str, &str),
+) -> (u16, serde_json::Value) {
+    let addr = cluster.gateway_addrs[0];
+    let path = format!("/tessera/admin/v1/{path}");
+    let signed = sig::signed_headers(method, &addr.to_string(), &path, "", body, who.0, who.1);
+    let len = body.len().to_string();
+    let mut headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    headers.push(("content-length", &len));
+    let (status, _, out) = raw_http(addr, method, &path, &headers, body).await;
+    let text = || serde_json::Value::String(String::from_utf8_lossy(&out).into());
+    (status, serde_json::from_slice(&out).unwrap_or_else(|_| text()))
+}
+
 /// Every file under `dir`.
 pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -542,7 +562,7 @@ pub fn shard_files(cluster: &Cluster) -> BTreeSet<(usize, String)> {
 
 /// The shard files a body should have: disk ids are datanode index + 1.
 pub fn files_of(part: u32, body: Option<&Body>, out: &mut BTreeSet<(usize, String)>) {
-    if let Some(Body { kind: Some(body::Kind::Shards(s)) }) = body {
+    if let Some(Body { kind: Some(body::Kind::Shards(s)), .. }) = body {
         let id = DataId::from_bytes(s.data_id.clone().try_into().unwrap());
         for (pos, &disk) in s.disks.iter().enumerate() {
             if !s.missing.contains(&(pos as u32)) {

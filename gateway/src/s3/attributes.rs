@@ -39,6 +39,9 @@ impl Tessera {
             Some(n) => n,
         };
         let rec = self.object(&input.bucket, &input.key).await?;
+        // SSE-C: the attributes, too, need the object's key.
+        let customer = customer_of!(input)?;
+        self.data_key(rec.sse.as_ref(), &input.bucket, &input.key, customer.as_ref())?;
         let want = |name: &str| asked.iter().any(|a| a.eq_ignore_ascii_case(name));
         let mut out = GetObjectAttributesOutput { last_modified: Some(ts(rec.last_modified_ms)), ..Default::default() };
         if want(ObjectAttributes::ETAG) {

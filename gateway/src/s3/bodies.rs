@@ -38,6 +38,70 @@ pub(super) fn segments(rec: &ObjectRecord, range: Range<u64>) -> S3Result<Vec<Se
     Ok(out)
 }
 
+/// `range` of an inline body of `plain_len` bytes, opened by `cipher` when sealed.
+fn inline_piece(
+    stored: Vec<u8>,
+    plain_len: u64,
+    range: Range<u64>,
+    cipher: Option<&BodyCipher>,
+) -> Result<Bytes, SseError> {
+    let plain = match cipher {
+        None => Bytes::from(stored),
+        Some(c) => {
+            let mut stored = stored;
+            let mut out = Vec::with_capacity(plain_len as usize);
+            let mut at = 0usize;
+            for i in 0..plain_len.div_ceil(sse::PACKAGE) {
+                let n = sse::package_plain_len(plain_len, i) as usize;
+                let pkg = stored.get_mut(at..at + n + sse::TAG_LEN).ok_or(SseError::Corrupt(i))?;
+                let opened = c.open(i, pkg)?;
+                out.extend_from_slice(&pkg[..opened]);
+                at += n + sse::TAG_LEN;
+            }
+            Bytes::from(out)
+        }
+    };
+    let (s, e) = (range.start as usize, (range.end as usize).min(plain.len()));
+    Ok(plain.slice(s.min(e)..e))
+}
+
+/// Opens the sealed packages arriving on `sealed` (package `first` onwards
+/// of a body of `plain_len` bytes) and sends plaintext `range` into `tx`.
+async fn open_packages(
+    cipher: &BodyCipher,
+    plain_len: u64,
+    first: u64,
+    range: Range<u64>,
+    mut sealed: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), ReadError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut index = first;
+    while let Some(chunk) = sealed.recv().await {
+        let Ok(chunk) = chunk else { return Ok(()) }; // the reader's error follows from its result
+        buf.extend_from_slice(&chunk);
+        loop {
+            let n = sse::package_plain_len(plain_len, index) as usize;
+            if n == 0 || buf.len() < n + sse::TAG_LEN {
+                break;
+            }
+            let mut pkg = buf.split_to(n + sse::TAG_LEN);
+            cipher.open(index, &mut pkg).map_err(|e| ReadError::Internal(e.to_string()))?;
+            pkg.truncate(n);
+            let at = index * sse::PACKAGE;
+            let (s, e) = (range.start.max(at) - at, range.end.min(at + n as u64).saturating_sub(at));
+            if s < e && tx.send(Ok(pkg.freeze().slice(s as usize..e as usize))).await.is_err() {
+                return Err(ReadError::Closed);
+            }
+            index += 1;
+        }
+    }
+    if !range.is_empty() && index <= (range.end - 1) / sse::PACKAGE {
+        return Err(ReadError::Internal(format!("the sealed body ended before package {index}")));
+    }
+    Ok(())
+}
+
 impl Tessera {
     pub(super) async fn write_cmd(&self, op: command::Op) -> S3Result<CommandResult> {
         let r = self.cluster.meta().write(Command { now_ms: 0, op: Some(op) }).await.map_err(unavailable)?;
@@ -78,7 +142,9 @@ impl Tessera {
         })
     }
 
-    /// Stores `len` bytes from `body`: inline when small, else as shards.
+    /// Stores `len` bytes from `body`: inline when small, else as shards;
+    /// sealed with a key derived from `dek` and a new salt when given.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn store_body(
         &self,
         bucket: &pb::BucketRecord,
@@ -87,10 +153,13 @@ impl Tessera {
         len: u64,
         body: &mut BodyStream,
         digest: &mut BodyDigest,
+        dek: Option<&DataKey>,
     ) -> S3Result<pb::Body> {
+        let seal_salt = if dek.is_some() { BodyCipher::new_salt() } else { Vec::new() };
+        let cipher = dek.map(|k| BodyCipher::new(k, &seal_salt));
         if len <= self.cfg.inline_threshold {
-            let data = read_small(body, len, digest).await.map_err(write_error)?;
-            return Ok(pb::Body { kind: Some(pb::body::Kind::InlineData(data.to_vec())) });
+            let data = read_small(body, len, digest, cipher.as_ref()).await.map_err(write_error)?;
+            return Ok(pb::Body { kind: Some(pb::body::Kind::InlineData(data.to_vec())), seal_salt });
         }
         let ec = self.ec_profile(bucket)?;
         let mut view = self.cluster.view();
@@ -123,54 +192,69 @@ impl Tessera {
             quorum: self.cfg.quorum(ec.k as usize, ec.m as usize),
             shard_timeout: self.cfg.shard_write_timeout,
         };
-        let set = write_sharded(&self.cluster, &self.codecs, &plan, len, body, digest).await.map_err(write_error)?;
-        Ok(pb::Body { kind: Some(pb::body::Kind::Shards(set)) })
+        let set = write_sharded(&self.cluster, &self.codecs, &plan, len, body, digest, cipher.as_ref())
+            .await
+            .map_err(write_error)?;
+        Ok(pb::Body { kind: Some(pb::body::Kind::Shards(set)), seal_salt })
     }
 
-    /// Streams `range` of `rec`. The first chunk is read before answering,
-    /// so an object that cannot be read now is a 503, not a cut-off 200.
-    pub(super) async fn open_body(&self, rec: &ObjectRecord, range: Range<u64>) -> S3Result<StreamingBlob> {
+    /// Streams `range` of `rec`, opened with `dek` when it is encrypted.
+    /// The first chunk is read before answering, so an object that cannot
+    /// be read now is a 503, not a cut-off 200.
+    pub(super) async fn open_body(
+        &self,
+        rec: &ObjectRecord,
+        range: Range<u64>,
+        dek: Option<&DataKey>,
+    ) -> S3Result<StreamingBlob> {
         let segs = segments(rec, range)?;
+        let ciphers: Vec<Option<BodyCipher>> =
+            segs.iter().map(|s| dek.map(|k| BodyCipher::new(k, &s.body.seal_salt))).collect();
         // Bytes kept in the record (small objects): no reader task needed.
         if segs.iter().all(|s| matches!(s.body.kind, Some(pb::body::Kind::InlineData(_)))) {
-            let chunks: Vec<Result<Bytes, std::io::Error>> = segs
-                .into_iter()
-                .filter_map(|seg| match seg.body.kind {
-                    Some(pb::body::Kind::InlineData(d)) => {
-                        let d = Bytes::from(d);
-                        let (s, e) = (seg.range.start as usize, (seg.range.end as usize).min(d.len()));
-                        Some(Ok(d.slice(s.min(e)..e)))
-                    }
-                    _ => None,
-                })
-                .collect();
+            let mut chunks: Vec<Result<Bytes, std::io::Error>> = Vec::with_capacity(segs.len());
+            for (seg, c) in segs.into_iter().zip(&ciphers) {
+                if let Some(pb::body::Kind::InlineData(d)) = seg.body.kind {
+                    let piece = inline_piece(d, seg.piece_len, seg.range, c.as_ref()).map_err(|e| {
+                        tracing::error!(error = %e, "an inline body could not be opened");
+                        s3_error!(InternalError, "the object's stored bytes do not authenticate")
+                    })?;
+                    chunks.push(Ok(piece));
+                }
+            }
             return Ok(StreamingBlob::wrap(futures::stream::iter(chunks)));
         }
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_CHUNKS);
         let this = self.clone();
         tokio::spawn(
             async move {
-                for seg in segs {
+                for (seg, cipher) in segs.into_iter().zip(ciphers) {
                     match seg.body.kind {
                         Some(pb::body::Kind::InlineData(d)) => {
-                            let d = Bytes::from(d);
-                            let (s, e) = (seg.range.start as usize, (seg.range.end as usize).min(d.len()));
-                            if tx.send(Ok(d.slice(s.min(e)..e))).await.is_err() {
+                            let piece = inline_piece(d, seg.piece_len, seg.range, cipher.as_ref())
+                                .map_err(|e| std::io::Error::other(e.to_string()));
+                            let failed = piece.is_err();
+                            if tx.send(piece).await.is_err() || failed {
                                 return;
                             }
                         }
                         Some(pb::body::Kind::Shards(set)) => {
-                            let r = read_sharded(
-                                &this.cluster,
-                                &this.codecs,
-                                &set,
-                                seg.part,
-                                seg.piece_len,
-                                seg.range,
-                                this.cfg.hedge_timeout,
-                                &tx,
-                            )
-                            .await;
+                            let r = match &cipher {
+                                None => {
+                                    read_sharded(
+                                        &this.cluster,
+                                        &this.codecs,
+                                        &set,
+                                        seg.part,
+                                        seg.piece_len,
+                                        seg.range,
+                                        this.cfg.hedge_timeout,
+                                        &tx,
+                                    )
+                                    .await
+                                }
+                                Some(c) => this.read_sealed(&set, seg.part, seg.piece_len, seg.range, c, &tx).await,
+                            };
                             if let Err(e) = r {
                                 if !matches!(e, ReadError::Closed) {
                                     tracing::warn!("read failed: {e}");
@@ -203,12 +287,42 @@ impl Tessera {
         Ok(StreamingBlob::wrap(stream))
     }
 
-    /// The whole of `rec` (or `range` of it) as a body stream for a copy.
-    pub(super) async fn copy_source(&self, rec: &ObjectRecord, range: Range<u64>) -> S3Result<BodyStream> {
+    /// Reads the packages holding plaintext `range` of a sealed sharded
+    /// body of `plain_len` bytes and sends that range, opened, into `tx`.
+    async fn read_sealed(
+        &self,
+        set: &pb::ShardSet,
+        part: u32,
+        plain_len: u64,
+        range: Range<u64>,
+        cipher: &BodyCipher,
+        tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ) -> Result<(), ReadError> {
+        let (span, first) = sse::stored_span(plain_len, &range);
+        let stored = set.piece_len(sse::stored_len(plain_len));
+        let (sealed_tx, sealed_rx) = mpsc::channel(READ_AHEAD_CHUNKS);
+        let read = async move {
+            let tx = sealed_tx;
+            read_sharded(&self.cluster, &self.codecs, set, part, stored, span, self.cfg.hedge_timeout, &tx).await
+        };
+        let open = open_packages(cipher, plain_len, first, range, sealed_rx, tx);
+        let (read, open) = tokio::join!(read, open);
+        // A failed read ends the packages early: its error is the one to tell.
+        read?;
+        open
+    }
+    /// The whole of `rec` (or `range` of it) as a body stream for a copy,
+    /// opened with `dek` when it is encrypted.
+    pub(super) async fn copy_source(
+        &self,
+        rec: &ObjectRecord,
+        range: Range<u64>,
+        dek: Option<&DataKey>,
+    ) -> S3Result<BodyStream> {
         if range.is_empty() {
             return Ok(Box::pin(futures::stream::empty()));
         }
-        let blob = self.open_body(rec, range).await?;
+        let blob = self.open_body(rec, range, dek).await?;
         Ok(Box::pin(blob.map(|r| r.map_err(std::io::Error::other))))
     }
 

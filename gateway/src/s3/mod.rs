@@ -25,6 +25,7 @@ use crate::access::{Caller, Directory, RequestCheck};
 use crate::auth::MetaAuth;
 use crate::cluster::Cluster;
 use crate::read::{ReadError, read_sharded};
+use crate::sse::{self, BodyCipher, CustomerKey, DataKey, SseError};
 use crate::write::{BodyDigest, BodyStream, IdleTimeout, WriteError, WritePlan, read_small, write_sharded};
 use crate::{Codecs, GatewayConfig};
 
@@ -36,6 +37,7 @@ mod checksums;
 mod attributes; // after checksums: uses its macro
 mod conditions;
 mod convert;
+mod encryption;
 mod errors;
 mod hosts;
 mod listing;
@@ -47,6 +49,7 @@ use bodies::*;
 use checksums::*;
 use conditions::*;
 use convert::*;
+use encryption::*;
 use errors::*;
 use hosts::*;
 use listing::*;
@@ -76,13 +79,14 @@ pub fn build_service(
     let (meta, dir_for_admin) = (cluster.meta().clone(), dir.clone());
     let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5, dir };
     let post_max = s3.cfg.post_max_bytes;
+    let keyring = s3.cfg.sse_keyring.clone();
     let mut b = S3ServiceBuilder::new(s3);
     let mut s3s_config = s3s::config::S3Config::default();
     s3s_config.post_object_max_file_size = post_max;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3s_config))));
     b.set_auth(auth);
     b.set_access(access);
-    b.set_route(crate::admin::AdminRoute::new(meta, dir_for_admin));
+    b.set_route(crate::admin::AdminRoute::new(meta, dir_for_admin, keyring));
     if !domains.is_empty() {
         b.set_host(VirtualHosts { domains });
     }
@@ -262,12 +266,21 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetBucketEncryptionInput>,
     ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        // Not AES256 by default as AWS now answers: Tessera does not encrypt.
-        Err(probes::not_configured(
-            S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
-            "server-side encryption configuration",
-        ))
+        self.get_bucket_encryption_op(req).await
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        self.put_bucket_encryption_op(req).await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.delete_bucket_encryption_op(req).await
     }
 
     async fn get_bucket_tagging(
@@ -424,20 +437,24 @@ impl S3 for Tessera {
             metadata: input.metadata,
         })?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let customer = customer_of!(input)?;
         let bucket = self.bucket(&input.bucket).await?;
         let acl = acls::requested_acl(&bucket, &headers, None)?.unwrap_or_default();
+        let sealing =
+            self.new_sealing(&bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
         if let Some(c) = &condition {
             precheck_write(self, &input.bucket, &input.key, c).await?;
         }
         let conditional = condition.is_some();
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
         let mut body = body_stream(input.body, self.cfg.body_idle_timeout);
-        let stored = self.store_body(&bucket, &input.key, 0, len, &mut body, &mut digest).await?;
+        let dek = sealing.as_ref().map(|s| &s.dek);
+        let stored = self.store_body(&bucket, &input.key, 0, len, &mut body, &mut digest, dek).await?;
         let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;
         let record = ObjectRecord {
             size: len,
-            etag: hex::encode(md5),
+            etag: body_etag(&md5, sealing.as_ref().map(|s| (&s.enc, &s.dek))),
             last_modified_ms: 0,
             meta: Some(meta),
             checksums: checksums.clone(),
@@ -445,12 +462,14 @@ impl S3 for Tessera {
             parts: Vec::new(),
             upload_id: String::new(),
             acl,
+            sse: sealing.map(|s| s.enc),
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
         let committed = self.write_cmd(command::Op::PutObject(put)).await;
         committed.map_err(|e| if conditional { raced(e) } else { e })?;
         let mut out = PutObjectOutput { e_tag: Some(etag(&record.etag)), ..Default::default() };
         copy_checksums!(out, &checksums);
+        set_sse!(out, sse_headers(record.sse.as_ref(), customer.as_ref()));
         Ok(S3Response::new(out))
     }
 
@@ -465,9 +484,11 @@ impl S3 for Tessera {
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         }
         .check(&rec, S3ErrorCode::NotModified)?;
+        let customer = customer_of!(input)?;
+        let dek = self.data_key(rec.sse.as_ref(), &input.bucket, &input.key, customer.as_ref())?;
         let range = requested_range(&rec, input.part_number, input.range.as_ref())?;
         let read = range.clone().unwrap_or(0..rec.size);
-        let body = self.open_body(&rec, read.clone()).await?;
+        let body = self.open_body(&rec, read.clone(), dek.as_ref()).await?;
         let meta = rec.meta.clone().unwrap_or_default();
         let mut out = GetObjectOutput {
             accept_ranges: Some("bytes".into()),
@@ -489,6 +510,7 @@ impl S3 for Tessera {
         if input.response_expires.is_some() {
             out.expires = input.response_expires;
         }
+        set_sse!(out, sse_headers(rec.sse.as_ref(), customer.as_ref()));
         if input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
             && out.content_range.is_none()
         {
@@ -516,6 +538,9 @@ impl S3 for Tessera {
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         }
         .check(&rec, S3ErrorCode::NotModified)?;
+        let customer = customer_of!(input)?;
+        // SSE-C: HEAD, too, needs the object's key.
+        self.data_key(rec.sse.as_ref(), &input.bucket, &input.key, customer.as_ref())?;
         let range = requested_range(&rec, input.part_number, input.range.as_ref())?;
         let read = range.clone().unwrap_or(0..rec.size);
         let meta = rec.meta.clone().unwrap_or_default();
@@ -539,6 +564,7 @@ impl S3 for Tessera {
             copy_checksums!(out, &rec.checksums);
             out.checksum_type = checksum_type_of(&rec.checksums);
         }
+        set_sse!(out, sse_headers(rec.sse.as_ref(), customer.as_ref()));
         Ok(S3Response::new(out))
     }
 
@@ -634,12 +660,17 @@ impl S3 for Tessera {
                 "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120"
             ));
         }
+        let source_customer = source_customer_of!(input)?;
+        let source_dek = self.data_key(src.sse.as_ref(), &sb, &sk, source_customer.as_ref())?;
+        let customer = customer_of!(input)?;
         let replace = match input.metadata_directive.as_ref().map(MetadataDirective::as_str) {
             None | Some(MetadataDirective::COPY) => false,
             Some(MetadataDirective::REPLACE) => true,
             Some(other) => return Err(s3_error!(InvalidArgument, "Unknown metadata directive {other}")),
         };
-        if !replace && sb == input.bucket && sk == input.key {
+        // Asking for an encryption counts as a change (a copy onto itself re-encrypts).
+        let reencrypt = input.server_side_encryption.is_some() || customer.is_some();
+        if !replace && !reencrypt && sb == input.bucket && sk == input.key {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -661,16 +692,19 @@ impl S3 for Tessera {
         let bucket = self.bucket(&input.bucket).await?;
         // A copy gets the ACL its request sets (private by default), never the source's.
         let acl = acls::requested_acl(&bucket, &req.headers, None)?.unwrap_or_default();
+        let sealing =
+            self.new_sealing(&bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
         let algs: Vec<Alg> = src.checksums.iter().filter_map(|c| Alg::from_name(&c.algorithm)).collect();
         let plan = ChecksumPlan { algs, ..Default::default() };
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), src.size);
-        let mut body = self.copy_source(&src, 0..src.size).await?;
-        let stored = self.store_body(&bucket, &input.key, 0, src.size, &mut body, &mut digest).await?;
+        let mut body = self.copy_source(&src, 0..src.size, source_dek.as_ref()).await?;
+        let dek = sealing.as_ref().map(|s| &s.dek);
+        let stored = self.store_body(&bucket, &input.key, 0, src.size, &mut body, &mut digest, dek).await?;
         let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, None)?;
         let record = ObjectRecord {
             size: src.size,
-            etag: hex::encode(md5),
+            etag: body_etag(&md5, sealing.as_ref().map(|s| (&s.enc, &s.dek))),
             last_modified_ms: 0,
             meta: Some(meta),
             checksums,
@@ -678,7 +712,9 @@ impl S3 for Tessera {
             parts: Vec::new(),
             upload_id: String::new(),
             acl,
+            sse: sealing.map(|s| s.enc),
         };
+        let headers = sse_headers(record.sse.as_ref(), customer.as_ref());
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record), condition: None };
         let r = self.write_cmd(command::Op::PutObject(put)).await?;
         let Some(command_result::Outcome::Object(stored)) = r.outcome else {
@@ -689,7 +725,9 @@ impl S3 for Tessera {
             last_modified: Some(ts(stored.last_modified_ms)),
             ..Default::default()
         };
-        Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+        let mut out = CopyObjectOutput { copy_object_result: Some(result), ..Default::default() };
+        set_sse!(out, headers);
+        Ok(S3Response::new(out))
     }
 
     // -------------------------------------------------------- listing

@@ -174,8 +174,13 @@ impl Tessera {
         };
         let checksum_type = upload_checksum_type(alg, input.checksum_type.as_ref())?;
         let algorithm = alg.map_or(String::new(), |a| a.name().to_owned());
+        let customer = customer_of!(input)?;
         let b = self.bucket(&input.bucket).await?;
         let acl = acls::requested_acl(&b, &req.headers, None)?.unwrap_or_default();
+        // The upload's data key seals every part; it is wrapped in the upload record.
+        let sealing = self.new_sealing(&b, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
+        let sse = sealing.map(|s| s.enc);
+        let headers = sse_headers(sse.as_ref(), customer.as_ref());
         let upload_id = new_upload_id();
         let upload = pb::UploadRecord {
             bucket: input.bucket.clone(),
@@ -187,16 +192,19 @@ impl Tessera {
             checksum_algorithm: algorithm,
             checksum_type: checksum_type.to_owned(),
             acl,
+            sse,
         };
         self.write_cmd(command::Op::CreateUpload(pb::CreateUpload { upload: Some(upload) })).await?;
-        Ok(S3Response::new(CreateMultipartUploadOutput {
+        let mut out = CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
             checksum_algorithm: input.checksum_algorithm,
             checksum_type: (!checksum_type.is_empty()).then(|| ChecksumType::from(checksum_type.to_owned())),
             ..Default::default()
-        }))
+        };
+        set_sse!(out, headers);
+        Ok(S3Response::new(out))
     }
 
     pub(super) async fn upload_part_op(
@@ -209,18 +217,20 @@ impl Tessera {
         let mut plan = ChecksumPlan::from_request(&headers, input.checksum_algorithm.as_ref())?;
         let bucket = self.bucket(&input.bucket).await?;
         let upload = self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
+        let customer = customer_of!(input)?;
+        let dek = self.data_key(upload.sse.as_ref(), &input.bucket, &input.key, customer.as_ref())?;
         // Every part of an upload made with a checksum algorithm carries
         // that checksum, so Complete can make the object's.
         plan.also(Alg::from_name(&upload.checksum_algorithm));
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
         let mut body = body_stream(input.body, self.cfg.body_idle_timeout);
-        let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
+        let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest, dek.as_ref()).await?;
         let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;
         let part = pb::PartRecord {
             number,
             size: len,
-            etag: hex::encode(md5),
+            etag: body_etag(&md5, upload.sse.as_ref().zip(dek.as_ref())),
             last_modified_ms: 0,
             body: Some(stored),
             checksums: checksums.clone(),
@@ -229,7 +239,7 @@ impl Tessera {
         let put = pb::PutPart { bucket: input.bucket, key: input.key, upload_id: input.upload_id, part: Some(part) };
         self.write_cmd(command::Op::PutPart(put)).await?;
         let c = checksum_struct(&checksums);
-        Ok(S3Response::new(UploadPartOutput {
+        let mut out = UploadPartOutput {
             e_tag: Some(etag(&e)),
             checksum_crc32: c.checksum_crc32,
             checksum_crc32c: c.checksum_crc32c,
@@ -237,7 +247,9 @@ impl Tessera {
             checksum_sha1: c.checksum_sha1,
             checksum_sha256: c.checksum_sha256,
             ..Default::default()
-        }))
+        };
+        set_sse!(out, sse_headers(upload.sse.as_ref(), customer.as_ref()));
+        Ok(S3Response::new(out))
     }
 
     pub(super) async fn upload_part_copy_op(
@@ -246,7 +258,7 @@ impl Tessera {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
         let number = part_number(input.part_number)?;
-        let (_, _, src) = self
+        let (sb, sk, src) = self
             .source_record(
                 &input.copy_source,
                 Conditions {
@@ -262,16 +274,20 @@ impl Tessera {
         if len > MAX_PUT_BYTES {
             return Err(s3_error!(EntityTooLarge, "a part is at most 5 GiB"));
         }
+        let source_customer = source_customer_of!(input)?;
+        let source_dek = self.data_key(src.sse.as_ref(), &sb, &sk, source_customer.as_ref())?;
+        let customer = customer_of!(input)?;
         let bucket = self.bucket(&input.bucket).await?;
-        self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
+        let upload = self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
+        let dek = self.data_key(upload.sse.as_ref(), &input.bucket, &input.key, customer.as_ref())?;
         let mut digest = BodyDigest::new(s3s::checksum::ChecksumHasher::default(), self.md5.as_ref(), len);
-        let mut body = self.copy_source(&src, range).await?;
-        let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest).await?;
+        let mut body = self.copy_source(&src, range, source_dek.as_ref()).await?;
+        let stored = self.store_body(&bucket, &input.key, number, len, &mut body, &mut digest, dek.as_ref()).await?;
         let (md5, _) = digest.finish().await.map_err(write_error)?;
         let part = pb::PartRecord {
             number,
             size: len,
-            etag: hex::encode(md5),
+            etag: body_etag(&md5, upload.sse.as_ref().zip(dek.as_ref())),
             last_modified_ms: 0,
             body: Some(stored),
             checksums: Vec::new(),
@@ -284,7 +300,9 @@ impl Tessera {
             last_modified: Some(Timestamp::from(SystemTime::now())),
             ..Default::default()
         };
-        Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
+        let mut out = UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() };
+        set_sse!(out, sse_headers(upload.sse.as_ref(), customer.as_ref()));
+        Ok(S3Response::new(out))
     }
 
     pub(super) async fn complete_multipart_upload_op(
@@ -340,6 +358,9 @@ impl Tessera {
             ..Default::default()
         };
         copy_checksums!(out, &rec.checksums);
+        // SSE-C needs no key to complete; the answer names the algorithm only.
+        let h = sse_headers(rec.sse.as_ref(), None);
+        out.server_side_encryption = h.sse;
         Ok(S3Response::new(out))
     }
 }

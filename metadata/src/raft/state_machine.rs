@@ -509,10 +509,11 @@ mod tests {
             pg: 0,
             disks: vec![1, 2, 3],
             missing: vec![],
+            stored_len: 0,
         };
         let record = ObjectRecord {
             etag: format!("{id:032x}"),
-            body: Some(Body { kind: Some(body::Kind::Shards(shards)) }),
+            body: Some(Body { kind: Some(body::Kind::Shards(shards)), ..Default::default() }),
             ..Default::default()
         };
         Command {

@@ -8,8 +8,8 @@ use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
     AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
-    DeleteObject, DiskShard, Done, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart, RestoreShards,
-    SetBucketCors, SetBucketPolicy, SetPublicAccessBlock, ShardSet, UploadRecord, body,
+    DeleteObject, DiskShard, Done, Encryption, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart,
+    RestoreShards, RewrapKey, SetBucketCors, SetBucketPolicy, SetPublicAccessBlock, ShardSet, UploadRecord, body,
 };
 
 use super::MetaState;
@@ -35,7 +35,7 @@ impl Writes {
     /// from the disk index: the disks' collectors now find their files
     /// unreferenced and remove them after the grace period.
     fn collect(&mut self, body: Option<&Body>) {
-        if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
+        if let Some(Body { kind: Some(body::Kind::Shards(shards)), .. }) = body {
             for (disk, _) in disk_positions(shards) {
                 self.delete(keys::disk_shard(disk, &shards.data_id));
             }
@@ -47,7 +47,7 @@ impl Writes {
     /// again writes the same entries; a part that becomes an object's (on
     /// Complete) is written again with its new owner.
     fn reference(&mut self, owner: (&str, &str, &str), part: u32, body: Option<&Body>) {
-        if let Some(Body { kind: Some(body::Kind::Shards(shards)) }) = body {
+        if let Some(Body { kind: Some(body::Kind::Shards(shards)), .. }) = body {
             for (disk, positions) in disk_positions(shards) {
                 let missing = positions.iter().copied().filter(|p| shards.missing.contains(p)).collect();
                 let entry = DiskShard {
@@ -158,6 +158,16 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
             w.put(keys::bucket(&c.bucket), encode(&rec));
             Ok(done())
         }
+        Op::SetBucketEncryption(c) => {
+            let mut rec = st.require_bucket(&c.bucket)?;
+            if !c.sse_algorithm.is_empty() && c.sse_algorithm != "AES256" {
+                return Err(MetaError::InvalidArgument(format!("unknown default encryption {}", c.sse_algorithm)));
+            }
+            rec.sse_algorithm = c.sse_algorithm.clone();
+            w.put(keys::bucket(&c.bucket), encode(&rec));
+            Ok(done())
+        }
+        Op::RewrapKey(c) => rewrap_key(st, c, w),
         Op::DropRetired(c) => {
             for k in st.first_keys(&[keys::RETIRED_GC], c.max.clamp(1, 10_000) as usize)? {
                 w.delete(k);
@@ -482,6 +492,7 @@ fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes)
         body: None,
         upload_id: c.upload_id.clone(),
         acl: up.acl.clone(),
+        sse: up.sse.clone(),
         parts: chosen
             .iter()
             .map(|p| PartRef {
@@ -511,6 +522,34 @@ fn completed_by(rec: &ObjectRecord, c: &CompleteUpload) -> bool {
             .iter()
             .zip(&c.parts)
             .all(|(have, asked)| have.number == asked.number && have.etag == bare_etag(&asked.etag))
+}
+
+/// Replaces a wrapped data key that is still the one the gateway read;
+/// anything else (the object was replaced or deleted meanwhile) is left as
+/// it is and answered `Done` all the same: the new record needs no rewrap
+/// from this pass.
+fn rewrap_key(st: &MetaState, c: &RewrapKey, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let still = |sse: &Option<Encryption>| sse.as_ref().is_some_and(|e| e.wrapped_key == c.old_wrapped_key);
+    let new = c.sse.clone().filter(|e| !e.wrapped_key.is_empty());
+    let Some(new) = new else { return Err(MetaError::InvalidArgument("a rewrap without a wrapped key".into())) };
+    if c.upload_id.is_empty() {
+        let k = keys::object(&c.bucket, &c.key);
+        if let Some(mut rec) = st.get::<ObjectRecord>(&k)?
+            && still(&rec.sse)
+        {
+            rec.sse = Some(new);
+            w.put(k, encode(&rec));
+        }
+    } else {
+        let k = keys::upload(&c.bucket, &c.key, &c.upload_id);
+        if let Some(mut up) = st.get::<UploadRecord>(&k)?
+            && still(&up.sse)
+        {
+            up.sse = Some(new);
+            w.put(k, encode(&up));
+        }
+    }
+    Ok(done())
 }
 
 fn abort_upload(st: &MetaState, c: &AbortUpload, w: &mut Writes) -> Result<Outcome, MetaError> {

@@ -16,7 +16,7 @@ pub fn md5_hex(n: u64) -> String {
 /// A body: inline bytes or a shard set with a unique data id and a pg.
 pub fn body(seq: u64, choice: u8) -> Body {
     if choice.is_multiple_of(2) {
-        Body { kind: Some(body::Kind::InlineData(vec![choice; (choice % 7) as usize])) }
+        Body { kind: Some(body::Kind::InlineData(vec![choice; (choice % 7) as usize])), ..Default::default() }
     } else {
         let mut data_id = [0u8; 16];
         data_id[..8].copy_from_slice(&seq.to_be_bytes());
@@ -28,14 +28,16 @@ pub fn body(seq: u64, choice: u8) -> Body {
                 // Three placements, one with two shards on one disk.
                 disks: [vec![1, 2, 3], vec![2, 4, 1], vec![3, 3, 4]][(seq % 3) as usize].clone(),
                 missing: vec![],
+                stored_len: 0,
             })),
+            seal_salt: Vec::new(),
         }
     }
 }
 
 pub fn shards_of(b: &Option<Body>) -> Option<ShardSet> {
     match b {
-        Some(Body { kind: Some(body::Kind::Shards(s)) }) => Some(s.clone()),
+        Some(Body { kind: Some(body::Kind::Shards(s)), .. }) => Some(s.clone()),
         _ => None,
     }
 }
