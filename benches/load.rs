@@ -101,6 +101,10 @@ struct Args {
     /// http1`; e.g. a `tessera server --tls-self-signed`'s data/tls/cert.pem).
     #[arg(long)]
     ca_bundle: Option<PathBuf>,
+    /// Make the load bucket's default encryption SSE-S3 (AES256): every
+    /// PUT is sealed and every GET opened, to measure what SSE costs.
+    #[arg(long)]
+    sse_s3: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -522,6 +526,18 @@ async fn main() -> anyhow::Result<()> {
     };
     let bucket = format!("load-{}", std::process::id());
     c.create_bucket().bucket(&bucket).send().await?;
+    if args.sse_s3 {
+        use aws_sdk_s3::types::{
+            ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+            ServerSideEncryptionRule,
+        };
+        let by_default =
+            ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build()?;
+        let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(by_default).build();
+        let conf = ServerSideEncryptionConfiguration::builder().rules(rule).build()?;
+        c.put_bucket_encryption().bucket(&bucket).server_side_encryption_configuration(conf).send().await?;
+        println!("bucket {bucket}: default encryption SSE-S3 (AES256)");
+    }
     let n = |base: usize| ((base as f64 * args.scale).ceil() as usize).max(1);
     let streams = |own: usize| args.streams.unwrap_or(own).max(1);
     let scenario = |op, size, own, ops| Scenario { op, size, streams: streams(own), ops: n(ops), warmup: args.warmup };

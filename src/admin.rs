@@ -67,6 +67,19 @@ enum AdminCommand {
         #[command(subcommand)]
         command: AliasCommand,
     },
+    /// Server-side encryption: the gateway's SSE-S3 keys, rewrap after a rotation.
+    Sse {
+        #[command(subcommand)]
+        command: SseCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SseCommand {
+    /// The master key ids the gateway holds, and the current one.
+    Status,
+    /// Re-wrap every object's data key under the current master key (no data is rewritten).
+    Rewrap,
 }
 
 #[derive(Subcommand, Debug)]
@@ -545,7 +558,42 @@ async fn dispatch(args: AdminArgs) -> Result<(), Failure> {
             let t = target(&args)?;
             policy(&t, command, json_out).await
         }
+        AdminCommand::Sse { command } => {
+            let t = target(&args)?;
+            sse(&t, command, json_out).await
+        }
     }
+}
+
+async fn sse(t: &Target, command: &SseCommand, json_out: bool) -> Result<(), Failure> {
+    match command {
+        SseCommand::Status => {
+            let v = ok(call(t, "GET", "sse", b"").await?)?;
+            print(json_out, &v, |v| {
+                let current = v["current_key"].as_str().unwrap_or("");
+                let rows: Vec<Vec<String>> = v["keys"]
+                    .as_array()
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    .filter_map(|k| k.as_str())
+                    .map(|k| vec![k.to_owned(), if k == current { "current" } else { "" }.to_owned()])
+                    .collect();
+                table(&["KEY", ""], &rows)
+            });
+        }
+        SseCommand::Rewrap => {
+            let v = ok(call(t, "POST", "sse/rewrap", b"").await?)?;
+            print(json_out, &v, |v| {
+                format!(
+                    "{} records examined, {} re-wrapped under {}\n",
+                    v["examined"].as_u64().unwrap_or(0),
+                    v["rewrapped"].as_u64().unwrap_or(0),
+                    v["current_key"].as_str().unwrap_or("")
+                )
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn key(t: &Target, command: &KeyCommand, json_out: bool) -> Result<(), Failure> {

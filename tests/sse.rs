@@ -262,14 +262,20 @@ async fn encrypted_objects_read_back_in_ranges_and_need_their_keys() {
         .into_iter()
         .map(|(n, e)| CompletedPart::builder().part_number(n).e_tag(e).build())
         .collect::<Vec<_>>();
-    c.complete_multipart_upload()
-        .bucket("enc")
-        .key("mp/c")
-        .upload_id(id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .unwrap();
+    // Completion takes SSE-C headers (aws-cli sends them): only the upload's key.
+    let complete = |k: &(String, String)| {
+        c.complete_multipart_upload()
+            .bucket("enc")
+            .key("mp/c")
+            .upload_id(id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.clone())).build())
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(k.0.clone())
+            .sse_customer_key_md5(k.1.clone())
+            .send()
+    };
+    assert_eq!(status(&complete(&kb).await.unwrap_err()), 403);
+    complete(&ka).await.unwrap();
     let whole = [p1.clone(), bytes(src, 5)].concat();
     assert_eq!(get_c(&c2, "enc", "mp/c", &ka, None).await, whole);
     let across = format!("bytes={}-{}", (5 << 20) - 70_000, (5 << 20) + 70_000);
@@ -453,9 +459,20 @@ async fn a_rotated_master_key_is_used_at_once_and_a_rewrap_retires_the_old_one()
     }
     assert_eq!(get_all(&c, "rot", "old-big").await, old_big, "the old key still opens old objects");
 
-    // The rewrap moves the old objects and the open upload to the new key.
-    let (st, out) = support::admin_call(&cluster, "POST", "sse/rewrap", b"", (ROOT, ROOT_SECRET)).await;
-    assert_eq!(st, 200, "{out}");
+    // The rewrap (`tessera admin sse rewrap`, the real binary) moves the old
+    // objects and the open upload to the new key.
+    let endpoint = cluster.endpoint(0);
+    let cli = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["admin", "--endpoint", &endpoint, "--admin-access-key", ROOT, "--admin-secret-key", ROOT_SECRET])
+            .args(["--json", "sse", "rewrap"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!((out["rewrapped"].as_u64(), out["current_key"].as_str()), (Some(3), Some(second.as_str())), "{out}");
     for k in ["old-big", "old-small", "new"] {
         assert_eq!(key_of(k).await, second, "{k}");

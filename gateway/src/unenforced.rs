@@ -63,6 +63,8 @@ const SSE_C_OPS: &[&str] = &[
     "UploadPart",
     "UploadPartCopy",
     "GetObjectAttributes",
+    "CompleteMultipartUpload",
+    "ListParts",
 ];
 
 /// Whether an SSE header is one the handlers enforce on `op` (sse.rs).

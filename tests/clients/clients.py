@@ -209,6 +209,77 @@ class Run:
             out = self.aws("s3", "ls")
             assert b not in out, out
 
+    def sse(self):
+        """Server-side encryption: SSE-S3, SSE-C and the bucket default through aws-cli and boto3."""
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
+
+        b = "sse-bucket"
+        data = self.path("sse.bin")
+        self.random_file(data, 20 * MiB + 5, "sse")
+        key = self.path("sse-c.key")
+        with open(key, "wb") as f:
+            f.write(hashlib.sha256(b"sse-c key").digest())
+        sse_c = ["--sse-c", "AES256", "--sse-c-key", f"fileb://{key}"]
+        with self.step("aws-cli", f"s3 mb s3://{b}"):
+            self.aws("s3", "mb", f"s3://{b}")
+        with self.step("aws-cli", "s3 cp --sse AES256 (20 MiB, multipart) up, head, down + compare"):
+            self.aws("s3", "cp", data, f"s3://{b}/s3.bin", "--sse", "AES256")
+            head = json.loads(self.aws("s3api", "head-object", "--bucket", b, "--key", "s3.bin"))
+            assert head.get("ServerSideEncryption") == "AES256", head
+            self.aws("s3", "cp", f"s3://{b}/s3.bin", self.path("s3.down"))
+            self.same_file(data, self.path("s3.down"))
+        with self.step("aws-cli", "s3 cp --sse-c (20 MiB, multipart) up, down with the key + compare"):
+            self.aws("s3", "cp", data, f"s3://{b}/c.bin", *sse_c)
+            self.aws("s3", "cp", f"s3://{b}/c.bin", self.path("c.down"), *sse_c)
+            self.same_file(data, self.path("c.down"))
+        with self.step("aws-cli", "s3api get-object of an SSE-C object without its key: refused"):
+            try:
+                self.aws("s3api", "get-object", "--bucket", b, "--key", "c.bin", self.path("c.nokey"))
+                refused = None
+            except AssertionError as e:
+                refused = str(e)
+            assert refused is not None and "InvalidRequest" in refused, f"read without the key: {refused}"
+        with self.step("aws-cli", "s3api put/get/delete-bucket-encryption, a default-encrypted put-object"):
+            conf = json.dumps({"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+            self.aws("s3api", "put-bucket-encryption", "--bucket", b, "--server-side-encryption-configuration", conf)
+            got = json.loads(self.aws("s3api", "get-bucket-encryption", "--bucket", b))
+            rule = got["ServerSideEncryptionConfiguration"]["Rules"][0]
+            assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", got
+            small = self.path("default.txt")
+            with open(small, "wb") as f:
+                f.write(b"encrypted by the bucket default")
+            out = json.loads(self.aws("s3api", "put-object", "--bucket", b, "--key", "default.txt", "--body", small))
+            assert out.get("ServerSideEncryption") == "AES256", out
+            self.aws("s3api", "delete-bucket-encryption", "--bucket", b)
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.args.access_key,
+            aws_secret_access_key=self.args.secret_key,
+            region_name="us-east-1",
+            verify=self.args.ca_bundle,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+        with self.step("boto3", "put_object/get_object with SSECustomerKey, a range, a wrong key"):
+            ck = hashlib.sha256(b"boto3 key").digest()
+            body = os.urandom(300 * 1024 + 7)
+            s3.put_object(Bucket=b, Key="boto.bin", Body=body, SSECustomerAlgorithm="AES256", SSECustomerKey=ck)
+            r = s3.get_object(Bucket=b, Key="boto.bin", SSECustomerAlgorithm="AES256", SSECustomerKey=ck,
+                              Range="bytes=65000-140000")
+            assert r["Body"].read() == body[65000:140001], "SSE-C range differs"
+            try:
+                s3.get_object(Bucket=b, Key="boto.bin", SSECustomerAlgorithm="AES256",
+                              SSECustomerKey=hashlib.sha256(b"another").digest())
+                code = None
+            except ClientError as e:
+                code = e.response["Error"]["Code"]
+            assert code == "AccessDenied", f"a wrong key: {code}"
+        with self.step("aws-cli", f"s3 rm --recursive, rb s3://{b}"):
+            self.aws("s3", "rm", "--recursive", f"s3://{b}")
+            self.aws("s3", "rb", f"s3://{b}")
+
     def boto3(self):
         import boto3
         from boto3.s3.transfer import TransferConfig
@@ -513,12 +584,19 @@ def main():
     ap.add_argument("--secret-key", required=True)
     ap.add_argument("--label", default="tessera")
     ap.add_argument("--work", required=True)
-    ap.add_argument("--only", help="comma-separated subset: aws,boto3,rclone,s3cmd,minio")
+    ap.add_argument("--only", help="comma-separated subset: aws,boto3,sse,rclone,s3cmd,minio")
     ap.add_argument("--ca-bundle", help="PEM file of the CA to trust for an https:// endpoint")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     run = Run(args)
-    suites = {"aws": run.aws_cli, "boto3": run.boto3, "rclone": run.rclone, "s3cmd": run.s3cmd, "minio": run.minio}
+    suites = {
+        "aws": run.aws_cli,
+        "boto3": run.boto3,
+        "sse": run.sse,
+        "rclone": run.rclone,
+        "s3cmd": run.s3cmd,
+        "minio": run.minio,
+    }
     chosen = args.only.split(",") if args.only else list(suites)
     start = time.monotonic()
     try:

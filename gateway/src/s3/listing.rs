@@ -177,6 +177,10 @@ impl Tessera {
             Some(n) => u32::try_from(n).map_err(|_| s3_error!(InvalidArgument, "bad part-number-marker"))?,
         };
         let upload = self.require_upload(&input.bucket, &input.key, &input.upload_id).await?;
+        // SSE-C keys are optional here (S3 takes them for checksums), but one given must be the upload's.
+        if let Some(c) = customer_of!(input)? {
+            self.data_key(upload.sse.as_ref(), &input.bucket, &input.key, Some(&c))?;
+        }
         let r = self
             .cluster
             .meta()

@@ -326,6 +326,17 @@ impl Tessera {
             declared.push(part_checksums(&p));
         }
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        // SSE-C keys are optional on completion (aws-cli sends them), but one
+        // given must be the upload's (a retried completion has no upload left).
+        if let Some(c) = customer_of!(input)? {
+            match self.require_upload(&input.bucket, &input.key, &input.upload_id).await {
+                Ok(up) => {
+                    self.data_key(up.sse.as_ref(), &input.bucket, &input.key, Some(&c))?;
+                }
+                Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => {}
+                Err(e) => return Err(e),
+            }
+        }
         let checksums = self
             .completion_checksums(
                 &input.bucket,
