@@ -72,6 +72,24 @@ enum AdminCommand {
         #[command(subcommand)]
         command: SseCommand,
     },
+    /// Join tokens: `create --role R [--ttl 1h]` prints a single-use token for one new node.
+    JoinToken {
+        #[command(subcommand)]
+        command: JoinTokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum JoinTokenCommand {
+    /// A single-use token for one new node of `--role` (printed once).
+    Create {
+        /// meta, datanode or gateway.
+        #[arg(long)]
+        role: String,
+        /// How long it stays usable (e.g. 30m, 24h; at most 7 days).
+        #[arg(long, default_value = "1h")]
+        ttl: tessera_common::HumanDuration,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -561,6 +579,13 @@ async fn dispatch(args: AdminArgs) -> Result<(), Failure> {
         AdminCommand::Sse { command } => {
             let t = target(&args)?;
             sse(&t, command, json_out).await
+        }
+        AdminCommand::JoinToken { command: JoinTokenCommand::Create { role, ttl } } => {
+            let t = target(&args)?;
+            let body = json!({"role": role, "ttl_s": ttl.0.as_secs()});
+            let v = ok(call(&t, "POST", "join-tokens", body.to_string().as_bytes()).await?)?;
+            print(json_out, &v, |v| format!("{}\n", v["token"].as_str().unwrap_or("")));
+            Ok(())
         }
     }
 }

@@ -5,6 +5,10 @@
 //! tessera cert ca --dir ./ca                                   # once per cluster
 //! tessera cert node --ca ./ca --role datanode --name dn1 --out ./dn1/certs
 //! tessera datanode --cluster-certs ./dn1/certs …
+//!
+//! # or: the bootstrap metadata node makes the CA; nodes join with tokens
+//! tessera cert token --role datanode --meta https://meta1:9001 --cluster-certs ./meta1/certs
+//! tessera datanode --join-token TSJ1.… --cluster-certs ./dn1/certs …
 //! ```
 
 use std::path::PathBuf;
@@ -47,11 +51,57 @@ enum CertCommand {
         #[arg(long, default_value_t = 365)]
         valid_days: u64,
     },
+    /// Make a single-use join token for one new node of a role (printed once).
+    Token {
+        /// What the joining node will be: meta, datanode or gateway.
+        #[arg(long)]
+        role: Role,
+        /// How long the token stays usable (e.g. 30m, 24h).
+        #[arg(long, default_value = "1h")]
+        ttl: tessera_common::HumanDuration,
+        /// Metadata node URLs (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        meta: Vec<String>,
+        /// The certificate folder of a metadata node or gateway of the cluster (its identity signs the call).
+        #[arg(long)]
+        cluster_certs: PathBuf,
+    },
+}
+
+/// Makes a join token through the metadata service, as the node whose
+/// identity is in `certs`.
+fn token(role: Role, ttl: Duration, meta: Vec<String>, certs: &std::path::Path) -> Result<String, String> {
+    use tessera_rpc::proto::meta::{Command, CreateJoinToken, command, command_result};
+    if ttl.is_zero() || ttl > Duration::from_secs(7 * 86400) {
+        return Err("--ttl must be above 0 and at most 7 days".into());
+    }
+    let tls = tessera_rpc::cluster_tls::ClusterTls::load(certs).map_err(|e| format!("{}: {e}", certs.display()))?;
+    let token = tessera_rpc::enroll::JoinToken::generate(tls.ca_pem())?;
+    tessera_rpc::cluster_tls::install(tls).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let client = tessera_rpc::MetaClient::new(tessera_rpc::MetaClientConfig::new(meta));
+        let create = CreateJoinToken {
+            id: token.id.clone(),
+            secret_sha256: token.secret_sha256(),
+            role: role.as_str().to_owned(),
+            ttl_ms: ttl.as_millis() as u64,
+        };
+        let r = client
+            .write(Command { now_ms: 0, op: Some(command::Op::CreateJoinToken(create)) })
+            .await
+            .map_err(|e| e.to_string())?;
+        match r.outcome {
+            Some(command_result::Outcome::Failure(f)) => Err(f.message),
+            _ => Ok(token.to_string()),
+        }
+    })
 }
 
 /// Runs `tessera cert …`; errors are one line on stderr and status 1.
 pub fn run(args: CertArgs) -> ExitCode {
     let done = match args.command {
+        CertCommand::Token { role, ttl, meta, cluster_certs } => token(role, ttl.0, meta, &cluster_certs),
         CertCommand::Ca { dir } => {
             if dir.join("ca.key").exists() || dir.join("ca.pem").exists() {
                 Err(format!("{} already holds a CA; a new one would split the cluster", dir.display()))

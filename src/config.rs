@@ -263,6 +263,10 @@ options! {
         /// Folder with this node's cluster certificates (`ca.pem`, `node.pem`, `node.key`; `tessera cert node` makes them): mutual TLS on every internal connection [required unless --insecure-cluster].
         #[arg(long, env = "TESSERA_CLUSTER_CERTS")]
         pub cluster_certs: Option<PathBuf>,
+        /// A join token (`tessera cert token`, or the admin API): when --cluster-certs holds no certificate yet,
+        /// the node enrolls with it at the metadata nodes and keeps the certificate it receives there.
+        #[arg(long, env = "TESSERA_JOIN_TOKEN", hide_env_values = true)]
+        pub join_token: Option<String>,
         /// Speak plain text, unauthenticated, to the other nodes (a trusted test network only; logged loudly) [default: false].
         #[arg(long, env = "TESSERA_INSECURE_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
         pub insecure_cluster: Option<bool>,
@@ -344,6 +348,10 @@ options! {
         /// Folder with this node's cluster certificates (`ca.pem`, `node.pem`, `node.key`; `tessera cert node` makes them): mutual TLS on every internal connection [required unless --insecure-cluster].
         #[arg(long, env = "TESSERA_CLUSTER_CERTS")]
         pub cluster_certs: Option<PathBuf>,
+        /// A join token (`tessera cert token`, or the admin API): when --cluster-certs holds no certificate yet,
+        /// the node enrolls with it at the metadata nodes and keeps the certificate it receives there.
+        #[arg(long, env = "TESSERA_JOIN_TOKEN", hide_env_values = true)]
+        pub join_token: Option<String>,
         /// Speak plain text, unauthenticated, to the other nodes (a trusted test network only; logged loudly) [default: false].
         #[arg(long, env = "TESSERA_INSECURE_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
         pub insecure_cluster: Option<bool>,
@@ -450,6 +458,10 @@ options! {
         /// Folder with this node's cluster certificates (`ca.pem`, `node.pem`, `node.key`; `tessera cert node` makes them): mutual TLS on every internal connection [required unless --insecure-cluster].
         #[arg(long, env = "TESSERA_CLUSTER_CERTS")]
         pub cluster_certs: Option<PathBuf>,
+        /// A join token (`tessera cert token`, or the admin API): when --cluster-certs holds no certificate yet,
+        /// the node enrolls with it at the metadata nodes and keeps the certificate it receives there.
+        #[arg(long, env = "TESSERA_JOIN_TOKEN", hide_env_values = true)]
+        pub join_token: Option<String>,
         /// Speak plain text, unauthenticated, to the other nodes (a trusted test network only; logged loudly) [default: false].
         #[arg(long, env = "TESSERA_INSECURE_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
         pub insecure_cluster: Option<bool>,

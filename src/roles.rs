@@ -52,13 +52,38 @@ pub async fn plain_port(addr: Option<SocketAddr>, tls: bool) -> anyhow::Result<O
 /// certificate in `certs` (mutual TLS on every internal connection, the
 /// files watched for renewals until `stop`), or plain text when the
 /// operator said `--insecure-cluster`. Neither is refused.
-pub fn cluster_identity(
+///
+/// A certificate folder without a certificate is filled first: by the
+/// bootstrap metadata node with a new cluster CA and its own certificate
+/// (the CA is returned, for the metadata service to keep), or by enrolling
+/// with `join.token` at the metadata nodes `join.metas`.
+pub async fn cluster_identity(
     role: tessera_rpc::cluster_tls::Role,
     certs: Option<&Path>,
     insecure: bool,
+    join: Joining<'_>,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    use tessera_rpc::cluster_tls::{self, ClusterTls};
+) -> anyhow::Result<Option<tessera_rpc::cluster_tls::ClusterCa>> {
+    use tessera_rpc::cluster_tls::{self, ClusterCa, ClusterTls};
+    let mut made = None;
+    if let (Some(dir), false) = (certs, insecure)
+        && !dir.join("node.pem").exists()
+    {
+        if join.bootstrap && !dir.join("ca.pem").exists() {
+            let ca = ClusterCa::generate()?;
+            ca.issue_into(dir, role, &join.name, tessera_rpc::enroll::CERT_VALIDITY)?;
+            println!(
+                "tessera {}: made a new cluster CA and this node's certificate in {}; the metadata service keeps                  the CA, and new nodes join with tokens from `tessera cert token` or the admin API",
+                role.as_str(),
+                dir.display()
+            );
+            made = Some(ca);
+        } else if let Some(t) = join.token {
+            let token = tessera_rpc::enroll::JoinToken::parse(t).map_err(|e| anyhow::anyhow!("--join-token: {e}"))?;
+            enroll_with_retries(join.metas, &token, role, &join.name, dir).await?;
+            println!("tessera {}: enrolled; certificate in {}", role.as_str(), dir.display());
+        }
+    }
     match (certs, insecure) {
         (Some(_), true) => bail!("--cluster-certs and --insecure-cluster contradict each other: give one"),
         (None, false) => bail!(
@@ -72,7 +97,7 @@ pub fn cluster_identity(
                  unauthenticated; anyone who reaches this node's ports can read and change the cluster's data",
                 role.as_str()
             );
-            Ok(())
+            Ok(None)
         }
         (Some(dir), false) => {
             let tls = ClusterTls::load(dir).with_context(|| format!("cluster certificates in {}", dir.display()))?;
@@ -87,7 +112,43 @@ pub fn cluster_identity(
             let store = tls.store().clone();
             cluster_tls::install(tls)?;
             tokio::spawn(store.watch(Duration::from_secs(5), stop));
-            Ok(())
+            Ok(made)
+        }
+    }
+}
+
+/// How a node without a certificate gets one.
+pub struct Joining<'a> {
+    /// `--join-token`.
+    pub token: Option<&'a str>,
+    /// The metadata nodes to enroll at.
+    pub metas: &'a [String],
+    /// The name in the certificate (for logs).
+    pub name: String,
+    /// The bootstrap metadata node: makes the cluster's CA.
+    pub bootstrap: bool,
+}
+
+/// Enrolls, retrying while no metadata node answers (they may be starting)
+/// for up to a minute; a refused token is final.
+async fn enroll_with_retries(
+    metas: &[String],
+    token: &tessera_rpc::enroll::JoinToken,
+    role: tessera_rpc::cluster_tls::Role,
+    name: &str,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        use tessera_rpc::enroll::EnrollError;
+        match tessera_rpc::enroll::enroll(metas, token, role, name, dir).await {
+            Ok(()) => return Ok(()),
+            Err(EnrollError::Refused(e)) => bail!("enrollment failed: {e}"),
+            Err(e) if start.elapsed() > Duration::from_secs(60) => bail!("enrollment failed: {e}"),
+            Err(e) => {
+                eprintln!("tessera {}: enrollment: {e}; retrying", role.as_str());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
     }
 }
@@ -258,15 +319,28 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
     mc.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let (stop_tx, stop) = watch::channel(false);
-    cluster_identity(
+    let peers = o.join.clone().unwrap_or_default();
+    let joining = Joining {
+        token: o.join_token.as_deref(),
+        metas: &peers,
+        name: format!("meta{node_id}"),
+        bootstrap: mc.bootstrap,
+    };
+    let made_ca = cluster_identity(
         tessera_rpc::cluster_tls::Role::Meta,
         o.cluster_certs.as_deref(),
         o.insecure_cluster.unwrap_or(false),
+        joining,
         stop.clone(),
-    )?;
+    )
+    .await?;
     let level = mc.command_level;
-    let node = tokio::spawn(tessera_metadata::serve(mc, listener, stop.clone()));
     let own = MetaClient::new(MetaClientConfig::new(vec![advertise.clone()]));
+    if tessera_rpc::cluster_tls::current().is_some() {
+        // TLS clients without a certificate may enroll here (join tokens).
+        mc.enroll = Some(tessera_rpc::enroll::handler(own.clone()));
+    }
+    let node = tokio::spawn(tessera_metadata::serve(mc, listener, stop.clone()));
     let ready: ReadyCheck = {
         let own = own.clone();
         Arc::new(move || {
@@ -289,6 +363,36 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
     let mut chores = tokio::task::JoinSet::new();
     if let Some(peers) = o.join.clone() {
         chores.spawn(join_cluster(peers, node_id, advertise.clone(), level));
+    }
+    if let Some(ca) = made_ca {
+        // The new CA goes into the metadata service, where every metadata
+        // node finds it to sign joining nodes' certificates.
+        let own = own.clone();
+        chores.spawn(async move {
+            let set = tessera_rpc::proto::meta::SetClusterCa {
+                ca: Some(tessera_rpc::proto::meta::ClusterCa {
+                    cert_pem: ca.cert_pem.clone(),
+                    key_pem: ca.key_pem().to_owned(),
+                }),
+            };
+            let cmd = Command { now_ms: 0, op: Some(Op::SetClusterCa(set)) };
+            let start = Instant::now();
+            loop {
+                match own.write(cmd.clone()).await {
+                    Ok(r)
+                        if !matches!(
+                            r.outcome,
+                            Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(_))
+                        ) =>
+                    {
+                        return Ok(());
+                    }
+                    Ok(r) => bail!("the metadata service refused the cluster CA: {:?}", r.outcome),
+                    Err(e) if start.elapsed() > Duration::from_secs(300) => return Err(e.into()),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                }
+            }
+        });
     }
     if let Some((a, s)) = creds {
         let own = own.clone();
@@ -384,12 +488,20 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
     let listener = bind(listen, "datanode service").await?;
     let ops = bind(http, "health and metrics").await?;
     let (stop_tx, stop) = watch::channel(false);
+    let joining = Joining {
+        token: o.join_token.as_deref(),
+        metas: &meta,
+        name: format!("datanode{}", o.node_id.unwrap_or_default()),
+        bootstrap: false,
+    };
     cluster_identity(
         tessera_rpc::cluster_tls::Role::Datanode,
         o.cluster_certs.as_deref(),
         o.insecure_cluster.unwrap_or(false),
+        joining,
         stop.clone(),
-    )?;
+    )
+    .await?;
     let timeout = o.startup_timeout.map_or(Duration::from_secs(30), |d| d.0);
     reach_metadata(&meta, timeout).await?;
     let advertise = o.advertise.clone().unwrap_or_else(|| format!("http://{listen}"));
@@ -470,12 +582,16 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     let listener = bind(listen, "S3 endpoint").await?;
     let plain = plain_port(o.plain_listen, tls.is_some()).await?;
     let (stop_tx, stop) = watch::channel(false);
+    let joining =
+        Joining { token: o.join_token.as_deref(), metas: &meta, name: format!("gateway {listen}"), bootstrap: false };
     cluster_identity(
         tessera_rpc::cluster_tls::Role::Gateway,
         o.cluster_certs.as_deref(),
         o.insecure_cluster.unwrap_or(false),
+        joining,
         stop.clone(),
-    )?;
+    )
+    .await?;
     let timeout = o.startup_timeout.map_or(Duration::from_secs(30), |d| d.0);
     reach_metadata(&meta, timeout).await?;
     let mut gc = GatewayConfig::new(listen, meta);

@@ -178,6 +178,19 @@ fn wait_ready(addr: &str, what: &str) {
     }
 }
 
+/// An S3 client for the gateway at `addr` (plain HTTP, path style).
+fn s3_client(addr: &str, ak: &str, sk: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{Credentials, Region};
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(format!("http://{addr}"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
 fn metric(addr: &str, name: &str) -> Option<f64> {
     let (_, body) = http_get(addr, "/tessera/metrics")?;
     body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
@@ -185,7 +198,6 @@ fn metric(addr: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
-    use aws_sdk_s3::config::{Credentials, Region};
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     let grpc: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
@@ -279,14 +291,7 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     let gw = Proc::spawn(tessera().args(["gateway", "--config"]).arg(&cfg), &p("gateway.log"));
     wait_ready(&gw_addr, "gateway");
 
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version_latest()
-        .endpoint_url(format!("http://{gw_addr}"))
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
-        .force_path_style(true)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let s3 = s3_client(&gw_addr, ak, sk);
     s3.create_bucket().bucket("roles").send().await.unwrap();
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     s3.put_object().bucket("roles").key("obj").body(body.clone().into()).send().await.unwrap();
@@ -376,15 +381,7 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     assert_eq!(got.into_bytes().as_ref(), body.as_slice());
 
     // A client's mistake (a wrong secret) is its own business: no ERROR line.
-    let wrong = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version_latest()
-            .endpoint_url(format!("http://{gw_addr}"))
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(ak, "not-the-secret", None, None, "test"))
-            .force_path_style(true)
-            .build(),
-    );
+    let wrong = s3_client(&gw_addr, ak, "not-the-secret");
     let e = wrong.get_object().bucket("roles").key("obj").send().await.unwrap_err();
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(403));
     assert!(gw.terminate().success(), "gateway exits cleanly on SIGTERM");
@@ -403,5 +400,124 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     assert!(dn.terminate().success(), "datanode exits cleanly on SIGTERM");
     for m in metas {
         assert!(m.terminate().success(), "meta exits cleanly on SIGTERM");
+    }
+}
+
+/// Joining with tokens: the bootstrap metadata node makes the cluster's CA
+/// (kept in the metadata service); `tessera cert token` and the admin API
+/// make single-use tokens; a datanode, a gateway and a second metadata node
+/// enroll with theirs and serve; a token used twice, one for another role,
+/// an expired one and one naming another CA are refused, and the refused
+/// nodes hold no certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_with_single_use_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let (grpc, ops) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let url = format!("http://{grpc}");
+    let (ak, sk) = ("TSJOINTEST", "join-test-secret-key");
+    let meta1 = Proc::spawn(
+        tessera()
+            .args(["meta", "--node-id", "1", "--bootstrap", "--listen", &grpc, "--http-listen", &ops])
+            .arg("--data")
+            .arg(p("meta1"))
+            .arg("--cluster-certs")
+            .arg(p("meta1-certs"))
+            .env("TESSERA_ROOT_ACCESS_KEY", ak)
+            .env("TESSERA_ROOT_SECRET_KEY", sk),
+        &p("meta1.log"),
+    );
+    wait_ready(&ops, "meta1");
+    assert!(p("meta1-certs/node.pem").exists() && !p("meta1-certs/ca.key").exists(), "no CA key on disk");
+    let token = |role: &str, ttl: &str| {
+        let out = run(tessera()
+            .args(["cert", "token", "--role", role, "--ttl", ttl, "--meta", &url, "--cluster-certs"])
+            .arg(p("meta1-certs")));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let datanode_at = |id: &str, token: &str, certs: &str, http: &str| {
+        let mut c = tessera();
+        c.args(["datanode", "--node-id", id, "--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--http-listen", http, "--meta", &url, "--join-token", token])
+            .args(["--startup-timeout", "5s"])
+            .arg("--cluster-certs")
+            .arg(p(certs));
+        for d in 1..=6 {
+            c.arg("--disk").arg(format!("{}{d}:{}", id, p(&format!("{certs}-disk{d}")).display()));
+        }
+        c
+    };
+    let datanode = |id: &str, token: &str, certs: &str| datanode_at(id, token, certs, "127.0.0.1:0");
+
+    // A datanode joins with its token.
+    let t1 = token("datanode", "1h");
+    assert!(t1.starts_with("TSJ1."), "{t1}");
+    let dn_http = format!("127.0.0.1:{}", free_port());
+    let dn1 = Proc::spawn(&mut datanode_at("1", &t1, "dn1-certs", &dn_http), &p("dn1.log"));
+    if std::panic::catch_unwind(|| wait_ready(&dn_http, "datanode 1")).is_err() {
+        panic!("datanode 1 not ready:\n{}", std::fs::read_to_string(p("dn1.log")).unwrap_or_default());
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(p("dn1-certs/node.key")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // The same token again (stolen, replayed): refused, and nothing is kept.
+    fails_with(run(&mut datanode("2", &t1, "dn2-certs")), "refused the join token");
+    assert!(!p("dn2-certs/node.pem").exists());
+    // A token for another role, an expired one, one naming another CA.
+    fails_with(run(&mut datanode("2", &token("gateway", "1h"), "dn2-certs")), "refused the join token");
+    let short = token("datanode", "1s");
+    std::thread::sleep(Duration::from_millis(1500));
+    fails_with(run(&mut datanode("2", &short, "dn2-certs")), "refused the join token");
+    let t = token("datanode", "1h");
+    let foreign = format!("{}{}", &t[..t.len() - 64], "0".repeat(64));
+    fails_with(run(&mut datanode("2", &foreign, "dn2-certs")), "does not hold the CA");
+    assert!(!p("dn2-certs/node.pem").exists());
+    // …and the token the last attempt did not reveal still works.
+    let dn2_http = format!("127.0.0.1:{}", free_port());
+    let dn2 = Proc::spawn(&mut datanode_at("2", &t, "dn2-certs", &dn2_http), &p("dn2.log"));
+    wait_ready(&dn2_http, "datanode 2");
+
+    // A gateway joins; its admin API makes a token a second metadata node joins with.
+    let gw_addr = format!("127.0.0.1:{}", free_port());
+    let gw = Proc::spawn(
+        tessera()
+            .args(["gateway", "--listen", &gw_addr, "--meta", &url, "--ec", "4+2", "--join-token"])
+            .arg(token("gateway", "10m"))
+            .arg("--cluster-certs")
+            .arg(p("gw-certs")),
+        &p("gw.log"),
+    );
+    wait_ready(&gw_addr, "gateway");
+    let s3 = s3_client(&gw_addr, ak, sk);
+    s3.create_bucket().bucket("joined").send().await.unwrap();
+    let body: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    s3.put_object().bucket("joined").key("obj").body(body.clone().into()).send().await.unwrap();
+    let got = s3.get_object().bucket("joined").key("obj").send().await.unwrap().body.collect().await.unwrap();
+    assert_eq!(got.into_bytes().as_ref(), body.as_slice());
+    let admin = run(tessera()
+        .args(["admin", "--endpoint", &format!("http://{gw_addr}"), "--admin-access-key", ak])
+        .args(["--admin-secret-key", sk, "join-token", "create", "--role", "meta", "--ttl", "10m"]));
+    assert!(admin.status.success(), "{}", String::from_utf8_lossy(&admin.stderr));
+    let meta_token = String::from_utf8(admin.stdout).unwrap().trim().to_owned();
+    let (grpc2, ops2) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let meta2 = Proc::spawn(
+        tessera()
+            .args(["meta", "--node-id", "2", "--listen", &grpc2, "--http-listen", &ops2, "--join", &url])
+            .args(["--join-token", &meta_token])
+            .arg("--data")
+            .arg(p("meta2"))
+            .arg("--cluster-certs")
+            .arg(p("meta2-certs")),
+        &p("meta2.log"),
+    );
+    wait_ready(&ops2, "meta2");
+    let start = Instant::now();
+    while metric(&ops, "tessera_metadata_raft_voters ") != Some(2.0) {
+        assert!(start.elapsed() < Duration::from_secs(60), "meta2 did not become a voter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for proc in [gw, dn1, dn2, meta2, meta1] {
+        assert!(proc.terminate().success());
     }
 }

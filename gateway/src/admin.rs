@@ -20,6 +20,7 @@
 //! | `DELETE /tessera/admin/v1/policies/N`| `admin:DeletePolicy`|
 //! | `GET    /tessera/admin/v1/sse`       | `admin:SseStatus`   |
 //! | `POST   /tessera/admin/v1/sse/rewrap`| `admin:RewrapKeys`  |
+//! | `POST   /tessera/admin/v1/join-tokens`| `admin:CreateJoinToken` |
 //!
 //! A created key's secret is in the creation's answer and nowhere else
 //! (listings leave secrets out). The root key cannot be created, disabled,
@@ -123,6 +124,7 @@ fn route(method: &Method, rest: &str) -> Option<(&'static str, Option<String>)> 
         ("policies", true, "DELETE") => "admin:DeletePolicy",
         ("sse", false, "GET") => "admin:SseStatus",
         ("sse", true, "POST") if name.as_deref() == Some("rewrap") => "admin:RewrapKeys",
+        ("join-tokens", false, "POST") => "admin:CreateJoinToken",
         _ => return None,
     };
     Some((action, name))
@@ -238,8 +240,42 @@ impl AdminRoute {
                 Ok(Answer(StatusCode::OK, json!({"keys": ids, "current_key": ring.current_id()})))
             }
             "admin:RewrapKeys" => self.rewrap().await,
+            "admin:CreateJoinToken" => self.join_token(&doc()?).await,
             _ => Err(fail(StatusCode::NOT_FOUND, "NoSuchAdminCall", "unknown admin call")),
         }
+    }
+
+    /// A single-use join token for one new node: `{"role", "ttl_s"?}` →
+    /// `{"token", "role", "expires_in_s"}` (the only time it is shown).
+    async fn join_token(&self, doc: &Value) -> Result<Answer, Answer> {
+        let bad = |m: &str| fail(StatusCode::BAD_REQUEST, "InvalidArgument", m);
+        let role: tessera_rpc::cluster_tls::Role = doc["role"]
+            .as_str()
+            .ok_or_else(|| bad("role is meta, datanode or gateway"))?
+            .parse()
+            .map_err(|e: String| bad(&e))?;
+        let ttl_s = doc.get("ttl_s").map_or(Some(3600), Value::as_u64).filter(|t| (1..=7 * 86400).contains(t));
+        let ttl_s = ttl_s.ok_or_else(|| bad("ttl_s is 1 to 604800 seconds"))?;
+        let tls = tessera_rpc::cluster_tls::current().ok_or_else(|| {
+            fail(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "this gateway runs without cluster TLS: there is no CA to join",
+            )
+        })?;
+        let token = tessera_rpc::enroll::JoinToken::generate(tls.ca_pem())
+            .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e))?;
+        let create = tessera_rpc::proto::meta::CreateJoinToken {
+            id: token.id.clone(),
+            secret_sha256: token.secret_sha256(),
+            role: role.as_str().to_owned(),
+            ttl_ms: ttl_s * 1000,
+        };
+        self.write(Op::CreateJoinToken(create)).await?;
+        Ok(Answer(
+            StatusCode::CREATED,
+            json!({"token": token.to_string(), "role": role.as_str(), "expires_in_s": ttl_s}),
+        ))
     }
 
     fn keyring(&self) -> Result<Arc<crate::sse::Keyring>, Answer> {

@@ -16,6 +16,8 @@
 //! | `k` access keys | `k` access key id | AccessKeyRecord |
 //! | `y` identity policies | `y` name | PolicyRecord |
 //! | `d` damage | `d` data id be32(part) be16(shard) be32(disk) | DamageReport |
+//! | `j` join tokens | `j` token id | JoinTokenRecord (deleted when used) |
+//! | `c` cluster CA | `cca` | ClusterCa |
 //!
 //! Bucket names are at most 63 bytes, so one length byte prefixes them and a
 //! bucket's keys form one contiguous range (range-friendly, for a later
@@ -54,6 +56,14 @@ pub(crate) const CLUSTER_ID: &[u8] = b"cid";
 pub(crate) const WORKER_RATES: &[u8] = b"crates";
 /// The id of the root access key (`c` table too): there is one.
 pub(crate) const ROOT_KEY: &[u8] = b"croot";
+/// The cluster's CA, certificate and key (`c` table too).
+pub(crate) const CLUSTER_CA: &[u8] = b"cca";
+
+pub(crate) fn join_token(id: &str) -> Vec<u8> {
+    let mut k = vec![b'j'];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
 
 pub(crate) fn datanode(node: u64) -> Vec<u8> {
     let mut k = vec![DATANODES];

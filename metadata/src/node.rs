@@ -56,6 +56,9 @@ pub struct MetaConfig {
     /// ([`crate::version::LEVEL`]) unless it is told to behave as an older
     /// release (for upgrade tests).
     pub command_level: u32,
+    /// Serve enrollments (join tokens) to TLS clients without a node
+    /// certificate on the gRPC port; `None`: such clients are refused.
+    pub enroll: Option<tessera_rpc::enroll::Handler>,
 }
 
 impl MetaConfig {
@@ -91,6 +94,7 @@ impl MetaConfig {
             liveness_interval: Duration::from_secs(1),
             metrics: MetricsRegistry::default(),
             command_level: crate::version::LEVEL,
+            enroll: None,
         }
     }
 
@@ -164,6 +168,7 @@ pub async fn start(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(LocalMeta, JoinHandle<Result<(), MetaError>>), MetaError> {
     config.validate()?;
+    let enroll = config.enroll.clone();
     let local = listener.local_addr().map_err(|e| MetaError::InvalidArgument(e.to_string()))?;
     let advertise = config.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
     let db = open_db(&config.data_dir)?;
@@ -230,13 +235,16 @@ pub async fn start(
             .add_service(RaftService::server(raft.clone()))
             .add_service(meta)
             .add_service(health.into_server())
-            .serve_with_incoming_shutdown(tessera_rpc::cluster_tls::Incoming::new(listener), async move {
-                while !*shutdown.borrow() {
-                    if shutdown.changed().await.is_err() {
-                        break;
+            .serve_with_incoming_shutdown(
+                tessera_rpc::cluster_tls::Incoming::with_enroll(listener, enroll),
+                async move {
+                    while !*shutdown.borrow() {
+                        if shutdown.changed().await.is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                },
+            );
         // Graceful shutdown waits for open streams (a gateway's cluster-map
         // watch never ends by itself): give them DRAIN, then close.
         let mut fatal = None;

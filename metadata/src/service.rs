@@ -327,6 +327,19 @@ impl Meta for MetaService {
         {
             return Err(Status::permission_denied("a datanode certificate may not issue this command"));
         }
+        {
+            use tessera_rpc::cluster_tls::Role;
+            // The CA's key and the consumption of join tokens are metadata
+            // nodes' business (enrollment runs on them); tokens are made by
+            // metadata nodes and by gateways (the admin API).
+            match req.get_ref().op.as_ref() {
+                Some(command::Op::SetClusterCa(_) | command::Op::ConsumeJoinToken(_)) => {
+                    only(&req, &[Role::Meta], "store the cluster CA or use a join token")?
+                }
+                Some(command::Op::CreateJoinToken(_)) => only(&req, &[Role::Meta, Role::Gateway], "make join tokens")?,
+                _ => {}
+            }
+        }
         let mut cmd = req.into_inner();
         if matches!(cmd.op, Some(command::Op::Batch(_))) {
             return Err(Status::invalid_argument("batches are formed by the leader, not sent"));

@@ -29,7 +29,9 @@
 //! 3. server-side encryption: `SetBucketEncryption`, `RewrapKey`
 //!    (commands 42–43), and records carrying an `Encryption` or sealed
 //!    bodies (`PutObject`, `CreateUpload`, `PutPart`): an older node would
-//!    drop those fields and serve ciphertext as the object's bytes.
+//!    drop those fields and serve ciphertext as the object's bytes; the
+//!    cluster CA and join tokens (`SetClusterCa`, `CreateJoinToken`,
+//!    `ConsumeJoinToken`, commands 44–46).
 //!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
@@ -53,7 +55,11 @@ pub const BASE_LEVEL: u32 = 1;
 pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
-        Op::SetBucketEncryption(_) | Op::RewrapKey(_) => 3,
+        Op::SetBucketEncryption(_)
+        | Op::RewrapKey(_)
+        | Op::SetClusterCa(_)
+        | Op::CreateJoinToken(_)
+        | Op::ConsumeJoinToken(_) => 3,
         Op::PutObject(c) if c.record.as_ref().is_some_and(|r| r.sse.is_some()) => 3,
         Op::CreateUpload(c) if c.upload.as_ref().is_some_and(|u| u.sse.is_some()) => 3,
         Op::PutPart(c) if c.part.as_ref().and_then(|p| p.body.as_ref()).is_some_and(|b| !b.seal_salt.is_empty()) => 3,

@@ -8,9 +8,12 @@
 use std::time::{Duration, Instant};
 
 use tessera_metadata::MetaConfig;
-use tessera_rpc::cluster_tls::{self, ClusterCa, ClusterTls, Role};
+use tessera_rpc::cluster_tls::{self, ClusterTls, Role};
 use tessera_rpc::proto::meta::command::Op;
-use tessera_rpc::proto::meta::{Command, CreateBucket, DatanodeRecord, DiskInfo, RegisterDatanode, command_result};
+use tessera_rpc::proto::meta::{
+    ClusterCa, Command, ConsumeJoinToken, CreateBucket, CreateJoinToken, DatanodeRecord, DiskInfo, RegisterDatanode,
+    SetClusterCa, command_result,
+};
 use tessera_rpc::{MetaClient, MetaClientConfig, MetaClientError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,7 +26,7 @@ fn denied(r: Result<impl std::fmt::Debug, MetaClientError>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_datanode_certificate_does_only_what_datanodes_do() {
     let root = tempfile::tempdir().unwrap();
-    let ca = ClusterCa::generate().unwrap();
+    let ca = cluster_tls::ClusterCa::generate().unwrap();
     let certs = root.path().join("certs");
     ca.issue_into(&certs, Role::Datanode, "dn", Duration::from_secs(3600)).unwrap();
     cluster_tls::install(ClusterTls::load(&certs).unwrap()).unwrap();
@@ -69,6 +72,20 @@ async fn a_datanode_certificate_does_only_what_datanodes_do() {
         op: Some(Op::CreateBucket(CreateBucket { name: "b".into(), owner: "root".into(), ..Default::default() })),
     };
     denied(meta.write(bucket).await);
+    // Nor store a CA, use or make join tokens (enrollment is the metadata nodes').
+    let ca_pems = ClusterCa { cert_pem: ca.cert_pem.clone(), key_pem: ca.key_pem().to_owned() };
+    for op in [
+        Op::SetClusterCa(SetClusterCa { ca: Some(ca_pems) }),
+        Op::ConsumeJoinToken(ConsumeJoinToken { id: "t".into(), secret_sha256: vec![0; 32], role: "datanode".into() }),
+        Op::CreateJoinToken(CreateJoinToken {
+            id: "t".into(),
+            secret_sha256: vec![0; 32],
+            role: "datanode".into(),
+            ttl_ms: 60_000,
+        }),
+    ] {
+        denied(meta.write(Command { now_ms: 0, op: Some(op) }).await);
+    }
     denied(meta.get_access_key("anything").await);
     denied(meta.add_learner(9, "http://127.0.0.1:1", 0).await);
     stop_tx.send(true).unwrap();

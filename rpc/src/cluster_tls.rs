@@ -41,6 +41,8 @@ pub const NODE_NAME: &str = "node.tessera.internal";
 pub const ALPN_GRPC: &[u8] = b"h2";
 /// ALPN of shard-wire connections (`crate::wire`).
 pub const ALPN_WIRE: &[u8] = b"tessera-wire";
+/// ALPN of a joining node's enrollment (HTTP/1.1, no client certificate).
+pub const ALPN_ENROLL: &[u8] = b"http/1.1";
 
 /// What a node is, as its certificate says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -170,9 +172,50 @@ impl ClusterCa {
         Ok(rcgen::Issuer::new(Self::params(&key)?, key))
     }
 
+    /// The CA of its PEM certificate and key (as the metadata service keeps them).
+    pub fn from_pems(cert_pem: String, key_pem: String) -> Result<ClusterCa, TlsError> {
+        let ca = ClusterCa { cert_pem, key_pem };
+        ca.issuer()?;
+        Ok(ca)
+    }
+
+    /// The CA's private key, PEM (for the metadata service to keep).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
     /// A certificate for a node of `role` named `name` (its common name,
     /// for logs), valid for `valid_for`, with a fresh key.
     pub fn issue(&self, role: Role, name: &str, valid_for: Duration) -> Result<IssuedCert, TlsError> {
+        let key = rcgen::KeyPair::generate().map_err(rc)?;
+        let chain_pem = self.sign(role, name, valid_for, &key)?;
+        Ok(IssuedCert { chain_pem, key_pem: key.serialize_pem() })
+    }
+
+    /// The certificate chain (PEM: the node's, then the CA's) for the
+    /// P-256 public key `public_key` (uncompressed SEC1 point, as
+    /// `rcgen::KeyPair::public_key_raw` gives it) of a joining node: its
+    /// private key never leaves it.
+    pub fn issue_for(
+        &self,
+        public_key: &[u8],
+        role: Role,
+        name: &str,
+        valid_for: Duration,
+    ) -> Result<String, TlsError> {
+        if public_key.len() != 65 || public_key[0] != 4 {
+            return Err(TlsError::Generate("a node's public key is an uncompressed P-256 point".into()));
+        }
+        self.sign(role, name, valid_for, &RawP256(public_key.to_vec()))
+    }
+
+    fn sign(
+        &self,
+        role: Role,
+        name: &str,
+        valid_for: Duration,
+        key: &impl rcgen::PublicKeyData,
+    ) -> Result<String, TlsError> {
         let mut params = rcgen::CertificateParams::new(vec![NODE_NAME.to_owned(), role.san()]).map_err(rc)?;
         params.distinguished_name.push(rcgen::DnType::CommonName, format!("{} {name}", role.as_str()));
         params.is_ca = rcgen::IsCa::ExplicitNoCa;
@@ -182,9 +225,8 @@ impl ClusterCa {
         let now = SystemTime::now();
         params.not_before = offset(now, Duration::from_secs(3600), true);
         params.not_after = offset(now, valid_for, false);
-        let key = rcgen::KeyPair::generate().map_err(rc)?;
-        let cert = params.signed_by(&key, &self.issuer()?).map_err(rc)?;
-        Ok(IssuedCert { chain_pem: format!("{}{}", cert.pem(), self.cert_pem), key_pem: key.serialize_pem() })
+        let cert = params.signed_by(key, &self.issuer()?).map_err(rc)?;
+        Ok(format!("{}{}", cert.pem(), self.cert_pem))
     }
 
     /// Issues a node certificate into `dir` as `node.pem` and `node.key`,
@@ -198,12 +240,29 @@ impl ClusterCa {
     }
 }
 
+/// A joining node's public key as it sent it.
+struct RawP256(Vec<u8>);
+
+impl rcgen::PublicKeyData for RawP256 {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
 /// This node's TLS identity inside the cluster.
 #[derive(Debug)]
 pub struct ClusterTls {
     role: Role,
+    ca_pem: String,
     store: Arc<CertStore>,
     server: Arc<rustls::ServerConfig>,
+    /// As `server`, but a client without a certificate is let in too: it
+    /// may only enroll (metadata nodes' ports; see `enroll`).
+    server_enroll: Arc<rustls::ServerConfig>,
     grpc_client: Arc<rustls::ClientConfig>,
     wire_client: Arc<rustls::ClientConfig>,
 }
@@ -267,19 +326,27 @@ impl ClusterTls {
                     ))
                 })?;
         }
-        let client_verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-                .build()
-                .map_err(|e| TlsError::Generate(e.to_string()))?;
-        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_client_cert_verifier(client_verifier)
-            .with_cert_resolver(store.clone());
-        server.alpn_protocols = vec![ALPN_GRPC.to_vec(), ALPN_WIRE.to_vec()];
-        // No session tickets: connections are long-lived, and bytes the
-        // server sends unasked would make an idle pooled connection look
-        // busy (the shard wire peeks at idle ones before reuse).
-        server.send_tls13_tickets = 0;
+        let server = |anonymous: bool| -> Result<rustls::ServerConfig, TlsError> {
+            let mut v = rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
+            if anonymous {
+                v = v.allow_unauthenticated();
+            }
+            let v = v.build().map_err(|e| TlsError::Generate(e.to_string()))?;
+            let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])?
+                .with_client_cert_verifier(v)
+                .with_cert_resolver(store.clone());
+            server.alpn_protocols = vec![ALPN_GRPC.to_vec(), ALPN_WIRE.to_vec()];
+            if anonymous {
+                server.alpn_protocols.push(ALPN_ENROLL.to_vec());
+            }
+            // No session tickets: connections are long-lived, and bytes the
+            // server sends unasked would make an idle pooled connection look
+            // busy (the shard wire peeks at idle ones before reuse).
+            server.send_tls13_tickets = 0;
+            Ok(server)
+        };
+        let (server, server_enroll) = (server(false)?, server(true)?);
         let client = |alpn: &[u8]| -> Result<Arc<rustls::ClientConfig>, TlsError> {
             let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -290,9 +357,11 @@ impl ClusterTls {
         };
         Ok(Arc::new(ClusterTls {
             role,
+            ca_pem: String::from_utf8_lossy(&ca_pem).into_owned(),
             grpc_client: client(ALPN_GRPC)?,
             wire_client: client(ALPN_WIRE)?,
             server: Arc::new(server),
+            server_enroll: Arc::new(server_enroll),
             store,
         }))
     }
@@ -322,6 +391,18 @@ impl ClusterTls {
     pub async fn accept(&self, tcp: TcpStream) -> std::io::Result<Conn> {
         let s = tokio_rustls::TlsAcceptor::from(self.server.clone()).accept(tcp).await?;
         Ok(Conn::Tls(Box::new(tokio_rustls::TlsStream::Server(s))))
+    }
+
+    /// As [`accept`](Self::accept), but a peer without a certificate is let
+    /// in (its connection has no role: it may only enroll).
+    pub async fn accept_enroll(&self, tcp: TcpStream) -> std::io::Result<Conn> {
+        let s = tokio_rustls::TlsAcceptor::from(self.server_enroll.clone()).accept(tcp).await?;
+        Ok(Conn::Tls(Box::new(tokio_rustls::TlsStream::Server(s))))
+    }
+
+    /// The cluster CA's certificate, PEM (what a join token pins).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 }
 
@@ -507,8 +588,15 @@ pub struct Incoming {
 impl Incoming {
     /// Accepts from `listener` until the stream is dropped.
     pub fn new(listener: TcpListener) -> Incoming {
+        Self::with_enroll(listener, None)
+    }
+
+    /// As [`new`](Self::new); with `enroll`, a TLS client without a
+    /// certificate is let through the handshake and served only the
+    /// enrollment (`crate::enroll`), never this stream's services.
+    pub fn with_enroll(listener: TcpListener, enroll: Option<crate::enroll::Handler>) -> Incoming {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let task = tokio::spawn(accept_loop(listener, tx, current()));
+        let task = tokio::spawn(accept_loop(listener, tx, current(), enroll));
         Incoming { rx, task }
     }
 }
@@ -530,6 +618,7 @@ async fn accept_loop(
     listener: TcpListener,
     tx: tokio::sync::mpsc::Sender<std::io::Result<Conn>>,
     tls: Option<Arc<ClusterTls>>,
+    enroll: Option<crate::enroll::Handler>,
 ) {
     let mut handshakes = tokio::task::JoinSet::new();
     loop {
@@ -556,8 +645,20 @@ async fn accept_loop(
             continue;
         };
         let tx = tx.clone();
+        let enroll = enroll.clone();
         handshakes.spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+            let handshake = async {
+                match &enroll {
+                    Some(_) => tls.accept_enroll(tcp).await,
+                    None => tls.accept(tcp).await,
+                }
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(conn)) if conn.peer_role().is_none() => match enroll {
+                    // No node certificate: the enrollment, and nothing else.
+                    Some(h) if conn.alpn() == Some(ALPN_ENROLL) => crate::enroll::serve_conn(conn, h).await,
+                    _ => tracing::warn!(%peer, "refused an internal connection: no node certificate"),
+                },
                 Ok(Ok(conn)) => {
                     let _closed = tx.send(Ok(conn)).await;
                 }

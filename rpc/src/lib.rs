@@ -11,6 +11,7 @@
 //! the gateway and the metadata service enforce (`names`).
 
 pub mod cluster_tls;
+pub mod enroll;
 mod health;
 mod incoming;
 pub mod local;

@@ -97,6 +97,20 @@ class Run:
         tls = ["--ca-bundle", self.args.ca_bundle] if self.args.ca_bundle else []
         return self.sh([os.path.join(self.bin, "aws"), "--endpoint-url", self.endpoint, *tls, *argv, *quiet])
 
+    def boto3_client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.args.access_key,
+            aws_secret_access_key=self.args.secret_key,
+            region_name="us-east-1",
+            verify=self.args.ca_bundle,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
     def path(self, *parts):
         return os.path.join(self.work, *parts)
 
@@ -211,8 +225,6 @@ class Run:
 
     def sse(self):
         """Server-side encryption: SSE-S3, SSE-C and the bucket default through aws-cli and boto3."""
-        import boto3
-        from botocore.config import Config
         from botocore.exceptions import ClientError
 
         b = "sse-bucket"
@@ -253,15 +265,7 @@ class Run:
             out = json.loads(self.aws("s3api", "put-object", "--bucket", b, "--key", "default.txt", "--body", small))
             assert out.get("ServerSideEncryption") == "AES256", out
             self.aws("s3api", "delete-bucket-encryption", "--bucket", b)
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.args.access_key,
-            aws_secret_access_key=self.args.secret_key,
-            region_name="us-east-1",
-            verify=self.args.ca_bundle,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-        )
+        s3 = self.boto3_client()
         with self.step("boto3", "put_object/get_object with SSECustomerKey, a range, a wrong key"):
             ck = hashlib.sha256(b"boto3 key").digest()
             body = os.urandom(300 * 1024 + 7)
@@ -281,19 +285,9 @@ class Run:
             self.aws("s3", "rb", f"s3://{b}")
 
     def boto3(self):
-        import boto3
         from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
 
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.args.access_key,
-            aws_secret_access_key=self.args.secret_key,
-            region_name="us-east-1",
-            verify=self.args.ca_bundle,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-        )
+        s3 = self.boto3_client()
         b = "boto3-bucket"
         with self.step("boto3", "create_bucket"):
             s3.create_bucket(Bucket=b)

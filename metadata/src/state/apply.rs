@@ -7,9 +7,10 @@ use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::command_result::Outcome;
 use tessera_rpc::proto::meta::condition::Kind;
 use tessera_rpc::proto::meta::{
-    AbortUpload, Body, BucketRecord, Command, CompleteUpload, Condition, CreateBucket, CreateUpload, DeleteBucket,
-    DeleteObject, DiskShard, Done, Encryption, MoveShard, ObjectRecord, PartRecord, PartRef, PutObject, PutPart,
-    RestoreShards, RewrapKey, SetBucketCors, SetBucketPolicy, SetPublicAccessBlock, ShardSet, UploadRecord, body,
+    AbortUpload, Body, BucketRecord, ClusterCa, Command, CompleteUpload, Condition, CreateBucket, CreateUpload,
+    DeleteBucket, DeleteObject, DiskShard, Done, Encryption, JoinTokenRecord, MoveShard, ObjectRecord, PartRecord,
+    PartRef, PutObject, PutPart, RestoreShards, RewrapKey, SetBucketCors, SetBucketPolicy, SetPublicAccessBlock,
+    ShardSet, UploadRecord, body,
 };
 
 use super::MetaState;
@@ -168,6 +169,50 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
             Ok(done())
         }
         Op::RewrapKey(c) => rewrap_key(st, c, w),
+        Op::SetClusterCa(c) => {
+            let ca = c.ca.clone().filter(|ca| !ca.cert_pem.is_empty() && !ca.key_pem.is_empty());
+            let ca =
+                ca.ok_or_else(|| MetaError::InvalidArgument("a cluster CA needs its certificate and key".into()))?;
+            match st.get::<ClusterCa>(keys::CLUSTER_CA)? {
+                Some(have) if have.cert_pem != ca.cert_pem => {
+                    Err(MetaError::InvalidArgument("the cluster has another CA".into()))
+                }
+                _ => {
+                    w.put(keys::CLUSTER_CA.to_vec(), encode(&ca));
+                    Ok(done())
+                }
+            }
+        }
+        Op::CreateJoinToken(c) => {
+            if c.id.is_empty() || c.secret_sha256.len() != 32 || c.ttl_ms == 0 {
+                return Err(MetaError::InvalidArgument("a join token needs an id, a secret and a lifetime".into()));
+            }
+            if st.get::<JoinTokenRecord>(&keys::join_token(&c.id))?.is_some() {
+                return Err(MetaError::InvalidArgument("a join token with this id exists".into()));
+            }
+            let rec = JoinTokenRecord {
+                id: c.id.clone(),
+                secret_sha256: c.secret_sha256.clone(),
+                role: c.role.clone(),
+                expires_ms: now.saturating_add(c.ttl_ms),
+            };
+            w.put(keys::join_token(&c.id), encode(&rec));
+            Ok(done())
+        }
+        Op::ConsumeJoinToken(c) => {
+            // One answer for every refusal: a prober learns nothing about which part was wrong.
+            let refused =
+                || MetaError::InvalidArgument("the join token is unknown, used, expired or for another role".into());
+            let rec: JoinTokenRecord = st.get(&keys::join_token(&c.id))?.ok_or_else(refused)?;
+            if rec.secret_sha256 != c.secret_sha256 || rec.role != c.role || now >= rec.expires_ms {
+                return Err(refused());
+            }
+            let ca: ClusterCa = st
+                .get(keys::CLUSTER_CA)?
+                .ok_or_else(|| MetaError::InvalidArgument("the cluster has no CA in the metadata service".into()))?;
+            w.delete(keys::join_token(&c.id));
+            Ok(Outcome::ClusterCa(ca))
+        }
         Op::DropRetired(c) => {
             for k in st.first_keys(&[keys::RETIRED_GC], c.max.clamp(1, 10_000) as usize)? {
                 w.delete(k);

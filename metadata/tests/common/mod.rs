@@ -47,7 +47,7 @@ pub fn apply_real(st: &MetaState, index: u64, cmd: &Command) -> Result<Option<Ob
     let r = st.apply(index, cmd, &mut batch)?;
     st.db().write(batch)?;
     match r.outcome.unwrap() {
-        Outcome::Done(_) => Ok(None),
+        Outcome::Done(_) | Outcome::ClusterCa(_) => Ok(None),
         Outcome::Object(o) => Ok(Some(o)),
         Outcome::Failure(f) => Err(MetaError::from_failure(&f)),
         Outcome::Batch(b) => panic!("a single command answered as a batch: {b:?}"),
