@@ -111,7 +111,12 @@ pub async fn cluster_identity(
             }
             let store = tls.store().clone();
             cluster_tls::install(tls)?;
-            tokio::spawn(store.watch(Duration::from_secs(5), stop));
+            tokio::spawn(store.watch(Duration::from_secs(5), stop.clone()));
+            // Renewal before expiry, by the metadata service's CA.
+            if !join.renew_via.is_empty() {
+                let meta = MetaClient::new(MetaClientConfig::new(join.renew_via.to_vec()));
+                tokio::spawn(tessera_rpc::enroll::renew_loop(dir.to_owned(), join.name.clone(), meta, stop));
+            }
             Ok(made)
         }
     }
@@ -127,6 +132,8 @@ pub struct Joining<'a> {
     pub name: String,
     /// The bootstrap metadata node: makes the cluster's CA.
     pub bootstrap: bool,
+    /// The metadata nodes that renew the certificate before it expires.
+    pub renew_via: Vec<String>,
 }
 
 /// Enrolls, retrying while no metadata node answers (they may be starting)
@@ -325,7 +332,11 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
         metas: &peers,
         name: format!("meta{node_id}"),
         bootstrap: mc.bootstrap,
+        renew_via: vec![advertise.clone()],
     };
+    if let Some(d) = o.cert_validity {
+        mc.cert_validity = d.0;
+    }
     let made_ca = cluster_identity(
         tessera_rpc::cluster_tls::Role::Meta,
         o.cluster_certs.as_deref(),
@@ -338,7 +349,7 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
     let own = MetaClient::new(MetaClientConfig::new(vec![advertise.clone()]));
     if tessera_rpc::cluster_tls::current().is_some() {
         // TLS clients without a certificate may enroll here (join tokens).
-        mc.enroll = Some(tessera_rpc::enroll::handler(own.clone()));
+        mc.enroll = Some(tessera_rpc::enroll::handler(own.clone(), mc.cert_validity));
     }
     let node = tokio::spawn(tessera_metadata::serve(mc, listener, stop.clone()));
     let ready: ReadyCheck = {
@@ -493,6 +504,7 @@ pub async fn run_datanode(o: DatanodeOptions) -> anyhow::Result<()> {
         metas: &meta,
         name: format!("datanode{}", o.node_id.unwrap_or_default()),
         bootstrap: false,
+        renew_via: meta.clone(),
     };
     cluster_identity(
         tessera_rpc::cluster_tls::Role::Datanode,
@@ -582,8 +594,13 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     let listener = bind(listen, "S3 endpoint").await?;
     let plain = plain_port(o.plain_listen, tls.is_some()).await?;
     let (stop_tx, stop) = watch::channel(false);
-    let joining =
-        Joining { token: o.join_token.as_deref(), metas: &meta, name: format!("gateway {listen}"), bootstrap: false };
+    let joining = Joining {
+        token: o.join_token.as_deref(),
+        metas: &meta,
+        name: format!("gateway {listen}"),
+        bootstrap: false,
+        renew_via: meta.clone(),
+    };
     cluster_identity(
         tessera_rpc::cluster_tls::Role::Gateway,
         o.cluster_certs.as_deref(),

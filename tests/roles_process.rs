@@ -408,7 +408,9 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
 /// make single-use tokens; a datanode, a gateway and a second metadata node
 /// enroll with theirs and serve; a token used twice, one for another role,
 /// an expired one and one naming another CA are refused, and the refused
-/// nodes hold no certificate.
+/// nodes hold no certificate. Certificates (made to live 12 s here) are
+/// renewed before they expire: a datanode restarted after its first
+/// certificate expired starts with the renewed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_with_single_use_tokens() {
     let dir = tempfile::tempdir().unwrap();
@@ -423,6 +425,7 @@ async fn nodes_join_with_single_use_tokens() {
             .arg(p("meta1"))
             .arg("--cluster-certs")
             .arg(p("meta1-certs"))
+            .args(["--cert-validity", "12s"])
             .env("TESSERA_ROOT_ACCESS_KEY", ak)
             .env("TESSERA_ROOT_SECRET_KEY", sk),
         &p("meta1.log"),
@@ -436,9 +439,11 @@ async fn nodes_join_with_single_use_tokens() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
+    let dn1_listen = format!("127.0.0.1:{}", free_port());
     let datanode_at = |id: &str, token: &str, certs: &str, http: &str| {
+        let listen = if id == "1" { dn1_listen.clone() } else { format!("127.0.0.1:{}", free_port()) };
         let mut c = tessera();
-        c.args(["datanode", "--node-id", id, "--listen", &format!("127.0.0.1:{}", free_port())])
+        c.args(["datanode", "--node-id", id, "--listen", &listen])
             .args(["--http-listen", http, "--meta", &url, "--join-token", token])
             .args(["--startup-timeout", "5s"])
             .arg("--cluster-certs")
@@ -455,6 +460,7 @@ async fn nodes_join_with_single_use_tokens() {
     assert!(t1.starts_with("TSJ1."), "{t1}");
     let dn_http = format!("127.0.0.1:{}", free_port());
     let dn1 = Proc::spawn(&mut datanode_at("1", &t1, "dn1-certs", &dn_http), &p("dn1.log"));
+    let enrolled = Instant::now();
     if std::panic::catch_unwind(|| wait_ready(&dn_http, "datanode 1")).is_err() {
         panic!("datanode 1 not ready:\n{}", std::fs::read_to_string(p("dn1.log")).unwrap_or_default());
     }
@@ -516,6 +522,39 @@ async fn nodes_join_with_single_use_tokens() {
     while metric(&ops, "tessera_metadata_raft_voters ") != Some(2.0) {
         assert!(start.elapsed() < Duration::from_secs(60), "meta2 did not become a voter");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Renewal: dn1's first certificate is replaced before it expires; once
+    // it has expired, dn1 restarted starts (and registers) with the new one.
+    let first = std::fs::read(p("dn1-certs/node.pem")).unwrap();
+    while std::fs::read(p("dn1-certs/node.pem")).unwrap() == first {
+        assert!(enrolled.elapsed() < Duration::from_secs(12), "dn1's certificate was not renewed before it expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(13).saturating_sub(enrolled.elapsed())).await;
+    assert!(dn1.terminate().success());
+    let mut again = tessera();
+    again
+        .args(["datanode", "--node-id", "1", "--listen", &dn1_listen])
+        .args(["--http-listen", &dn_http, "--meta", &url, "--startup-timeout", "5s", "--cluster-certs"])
+        .arg(p("dn1-certs"));
+    for d in 1..=6 {
+        again.arg("--disk").arg(format!("1{d}:{}", p(&format!("dn1-certs-disk{d}")).display()));
+    }
+    let dn1 = Proc::spawn(&mut again, &p("dn1-again.log"));
+    if std::panic::catch_unwind(|| wait_ready(&dn_http, "datanode 1 again")).is_err() {
+        panic!("dn1 did not restart:\n{}", std::fs::read_to_string(p("dn1-again.log")).unwrap_or_default());
+    }
+    // The gateway (renewed too) reads the shards of both datanodes again.
+    let start = Instant::now();
+    loop {
+        match s3.get_object().bucket("joined").key("obj").send().await {
+            Ok(r) => {
+                assert_eq!(r.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+                break;
+            }
+            Err(e) => assert!(start.elapsed() < Duration::from_secs(20), "no read after the renewals: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for proc in [gw, dn1, dn2, meta2, meta1] {
         assert!(proc.terminate().success());

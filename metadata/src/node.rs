@@ -59,6 +59,8 @@ pub struct MetaConfig {
     /// Serve enrollments (join tokens) to TLS clients without a node
     /// certificate on the gRPC port; `None`: such clients are refused.
     pub enroll: Option<tessera_rpc::enroll::Handler>,
+    /// Lifetime of the certificates this node signs for renewals.
+    pub cert_validity: Duration,
 }
 
 impl MetaConfig {
@@ -95,6 +97,7 @@ impl MetaConfig {
             metrics: MetricsRegistry::default(),
             command_level: crate::version::LEVEL,
             enroll: None,
+            cert_validity: tessera_rpc::enroll::CERT_VALIDITY,
         }
     }
 
@@ -219,7 +222,15 @@ pub async fn start(
     let health = HealthService::new("meta", NodeId(config.node_id));
     health.set_serving(true);
     tracing::info!(node = config.node_id, %local, "metadata node serving");
-    let meta = MetaService::server_with_metrics(raft.clone(), state, config.node_id, liveness, metrics, levels);
+    let meta = MetaService::server_with_metrics(
+        raft.clone(),
+        state,
+        config.node_id,
+        liveness,
+        metrics,
+        levels,
+        config.cert_validity,
+    );
     let local_meta = LocalMeta::new(advertise, meta.clone());
     // The leader lease (read_index.rs) relies on every node that
     // acknowledged the leader refusing votes for a lease after it did. A

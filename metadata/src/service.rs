@@ -39,6 +39,8 @@ pub struct MetaService {
     levels: Arc<Levels>,
     /// The threads that run state reads.
     read_pool: Arc<crate::read_pool::ReadPool>,
+    /// Lifetime of the certificates renewals issue.
+    cert_validity: std::time::Duration,
 }
 
 /// S3 never lists more than this many entries per page.
@@ -50,7 +52,8 @@ impl MetaService {
     /// The service of node `node_id`, wrapped for a tonic server.
     pub fn server(raft: Raft<TypeConfig>, state: MetaState, node_id: u64, liveness: LivenessTable) -> MetaServer<Self> {
         let levels = Arc::new(Levels::new(crate::version::LEVEL));
-        Self::server_with_metrics(raft, state, node_id, liveness, MetaMetrics::default(), levels)
+        let validity = tessera_rpc::enroll::CERT_VALIDITY;
+        Self::server_with_metrics(raft, state, node_id, liveness, MetaMetrics::default(), levels, validity)
     }
 
     /// [`MetaService::server`], counting into `metrics`.
@@ -61,10 +64,13 @@ impl MetaService {
         liveness: LivenessTable,
         metrics: MetaMetrics,
         levels: Arc<Levels>,
+        cert_validity: std::time::Duration,
     ) -> MetaServer<Self> {
         let (batcher, reads) = (std::sync::OnceLock::new(), std::sync::OnceLock::new());
         let read_pool = Arc::new(crate::read_pool::ReadPool::sized_for_machine());
-        MetaServer::new(MetaService { raft, batcher, reads, state, node_id, liveness, metrics, levels, read_pool })
+        let service =
+            MetaService { raft, batcher, reads, state, node_id, liveness, metrics, levels, read_pool, cert_validity };
+        MetaServer::new(service)
             .max_decoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
     }
@@ -594,6 +600,40 @@ impl Meta for MetaService {
         _req: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusReply>, Status> {
         Ok(Response::new(self.status()))
+    }
+
+    async fn renew_certificate(
+        &self,
+        req: Request<RenewCertificateRequest>,
+    ) -> Result<Response<RenewCertificateReply>, Status> {
+        let Some(role) = peer_role(&req) else {
+            return Err(Status::permission_denied("a renewal is asked with the node certificate it renews"));
+        };
+        let r = req.into_inner();
+        let ca = self
+            .read(|st| st.get::<ClusterCa>(crate::keys::CLUSTER_CA))
+            .await?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let failure = |m: String| {
+            Response::new(RenewCertificateReply {
+                chain_pem: String::new(),
+                failure: Some(MetaError::InvalidArgument(m).to_failure()),
+            })
+        };
+        let Some(ca) = ca else {
+            return Ok(failure(
+                "the metadata service keeps no cluster CA (certificates made by hand): renew them by hand".into(),
+            ));
+        };
+        let issued = tessera_rpc::cluster_tls::ClusterCa::from_pems(ca.cert_pem, ca.key_pem)
+            .and_then(|ca| ca.issue_for(&r.public_key, role, &r.name, self.cert_validity));
+        Ok(match issued {
+            Ok(chain_pem) => {
+                tracing::info!(role = role.as_str(), name = r.name, "renewed a node certificate");
+                Response::new(RenewCertificateReply { chain_pem, failure: None })
+            }
+            Err(e) => failure(e.to_string()),
+        })
     }
 
     async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<ClusterStatusReply>, Status> {

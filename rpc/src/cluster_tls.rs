@@ -223,7 +223,9 @@ impl ClusterCa {
         params.extended_key_usages =
             vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let now = SystemTime::now();
-        params.not_before = offset(now, Duration::from_secs(3600), true);
+        // Back-dated for clocks a little behind, by at most a tenth of the
+        // lifetime (renewal is timed from the start).
+        params.not_before = offset(now, (valid_for / 10).min(Duration::from_secs(3600)), true);
         params.not_after = offset(now, valid_for, false);
         let cert = params.signed_by(key, &self.issuer()?).map_err(rc)?;
         Ok(format!("{}{}", cert.pem(), self.cert_pem))
@@ -238,6 +240,55 @@ impl ClusterCa {
         crate::tls::write_file(&dir.join("node.key"), issued.key_pem.as_bytes(), 0o600)?;
         crate::tls::write_file(&dir.join("node.pem"), issued.chain_pem.as_bytes(), 0o644)
     }
+}
+
+/// The validity (not before, not after; unix seconds) of a DER
+/// certificate: the fourth or fifth element of its `tbsCertificate`.
+pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    // One DER element at `b`: (tag, content, rest).
+    fn element(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, b) = b.split_first()?;
+        let (&first, mut b) = b.split_first()?;
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || b.len() < n {
+                return None;
+            }
+            let (l, rest) = b.split_at(n);
+            b = rest;
+            l.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x))
+        };
+        (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+    }
+    fn time(tag: u8, s: &[u8]) -> Option<i64> {
+        let s = std::str::from_utf8(s).ok()?.strip_suffix('Z')?;
+        let (year, rest) = match tag {
+            0x17 => {
+                let y: i32 = s.get(..2)?.parse().ok()?;
+                (if y < 50 { 2000 + y } else { 1900 + y }, s.get(2..)?)
+            }
+            0x18 => (s.get(..4)?.parse().ok()?, s.get(4..)?),
+            _ => return None,
+        };
+        let n = |i: usize| -> Option<u8> { rest.get(i..i + 2)?.parse().ok() };
+        let date = time::Date::from_calendar_date(year, time::Month::try_from(n(0)?).ok()?, n(2)?).ok()?;
+        let t = time::Time::from_hms(n(4)?, n(6)?, n(8)?).ok()?;
+        Some(time::PrimitiveDateTime::new(date, t).assume_utc().unix_timestamp())
+    }
+    let (_, cert, _) = element(der)?;
+    let (_, tbs, _) = element(cert)?;
+    let (tag, _, mut rest) = element(tbs)?;
+    if tag == 0xa0 {
+        rest = element(rest)?.2; // the serial number follows the explicit version
+    }
+    let rest = element(rest)?.2; // the signature algorithm
+    let rest = element(rest)?.2; // the issuer
+    let (_, validity, _) = element(rest)?;
+    let (t1, nb, rest) = element(validity)?;
+    let (t2, na, _) = element(rest)?;
+    Some((time(t1, nb)?, time(t2, na)?))
 }
 
 /// A joining node's public key as it sent it.
@@ -691,6 +742,13 @@ mod tests {
             let tls = ClusterTls::load(&d).unwrap();
             assert_eq!(tls.role(), role);
         }
+        // Its validity is read back from the DER: a day, back-dated 2.4 h.
+        let pem = std::fs::read(dir.path().join("meta/node.pem")).unwrap();
+        let leaf = CertificateDer::pem_slice_iter(&pem).next().unwrap().unwrap();
+        let (nb, na) = validity(&leaf).unwrap();
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert!((na - now - 86400).abs() < 60 && (now - nb - 8640).abs() < 60, "{nb} {na} {now}");
+        assert_eq!(validity(b"\x30\x03\x02\x01\x01"), None);
         // A certificate from another CA does not load under this one.
         let other = ClusterCa::generate().unwrap();
         let d = dir.path().join("mixed");

@@ -132,7 +132,7 @@ impl std::fmt::Debug for Handler {
 
 /// The handler of a metadata node: the token is consumed through `meta`
 /// (Raft: single use), and the CA the answer carries signs the node's key.
-pub fn handler(meta: crate::MetaClient) -> Handler {
+pub fn handler(meta: crate::MetaClient, validity: Duration) -> Handler {
     Handler(Arc::new(move |req: Value| {
         let meta = meta.clone();
         Box::pin(async move {
@@ -153,7 +153,7 @@ pub fn handler(meta: crate::MetaClient) -> Handler {
                 other => return Err(format!("unexpected answer {other:?}")),
             };
             let ca = ClusterCa::from_pems(ca.cert_pem, ca.key_pem).map_err(|e| e.to_string())?;
-            let chain = ca.issue_for(&public_key, role, &name, CERT_VALIDITY).map_err(|e| e.to_string())?;
+            let chain = ca.issue_for(&public_key, role, &name, validity).map_err(|e| e.to_string())?;
             tracing::info!(token = %id, role = role.as_str(), name, "a node enrolled");
             Ok(json!({"chain_pem": chain, "ca_pem": ca.cert_pem}))
         })
@@ -384,6 +384,78 @@ pub async fn enroll(urls: &[String], token: &JoinToken, role: Role, name: &str, 
         return Ok(());
     }
     Err(EnrollError::Unreachable(errors.join("; ")))
+}
+
+// ------------------------------------------------------------ renewal
+
+/// When the certificate in `dir/node.pem` should be renewed: two thirds
+/// into its lifetime (unix seconds), and the lifetime.
+fn renewal_due(dir: &Path) -> Result<(i64, i64), String> {
+    let pem = std::fs::read(dir.join("node.pem")).map_err(|e| format!("node.pem: {e}"))?;
+    let leaf = CertificateDer::pem_slice_iter(&pem).next().ok_or("node.pem holds no certificate")?;
+    let leaf = leaf.map_err(|e| format!("node.pem: {e}"))?;
+    let (nb, na) = crate::cluster_tls::validity(&leaf).ok_or("node.pem: no validity")?;
+    Ok((nb + (na - nb) * 2 / 3, na - nb))
+}
+
+/// Renews the certificate in `dir` once: a new key, a certificate for it
+/// from the metadata service (asked with the current one), both written
+/// (the node's certificate watcher presents them from the next handshake).
+pub async fn renew_once(dir: &Path, name: &str, meta: &crate::MetaClient) -> Result<(), String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let r = meta.renew_certificate(key.public_key_raw().to_vec(), name).await.map_err(|e| e.to_string())?;
+    if let Some(f) = r.failure {
+        return Err(f.message);
+    }
+    // The new chain must end in the CA this node already trusts.
+    let ca = std::fs::read_to_string(dir.join("ca.pem")).map_err(|e| format!("ca.pem: {e}"))?;
+    let pin = ca_fingerprint(&ca)?;
+    if !CertificateDer::pem_slice_iter(r.chain_pem.as_bytes()).filter_map(Result::ok).any(|c| sha256(&c) == pin) {
+        return Err("the renewed certificate is not of this cluster's CA".into());
+    }
+    let write = |f: &str, b: &str, mode| crate::tls::write_file(&dir.join(f), b.as_bytes(), mode);
+    write("node.key", &key.serialize_pem(), 0o600).map_err(|e| e.to_string())?;
+    write("node.pem", &r.chain_pem, 0o644).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Renews the certificate in `dir` two thirds into each lifetime, until
+/// `stop`; a failed renewal is logged and retried (a thirtieth of the
+/// lifetime later, at most an hour), while the old certificate lasts.
+pub async fn renew_loop(
+    dir: std::path::PathBuf,
+    name: String,
+    meta: crate::MetaClient,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let (wait, lifetime) = match renewal_due(&dir) {
+            Ok((due, lifetime)) => (Duration::from_secs(due.saturating_sub(now).max(0) as u64), lifetime),
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate renewal: cannot read the certificate");
+                (Duration::from_secs(3600), 0)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if lifetime == 0 {
+            continue;
+        }
+        match renew_once(&dir, &name, &meta).await {
+            Ok(()) => tracing::info!(dir = %dir.display(), "renewed this node's certificate"),
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate renewal failed; retrying");
+                let retry = Duration::from_secs((lifetime as u64 / 30).clamp(1, 3600));
+                tokio::select! {
+                    _ = tokio::time::sleep(retry) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

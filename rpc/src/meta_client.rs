@@ -333,6 +333,20 @@ impl MetaClient {
         .await
     }
 
+    /// A renewed certificate for `public_key`, of this process's role.
+    pub async fn renew_certificate(
+        &self,
+        public_key: Vec<u8>,
+        name: &str,
+    ) -> Result<RenewCertificateReply, MetaClientError> {
+        let req = RenewCertificateRequest { public_key, name: name.to_owned() };
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.renew_certificate(req).await }
+        })
+        .await
+    }
+
     /// One page of an upload's parts (linearizable).
     pub async fn list_parts(&self, req: ListPartsRequest) -> Result<ListPartsReply, MetaClientError> {
         self.call(true, |mut c| {
