@@ -742,12 +742,12 @@ mod tests {
             let tls = ClusterTls::load(&d).unwrap();
             assert_eq!(tls.role(), role);
         }
-        // Its validity is read back from the DER: a day, back-dated 2.4 h.
+        // Its validity is read back from the DER: a day, back-dated an hour.
         let pem = std::fs::read(dir.path().join("meta/node.pem")).unwrap();
         let leaf = CertificateDer::pem_slice_iter(&pem).next().unwrap().unwrap();
         let (nb, na) = validity(&leaf).unwrap();
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
-        assert!((na - now - 86400).abs() < 60 && (now - nb - 8640).abs() < 60, "{nb} {na} {now}");
+        assert!((na - now - 86400).abs() < 60 && (now - nb - 3600).abs() < 60, "{nb} {na} {now}");
         assert_eq!(validity(b"\x30\x03\x02\x01\x01"), None);
         // A certificate from another CA does not load under this one.
         let other = ClusterCa::generate().unwrap();
