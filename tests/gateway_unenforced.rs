@@ -59,7 +59,6 @@ async fn unenforced_guarantees_are_refused() {
         ),
         ("legal hold", Box::new(|p: Put| p.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On))),
         ("storage class", Box::new(|p: Put| p.storage_class(StorageClass::Glacier))),
-        ("tagging", Box::new(|p: Put| p.tagging("team=video"))),
         ("website redirect", Box::new(|p: Put| p.website_redirect_location("/elsewhere"))),
     ];
     for (key, before) in [("new", None), ("exists", Some(old.as_slice()))] {

@@ -9,7 +9,8 @@
 //!   (the form's file part is sniffed as the body streams past, [`Sniff`]);
 //! - form fields that stand for headers (`x-amz-acl`, `x-amz-grant-*`, SSE,
 //!   object lock, tagging, storage class, website redirect) are judged as the
-//!   headers would be: ACLs enforced, the rest refused as on PutObject;
+//!   headers would be: ACLs enforced, the rest refused (SSE and tagging
+//!   too: PutObject enforces them, this path does not);
 //! - the upload is authorized as `s3:PutObject` on the final key (the access
 //!   check proper cannot: the key is in the body);
 //! - a failed policy condition is `403 AccessDenied` ("Invalid according to
@@ -211,7 +212,9 @@ pub fn prepare(req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
             .map_err(|_| s3_error!(InvalidArgument, "form field {name} is not a header name"))?;
         put(&mut req.headers, header, value)?;
     }
-    match crate::unenforced::refusal("PutObject", &req.headers, None) {
+    // Judged as a form upload, not a PutObject: the form path enforces
+    // neither SSE nor tagging, which PutObject now does.
+    match crate::unenforced::refusal("PostObject", &req.headers, None) {
         Some(e) => Err(e),
         None => Ok(()),
     }

@@ -13,7 +13,8 @@
 //!   DSSE, KMS key ids and contexts, bucket keys, SSE headers on operations
 //!   that do not take them, and any SSE parameter in a presigned URL's
 //!   query, which the handlers would not see), object lock (retention, legal hold, a bucket created with
-//!   object lock), object tagging, website redirects, storage classes other
+//!   object lock), tags other than `x-amz-tagging` on PutObject, CopyObject
+//!   and CreateMultipartUpload, website redirects, storage classes other
 //!   than `STANDARD`, appends (`x-amz-write-offset-bytes`), and conditions
 //!   S3 honours only on directory buckets: `501 NotImplemented` ("a header
 //!   you provided implies functionality that is not implemented");
@@ -117,7 +118,14 @@ fn judge(op: &str, name: &str, value: &str, query: bool) -> Option<S3Error> {
         "x-amz-storage-class" if v != "STANDARD" => {
             Some(not_implemented(name, "only the STANDARD storage class is supported"))
         }
-        "x-amz-tagging" => Some(not_implemented(name, "object tagging is not supported yet")),
+        // Enforced (stored, counted, copied) by the writes that take it; a
+        // presigned URL's parameter would not reach them.
+        "x-amz-tagging" if query || !matches!(op, "PutObject" | "CopyObject" | "CreateMultipartUpload") => {
+            Some(not_implemented(
+                name,
+                "tags are taken from the x-amz-tagging header of PutObject, CopyObject and CreateMultipartUpload",
+            ))
+        }
         "x-amz-website-redirect-location" => Some(not_implemented(name, "website redirects are not supported")),
         "x-amz-write-offset-bytes" => Some(not_implemented(name, "appending to an object is not supported")),
         "x-amz-if-match-last-modified-time" | "x-amz-if-match-size" if op.starts_with("Delete") => {
@@ -146,7 +154,7 @@ fn judge_acl_parameter(name: &str, v: &str) -> Option<S3Error> {
 }
 
 /// The `name=value` pairs of a query string, percent-decoded.
-fn query_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+pub(crate) fn query_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
     q.split('&').filter(|p| !p.is_empty()).map(|p| {
         let (n, v) = p.split_once('=').unwrap_or((p, ""));
         (percent_decode(n), percent_decode(v))
@@ -217,7 +225,6 @@ mod tests {
             ("x-amz-object-lock-legal-hold", "ON"),
             ("x-amz-storage-class", "GLACIER"),
             ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
-            ("x-amz-tagging", "a=b"),
             ("x-amz-website-redirect-location", "/x"),
             ("x-amz-write-offset-bytes", "10"),
         ] {
@@ -228,6 +235,8 @@ mod tests {
         assert_eq!(code("GetObject", &[("x-amz-server-side-encryption", "AES256")]), ni);
         assert_eq!(code("UploadPart", &[("x-amz-copy-source-server-side-encryption-customer-key", "a2V5")]), ni);
         assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "true")]), ni);
+        assert_eq!(code("PostObject", &[("x-amz-tagging", "a=b")]), ni, "the form path stores no tags");
+        assert_eq!(code("PostObject", &[("x-amz-server-side-encryption", "AES256")]), ni);
         assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "True")]), ni);
         assert_eq!(code("DeleteObject", &[("x-amz-if-match-size", "10")]), ni);
         assert_eq!(code("CreateBucket", &[("x-amz-object-ownership", "ObjectWriter")]), ni);
@@ -253,6 +262,7 @@ mod tests {
             ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
             ("x-amz-server-side-encryption-customer-key", "a2V5"),
             ("x-amz-server-side-encryption-customer-key-md5", "bWQ1"),
+            ("x-amz-tagging", "a=b"),
         ] {
             assert_eq!(code("PutObject", &[h]), None, "{h:?}");
         }

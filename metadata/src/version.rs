@@ -31,7 +31,9 @@
 //!    bodies (`PutObject`, `CreateUpload`, `PutPart`): an older node would
 //!    drop those fields and serve ciphertext as the object's bytes; the
 //!    cluster CA and join tokens (`SetClusterCa`, `CreateJoinToken`,
-//!    `ConsumeJoinToken`, commands 44–46).
+//!    `ConsumeJoinToken`, commands 44–46); tags (`SetObjectTags`,
+//!    `SetBucketTags`, commands 47–48, and tags carried by `PutObject` and
+//!    `CreateUpload`).
 //!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
@@ -59,7 +61,11 @@ pub fn needed(cmd: &Command) -> Option<u32> {
         | Op::RewrapKey(_)
         | Op::SetClusterCa(_)
         | Op::CreateJoinToken(_)
-        | Op::ConsumeJoinToken(_) => 3,
+        | Op::ConsumeJoinToken(_)
+        | Op::SetObjectTags(_)
+        | Op::SetBucketTags(_) => 3,
+        Op::PutObject(c) if c.record.as_ref().is_some_and(|r| !r.tags.is_empty()) => 3,
+        Op::CreateUpload(c) if c.upload.as_ref().is_some_and(|u| !u.tags.is_empty()) => 3,
         Op::PutObject(c) if c.record.as_ref().is_some_and(|r| r.sse.is_some()) => 3,
         Op::CreateUpload(c) if c.upload.as_ref().is_some_and(|u| u.sse.is_some()) => 3,
         Op::PutPart(c) if c.part.as_ref().and_then(|p| p.body.as_ref()).is_some_and(|b| !b.seal_salt.is_empty()) => 3,
@@ -167,6 +173,8 @@ mod tests {
         let up = UploadRecord { sse: Some(Encryption::default()), ..Default::default() };
         assert_eq!(needed(&cmd(Op::CreateUpload(CreateUpload { upload: Some(up) }))), Some(3));
         assert_eq!(needed(&cmd(Op::CreateUpload(CreateUpload::default()))), Some(1));
+        let tagged = ObjectRecord { tags: vec![Default::default()], ..Default::default() };
+        assert_eq!(needed(&cmd(Op::PutObject(PutObject { record: Some(tagged), ..Default::default() }))), Some(3));
         let unknown = Command { now_ms: 0, op: None };
         assert_eq!(needed(&unknown), None);
         assert_eq!(needed(&batch(vec![unknown.clone()])), None);

@@ -315,6 +315,19 @@ class Run:
             s3.copy_object(Bucket=b, Key="copy.bin", CopySource={"Bucket": b, "Key": "boto.bin"})
             s3.download_file(b, "copy.bin", self.path("copy.down"))
             self.same_file(src, self.path("copy.down"))
+        with self.step("boto3", "tags: put_object Tagging, TagCount, put/get/delete_object_tagging, bucket tagging"):
+            s3.put_object(Bucket=b, Key="tagged.ts", Body=b"seg", Tagging="team=video&note=a%20b")
+            assert s3.get_object(Bucket=b, Key="tagged.ts")["TagCount"] == 2
+            got = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=b, Key="tagged.ts")["TagSet"]}
+            assert got == {"team": "video", "note": "a b"}, got
+            s3.put_object_tagging(Bucket=b, Key="tagged.ts", Tagging={"TagSet": [{"Key": "env", "Value": "prod"}]})
+            assert s3.get_object_tagging(Bucket=b, Key="tagged.ts")["TagSet"] == [{"Key": "env", "Value": "prod"}]
+            s3.delete_object_tagging(Bucket=b, Key="tagged.ts")
+            assert s3.get_object_tagging(Bucket=b, Key="tagged.ts")["TagSet"] == []
+            s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": [{"Key": "owner", "Value": "ops"}]})
+            assert s3.get_bucket_tagging(Bucket=b)["TagSet"] == [{"Key": "owner", "Value": "ops"}]
+            s3.delete_bucket_tagging(Bucket=b)
+            s3.delete_object(Bucket=b, Key="tagged.ts")
         with self.step("boto3", "delete_objects (250 keys)"):
             r = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": False})
             assert len(r.get("Deleted", [])) == 250 and not r.get("Errors"), r.get("Errors")

@@ -44,6 +44,7 @@ mod listing;
 mod multipart;
 mod probes;
 mod ranges;
+mod tagging;
 
 use bodies::*;
 use checksums::*;
@@ -54,6 +55,7 @@ use errors::*;
 use hosts::*;
 use listing::*;
 use ranges::*;
+use tagging::*;
 
 /// Largest single PUT, part, or CopyObject source (5 GiB).
 pub const MAX_PUT_BYTES: u64 = 5 << 30;
@@ -287,8 +289,21 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetBucketTaggingInput>,
     ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Err(probes::not_configured(S3ErrorCode::NoSuchTagSet, "tag set"))
+        self.get_bucket_tagging_op(req).await
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        self.put_bucket_tagging_op(req).await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        self.delete_bucket_tagging_op(req).await
     }
 
     async fn get_bucket_lifecycle_configuration(
@@ -379,13 +394,21 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        let input = req.input;
-        if input.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(InvalidArgument, "only the version `null` exists"));
-        }
-        self.object(&input.bucket, &input.key).await?;
-        // Tags cannot be set (refused): every object has none.
-        Ok(S3Response::new(GetObjectTaggingOutput { tag_set: Vec::new(), version_id: None }))
+        self.get_object_tagging_op(req).await
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        self.put_object_tagging_op(req).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        self.delete_object_tagging_op(req).await
     }
 
     async fn get_bucket_logging(
@@ -438,6 +461,7 @@ impl S3 for Tessera {
         })?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let customer = customer_of!(input)?;
+        let tags = tags_of_header(input.tagging.as_deref())?;
         let bucket = self.bucket(&input.bucket).await?;
         let acl = acls::requested_acl(&bucket, &headers, None)?.unwrap_or_default();
         let sealing =
@@ -463,6 +487,7 @@ impl S3 for Tessera {
             upload_id: String::new(),
             acl,
             sse: sealing.map(|s| s.enc),
+            tags,
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
         let committed = self.write_cmd(command::Op::PutObject(put)).await;
@@ -500,6 +525,7 @@ impl S3 for Tessera {
             metadata: user_metadata(&meta),
             expires: expires_of(&meta),
             parts_count: (!rec.parts.is_empty()).then_some(rec.parts.len() as i32),
+            tag_count: tag_count(&rec),
             ..Default::default()
         };
         out.content_type = input.response_content_type.or_else(|| non_empty(&meta.content_type));
@@ -694,6 +720,7 @@ impl S3 for Tessera {
         let acl = acls::requested_acl(&bucket, &req.headers, None)?.unwrap_or_default();
         let sealing =
             self.new_sealing(&bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
+        let tags = copy_tags(&src, input.tagging_directive.as_ref(), input.tagging.as_deref())?;
         let algs: Vec<Alg> = src.checksums.iter().filter_map(|c| Alg::from_name(&c.algorithm)).collect();
         let plan = ChecksumPlan { algs, ..Default::default() };
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), src.size);
@@ -713,6 +740,7 @@ impl S3 for Tessera {
             upload_id: String::new(),
             acl,
             sse: sealing.map(|s| s.enc),
+            tags,
         };
         let headers = sse_headers(record.sse.as_ref(), customer.as_ref());
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record), condition: None };

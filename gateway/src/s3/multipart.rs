@@ -181,6 +181,7 @@ impl Tessera {
         let sealing = self.new_sealing(&b, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
         let sse = sealing.map(|s| s.enc);
         let headers = sse_headers(sse.as_ref(), customer.as_ref());
+        let tags = tags_of_header(input.tagging.as_deref())?;
         let upload_id = new_upload_id();
         let upload = pb::UploadRecord {
             bucket: input.bucket.clone(),
@@ -193,6 +194,7 @@ impl Tessera {
             checksum_type: checksum_type.to_owned(),
             acl,
             sse,
+            tags,
         };
         self.write_cmd(command::Op::CreateUpload(pb::CreateUpload { upload: Some(upload) })).await?;
         let mut out = CreateMultipartUploadOutput {

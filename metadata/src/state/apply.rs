@@ -169,6 +169,20 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
             Ok(done())
         }
         Op::RewrapKey(c) => rewrap_key(st, c, w),
+        Op::SetObjectTags(c) => {
+            st.require_bucket(&c.bucket)?;
+            let k = keys::object(&c.bucket, &c.key);
+            let mut rec: ObjectRecord = st.get(&k)?.ok_or(MetaError::NoSuchKey)?;
+            rec.tags = c.tags.clone();
+            w.put(k, encode(&rec));
+            Ok(done())
+        }
+        Op::SetBucketTags(c) => {
+            let mut rec = st.require_bucket(&c.bucket)?;
+            rec.tags = c.tags.clone();
+            w.put(keys::bucket(&c.bucket), encode(&rec));
+            Ok(done())
+        }
         Op::SetClusterCa(c) => {
             let ca = c.ca.clone().filter(|ca| !ca.cert_pem.is_empty() && !ca.key_pem.is_empty());
             let ca =
@@ -538,6 +552,7 @@ fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes)
         upload_id: c.upload_id.clone(),
         acl: up.acl.clone(),
         sse: up.sse.clone(),
+        tags: up.tags.clone(),
         parts: chosen
             .iter()
             .map(|p| PartRef {
