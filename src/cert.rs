@@ -51,6 +51,19 @@ enum CertCommand {
         #[arg(long, default_value_t = 365)]
         valid_days: u64,
     },
+    /// Hand a CA made with `tessera cert ca` to the metadata service, so that
+    /// nodes can join with tokens and renew their certificates.
+    Upload {
+        /// The CA's folder (`ca.pem`, `ca.key`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// Metadata node URLs (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        meta: Vec<String>,
+        /// The certificate folder of a metadata node of the cluster (its identity signs the call).
+        #[arg(long)]
+        cluster_certs: PathBuf,
+    },
     /// Make a single-use join token for one new node of a role (printed once).
     Token {
         /// What the joining node will be: meta, datanode or gateway.
@@ -66,6 +79,33 @@ enum CertCommand {
         #[arg(long)]
         cluster_certs: PathBuf,
     },
+}
+
+/// Stores the CA in `dir` in the metadata service, as the metadata node
+/// whose identity is in `certs` (refused if the cluster has another CA).
+fn upload(dir: &std::path::Path, meta: Vec<String>, certs: &std::path::Path) -> Result<String, String> {
+    use tessera_rpc::proto::meta::{self as pb, Command, command, command_result};
+    let ca = ClusterCa::load(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tls = tessera_rpc::cluster_tls::ClusterTls::load(certs).map_err(|e| format!("{}: {e}", certs.display()))?;
+    if tls.ca_pem().trim() != ca.cert_pem.trim() {
+        return Err(format!("{} is not the CA of the certificates in {}", dir.display(), certs.display()));
+    }
+    tessera_rpc::cluster_tls::install(tls).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let client = tessera_rpc::MetaClient::new(tessera_rpc::MetaClientConfig::new(meta));
+        let set = pb::SetClusterCa {
+            ca: Some(pb::ClusterCa { cert_pem: ca.cert_pem.clone(), key_pem: ca.key_pem().to_owned() }),
+        };
+        let r = client
+            .write(Command { now_ms: 0, op: Some(command::Op::SetClusterCa(set)) })
+            .await
+            .map_err(|e| e.to_string())?;
+        match r.outcome {
+            Some(command_result::Outcome::Failure(f)) => Err(f.message),
+            _ => Ok("the cluster CA is in the metadata service: nodes may join with tokens and renew".to_owned()),
+        }
+    })
 }
 
 /// Makes a join token through the metadata service, as the node whose
@@ -102,6 +142,7 @@ fn token(role: Role, ttl: Duration, meta: Vec<String>, certs: &std::path::Path) 
 pub fn run(args: CertArgs) -> ExitCode {
     let done = match args.command {
         CertCommand::Token { role, ttl, meta, cluster_certs } => token(role, ttl.0, meta, &cluster_certs),
+        CertCommand::Upload { ca, meta, cluster_certs } => upload(&ca, meta, &cluster_certs),
         CertCommand::Ca { dir } => {
             if dir.join("ca.key").exists() || dir.join("ca.pem").exists() {
                 Err(format!("{} already holds a CA; a new one would split the cluster", dir.display()))

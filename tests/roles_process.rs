@@ -258,6 +258,21 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
         assert!(start.elapsed() < Duration::from_secs(60), "three voters expected");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The hand-made CA goes into the metadata service (then renewals and
+    // join tokens work); another CA is refused there.
+    let upload = |ca: &std::path::Path| {
+        run(tessera()
+            .args(["cert", "upload", "--meta", &urls.join(","), "--ca"])
+            .arg(ca)
+            .arg("--cluster-certs")
+            .arg(p("certs-meta0")))
+    };
+    let up = upload(&ca);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(upload(&ca).status.success(), "uploading the same CA again is harmless");
+    let other_ca = p("second-ca");
+    assert!(run(tessera().args(["cert", "ca", "--dir"]).arg(&other_ca)).status.success());
+    fails_with(upload(&other_ca), "is not the CA of the certificates");
 
     // A datanode with 6 disks (so EC 4+2 can place on one host) and a gateway.
     let dn_http = format!("127.0.0.1:{}", free_port());
