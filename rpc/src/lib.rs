@@ -10,6 +10,7 @@
 //! records and Raft commands (`proto::meta`), and the S3 naming rules both
 //! the gateway and the metadata service enforce (`names`).
 
+pub mod cluster_ca;
 pub mod cluster_tls;
 pub mod enroll;
 mod health;

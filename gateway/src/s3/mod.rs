@@ -37,6 +37,7 @@ mod checksums;
 mod attributes; // after checksums: uses its macro
 mod conditions;
 mod convert;
+mod deletes;
 mod encryption;
 mod errors;
 mod hosts;
@@ -606,64 +607,7 @@ impl S3 for Tessera {
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let input = req.input;
-        let objects = input.delete.objects;
-        if objects.len() > MAX_DELETE_KEYS {
-            return Err(s3_error!(MalformedXML, "a DeleteObjects request names at most {MAX_DELETE_KEYS} keys"));
-        }
-        if objects.is_empty() {
-            return Err(s3_error!(MalformedXML, "a DeleteObjects request names at least one key"));
-        }
-        self.bucket(&input.bucket).await?;
-        let quiet = input.delete.quiet.unwrap_or(false);
-        let bucket = input.bucket;
-        let caller = req.extensions.get::<Caller>().cloned().unwrap_or_default();
-        let results: Vec<(String, Result<(), S3Error>)> = futures::stream::iter(objects)
-            .map(|o| {
-                let bucket = bucket.clone();
-                let caller = &caller;
-                async move {
-                    // Each key as its own DeleteObject would be decided.
-                    let allowed = self.dir.authorize(caller, "s3:DeleteObject", &bucket, Some(&o.key)).await;
-                    let r = if let Err(e) = allowed {
-                        Err(e)
-                    } else if o.last_modified_time.is_some() || o.size.is_some() {
-                        Err(s3_error!(NotImplemented, "conditional deletes accept only an ETag"))
-                    } else {
-                        match check_version(o.version_id.as_deref()) {
-                            Ok(()) => {
-                                // An `<ETag>` of `*` reaches the state machine as `*`:
-                                // the key must exist.
-                                let condition = o
-                                    .e_tag
-                                    .as_ref()
-                                    .map(|e| Condition { kind: Some(condition::Kind::IfMatch(e.value().to_owned())) });
-                                self.delete_key(bucket, o.key.clone(), condition).await
-                            }
-                            Err(e) => Err(e),
-                        }
-                    };
-                    (o.key, r)
-                }
-            })
-            .buffered(16)
-            .collect()
-            .await;
-        let mut deleted = Vec::new();
-        let mut errors = Vec::new();
-        for (key, r) in results {
-            match r {
-                Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
-                Ok(()) => {}
-                Err(e) => errors.push(Error {
-                    code: Some(e.code().as_str().to_owned()),
-                    key: Some(key),
-                    message: e.message().map(str::to_owned),
-                    version_id: None,
-                }),
-            }
-        }
-        Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
+        self.delete_objects_op(req).await
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {

@@ -13,6 +13,7 @@
 //! why); 2 a usage error (bad arguments, no credentials); 3 the gateway could
 //! not be reached or failed.
 
+mod cluster;
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -70,34 +71,13 @@ enum AdminCommand {
     /// Server-side encryption: the gateway's SSE-S3 keys, rewrap after a rotation.
     Sse {
         #[command(subcommand)]
-        command: SseCommand,
+        command: cluster::SseCommand,
     },
     /// Join tokens: `create --role R [--ttl 1h]` prints a single-use token for one new node.
     JoinToken {
         #[command(subcommand)]
-        command: JoinTokenCommand,
+        command: cluster::JoinTokenCommand,
     },
-}
-
-#[derive(Subcommand, Debug)]
-enum JoinTokenCommand {
-    /// A single-use token for one new node of `--role` (printed once).
-    Create {
-        /// meta, datanode or gateway.
-        #[arg(long)]
-        role: String,
-        /// How long it stays usable (e.g. 30m, 24h; at most 7 days).
-        #[arg(long, default_value = "1h")]
-        ttl: tessera_common::HumanDuration,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum SseCommand {
-    /// The master key ids the gateway holds, and the current one.
-    Status,
-    /// Re-wrap every object's data key under the current master key (no data is rewritten).
-    Rewrap,
 }
 
 #[derive(Subcommand, Debug)]
@@ -578,47 +558,13 @@ async fn dispatch(args: AdminArgs) -> Result<(), Failure> {
         }
         AdminCommand::Sse { command } => {
             let t = target(&args)?;
-            sse(&t, command, json_out).await
+            cluster::sse(&t, command, json_out).await
         }
-        AdminCommand::JoinToken { command: JoinTokenCommand::Create { role, ttl } } => {
+        AdminCommand::JoinToken { command } => {
             let t = target(&args)?;
-            let body = json!({"role": role, "ttl_s": ttl.0.as_secs()});
-            let v = ok(call(&t, "POST", "join-tokens", body.to_string().as_bytes()).await?)?;
-            print(json_out, &v, |v| format!("{}\n", v["token"].as_str().unwrap_or("")));
-            Ok(())
+            cluster::join_token(&t, command, json_out).await
         }
     }
-}
-
-async fn sse(t: &Target, command: &SseCommand, json_out: bool) -> Result<(), Failure> {
-    match command {
-        SseCommand::Status => {
-            let v = ok(call(t, "GET", "sse", b"").await?)?;
-            print(json_out, &v, |v| {
-                let current = v["current_key"].as_str().unwrap_or("");
-                let rows: Vec<Vec<String>> = v["keys"]
-                    .as_array()
-                    .map_or(&[][..], Vec::as_slice)
-                    .iter()
-                    .filter_map(|k| k.as_str())
-                    .map(|k| vec![k.to_owned(), if k == current { "current" } else { "" }.to_owned()])
-                    .collect();
-                table(&["KEY", ""], &rows)
-            });
-        }
-        SseCommand::Rewrap => {
-            let v = ok(call(t, "POST", "sse/rewrap", b"").await?)?;
-            print(json_out, &v, |v| {
-                format!(
-                    "{} records examined, {} re-wrapped under {}\n",
-                    v["examined"].as_u64().unwrap_or(0),
-                    v["rewrapped"].as_u64().unwrap_or(0),
-                    v["current_key"].as_str().unwrap_or("")
-                )
-            });
-        }
-    }
-    Ok(())
 }
 
 async fn key(t: &Target, command: &KeyCommand, json_out: bool) -> Result<(), Failure> {
