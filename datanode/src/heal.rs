@@ -149,7 +149,9 @@ pub(crate) async fn locate(
         _ => None,
     };
     if entry.upload_id.is_empty() {
-        let r = meta.get_object(&entry.bucket, &entry.key).await.map_err(|e| e.to_string())?;
+        // The version that owns the body (empty: the null version), current or not.
+        let version = if entry.version_id.is_empty() { "null" } else { entry.version_id.as_str() };
+        let r = meta.get_object_version(&entry.bucket, &entry.key, version).await.map_err(|e| e.to_string())?;
         let Some(rec) = r.object else { return Ok(None) };
         if let Some(s) = matching(&rec.body) {
             let len = s.piece_len(rec.size);
@@ -255,6 +257,7 @@ impl HealWorker {
             bucket: entry.bucket.clone(),
             key: entry.key.clone(),
             upload_id: entry.upload_id.clone(),
+            version_id: entry.version_id.clone(),
             data_id: data_id.to_vec(),
             positions: vec![position],
         };

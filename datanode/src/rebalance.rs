@@ -193,6 +193,7 @@ impl RebalanceWorker {
                 bucket: entry.bucket.clone(),
                 key: entry.key.clone(),
                 upload_id: entry.upload_id.clone(),
+                version_id: entry.version_id.clone(),
                 data_id: data_id.to_vec(),
                 position: mv.position as u32,
                 from: mv.from.get(),

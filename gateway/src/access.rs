@@ -321,9 +321,36 @@ fn request<'a>(caller: &'a Caller, action: &'a str, resource: &'a str) -> policy
     policy::Request { principal, action, resource, context: &caller.context }
 }
 
+/// Whether a query string names a `versionId`.
+fn has_version_id(query: Option<&str>) -> bool {
+    query.unwrap_or("").split('&').any(|p| p == "versionId" || p.starts_with("versionId="))
+}
+
+/// The policy action of `op` on a given version (`versioned`): S3's
+/// `…Version…` actions, so a policy can allow the current version only.
+pub fn action_of_versioned(op: &str, versioned: bool) -> String {
+    if versioned {
+        let a = match op {
+            "HeadObject" | "GetObject" | "GetObjectAttributes" => Some("s3:GetObjectVersion"),
+            "DeleteObject" => Some("s3:DeleteObjectVersion"),
+            "GetObjectTagging" => Some("s3:GetObjectVersionTagging"),
+            "PutObjectTagging" => Some("s3:PutObjectVersionTagging"),
+            "DeleteObjectTagging" => Some("s3:DeleteObjectVersionTagging"),
+            "GetObjectAcl" => Some("s3:GetObjectVersionAcl"),
+            "PutObjectAcl" => Some("s3:PutObjectVersionAcl"),
+            _ => None,
+        };
+        if let Some(a) = a {
+            return a.to_owned();
+        }
+    }
+    action_of(op)
+}
+
 /// The policy action of S3 operation `op` (s3s's operation name).
 pub fn action_of(op: &str) -> String {
     let a = match op {
+        "ListObjectVersions" => "s3:ListBucketVersions",
         "HeadObject" | "GetObject" => "s3:GetObject",
         "HeadBucket" | "ListObjects" | "ListObjectsV2" => "s3:ListBucket",
         "ListBuckets" => "s3:ListAllMyBuckets",
@@ -539,14 +566,18 @@ impl S3Access for RequestCheck {
             // upload's key is in its body (`post_object` below).
             (Some(_), "DeleteObjects" | "PostObject") => {}
             (Some((bucket, key)), _) => {
-                self.dir.authorize(&caller, &action_of(op), bucket, key.as_deref()).await?;
+                let action = action_of_versioned(op, has_version_id(cx.uri().query()));
+                self.dir.authorize(&caller, &action, bucket, key.as_deref()).await?;
             }
         }
         if matches!(op, "CopyObject" | "UploadPartCopy")
             && let Some((b, k)) = &source
             && !b.is_empty()
         {
-            self.dir.authorize(&caller, "s3:GetObject", b, Some(k)).await?;
+            // A copy of a given version needs s3:GetObjectVersion, as in S3.
+            let versioned = header("x-amz-copy-source").is_some_and(|s| has_version_id(s.split_once('?').map(|p| p.1)));
+            let action = if versioned { "s3:GetObjectVersion" } else { "s3:GetObject" };
+            self.dir.authorize(&caller, action, b, Some(k)).await?;
         }
         cx.extensions_mut().insert(caller);
         Ok(())

@@ -74,10 +74,12 @@ pub fn needed(action: &str) -> Option<(Perm, On)> {
     let a = action.strip_prefix("s3:").unwrap_or(action);
     Some(match a {
         "ListBucket" | "ListBucketVersions" | "ListBucketMultipartUploads" => (Perm::Read, On::Bucket),
-        "PutObject" | "DeleteObject" | "AbortMultipartUpload" => (Perm::Write, On::Bucket),
+        "PutObject" | "DeleteObject" | "DeleteObjectVersion" | "AbortMultipartUpload" => (Perm::Write, On::Bucket),
         "GetBucketAcl" => (Perm::ReadAcp, On::Bucket),
         "PutBucketAcl" => (Perm::WriteAcp, On::Bucket),
-        "GetObject" | "GetObjectVersion" | "GetObjectAttributes" => (Perm::Read, On::Object),
+        // A given version's reads are granted by policies only: an object
+        // ACL (the current version's) never opens older versions.
+        "GetObject" | "GetObjectAttributes" => (Perm::Read, On::Object),
         "GetObjectAcl" => (Perm::ReadAcp, On::Object),
         "PutObjectAcl" => (Perm::WriteAcp, On::Object),
         _ => return None,

@@ -51,6 +51,12 @@ pub enum MetaError {
     /// The command needs a newer release than some metadata node runs.
     #[error("not yet enabled: {0}")]
     NotYetEnabled(String),
+    /// A well-formed version id that no version of the key has.
+    #[error("the specified version does not exist")]
+    NoSuchVersion,
+    /// The version asked for is a delete marker (GET/HEAD by version id).
+    #[error("the specified method is not allowed against this resource")]
+    MethodNotAllowed,
     /// Any other malformed request.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -80,6 +86,8 @@ impl MetaError {
             MetaError::InvalidArgument(_) => Code::InvalidArgument,
             MetaError::NotYetEnabled(_) => Code::NotYetEnabled,
             MetaError::NoSuchAccessKey => Code::NoSuchAccessKey,
+            MetaError::NoSuchVersion => Code::NoSuchVersion,
+            MetaError::MethodNotAllowed => Code::MethodNotAllowed,
             MetaError::Storage(_) => Code::Unspecified,
         };
         Failure { code: code as i32, message: self.to_string() }
@@ -106,6 +114,8 @@ impl MetaError {
             Code::InvalidArgument => MetaError::InvalidArgument(msg),
             Code::NotYetEnabled => MetaError::NotYetEnabled(msg),
             Code::NoSuchAccessKey => MetaError::NoSuchAccessKey,
+            Code::NoSuchVersion => MetaError::NoSuchVersion,
+            Code::MethodNotAllowed => MetaError::MethodNotAllowed,
             Code::Unspecified => MetaError::Storage(msg),
         }
     }

@@ -5,9 +5,11 @@
 //! |---|---|---|
 //! | `b` buckets | `b` name | BucketRecord |
 //! | `o` objects | `o` len(bucket) bucket key | ObjectRecord |
+//! | `v` versions | `v` len(bucket) bucket esc(key) be64(!version_seq) | ObjectRecord of a noncurrent version (newest first) |
+//! | `q` null versions | `q` len(bucket) bucket key | be64 version_seq of the key's noncurrent `null` version |
 //! | `u` uploads | `u` len(bucket) bucket esc(key) upload_id | UploadRecord |
 //! | `p` parts | `p` upload_id be32(part) | PartRecord |
-//! | `g` pg index | `g` be32(pg) len(bucket) bucket key | (empty) |
+//! | `g` pg index | `g` be32(pg) len(bucket) bucket key | (empty): the pgs of the current versions only |
 //! | `x` (retired) | garbage queue of older versions: never read (the collectors work from the disk index); the leader drops what is left (`DropRetired`) | GcEntry |
 //! | `i` disk incarnations | `i` be32(disk) | the incarnation (DISK_ID's second line) last registered |
 //! | `s` disk index | `s` be32(disk) data id | DiskShard (the shards of that body the disk should hold) |
@@ -29,6 +31,8 @@ pub(crate) const BUCKETS: u8 = b'b';
 pub(crate) const OBJECTS: u8 = b'o';
 pub(crate) const UPLOADS: u8 = b'u';
 pub(crate) const PARTS: u8 = b'p';
+pub(crate) const VERSIONS: u8 = b'v';
+pub(crate) const NULL_VERSIONS: u8 = b'q';
 pub(crate) const PG_INDEX: u8 = b'g';
 /// The retired garbage queue of older versions (never read; dropped).
 pub(crate) const RETIRED_GC: u8 = b'x';
@@ -115,6 +119,28 @@ fn escape_into(out: &mut Vec<u8>, key: &str) {
             out.push(0xff);
         }
     }
+}
+
+/// The prefix of every noncurrent version of exactly `key`.
+pub(crate) fn versions_of_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = with_bucket(VERSIONS, bucket);
+    escape_into(&mut k, key);
+    k.extend_from_slice(&[0, 0]);
+    k
+}
+
+/// A noncurrent version of `key` (newer versions sort first).
+pub(crate) fn version(bucket: &str, key: &str, seq: u64) -> Vec<u8> {
+    let mut k = versions_of_key(bucket, key);
+    k.extend_from_slice(&(!seq).to_be_bytes());
+    k
+}
+
+/// The pointer to `key`'s noncurrent `null` version.
+pub(crate) fn null_version(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = with_bucket(NULL_VERSIONS, bucket);
+    k.extend_from_slice(key.as_bytes());
+    k
 }
 
 /// The prefix of all uploads of `bucket` whose key starts with `key_prefix`.

@@ -390,10 +390,11 @@ impl Meta for MetaService {
 
     async fn get_object(&self, req: Request<ObjectRequest>) -> Result<Response<ObjectReply>, Status> {
         let r = req.into_inner();
-        let got = self.read(move |st| st.object(&r.bucket, &r.key)).await?;
+        let missing = if r.version_id.is_empty() { MetaError::NoSuchKey } else { MetaError::NoSuchVersion };
+        let got = self.read(move |st| st.object_version(&r.bucket, &r.key, &r.version_id)).await?;
         Ok(Response::new(match got {
             Ok(Some(o)) => ObjectReply { object: Some(o), failure: None },
-            Ok(None) => ObjectReply { object: None, failure: Some(MetaError::NoSuchKey.to_failure()) },
+            Ok(None) => ObjectReply { object: None, failure: Some(missing.to_failure()) },
             Err(e) => ObjectReply { object: None, failure: Some(failure_of(e)?) },
         }))
     }
@@ -416,6 +417,38 @@ impl Meta for MetaService {
                 failure: None,
             },
             Err(e) => ListObjectsReply { failure: Some(failure_of(e)?), ..Default::default() },
+        }))
+    }
+
+    async fn list_versions(&self, req: Request<ListVersionsRequest>) -> Result<Response<ListVersionsReply>, Status> {
+        let r = req.into_inner();
+        let max = page_size(r.max_keys);
+        let got = self
+            .read(move |st| {
+                st.list_versions(
+                    &r.bucket,
+                    &r.prefix,
+                    r.delimiter.as_deref(),
+                    r.key_marker.as_deref(),
+                    r.version_id_marker.as_deref(),
+                    max,
+                )
+            })
+            .await?;
+        Ok(Response::new(match got {
+            Ok(page) => ListVersionsReply {
+                versions: page
+                    .versions
+                    .into_iter()
+                    .map(|(key, record, is_latest)| ListedVersion { key, record: Some(record), is_latest })
+                    .collect(),
+                common_prefixes: page.common_prefixes,
+                is_truncated: page.is_truncated,
+                next_key_marker: page.next_key_marker,
+                next_version_id_marker: page.next_version_id_marker,
+                failure: None,
+            },
+            Err(e) => ListVersionsReply { failure: Some(failure_of(e)?), ..Default::default() },
         }))
     }
 

@@ -34,6 +34,15 @@
 //!    `ConsumeJoinToken`, commands 44–46); tags (`SetObjectTags`,
 //!    `SetBucketTags`, commands 47–48, and tags carried by `PutObject` and
 //!    `CreateUpload`).
+//! 4. versioning: `SetBucketVersioning` (command 49), and commands naming a
+//!    version (`DeleteObject`, `SetObjectTags`, `SetObjectAcl`,
+//!    `RestoreShards`, `MoveShard` with a version id). Writes into a
+//!    versioned bucket are level-1 commands whose meaning the bucket's
+//!    record changes; they exist only after `SetBucketVersioning`, which
+//!    the gate holds back until every member is at level 4. (A node of an
+//!    older release must not be added to a cluster once versioning was
+//!    enabled: built from a snapshot it would not see the command it does
+//!    not know.)
 //!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
@@ -46,7 +55,7 @@ use tessera_rpc::proto::meta::Command;
 use tessera_rpc::proto::meta::command::Op;
 
 /// The highest command level this release understands.
-pub const LEVEL: u32 = 3;
+pub const LEVEL: u32 = 4;
 
 /// The level every release understands (also what a node that never said
 /// counts as: releases before the gate did not say).
@@ -57,6 +66,12 @@ pub const BASE_LEVEL: u32 = 1;
 pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
+        Op::SetBucketVersioning(_) => 4,
+        Op::DeleteObject(c) if c.version_id.is_some() => 4,
+        Op::SetObjectTags(c) if !c.version_id.is_empty() => 4,
+        Op::SetObjectAcl(c) if !c.version_id.is_empty() => 4,
+        Op::RestoreShards(c) if !c.version_id.is_empty() => 4,
+        Op::MoveShard(c) if !c.version_id.is_empty() => 4,
         Op::SetBucketEncryption(_)
         | Op::RewrapKey(_)
         | Op::SetClusterCa(_)

@@ -111,6 +111,7 @@ fn restored_shards_leave_the_missing_list() {
             upload_id: upload_id.into(),
             data_id: id(seq),
             positions,
+            version_id: String::new(),
         })
     };
     // The disk index says which of a disk's positions are missing.
@@ -175,6 +176,7 @@ fn a_moved_shard_switches_its_record_and_the_disk_index() {
             position,
             from,
             to,
+            version_id: String::new(),
         })
     };
     let entry = |disk: u32| st.disk_shards(disk).unwrap().into_iter().find(|(d, _)| *d == id).map(|(_, e)| e);

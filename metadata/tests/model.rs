@@ -329,6 +329,7 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                     bucket: BUCKETS[bucket].into(),
                     key,
                     condition: condition(cond, &cur_etag),
+                    version_id: None,
                 })
             }
             Action::CreateUpload { bucket, key } => {

@@ -296,9 +296,21 @@ impl MetaClient {
         self.call(true, |mut c| async move { c.list_buckets(ListBucketsRequest {}).await }).await
     }
 
-    /// An object's record (linearizable).
+    /// An object's record (linearizable): its current version, which may
+    /// be a delete marker.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectReply, MetaClientError> {
-        let req = ObjectRequest { bucket: bucket.to_owned(), key: key.to_owned() };
+        self.get_object_version(bucket, key, "").await
+    }
+
+    /// One version of an object ("": the current one; "null"; an id)
+    /// (linearizable).
+    pub async fn get_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<ObjectReply, MetaClientError> {
+        let req = ObjectRequest { bucket: bucket.to_owned(), key: key.to_owned(), version_id: version_id.to_owned() };
         self.call(true, |mut c| {
             let req = req.clone();
             async move { c.get_object(req).await }
@@ -311,6 +323,15 @@ impl MetaClient {
         self.call(true, |mut c| {
             let req = req.clone();
             async move { c.list_objects(req).await }
+        })
+        .await
+    }
+
+    /// One page of versions (linearizable).
+    pub async fn list_versions(&self, req: ListVersionsRequest) -> Result<ListVersionsReply, MetaClientError> {
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.list_versions(req).await }
         })
         .await
     }

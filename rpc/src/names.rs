@@ -88,3 +88,48 @@ mod tests {
         assert!(key_problem(&"é".repeat(513)).is_some(), "bytes, not characters");
     }
 }
+
+/// The id S3 clients see for the object version written at `seq` (the
+/// state machine's log position of the write): 16 hex digits, so ids of
+/// one key sort like their versions. The `null` version has no seq id.
+pub fn version_id(seq: u64) -> String {
+    format!("{seq:016x}")
+}
+
+/// What a client's version id names: the `null` version, a version's
+/// seq, or nothing Tessera ever made (`None`: S3's "Invalid version id").
+pub fn parse_version_id(id: &str) -> Option<VersionRef> {
+    if id == "null" {
+        return Some(VersionRef::Null);
+    }
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    u64::from_str_radix(id, 16).ok().map(VersionRef::Seq)
+}
+
+/// A parsed version id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionRef {
+    /// The `null` version (unversioned and suspended writes).
+    Null,
+    /// The version written at this seq.
+    Seq(u64),
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn version_ids_round_trip_and_sort_like_their_versions() {
+        for seq in [1u64, 0x1_0000, 0xdead_beef_0003, u64::MAX] {
+            assert_eq!(parse_version_id(&version_id(seq)), Some(VersionRef::Seq(seq)));
+        }
+        assert!(version_id(0x2_0000) > version_id(0x1_ffff));
+        assert_eq!(parse_version_id("null"), Some(VersionRef::Null));
+        for bad in ["", "NULL", "00000000000000zz", "0000000000000000a", "000000000000000A", "3HL4kqtJlcpXroDTDmJ"] {
+            assert_eq!(parse_version_id(bad), None, "{bad}");
+        }
+    }
+}

@@ -68,9 +68,8 @@ impl Tessera {
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
         let input = req.input;
-        only_null_version(input.version_id.as_deref())?;
         let b = self.bucket(&input.bucket).await?;
-        let o = self.object(&input.bucket, &input.key).await?;
+        let o = self.version(&input.bucket, &input.key, input.version_id.as_deref()).await?;
         let stored = if b.acl_disabled { &[][..] } else { &o.acl[..] };
         let (grants, owner) = acl::to_dto(stored, &b.owner);
         Ok(S3Response::new(GetObjectAclOutput { grants: Some(grants), owner: Some(owner), ..Default::default() }))
@@ -80,11 +79,11 @@ impl Tessera {
         &self,
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
-        only_null_version(req.input.version_id.as_deref())?;
+        let version_id = version_arg(req.input.version_id.as_deref())?.to_owned();
         let b = self.bucket(&req.input.bucket).await?;
         let acl = requested_acl(&b, &req.headers, req.input.access_control_policy.as_ref())?
             .ok_or_else(|| s3_error!(MissingSecurityHeader, "give the ACL by x-amz-acl, x-amz-grant-* or a body"))?;
-        let set = pb::SetObjectAcl { bucket: b.name.clone(), key: req.input.key.clone(), acl };
+        let set = pb::SetObjectAcl { bucket: b.name.clone(), key: req.input.key.clone(), acl, version_id };
         self.write_cmd(command::Op::SetObjectAcl(set)).await?;
         Ok(S3Response::new(PutObjectAclOutput::default()))
     }
@@ -140,13 +139,5 @@ impl Tessera {
         self.write_cmd(command::Op::SetBucketOwnership(set)).await?;
         self.dir.forget_bucket(&b.name);
         Ok(())
-    }
-}
-
-/// Tessera keeps one version of an object, `null`.
-pub(super) fn only_null_version(v: Option<&str>) -> S3Result<()> {
-    match v {
-        Some(v) if v != "null" => Err(s3_error!(InvalidArgument, "only the version `null` exists")),
-        _ => Ok(()),
     }
 }

@@ -17,7 +17,6 @@ impl Tessera {
         &self,
         input: GetObjectAttributesInput,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-        check_version(input.version_id.as_deref())?;
         let asked: Vec<&str> = input.object_attributes.iter().map(|a| a.as_str()).collect();
         if asked.is_empty() {
             return Err(s3_error!(
@@ -38,12 +37,16 @@ impl Tessera {
             Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "part-number-marker cannot be negative")),
             Some(n) => n,
         };
-        let rec = self.object(&input.bucket, &input.key).await?;
+        let rec = self.version(&input.bucket, &input.key, input.version_id.as_deref()).await?;
         // SSE-C: the attributes, too, need the object's key.
         let customer = customer_of!(input)?;
         self.data_key(rec.sse.as_ref(), &input.bucket, &input.key, customer.as_ref())?;
         let want = |name: &str| asked.iter().any(|a| a.eq_ignore_ascii_case(name));
-        let mut out = GetObjectAttributesOutput { last_modified: Some(ts(rec.last_modified_ms)), ..Default::default() };
+        let mut out = GetObjectAttributesOutput {
+            last_modified: Some(ts(rec.last_modified_ms)),
+            version_id: shown_version(&rec),
+            ..Default::default()
+        };
         if want(ObjectAttributes::ETAG) {
             out.e_tag = Some(etag(&rec.etag));
         }

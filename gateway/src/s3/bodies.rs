@@ -119,12 +119,9 @@ impl Tessera {
         r.bucket.ok_or_else(|| s3_error!(NoSuchBucket))
     }
 
+    /// The current version of an object (a delete marker is NoSuchKey).
     pub(super) async fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-        let r = self.cluster.meta().get_object(bucket, key).await.map_err(unavailable)?;
-        if let Some(f) = &r.failure {
-            return Err(from_failure(f));
-        }
-        r.object.ok_or_else(|| s3_error!(NoSuchKey))
+        self.version(bucket, key, None).await
     }
 
     pub(super) fn ec_profile(&self, bucket: &pb::BucketRecord) -> S3Result<pb::EcProfile> {
@@ -334,27 +331,13 @@ impl Tessera {
         let CopySource::Bucket { bucket, key, version_id } = src else {
             return Err(s3_error!(NotImplemented, "copy from an access point is not supported"));
         };
-        // Buckets are unversioned: `null` names the object, as on GET.
-        check_version(version_id.as_deref())?;
-        let rec = self.object(bucket, key).await?;
+        let rec = self.version(bucket, key, version_id.as_deref()).await?;
         cond.check(&rec, S3ErrorCode::PreconditionFailed)?;
         Ok((bucket.to_string(), key.to_string(), rec))
     }
 }
 
 impl Tessera {
-    /// Deletes a key; deleting a missing key succeeds, as in S3, unless
-    /// If-Match asked for it to exist (404 NoSuchKey).
-    pub(super) async fn delete_key(&self, bucket: String, key: String, condition: Option<Condition>) -> S3Result<()> {
-        let conditional = condition.is_some();
-        let op = command::Op::DeleteObject(pb::DeleteObject { bucket, key, condition });
-        match self.write_cmd(op).await {
-            Ok(_) => Ok(()),
-            Err(e) if *e.code() == S3ErrorCode::NoSuchKey && !conditional => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     pub(super) async fn require_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<pb::UploadRecord> {
         let r = self
             .cluster

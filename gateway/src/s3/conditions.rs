@@ -129,15 +129,6 @@ pub(super) fn delete_condition(c: &ETagCondition) -> Condition {
     Condition { kind: Some(condition::Kind::IfMatch(etag)) }
 }
 
-/// Buckets are unversioned: the only version of an object is `null`, as S3
-/// names it in an unversioned bucket; any other id is not one of ours.
-pub(super) fn check_version(v: Option<&str>) -> S3Result<()> {
-    match v {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(s3_error!(InvalidArgument, "Invalid version id specified")),
-    }
-}
-
 pub(super) fn precondition_failed() -> S3Error {
     s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
 }

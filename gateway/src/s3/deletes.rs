@@ -20,32 +20,28 @@ impl Tessera {
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket;
         let caller = req.extensions.get::<Caller>().cloned().unwrap_or_default();
-        let results: Vec<(String, Result<(), S3Error>)> = futures::stream::iter(objects)
+        let results: Vec<(ObjectIdentifier, Result<Deleted, S3Error>)> = futures::stream::iter(objects)
             .map(|o| {
                 let bucket = bucket.clone();
                 let caller = &caller;
                 async move {
                     // Each key as its own DeleteObject would be decided.
-                    let allowed = self.dir.authorize(caller, "s3:DeleteObject", &bucket, Some(&o.key)).await;
+                    let action = if o.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+                    let allowed = self.dir.authorize(caller, action, &bucket, Some(&o.key)).await;
                     let r = if let Err(e) = allowed {
                         Err(e)
                     } else if o.last_modified_time.is_some() || o.size.is_some() {
                         Err(s3_error!(NotImplemented, "conditional deletes accept only an ETag"))
                     } else {
-                        match check_version(o.version_id.as_deref()) {
-                            Ok(()) => {
-                                // An `<ETag>` of `*` reaches the state machine as `*`:
-                                // the key must exist.
-                                let condition = o
-                                    .e_tag
-                                    .as_ref()
-                                    .map(|e| Condition { kind: Some(condition::Kind::IfMatch(e.value().to_owned())) });
-                                self.delete_key(bucket, o.key.clone(), condition).await
-                            }
-                            Err(e) => Err(e),
-                        }
+                        // An `<ETag>` of `*` reaches the state machine as `*`:
+                        // the key must exist.
+                        let condition = o
+                            .e_tag
+                            .as_ref()
+                            .map(|e| Condition { kind: Some(condition::Kind::IfMatch(e.value().to_owned())) });
+                        self.delete_key(bucket, o.key.clone(), o.version_id.clone(), condition).await
                     };
-                    (o.key, r)
+                    (o, r)
                 }
             })
             .buffered(16)
@@ -53,15 +49,20 @@ impl Tessera {
             .await;
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
-        for (key, r) in results {
+        for (o, r) in results {
             match r {
-                Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
-                Ok(()) => {}
+                Ok(d) if !quiet => deleted.push(DeletedObject {
+                    key: Some(o.key),
+                    delete_marker: d.delete_marker.then_some(true),
+                    delete_marker_version_id: if d.delete_marker { d.version_id.clone() } else { None },
+                    version_id: o.version_id,
+                }),
+                Ok(_) => {}
                 Err(e) => errors.push(Error {
                     code: Some(e.code().as_str().to_owned()),
-                    key: Some(key),
+                    key: Some(o.key),
                     message: e.message().map(str::to_owned),
-                    version_id: None,
+                    version_id: o.version_id,
                 }),
             }
         }

@@ -31,6 +31,8 @@ pub(super) fn from_failure(f: &Failure) -> S3Error {
         C::InvalidArgument => S3ErrorCode::InvalidArgument,
         C::NoSuchAccessKey => S3ErrorCode::InvalidAccessKeyId,
         C::EntityTooLarge => S3ErrorCode::EntityTooLarge,
+        C::NoSuchVersion => S3ErrorCode::NoSuchVersion,
+        C::MethodNotAllowed => S3ErrorCode::MethodNotAllowed,
         // A rolling upgrade under way: the feature exists only once every
         // metadata node runs the release that has it.
         C::NotYetEnabled => S3ErrorCode::NotImplemented,
@@ -135,6 +137,8 @@ mod tests {
                 C::NoSuchAccessKey => ("InvalidAccessKeyId", 403),
                 C::EntityTooLarge => ("EntityTooLarge", 400),
                 C::NotYetEnabled => ("NotImplemented", 501),
+                C::NoSuchVersion => ("NoSuchVersion", 404),
+                C::MethodNotAllowed => ("MethodNotAllowed", 405),
                 C::Unspecified => ("InternalError", 500),
             }
         };
@@ -147,7 +151,7 @@ mod tests {
             assert_eq!(answer(&e), (code.to_owned(), status), "{c:?}");
             assert_eq!(e.message(), Some("the message"));
         }
-        assert_eq!(seen, 17, "every failure code is mapped");
+        assert_eq!(seen, 19, "every failure code is mapped");
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod multipart;
 mod probes;
 mod ranges;
 mod tagging;
+mod versioning;
 
 use bodies::*;
 use checksums::*;
@@ -57,6 +58,7 @@ use hosts::*;
 use listing::*;
 use ranges::*;
 use tagging::*;
+use versioning::*;
 
 /// Largest single PUT, part, or CopyObject source (5 GiB).
 pub const MAX_PUT_BYTES: u64 = 5 << 30;
@@ -217,9 +219,21 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        // Never enabled: no Status element, as S3 answers.
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+        self.get_versioning(req).await
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        self.put_versioning(req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        self.list_versions_op(req).await
     }
 
     async fn put_bucket_policy(
@@ -489,11 +503,16 @@ impl S3 for Tessera {
             acl,
             sse: sealing.map(|s| s.enc),
             tags,
+            ..Default::default()
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
         let committed = self.write_cmd(command::Op::PutObject(put)).await;
-        committed.map_err(|e| if conditional { raced(e) } else { e })?;
-        let mut out = PutObjectOutput { e_tag: Some(etag(&record.etag)), ..Default::default() };
+        let committed = committed.map_err(|e| if conditional { raced(e) } else { e })?;
+        let mut out = PutObjectOutput {
+            e_tag: Some(etag(&record.etag)),
+            version_id: stored_version(&committed),
+            ..Default::default()
+        };
         copy_checksums!(out, &checksums);
         set_sse!(out, sse_headers(record.sse.as_ref(), customer.as_ref()));
         Ok(S3Response::new(out))
@@ -501,8 +520,7 @@ impl S3 for Tessera {
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        check_version(input.version_id.as_deref())?;
-        let rec = self.object(&input.bucket, &input.key).await?;
+        let rec = self.version(&input.bucket, &input.key, input.version_id.as_deref()).await?;
         Conditions {
             if_match: input.if_match.as_ref(),
             if_none_match: input.if_none_match.as_ref(),
@@ -527,6 +545,7 @@ impl S3 for Tessera {
             expires: expires_of(&meta),
             parts_count: (!rec.parts.is_empty()).then_some(rec.parts.len() as i32),
             tag_count: tag_count(&rec),
+            version_id: shown_version(&rec),
             ..Default::default()
         };
         out.content_type = input.response_content_type.or_else(|| non_empty(&meta.content_type));
@@ -556,8 +575,7 @@ impl S3 for Tessera {
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        check_version(input.version_id.as_deref())?;
-        let rec = self.object(&input.bucket, &input.key).await?;
+        let rec = self.version(&input.bucket, &input.key, input.version_id.as_deref()).await?;
         Conditions {
             if_match: input.if_match.as_ref(),
             if_none_match: input.if_none_match.as_ref(),
@@ -585,6 +603,7 @@ impl S3 for Tessera {
             content_language: non_empty(&meta.content_language),
             cache_control: non_empty(&meta.cache_control),
             parts_count: (!rec.parts.is_empty()).then_some(rec.parts.len() as i32),
+            version_id: shown_version(&rec),
             ..Default::default()
         };
         if input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
@@ -597,13 +616,16 @@ impl S3 for Tessera {
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        check_version(input.version_id.as_deref())?;
         if input.if_match_last_modified_time.is_some() || input.if_match_size.is_some() {
             return Err(s3_error!(NotImplemented, "conditional deletes accept only If-Match"));
         }
         let condition = input.if_match.as_ref().map(delete_condition);
-        self.delete_key(input.bucket, input.key, condition).await?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let d = self.delete_key(input.bucket, input.key, input.version_id, condition).await?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: d.delete_marker.then_some(true),
+            version_id: d.version_id,
+            ..Default::default()
+        }))
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
@@ -640,7 +662,9 @@ impl S3 for Tessera {
         };
         // Asking for an encryption counts as a change (a copy onto itself re-encrypts).
         let reencrypt = input.server_side_encryption.is_some() || customer.is_some();
-        if !replace && !reencrypt && sb == input.bucket && sk == input.key {
+        // Copying an older version onto its key restores it (as in S3).
+        let from_version = matches!(&input.copy_source, CopySource::Bucket { version_id: Some(_), .. });
+        if !replace && !reencrypt && !from_version && sb == input.bucket && sk == input.key {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -685,6 +709,7 @@ impl S3 for Tessera {
             acl,
             sse: sealing.map(|s| s.enc),
             tags,
+            ..Default::default()
         };
         let headers = sse_headers(record.sse.as_ref(), customer.as_ref());
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record), condition: None };
@@ -697,7 +722,12 @@ impl S3 for Tessera {
             last_modified: Some(ts(stored.last_modified_ms)),
             ..Default::default()
         };
-        let mut out = CopyObjectOutput { copy_object_result: Some(result), ..Default::default() };
+        let mut out = CopyObjectOutput {
+            copy_object_result: Some(result),
+            version_id: shown_version(&stored),
+            copy_source_version_id: shown_version(&src),
+            ..Default::default()
+        };
         set_sse!(out, headers);
         Ok(S3Response::new(out))
     }

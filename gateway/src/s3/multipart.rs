@@ -368,6 +368,7 @@ impl Tessera {
             e_tag: Some(etag(&rec.etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             checksum_type: checksum_type_of(&rec.checksums),
+            version_id: shown_version(&rec),
             ..Default::default()
         };
         copy_checksums!(out, &rec.checksums);

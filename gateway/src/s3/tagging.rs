@@ -100,22 +100,14 @@ pub(super) fn copy_tags(
     }
 }
 
-fn check_version_id(v: Option<&str>) -> S3Result<()> {
-    if v.is_some_and(|v| v != "null") {
-        return Err(s3_error!(InvalidArgument, "only the version `null` exists"));
-    }
-    Ok(())
-}
-
 impl Tessera {
     pub(super) async fn get_object_tagging_op(
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let input = req.input;
-        check_version_id(input.version_id.as_deref())?;
-        let rec = self.object(&input.bucket, &input.key).await?;
-        Ok(S3Response::new(GetObjectTaggingOutput { tag_set: tag_set(&rec.tags), version_id: None }))
+        let rec = self.version(&input.bucket, &input.key, input.version_id.as_deref()).await?;
+        Ok(S3Response::new(GetObjectTaggingOutput { tag_set: tag_set(&rec.tags), version_id: shown_version(&rec) }))
     }
 
     pub(super) async fn put_object_tagging_op(
@@ -123,11 +115,12 @@ impl Tessera {
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let input = req.input;
-        check_version_id(input.version_id.as_deref())?;
+        let version_id = version_arg(input.version_id.as_deref())?.to_owned();
         let tags = tags_of_set(input.tagging.tag_set, MAX_OBJECT_TAGS)?;
-        let set = pb::SetObjectTags { bucket: input.bucket, key: input.key, tags };
+        let shown = input.version_id.clone();
+        let set = pb::SetObjectTags { bucket: input.bucket, key: input.key, tags, version_id };
         self.write_cmd(command::Op::SetObjectTags(set)).await?;
-        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id: shown }))
     }
 
     pub(super) async fn delete_object_tagging_op(
@@ -135,10 +128,11 @@ impl Tessera {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let input = req.input;
-        check_version_id(input.version_id.as_deref())?;
-        let set = pb::SetObjectTags { bucket: input.bucket, key: input.key, tags: Vec::new() };
+        let version_id = version_arg(input.version_id.as_deref())?.to_owned();
+        let shown = input.version_id.clone();
+        let set = pb::SetObjectTags { bucket: input.bucket, key: input.key, tags: Vec::new(), version_id };
         self.write_cmd(command::Op::SetObjectTags(set)).await?;
-        Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+        Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: shown }))
     }
 
     pub(super) async fn get_bucket_tagging_op(

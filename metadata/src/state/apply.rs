@@ -15,9 +15,11 @@ use tessera_rpc::proto::meta::{
 
 use super::MetaState;
 use super::multipart::{MAX_PART_NUMBER, bare_etag, check_completion, multipart_etag};
+use super::versions;
 use crate::MetaError;
 use crate::keys;
 use crate::record::{decode, encode};
+use tessera_rpc::proto::meta::Versioning;
 
 /// Puts and deletes of one command, in order.
 #[derive(Default)]
@@ -35,7 +37,7 @@ impl Writes {
     /// Drops the shards of `body` (no record references them any more)
     /// from the disk index: the disks' collectors now find their files
     /// unreferenced and remove them after the grace period.
-    fn collect(&mut self, body: Option<&Body>) {
+    pub(crate) fn collect(&mut self, body: Option<&Body>) {
         if let Some(Body { kind: Some(body::Kind::Shards(shards)), .. }) = body {
             for (disk, _) in disk_positions(shards) {
                 self.delete(keys::disk_shard(disk, &shards.data_id));
@@ -47,7 +49,7 @@ impl Writes {
     /// (`upload_id` empty) or an upload's part. Idempotent: a command applied
     /// again writes the same entries; a part that becomes an object's (on
     /// Complete) is written again with its new owner.
-    fn reference(&mut self, owner: (&str, &str, &str), part: u32, body: Option<&Body>) {
+    pub(crate) fn reference(&mut self, owner: Owner<'_>, part: u32, body: Option<&Body>) {
         if let Some(Body { kind: Some(body::Kind::Shards(shards)), .. }) = body {
             for (disk, positions) in disk_positions(shards) {
                 let missing = positions.iter().copied().filter(|p| shards.missing.contains(p)).collect();
@@ -57,9 +59,10 @@ impl Writes {
                     positions,
                     pg: shards.pg,
                     disks: shards.disks.clone(),
-                    bucket: owner.0.to_owned(),
-                    key: owner.1.to_owned(),
-                    upload_id: owner.2.to_owned(),
+                    bucket: owner.bucket.to_owned(),
+                    key: owner.key.to_owned(),
+                    upload_id: owner.upload_id.to_owned(),
+                    version_id: owner.version_id.to_owned(),
                 };
                 self.put(keys::disk_shard(disk, &shards.data_id), encode(&entry));
             }
@@ -75,6 +78,25 @@ impl Writes {
     }
 }
 
+/// The record that references a body: an object version (`upload_id`
+/// empty; `version_id` empty for the `null` version) or an upload's part.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Owner<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub upload_id: &'a str,
+    pub version_id: &'a str,
+}
+
+impl<'a> Owner<'a> {
+    pub(crate) fn version(bucket: &'a str, key: &'a str, version_id: &'a str) -> Self {
+        Owner { bucket, key, upload_id: "", version_id }
+    }
+    fn upload(bucket: &'a str, key: &'a str, upload_id: &'a str) -> Self {
+        Owner { bucket, key, upload_id, version_id: "" }
+    }
+}
+
 /// The disks of a shard set, each with the positions placed on it.
 fn disk_positions(s: &ShardSet) -> Vec<(u32, Vec<u32>)> {
     let mut out: Vec<(u32, Vec<u32>)> = Vec::new();
@@ -87,16 +109,16 @@ fn disk_positions(s: &ShardSet) -> Vec<(u32, Vec<u32>)> {
     out
 }
 
-fn done() -> Outcome {
+pub(crate) fn done() -> Outcome {
     Outcome::Done(Done {})
 }
 
-fn check_key(key: &str) -> Result<(), MetaError> {
+pub(crate) fn check_key(key: &str) -> Result<(), MetaError> {
     key_problem(key).map_or(Ok(()), |p| Err(MetaError::KeyTooLong(p)))
 }
 
 /// Every shard set an object record points at.
-fn bodies(rec: &ObjectRecord) -> impl Iterator<Item = &Body> {
+pub(crate) fn bodies(rec: &ObjectRecord) -> impl Iterator<Item = &Body> {
     numbered_bodies(rec).map(|(_, b)| b)
 }
 
@@ -106,7 +128,7 @@ fn numbered_bodies(rec: &ObjectRecord) -> impl Iterator<Item = (u32, &Body)> {
     rec.body.iter().map(|b| (0, b)).chain(rec.parts.iter().filter_map(|p| p.body.as_ref().map(|b| (p.number, b))))
 }
 
-fn shard_pgs(rec: &ObjectRecord) -> Vec<u32> {
+pub(crate) fn shard_pgs(rec: &ObjectRecord) -> Vec<u32> {
     let mut pgs: Vec<u32> = bodies(rec)
         .filter_map(|b| match &b.kind {
             Some(body::Kind::Shards(ShardSet { pg, .. })) => Some(*pg),
@@ -118,9 +140,10 @@ fn shard_pgs(rec: &ObjectRecord) -> Vec<u32> {
     pgs
 }
 
-/// Checks an If-Match / If-None-Match condition against the current object.
-fn check_condition(cond: Option<&Condition>, current: Option<&ObjectRecord>) -> Result<(), MetaError> {
-    match (cond.and_then(|c| c.kind.as_ref()), current) {
+/// Checks an If-Match / If-None-Match condition against the current object
+/// (a delete marker counts as no object).
+pub(crate) fn check_condition(cond: Option<&Condition>, current: Option<&ObjectRecord>) -> Result<(), MetaError> {
+    match (cond.and_then(|c| c.kind.as_ref()), current.filter(|c| !c.delete_marker)) {
         (Some(Kind::IfNoneMatchAny(true)), Some(_)) => Err(MetaError::PreconditionFailed),
         (Some(Kind::IfMatch(_)), None) => Err(MetaError::NoSuchKey),
         (Some(Kind::IfMatch(etag)), Some(cur)) if bare_etag(etag) != "*" && bare_etag(etag) != cur.etag => {
@@ -130,16 +153,19 @@ fn check_condition(cond: Option<&Condition>, current: Option<&ObjectRecord>) -> 
     }
 }
 
-pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Outcome, MetaError> {
+/// Applies `cmd`, the write at `seq` (its log position: index << 16 | its
+/// place in a batched entry), which names the versions it makes.
+pub(crate) fn apply(st: &MetaState, seq: u64, cmd: &Command, w: &mut Writes) -> Result<Outcome, MetaError> {
     let now = cmd.now_ms;
     match cmd.op.as_ref().ok_or_else(|| MetaError::InvalidArgument("empty command".into()))? {
         Op::CreateBucket(c) => create_bucket(st, now, c, w),
         Op::DeleteBucket(c) => delete_bucket(st, c, w),
-        Op::PutObject(c) => put_object(st, now, c, w),
-        Op::DeleteObject(c) => delete_object(st, c, w),
+        Op::PutObject(c) => put_object(st, now, seq, c, w),
+        Op::DeleteObject(c) => delete_object(st, now, seq, c, w),
         Op::CreateUpload(c) => create_upload(st, now, c, w),
         Op::PutPart(c) => put_part(st, now, c, w),
-        Op::CompleteUpload(c) => complete_upload(st, now, c, w),
+        Op::CompleteUpload(c) => complete_upload(st, now, seq, c, w),
+        Op::SetBucketVersioning(c) => versions::set_versioning(st, c, w),
         Op::AbortUpload(c) => abort_upload(st, c, w),
         Op::RegisterDatanode(c) => super::cluster::register_datanode(st, now, c, w),
         Op::SetDiskState(c) => super::cluster::set_disk_state(st, c, w),
@@ -170,12 +196,7 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
         }
         Op::RewrapKey(c) => rewrap_key(st, c, w),
         Op::SetObjectTags(c) => {
-            st.require_bucket(&c.bucket)?;
-            let k = keys::object(&c.bucket, &c.key);
-            let mut rec: ObjectRecord = st.get(&k)?.ok_or(MetaError::NoSuchKey)?;
-            rec.tags = c.tags.clone();
-            w.put(k, encode(&rec));
-            Ok(done())
+            versions::change_version(st, &c.bucket, &c.key, &c.version_id, w, |rec| rec.tags = c.tags.clone())
         }
         Op::SetBucketTags(c) => {
             let mut rec = st.require_bucket(&c.bucket)?;
@@ -234,11 +255,7 @@ pub(crate) fn apply(st: &MetaState, cmd: &Command, w: &mut Writes) -> Result<Out
             Ok(done())
         }
         Op::SetObjectAcl(c) => {
-            st.require_bucket(&c.bucket)?;
-            let mut rec: ObjectRecord = st.get(&keys::object(&c.bucket, &c.key))?.ok_or(MetaError::NoSuchKey)?;
-            rec.acl = c.acl.clone();
-            w.put(keys::object(&c.bucket, &c.key), encode(&rec));
-            Ok(done())
+            versions::change_version(st, &c.bucket, &c.key, &c.version_id, w, |rec| rec.acl = c.acl.clone())
         }
         Op::PutPolicy(c) => super::cluster::put_policy(st, now, c, w),
         Op::DeletePolicy(c) => super::cluster::delete_policy(st, c, w),
@@ -331,7 +348,7 @@ fn data_id(b: &Body) -> Option<&[u8]> {
 /// Stores `rec` at (bucket, key), replacing (and collecting) what was there.
 /// Shards the new record still references are never collected, so a command
 /// applied twice (a client retry after a leader change) loses nothing.
-fn store_object(bucket: &str, key: &str, old: Option<&ObjectRecord>, rec: &ObjectRecord, w: &mut Writes) {
+pub(crate) fn store_object(bucket: &str, key: &str, old: Option<&ObjectRecord>, rec: &ObjectRecord, w: &mut Writes) {
     if let Some(old) = old {
         let live: Vec<&[u8]> = bodies(rec).filter_map(data_id).collect();
         for b in bodies(old).filter(|b| data_id(b).is_none_or(|id| !live.contains(&id))) {
@@ -345,13 +362,13 @@ fn store_object(bucket: &str, key: &str, old: Option<&ObjectRecord>, rec: &Objec
         w.put(keys::pg_entry(pg, bucket, key), Vec::new());
     }
     for (part, b) in numbered_bodies(rec) {
-        w.reference((bucket, key, ""), part, Some(b));
+        w.reference(Owner::version(bucket, key, &rec.version_id), part, Some(b));
     }
     w.put(keys::object(bucket, key), encode(rec));
 }
 
-fn put_object(st: &MetaState, now: u64, c: &PutObject, w: &mut Writes) -> Result<Outcome, MetaError> {
-    st.require_bucket(&c.bucket)?;
+fn put_object(st: &MetaState, now: u64, seq: u64, c: &PutObject, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let bucket = st.require_bucket(&c.bucket)?;
     check_key(&c.key)?;
     let mut rec = c.record.clone().ok_or_else(|| MetaError::InvalidArgument("put without a record".into()))?;
     if rec.body.is_none() || !rec.parts.is_empty() {
@@ -360,15 +377,30 @@ fn put_object(st: &MetaState, now: u64, c: &PutObject, w: &mut Writes) -> Result
     let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
     check_condition(c.condition.as_ref(), old.as_ref())?;
     rec.last_modified_ms = now;
+    if bucket.versioning() != Versioning::Unversioned {
+        if let Some(same) = versions::already_stored(st, &c.bucket, &c.key, &rec)? {
+            return Ok(Outcome::Object(same));
+        }
+        let rec = versions::put_version(st, &bucket, &c.key, old, rec, seq, w)?;
+        return Ok(Outcome::Object(rec));
+    }
     store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
 }
 
-fn delete_object(st: &MetaState, c: &DeleteObject, w: &mut Writes) -> Result<Outcome, MetaError> {
-    st.require_bucket(&c.bucket)?;
+fn delete_object(st: &MetaState, now: u64, seq: u64, c: &DeleteObject, w: &mut Writes) -> Result<Outcome, MetaError> {
+    let bucket = st.require_bucket(&c.bucket)?;
     check_key(&c.key)?;
+    if let Some(id) = &c.version_id {
+        return versions::delete_version(st, &c.bucket, &c.key, id, c.condition.as_ref(), w);
+    }
     let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
     check_condition(c.condition.as_ref(), old.as_ref())?;
+    if bucket.versioning() != Versioning::Unversioned {
+        let marker = ObjectRecord { delete_marker: true, last_modified_ms: now, ..Default::default() };
+        let marker = versions::put_version(st, &bucket, &c.key, old, marker, seq, w)?;
+        return Ok(Outcome::Object(marker));
+    }
     if let Some(old) = old {
         for b in bodies(&old) {
             w.collect(Some(b));
@@ -385,7 +417,7 @@ fn delete_object(st: &MetaState, c: &DeleteObject, w: &mut Writes) -> Result<Out
 /// owner's record; nothing changes when the record no longer holds it.
 fn restore_shards(st: &MetaState, c: &RestoreShards, w: &mut Writes) -> Result<Outcome, MetaError> {
     // The disk index mirrors the missing list: its entries are written again.
-    with_body(st, (&c.bucket, &c.key, &c.upload_id), &c.data_id, w, |s| {
+    with_body(st, owner_of(&c.bucket, &c.key, &c.upload_id, &c.version_id), &c.data_id, w, |s| {
         s.missing.retain(|p| !c.positions.contains(p));
         Ok(())
     })?;
@@ -393,7 +425,7 @@ fn restore_shards(st: &MetaState, c: &RestoreShards, w: &mut Writes) -> Result<O
 }
 
 fn move_shard(st: &MetaState, c: &MoveShard, w: &mut Writes) -> Result<Outcome, MetaError> {
-    let found = with_body(st, (&c.bucket, &c.key, &c.upload_id), &c.data_id, w, |s| {
+    let found = with_body(st, owner_of(&c.bucket, &c.key, &c.upload_id, &c.version_id), &c.data_id, w, |s| {
         let at = s
             .disks
             .get_mut(c.position as usize)
@@ -412,13 +444,17 @@ fn move_shard(st: &MetaState, c: &MoveShard, w: &mut Writes) -> Result<Outcome, 
     Ok(done())
 }
 
-/// Finds the body `data_id` that `owner` (bucket, key, upload id — empty
-/// for an object) references, changes its shard set with `change`, stores
-/// the record and rewrites its disk index entries. The changed set, or
-/// `None` when the owner holds no such body (nothing is written).
+fn owner_of<'a>(bucket: &'a str, key: &'a str, upload_id: &'a str, version_id: &'a str) -> Owner<'a> {
+    Owner { bucket, key, upload_id, version_id }
+}
+
+/// Finds the body `data_id` that `owner` (an object version, or an upload's
+/// part) references, changes its shard set with `change`, stores the
+/// record and rewrites its disk index entries. The changed set, or `None`
+/// when the owner holds no such body (nothing is written).
 fn with_body(
     st: &MetaState,
-    owner: (&str, &str, &str),
+    owner: Owner<'_>,
     data_id: &[u8],
     w: &mut Writes,
     mut change: impl FnMut(&mut ShardSet) -> Result<(), MetaError>,
@@ -434,10 +470,10 @@ fn with_body(
             _ => Ok(None),
         }
     };
-    let (bucket, key, upload_id) = owner;
+    let Owner { bucket, key, upload_id, version_id } = owner;
     if upload_id.is_empty() {
-        let k = keys::object(bucket, key);
-        let Some(mut rec) = st.get::<ObjectRecord>(&k)? else { return Ok(None) };
+        let vid = if version_id.is_empty() { "null" } else { version_id };
+        let Some((k, mut rec)) = st.find_version(bucket, key, vid)? else { return Ok(None) };
         let mut found = apply(0, &mut rec.body, w)?;
         for p in &mut rec.parts {
             if found.is_none() {
@@ -505,7 +541,7 @@ fn put_part(st: &MetaState, now: u64, c: &PutPart, w: &mut Writes) -> Result<Out
         }
     }
     part.last_modified_ms = now;
-    w.reference((&c.bucket, &c.key, &c.upload_id), part.number, part.body.as_ref());
+    w.reference(Owner::upload(&c.bucket, &c.key, &c.upload_id), part.number, part.body.as_ref());
     w.put(k, encode(&part));
     Ok(done())
 }
@@ -522,7 +558,13 @@ fn drop_upload_parts(st: &MetaState, upload_id: &str, keep: &[u32], w: &mut Writ
     Ok(())
 }
 
-fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes) -> Result<Outcome, MetaError> {
+fn complete_upload(
+    st: &MetaState,
+    now: u64,
+    seq: u64,
+    c: &CompleteUpload,
+    w: &mut Writes,
+) -> Result<Outcome, MetaError> {
     let up = match require_upload(st, &c.bucket, &c.key, &c.upload_id) {
         Ok(up) => up,
         Err(MetaError::NoSuchUpload) => {
@@ -553,6 +595,9 @@ fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes)
         acl: up.acl.clone(),
         sse: up.sse.clone(),
         tags: up.tags.clone(),
+        version_id: String::new(),
+        delete_marker: false,
+        version_seq: 0,
         parts: chosen
             .iter()
             .map(|p| PartRef {
@@ -567,6 +612,10 @@ fn complete_upload(st: &MetaState, now: u64, c: &CompleteUpload, w: &mut Writes)
     let keep: Vec<u32> = chosen.iter().map(|p| p.number).collect();
     drop_upload_parts(st, &c.upload_id, &keep, w)?;
     w.delete(keys::upload(&c.bucket, &c.key, &c.upload_id));
+    let bucket = st.require_bucket(&c.bucket)?;
+    if bucket.versioning() != Versioning::Unversioned {
+        return Ok(Outcome::Object(versions::put_version(st, &bucket, &c.key, old, rec, seq, w)?));
+    }
     store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
 }

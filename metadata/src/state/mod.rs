@@ -13,6 +13,7 @@ mod apply;
 mod cluster;
 pub mod list;
 pub mod multipart;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -114,13 +115,15 @@ impl MetaState {
     /// store's resume marker does).
     pub fn apply_in_entry(
         &self,
-        _index: u64,
-        _sub: u16,
+        index: u64,
+        sub: u16,
         cmd: &Command,
         batch: &mut WriteBatch,
     ) -> Result<CommandResult, MetaError> {
         let mut writes = apply::Writes::default();
-        match apply::apply(self, cmd, &mut writes) {
+        // The write's place in the log: what names the versions it makes.
+        let seq = (index << 16) | u64::from(sub);
+        match apply::apply(self, seq, cmd, &mut writes) {
             Ok(outcome) => {
                 writes.into_batch(batch, cf(&self.db, CF_SM)?);
                 Ok(CommandResult { outcome: Some(outcome) })
@@ -201,13 +204,27 @@ impl MetaState {
         self.get(&keys::object(bucket, key))
     }
 
-    /// One page of a bucket's objects.
-    pub fn list_objects(&self, bucket: &str, q: &ListQuery) -> Result<ListPage<ObjectRecord>, MetaError> {
-        self.require_bucket(bucket)?;
+    /// One page of the `o` table of `bucket` (current versions), raw;
+    /// without delete markers when `skip_markers`.
+    pub(crate) fn list_raw(
+        &self,
+        bucket: &str,
+        q: &ListQuery,
+        skip_markers: bool,
+    ) -> Result<ListPage<KeyValue>, MetaError> {
         let mut cur = RocksCursor::new(self, keys::objects_prefix(bucket, ""), |rest| {
             std::str::from_utf8(rest).ok().map(|k| (k.to_owned(), Vec::new()))
         })?;
-        let page = list_page(&mut cur, q)?;
+        cur.skip_markers = skip_markers;
+        list_page(&mut cur, q)
+    }
+
+    /// One page of a bucket's objects (current versions; delete markers
+    /// are no objects).
+    pub fn list_objects(&self, bucket: &str, q: &ListQuery) -> Result<ListPage<ObjectRecord>, MetaError> {
+        let b = self.require_bucket(bucket)?;
+        // Only a bucket that ever had versioning enabled can hold markers.
+        let page = self.list_raw(bucket, q, b.versioning != 0)?;
         let items = page
             .items
             .into_iter()
@@ -338,12 +355,14 @@ struct RocksCursor<'a> {
     escape_seeks: bool,
     /// Skip entries up to and including this (key, extra): the upload-id marker.
     skip_through: Option<(String, String)>,
+    /// Skip object records that are delete markers.
+    skip_markers: bool,
 }
 
 impl<'a> RocksCursor<'a> {
     fn new(state: &'a MetaState, table: Vec<u8>, split: Decoder) -> Result<Self, MetaError> {
         let it = state.db.raw_iterator_cf(cf(&state.db, CF_SM)?);
-        Ok(RocksCursor { it, table, split, escape_seeks: false, skip_through: None })
+        Ok(RocksCursor { it, table, split, escape_seeks: false, skip_through: None, skip_markers: false })
     }
 }
 
@@ -380,6 +399,10 @@ impl KeyCursor for RocksCursor<'_> {
             }
             let (key, extra) = (self.split)(&k[self.table.len()..])
                 .ok_or_else(|| MetaError::Storage("undecodable table key".into()))?;
+            if self.skip_markers && decode::<ObjectSummary>(v)?.delete_marker {
+                self.it.next();
+                continue;
+            }
             let v = v.to_vec();
             self.it.next();
             if let Some((sk, sid)) = &self.skip_through
