@@ -3,8 +3,9 @@
 //! rebuilds every shard the records place on it (simple objects of one and
 //! many stripes, completed multipart objects, a part of an upload in
 //! progress, SSE-S3 and SSE-C objects, whose shards it rebuilds without
-//! any key) from the other datanodes, and then, with two *other*
-//! datanodes stopped, every object still reads back exactly.
+//! any key, a noncurrent object version) from the other datanodes, and
+//! then, with two *other* datanodes stopped, every object and version
+//! still reads back exactly.
 
 #![allow(clippy::unwrap_used)]
 
@@ -91,10 +92,23 @@ async fn a_wiped_disk_is_rebuilt_from_its_peers() {
         .await
         .unwrap();
     let open_etag = r.e_tag().unwrap().to_owned();
+    // Versions: k1 overwritten in a versioned bucket; its first (`null`)
+    // version is noncurrent, and heal rebuilds its shards too.
+    let cfg = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    c.put_bucket_versioning().bucket("heal").versioning_configuration(cfg).send().await.unwrap();
+    let k1 = objects.iter().position(|(k, _)| k == "k1").unwrap();
+    let first_k1 = objects[k1].1.clone();
+    let newer = support::bytes(300 << 10, 4242);
+    c.put_object().bucket("heal").key("k1").body(ByteStream::from(newer.clone())).send().await.unwrap();
+    objects[k1].1 = newer;
+    let noncurrent = cluster.meta_client.get_object_version("heal", "k1", "null").await.unwrap().object.unwrap();
 
     let mut keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
     keys.push("sse-c".into());
-    let want = referenced(&cluster, "heal", &keys, Some(("open", &open))).await;
+    let mut want = referenced(&cluster, "heal", &keys, Some(("open", &open))).await;
+    support::files_of(0, noncurrent.body.as_ref(), &mut want);
     assert_eq!(shard_files(&cluster), want, "every shard stored before the wipe");
 
     // Wipe datanode 2's disk (its identity stays) while it is stopped.
@@ -142,6 +156,8 @@ async fn a_wiped_disk_is_rebuilt_from_its_peers() {
     let r = c.get_object().bucket("heal").key("sse-c").sse_customer_algorithm("AES256");
     let r = r.sse_customer_key(ck).sse_customer_key_md5(ck_md5).send().await.unwrap();
     assert_eq!(r.body.collect().await.unwrap().into_bytes().to_vec(), sealed, "sse-c");
+    let r = c.get_object().bucket("heal").key("k1").version_id("null").send().await.unwrap();
+    assert_eq!(r.body.collect().await.unwrap().into_bytes().to_vec(), first_k1, "k1's noncurrent version");
     for n in &others {
         cluster.restart_datanode(*n).await;
     }

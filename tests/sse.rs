@@ -420,6 +420,17 @@ async fn a_rotated_master_key_is_used_at_once_and_a_rewrap_retires_the_old_one()
     };
     let old_big = bytes(2 << 20, 1);
     put("old-big", old_big.clone()).await.unwrap();
+    // A versioned bucket: "v" written twice, its first version noncurrent.
+    c.create_bucket().bucket("rotv").send().await.unwrap();
+    let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    c.put_bucket_versioning().bucket("rotv").versioning_configuration(on).send().await.unwrap();
+    let mut v_ids = Vec::new();
+    for data in [bytes(300 << 10, 5), bytes(300 << 10, 6)] {
+        let r = c.put_object().bucket("rotv").key("v").server_side_encryption(ServerSideEncryption::Aes256);
+        v_ids.push(r.body(data.into()).send().await.unwrap().version_id.unwrap());
+    }
     put("old-small", b"small".to_vec()).await.unwrap();
     assert_eq!(key_of("old-big").await, first);
     let open = c
@@ -473,7 +484,8 @@ async fn a_rotated_master_key_is_used_at_once_and_a_rewrap_retires_the_old_one()
     .unwrap();
     assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
     let out: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
-    assert_eq!((out["rewrapped"].as_u64(), out["current_key"].as_str()), (Some(3), Some(second.as_str())), "{out}");
+    // Three objects, the upload, and both versions of "v".
+    assert_eq!((out["rewrapped"].as_u64(), out["current_key"].as_str()), (Some(5), Some(second.as_str())), "{out}");
     for k in ["old-big", "old-small", "new"] {
         assert_eq!(key_of(k).await, second, "{k}");
     }
@@ -498,6 +510,10 @@ async fn a_rotated_master_key_is_used_at_once_and_a_rewrap_retires_the_old_one()
     }
     assert_eq!(get_all(&c, "rot", "old-big").await, old_big);
     assert_eq!(get_all(&c, "rot", "old-small").await, b"small");
+    for (id, seed) in v_ids.iter().zip([5, 6]) {
+        let r = c.get_object().bucket("rotv").key("v").version_id(id).send().await.unwrap();
+        assert_eq!(r.body.collect().await.unwrap().into_bytes().to_vec(), bytes(300 << 10, seed), "version {id}");
+    }
     let parts = CompletedMultipartUpload::builder().parts(CompletedPart::builder().part_number(1).e_tag(e1).build());
     c.complete_multipart_upload()
         .bucket("rot")

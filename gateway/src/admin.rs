@@ -39,7 +39,8 @@ use tessera_rpc::MetaClient;
 use tessera_rpc::proto::meta::command::Op;
 use tessera_rpc::proto::meta::{
     AccessKeyRecord, Command, CreateAccessKey, DeleteAccessKey, DeletePolicy, Encryption, ListObjectsRequest,
-    ListUploadsRequest, PolicyRecord, PutPolicy, RewrapKey, UpdateAccessKey, command_result, encryption, failure,
+    ListUploadsRequest, ListVersionsRequest, PolicyRecord, PutPolicy, RewrapKey, UpdateAccessKey, command_result,
+    encryption, failure,
 };
 
 use crate::access::Directory;
@@ -296,8 +297,41 @@ impl AdminRoute {
         let (mut examined, mut rewrapped, mut failed) = (0u64, 0u64, Vec::<String>::new());
         let buckets = self.meta.list_buckets().await.map_err(unavailable)?.buckets;
         for b in &buckets {
+            if b.versioning != 0 {
+                // Every version, noncurrent ones included.
+                let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+                loop {
+                    let req = ListVersionsRequest {
+                        bucket: b.name.clone(),
+                        key_marker: key_marker.clone(),
+                        version_id_marker: id_marker.clone(),
+                        max_keys: 1000,
+                        ..Default::default()
+                    };
+                    let page = self.meta.list_versions(req).await.map_err(unavailable)?;
+                    if page.failure.is_some() {
+                        break; // the bucket went away meanwhile
+                    }
+                    for v in &page.versions {
+                        examined += 1;
+                        let id = v.record.as_ref().map_or("", |r| r.version_id.as_str());
+                        let id = if id.is_empty() { "null" } else { id };
+                        let r = self.meta.get_object_version(&b.name, &v.key, id).await.map_err(unavailable)?;
+                        let Some(sse) = r.object.and_then(|rec| rec.sse) else { continue };
+                        match self.rewrap_one(&ring, &b.name, &v.key, "", id, sse).await {
+                            Ok(true) => rewrapped += 1,
+                            Ok(false) => {}
+                            Err(e) => failed.push(format!("{}/{} (version {id}): {e}", b.name, v.key)),
+                        }
+                    }
+                    if !page.is_truncated {
+                        break;
+                    }
+                    (key_marker, id_marker) = (page.next_key_marker, page.next_version_id_marker);
+                }
+            }
             let mut after: Option<String> = None;
-            loop {
+            while b.versioning == 0 {
                 let req = ListObjectsRequest {
                     bucket: b.name.clone(),
                     prefix: String::new(),
@@ -313,7 +347,7 @@ impl AdminRoute {
                     examined += 1;
                     let r = self.meta.get_object(&b.name, &o.key).await.map_err(unavailable)?;
                     let Some(sse) = r.object.and_then(|rec| rec.sse) else { continue };
-                    match self.rewrap_one(&ring, &b.name, &o.key, "", sse).await {
+                    match self.rewrap_one(&ring, &b.name, &o.key, "", "", sse).await {
                         Ok(true) => rewrapped += 1,
                         Ok(false) => {}
                         Err(e) => failed.push(format!("{}/{}: {e}", b.name, o.key)),
@@ -337,7 +371,7 @@ impl AdminRoute {
                 for up in page.uploads {
                     examined += 1;
                     let Some(sse) = up.sse else { continue };
-                    match self.rewrap_one(&ring, &b.name, &up.key, &up.upload_id, sse).await {
+                    match self.rewrap_one(&ring, &b.name, &up.key, &up.upload_id, "", sse).await {
                         Ok(true) => rewrapped += 1,
                         Ok(false) => {}
                         Err(e) => failed.push(format!("{}/{} (upload {}): {e}", b.name, up.key, up.upload_id)),
@@ -364,6 +398,7 @@ impl AdminRoute {
         bucket: &str,
         key: &str,
         upload_id: &str,
+        version_id: &str,
         sse: Encryption,
     ) -> Result<bool, String> {
         if sse.mode != encryption::Mode::SseS3 as i32 || sse.key_id == ring.current_id() {
@@ -376,6 +411,7 @@ impl AdminRoute {
             upload_id: upload_id.to_owned(),
             old_wrapped_key: sse.wrapped_key,
             sse: Some(ring.wrap(&dek, bucket, key)),
+            version_id: version_id.to_owned(),
         };
         self.write(Op::RewrapKey(cmd)).await.map_err(|a| a.1.to_string())?;
         Ok(true)

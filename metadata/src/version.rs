@@ -36,7 +36,7 @@
 //!    `CreateUpload`).
 //! 4. versioning: `SetBucketVersioning` (command 49), and commands naming a
 //!    version (`DeleteObject`, `SetObjectTags`, `SetObjectAcl`,
-//!    `RestoreShards`, `MoveShard` with a version id). Writes into a
+//!    `RestoreShards`, `MoveShard`, `RewrapKey` with a version id). Writes into a
 //!    versioned bucket are level-1 commands whose meaning the bucket's
 //!    record changes; they exist only after `SetBucketVersioning`, which
 //!    the gate holds back until every member is at level 4. (A node of an
@@ -72,6 +72,7 @@ pub fn needed(cmd: &Command) -> Option<u32> {
         Op::SetObjectAcl(c) if !c.version_id.is_empty() => 4,
         Op::RestoreShards(c) if !c.version_id.is_empty() => 4,
         Op::MoveShard(c) if !c.version_id.is_empty() => 4,
+        Op::RewrapKey(c) if !c.version_id.is_empty() => 4,
         Op::SetBucketEncryption(_)
         | Op::RewrapKey(_)
         | Op::SetClusterCa(_)
@@ -150,7 +151,8 @@ mod tests {
     use super::*;
     use tessera_rpc::proto::meta::{
         AclGrant, CommandBatch, CreateBucket, CreateUpload, DeleteObject, DropRetired, Encryption, ObjectRecord,
-        PutObject, RewrapKey, SetBucketAcl, SetBucketEncryption, UploadRecord,
+        PutObject, RestoreShards, RewrapKey, SetBucketAcl, SetBucketEncryption, SetBucketVersioning, SetObjectTags,
+        UploadRecord,
     };
 
     fn cmd(op: Op) -> Command {
@@ -190,6 +192,17 @@ mod tests {
         assert_eq!(needed(&cmd(Op::CreateUpload(CreateUpload::default()))), Some(1));
         let tagged = ObjectRecord { tags: vec![Default::default()], ..Default::default() };
         assert_eq!(needed(&cmd(Op::PutObject(PutObject { record: Some(tagged), ..Default::default() }))), Some(3));
+        assert_eq!(needed(&cmd(Op::SetBucketVersioning(SetBucketVersioning::default()))), Some(4));
+        let by_id = DeleteObject { version_id: Some("null".into()), ..Default::default() };
+        assert_eq!(needed(&cmd(Op::DeleteObject(by_id))), Some(4));
+        let tags = SetObjectTags { version_id: "null".into(), ..Default::default() };
+        assert_eq!(needed(&cmd(Op::SetObjectTags(tags))), Some(4));
+        assert_eq!(needed(&cmd(Op::SetObjectTags(SetObjectTags::default()))), Some(3));
+        let restore = RestoreShards { version_id: "0000000000010000".into(), ..Default::default() };
+        assert_eq!(needed(&cmd(Op::RestoreShards(restore))), Some(4));
+        assert_eq!(needed(&cmd(Op::RestoreShards(RestoreShards::default()))), Some(1));
+        let rewrap = RewrapKey { version_id: "null".into(), ..Default::default() };
+        assert_eq!(needed(&cmd(Op::RewrapKey(rewrap))), Some(4));
         let unknown = Command { now_ms: 0, op: None };
         assert_eq!(needed(&unknown), None);
         assert_eq!(needed(&batch(vec![unknown.clone()])), None);

@@ -649,7 +649,17 @@ async fn a_mixed_version_cluster_serves_and_enables_new_commands_once_every_node
     }
     let r = c.write(public.clone()).await.unwrap().outcome.unwrap();
     assert_eq!(failure_code(&r), Some(failure::Code::NotYetEnabled), "{r:?}");
+    let versioning = Command {
+        now_ms: 0,
+        op: Some(Op::SetBucketVersioning(SetBucketVersioning {
+            bucket: "videos".into(),
+            versioning: Versioning::Enabled as i32,
+        })),
+    };
+    let r = c.write(versioning.clone()).await.unwrap().outcome.unwrap();
+    assert_eq!(failure_code(&r), Some(failure::Code::NotYetEnabled), "{r:?}");
     assert!(c.get_bucket("videos").await.unwrap().bucket.unwrap().acl.is_empty());
+    assert_eq!(c.get_bucket("videos").await.unwrap().bucket.unwrap().versioning, 0);
     assert!(c.get_object("videos", "b").await.unwrap().object.is_none());
 
     // Upgrade the old node: same data, this release.
@@ -668,7 +678,9 @@ async fn a_mixed_version_cluster_serves_and_enables_new_commands_once_every_node
         }
     }
     must_write(&c, public).await;
+    must_write(&c, versioning).await;
     assert_eq!(c.get_bucket("videos").await.unwrap().bucket.unwrap().acl.len(), 1);
+    assert_eq!(c.get_bucket("videos").await.unwrap().bucket.unwrap().versioning, Versioning::Enabled as i32);
     // The upgraded node applied the new commands too.
     let leader = n1.client().cluster_status().await.unwrap().last_applied;
     wait_applied(&n3, leader).await;

@@ -642,8 +642,11 @@ fn rewrap_key(st: &MetaState, c: &RewrapKey, w: &mut Writes) -> Result<Outcome, 
     let new = c.sse.clone().filter(|e| !e.wrapped_key.is_empty());
     let Some(new) = new else { return Err(MetaError::InvalidArgument("a rewrap without a wrapped key".into())) };
     if c.upload_id.is_empty() {
-        let k = keys::object(&c.bucket, &c.key);
-        if let Some(mut rec) = st.get::<ObjectRecord>(&k)?
+        let found = match st.find_version(&c.bucket, &c.key, &c.version_id) {
+            Err(MetaError::InvalidArgument(_)) => None,
+            other => other?,
+        };
+        if let Some((k, mut rec)) = found
             && still(&rec.sse)
         {
             rec.sse = Some(new);
