@@ -330,8 +330,12 @@ impl AdminRoute {
                     (key_marker, id_marker) = (page.next_key_marker, page.next_version_id_marker);
                 }
             }
+            // An unversioned bucket: its objects.
             let mut after: Option<String> = None;
-            while b.versioning == 0 {
+            loop {
+                if b.versioning != 0 {
+                    break;
+                }
                 let req = ListObjectsRequest {
                     bucket: b.name.clone(),
                     prefix: String::new(),
