@@ -11,6 +11,7 @@ command, and the run stops with exit status 1.
 
 import argparse
 import concurrent.futures
+import datetime
 import hashlib
 import http.client
 import json
@@ -468,7 +469,75 @@ class Run:
                 s3.delete_object(Bucket=b, Key=k)
             s3.delete_bucket(Bucket=b)
 
-    def rclone(self):
+    def versioning(self):
+        """A versioned bucket: rclone backs a tree up twice and restores the
+        first backup byte-identical (`--s3-version-at`, ListObjectVersions
+        and GETs by version id); boto3 and aws-cli read, delete and list
+        versions and markers."""
+        b = "versions-bucket"
+        s3 = self.boto3_client()
+        with self.step("aws-cli", "s3api put-bucket-versioning Enabled, get-bucket-versioning"):
+            self.aws("s3", "mb", f"s3://{b}")
+            self.aws("s3api", "put-bucket-versioning", "--bucket", b,
+                     "--versioning-configuration", "Status=Enabled")
+            got = json.loads(self.aws("s3api", "get-bucket-versioning", "--bucket", b))
+            assert got.get("Status") == "Enabled", got
+        rc = self.rclone_env()
+        src = self.path("backup-src")
+        self.small_files(src, 40, prefix="v")
+        self.random_file(os.path.join(src, "large.bin"), 12 * MiB, "backup-large")
+        first = self.tree(src)
+        with self.step("rclone", "backup 1 (copy into the versioned bucket)"):
+            self.sh([rc, "copy", src, f"ts:{b}/backup"])
+        time.sleep(2)
+        between = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        time.sleep(2)
+        os.remove(os.path.join(src, "d0", "v0000.txt"))
+        self.random_file(os.path.join(src, "large.bin"), 12 * MiB, "backup-large-changed")
+        with open(os.path.join(src, "d1", "v0001.txt"), "w") as f:
+            f.write("changed after backup 1\n")
+        with self.step("rclone", "backup 2 (sync: one file changed, one overwritten, one removed)"):
+            self.sh([rc, "sync", src, f"ts:{b}/backup"])
+            self.sh([rc, "check", src, f"ts:{b}/backup"])
+        with self.step("rclone", "restore backup 1 (--s3-version-at) byte-identical"):
+            dst = self.path("restored-1")
+            self.sh([rc, "copy", "--s3-version-at", between, f"ts:{b}/backup", dst])
+            assert self.tree(dst) == first, "the restored backup differs from the first tree"
+        with self.step("rclone", "restore backup 2 (latest) byte-identical"):
+            dst = self.path("restored-2")
+            self.sh([rc, "copy", f"ts:{b}/backup", dst])
+            assert self.tree(dst) == self.tree(src), "the restored backup differs from the second tree"
+        with self.step("boto3", "versions: delete marker, get by version id, delete the marker by id"):
+            k = "backup/d1/v0001.txt"
+            versions = s3.list_object_versions(Bucket=b, Prefix=k)["Versions"]
+            assert len(versions) == 2, versions
+            old = [v for v in versions if not v["IsLatest"]][0]
+            r = s3.delete_object(Bucket=b, Key=k)
+            assert r["DeleteMarker"] is True, r
+            try:
+                s3.get_object(Bucket=b, Key=k)
+                raise AssertionError("GET of a deleted key answered")
+            except s3.exceptions.NoSuchKey:
+                pass
+            body = s3.get_object(Bucket=b, Key=k, VersionId=old["VersionId"])["Body"].read()
+            assert body.decode().startswith("file 1 "), body[:40]
+            s3.delete_object(Bucket=b, Key=k, VersionId=r["VersionId"])
+            assert s3.get_object(Bucket=b, Key=k)["Body"].read() == b"changed after backup 1\n"
+        with self.step("aws-cli", "s3api list-object-versions, then every version deleted and rb"):
+            listed = json.loads(self.aws("s3api", "list-object-versions", "--bucket", b))
+            versions = listed.get("Versions", []) + listed.get("DeleteMarkers", [])
+            # 41 files backed up, 2 changed, 1 removed (a marker).
+            assert len(versions) == 41 + 2 + 1, f"{len(versions)} versions and markers"
+            pages = s3.get_paginator("list_object_versions").paginate(Bucket=b, PaginationConfig={"PageSize": 7})
+            paged = [(v["Key"], v["VersionId"]) for p in pages for v in p.get("Versions", []) + p.get("DeleteMarkers", [])]
+            assert sorted(paged) == sorted((v["Key"], v["VersionId"]) for v in versions), "paged listing differs"
+            ids = [{"Key": k, "VersionId": v} for k, v in paged]
+            r = s3.delete_objects(Bucket=b, Delete={"Objects": ids})
+            assert len(r.get("Deleted", [])) == len(ids) and not r.get("Errors"), r.get("Errors")
+            self.aws("s3", "rb", f"s3://{b}")
+
+    def rclone_env(self):
+        """Configures the `ts` rclone remote (environment) and returns the binary."""
         remote = "ts"
         env = {
             f"RCLONE_CONFIG_{remote.upper()}_TYPE": "s3",
@@ -481,8 +550,11 @@ class Run:
             "RCLONE_CONFIG": self.path("rclone.conf"),
         }
         self.env.update(env)
-        rc = os.path.join(self.bin, "rclone")
-        b = f"{remote}:rclone-bucket"
+        return os.path.join(self.bin, "rclone")
+
+    def rclone(self):
+        rc = self.rclone_env()
+        b = "ts:rclone-bucket"
         src = self.path("rclone-src")
         self.small_files(src, 60, prefix="r")
         self.random_file(os.path.join(src, "large.bin"), 20 * MiB, "rclone-large")
@@ -600,6 +672,7 @@ def main():
         "aws": run.aws_cli,
         "boto3": run.boto3,
         "sse": run.sse,
+        "versioning": run.versioning,
         "rclone": run.rclone,
         "s3cmd": run.s3cmd,
         "minio": run.minio,
