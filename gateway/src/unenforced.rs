@@ -12,8 +12,9 @@
 //! - server-side encryption other than what `sse.rs` enforces (SSE-KMS,
 //!   DSSE, KMS key ids and contexts, bucket keys, SSE headers on operations
 //!   that do not take them, and any SSE parameter in a presigned URL's
-//!   query, which the handlers would not see), object lock (retention, legal hold, a bucket created with
-//!   object lock), tags other than `x-amz-tagging` on PutObject, CopyObject
+//!   query, which the handlers would not see), object lock headers other
+//!   than those PutObject, CopyObject, CreateMultipartUpload and
+//!   CreateBucket take, tags other than `x-amz-tagging` on PutObject, CopyObject
 //!   and CreateMultipartUpload, website redirects, storage classes other
 //!   than `STANDARD`, appends (`x-amz-write-offset-bytes`), and conditions
 //!   S3 honours only on directory buckets: `501 NotImplemented` ("a header
@@ -105,11 +106,18 @@ fn judge(op: &str, name: &str, value: &str, query: bool) -> Option<S3Error> {
         return Some(not_implemented(name, what));
     }
     match name {
-        "x-amz-object-lock-mode" | "x-amz-object-lock-retain-until-date" | "x-amz-object-lock-legal-hold" => {
-            Some(not_implemented(name, "object lock (retention and legal hold) is not supported yet"))
+        // Enforced (stored, checked by the state machine) by the writes
+        // that take them; a presigned URL's parameter would not reach them.
+        "x-amz-object-lock-mode" | "x-amz-object-lock-retain-until-date" | "x-amz-object-lock-legal-hold"
+            if query || !matches!(op, "PutObject" | "CopyObject" | "CreateMultipartUpload") =>
+        {
+            Some(not_implemented(
+                name,
+                "object lock headers are taken from PutObject, CopyObject and CreateMultipartUpload headers",
+            ))
         }
-        "x-amz-bucket-object-lock-enabled" if !v.eq_ignore_ascii_case("false") => {
-            Some(not_implemented(name, "buckets with object lock are not supported yet"))
+        "x-amz-bucket-object-lock-enabled" if !v.eq_ignore_ascii_case("false") && (query || op != "CreateBucket") => {
+            Some(not_implemented(name, "object lock is enabled by CreateBucket's header"))
         }
         "x-amz-bucket-object-lock-token" => Some(not_implemented(name, "object lock is not supported yet")),
         "x-amz-object-ownership" if v == "ObjectWriter" => {
@@ -220,9 +228,6 @@ mod tests {
             ("x-amz-server-side-encryption-context", "e30="),
             ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
             ("x-amz-copy-source-server-side-encryption-customer-algorithm", "AES256"),
-            ("x-amz-object-lock-mode", "COMPLIANCE"),
-            ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
-            ("x-amz-object-lock-legal-hold", "ON"),
             ("x-amz-storage-class", "GLACIER"),
             ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
             ("x-amz-website-redirect-location", "/x"),
@@ -234,10 +239,11 @@ mod tests {
         assert_eq!(code("ListObjectsV2", &[("x-amz-server-side-encryption-customer-algorithm", "AES256")]), ni);
         assert_eq!(code("GetObject", &[("x-amz-server-side-encryption", "AES256")]), ni);
         assert_eq!(code("UploadPart", &[("x-amz-copy-source-server-side-encryption-customer-key", "a2V5")]), ni);
-        assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "true")]), ni);
+        assert_eq!(code("PutObject", &[("x-amz-bucket-object-lock-enabled", "true")]), ni);
+        assert_eq!(code("UploadPart", &[("x-amz-object-lock-mode", "COMPLIANCE")]), ni);
+        assert_eq!(code("PostObject", &[("x-amz-object-lock-legal-hold", "ON")]), ni, "the form path stores no lock");
         assert_eq!(code("PostObject", &[("x-amz-tagging", "a=b")]), ni, "the form path stores no tags");
         assert_eq!(code("PostObject", &[("x-amz-server-side-encryption", "AES256")]), ni);
-        assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "True")]), ni);
         assert_eq!(code("DeleteObject", &[("x-amz-if-match-size", "10")]), ni);
         assert_eq!(code("CreateBucket", &[("x-amz-object-ownership", "ObjectWriter")]), ni);
     }
@@ -263,9 +269,13 @@ mod tests {
             ("x-amz-server-side-encryption-customer-key", "a2V5"),
             ("x-amz-server-side-encryption-customer-key-md5", "bWQ1"),
             ("x-amz-tagging", "a=b"),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
+            ("x-amz-object-lock-legal-hold", "ON"),
         ] {
             assert_eq!(code("PutObject", &[h]), None, "{h:?}");
         }
+        assert_eq!(code("CreateBucket", &[("x-amz-bucket-object-lock-enabled", "True")]), None);
         for op in SSE_C_OPS {
             assert_eq!(code(op, &[("x-amz-server-side-encryption-customer-key", "a2V5")]), None, "{op}");
         }

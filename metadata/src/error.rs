@@ -57,6 +57,13 @@ pub enum MetaError {
     /// The version asked for is a delete marker (GET/HEAD by version id).
     #[error("the specified method is not allowed against this resource")]
     MethodNotAllowed,
+    /// The version is under retention or legal hold (object lock).
+    #[error("access denied because object protected by object lock: {0}")]
+    ObjectLocked(String),
+    /// The bucket's state forbids the change (e.g. suspending versioning
+    /// of a bucket with object lock).
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
     /// Any other malformed request.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -88,6 +95,8 @@ impl MetaError {
             MetaError::NoSuchAccessKey => Code::NoSuchAccessKey,
             MetaError::NoSuchVersion => Code::NoSuchVersion,
             MetaError::MethodNotAllowed => Code::MethodNotAllowed,
+            MetaError::ObjectLocked(_) => Code::ObjectLocked,
+            MetaError::InvalidBucketState(_) => Code::InvalidBucketState,
             MetaError::Storage(_) => Code::Unspecified,
         };
         Failure { code: code as i32, message: self.to_string() }
@@ -116,6 +125,8 @@ impl MetaError {
             Code::NoSuchAccessKey => MetaError::NoSuchAccessKey,
             Code::NoSuchVersion => MetaError::NoSuchVersion,
             Code::MethodNotAllowed => MetaError::MethodNotAllowed,
+            Code::ObjectLocked => MetaError::ObjectLocked(msg),
+            Code::InvalidBucketState => MetaError::InvalidBucketState(msg),
             Code::Unspecified => MetaError::Storage(msg),
         }
     }

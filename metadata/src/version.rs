@@ -36,7 +36,10 @@
 //!    `CreateUpload`).
 //! 4. versioning: `SetBucketVersioning` (command 49), and commands naming a
 //!    version (`DeleteObject`, `SetObjectTags`, `SetObjectAcl`,
-//!    `RestoreShards`, `MoveShard`, `RewrapKey` with a version id). Writes into a
+//!    `RestoreShards`, `MoveShard`, `RewrapKey` with a version id); object
+//!    lock (`SetObjectLockConfig`, `SetObjectRetention`,
+//!    `SetObjectLegalHold`, commands 50–52, a bucket created with it,
+//!    records carrying a lock). Writes into a
 //!    versioned bucket are level-1 commands whose meaning the bucket's
 //!    record changes; they exist only after `SetBucketVersioning`, which
 //!    the gate holds back until every member is at level 4. (A node of an
@@ -66,7 +69,13 @@ pub const BASE_LEVEL: u32 = 1;
 pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
-        Op::SetBucketVersioning(_) => 4,
+        Op::SetBucketVersioning(_)
+        | Op::SetObjectLockConfig(_)
+        | Op::SetObjectRetention(_)
+        | Op::SetObjectLegalHold(_) => 4,
+        Op::CreateBucket(c) if c.object_lock => 4,
+        Op::PutObject(c) if c.record.as_ref().is_some_and(|r| r.lock.is_some()) => 4,
+        Op::CreateUpload(c) if c.upload.as_ref().is_some_and(|u| u.lock.is_some()) => 4,
         Op::DeleteObject(c) if c.version_id.is_some() => 4,
         Op::SetObjectTags(c) if !c.version_id.is_empty() => 4,
         Op::SetObjectAcl(c) if !c.version_id.is_empty() => 4,

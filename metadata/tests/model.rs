@@ -330,6 +330,7 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                     key,
                     condition: condition(cond, &cur_etag),
                     version_id: None,
+                    bypass_governance: false,
                 })
             }
             Action::CreateUpload { bucket, key } => {

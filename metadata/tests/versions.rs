@@ -354,3 +354,100 @@ fn a_retried_put_makes_one_version() {
     apply_real(&st, 6, &cmd(6, Op::DeleteObject(del))).unwrap();
     assert!(collected(&st, 100) && referenced(&st, 101));
 }
+
+#[test]
+fn object_lock_is_enforced_by_the_state_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = open(dir.path());
+    let create = CreateBucket { name: "bkt".into(), owner: "o".into(), object_lock: true, ..Default::default() };
+    apply_real(&st, 1, &cmd(1, Op::CreateBucket(create))).unwrap();
+    assert_eq!(st.bucket("bkt").unwrap().unwrap().versioning(), Versioning::Enabled, "object lock enables versioning");
+    let suspend = SetBucketVersioning { bucket: "bkt".into(), versioning: Versioning::Suspended as i32 };
+    let e = apply_real(&st, 2, &cmd(2, Op::SetBucketVersioning(suspend)));
+    assert!(matches!(e, Err(MetaError::InvalidBucketState(_))), "{e:?}");
+
+    let t0 = 1_000_000;
+    let put = |index: u64, key: &str, lock: Option<ObjectLock>| {
+        let record = ObjectRecord { etag: md5_hex(index), body: Some(body(index, 1)), lock, ..Default::default() };
+        let op =
+            Op::PutObject(PutObject { bucket: "bkt".into(), key: key.into(), record: Some(record), condition: None });
+        apply_real(&st, index, &cmd(t0 + index, op)).unwrap().unwrap().version_id
+    };
+    let delete = |index: u64, now: u64, key: &str, id: &str, bypass: bool| {
+        let op = Op::DeleteObject(DeleteObject {
+            bucket: "bkt".into(),
+            key: key.into(),
+            version_id: Some(id.into()),
+            bypass_governance: bypass,
+            ..Default::default()
+        });
+        apply_real(&st, index, &cmd(now, op))
+    };
+    let lock =
+        |mode: LockMode, until: u64| Some(ObjectLock { mode: mode as i32, retain_until_ms: until, legal_hold: false });
+
+    // COMPLIANCE: no delete by id before the date, bypass or not; a marker is fine.
+    let c = put(10, "c", lock(LockMode::Compliance, t0 + 5_000));
+    for bypass in [false, true] {
+        assert!(matches!(delete(11, t0 + 100, "c", &c, bypass), Err(MetaError::ObjectLocked(_))));
+    }
+    let marker = DeleteObject { bucket: "bkt".into(), key: "c".into(), ..Default::default() };
+    apply_real(&st, 12, &cmd(t0 + 100, Op::DeleteObject(marker))).unwrap();
+    assert!(st.object_version("bkt", "c", &c).unwrap().is_some(), "the locked version survives");
+    // It can be extended, never shortened or weakened.
+    let retention = |mode: LockMode, until: u64, bypass: bool| SetObjectRetention {
+        bucket: "bkt".into(),
+        key: "c".into(),
+        version_id: c.clone(),
+        mode: mode as i32,
+        retain_until_ms: until,
+        bypass_governance: bypass,
+    };
+    for (mode, until) in
+        [(LockMode::Compliance, t0 + 4_000), (LockMode::Governance, t0 + 9_000), (LockMode::LockNone, 0)]
+    {
+        let e = apply_real(&st, 13, &cmd(t0 + 200, Op::SetObjectRetention(retention(mode, until, true))));
+        assert!(matches!(e, Err(MetaError::ObjectLocked(_))), "{mode:?} {e:?}");
+    }
+    apply_real(&st, 14, &cmd(t0 + 200, Op::SetObjectRetention(retention(LockMode::Compliance, t0 + 6_000, false))))
+        .unwrap();
+    assert!(matches!(delete(15, t0 + 5_500, "c", &c, true), Err(MetaError::ObjectLocked(_))), "extended");
+    delete(16, t0 + 6_001, "c", &c, false).unwrap();
+
+    // GOVERNANCE: only with the bypass.
+    let g = put(20, "g", lock(LockMode::Governance, t0 + 5_000));
+    assert!(matches!(delete(21, t0 + 100, "g", &g, false), Err(MetaError::ObjectLocked(_))));
+    delete(22, t0 + 100, "g", &g, true).unwrap();
+
+    // A legal hold: no delete by anyone until it is removed.
+    let h = put(30, "h", None);
+    let hold = |on: bool| SetObjectLegalHold { bucket: "bkt".into(), key: "h".into(), version_id: h.clone(), on };
+    apply_real(&st, 31, &cmd(t0, Op::SetObjectLegalHold(hold(true)))).unwrap();
+    assert!(matches!(delete(32, t0 + 100, "h", &h, true), Err(MetaError::ObjectLocked(_))));
+    apply_real(&st, 33, &cmd(t0, Op::SetObjectLegalHold(hold(false)))).unwrap();
+    delete(34, t0 + 100, "h", &h, false).unwrap();
+
+    // A default retention applies from the write.
+    let config = SetObjectLockConfig {
+        bucket: "bkt".into(),
+        default_retention: Some(DefaultRetention { mode: LockMode::Governance as i32, days: 1, years: 0 }),
+    };
+    apply_real(&st, 40, &cmd(t0, Op::SetObjectLockConfig(config))).unwrap();
+    let d = put(41, "d", None);
+    let rec = st.object_version("bkt", "d", &d).unwrap().unwrap();
+    assert_eq!(rec.lock, lock(LockMode::Governance, t0 + 41 + 86_400_000));
+
+    // A lock asked for in a bucket without object lock is refused.
+    let plain = CreateBucket { name: "plain".into(), owner: "o".into(), ..Default::default() };
+    apply_real(&st, 50, &cmd(t0, Op::CreateBucket(plain))).unwrap();
+    let record = ObjectRecord {
+        etag: md5_hex(51),
+        body: Some(body(51, 1)),
+        lock: lock(LockMode::Governance, t0 + 9),
+        ..Default::default()
+    };
+    let op =
+        Op::PutObject(PutObject { bucket: "plain".into(), key: "k".into(), record: Some(record), condition: None });
+    let e = apply_real(&st, 51, &cmd(t0, op));
+    assert!(matches!(&e, Err(MetaError::InvalidArgument(m)) if m.contains("Object Lock")), "{e:?}");
+}

@@ -18,6 +18,7 @@ impl Tessera {
         }
         self.bucket(&input.bucket).await?;
         let quiet = input.delete.quiet.unwrap_or(false);
+        let bypass_asked = input.bypass_governance_retention;
         let bucket = input.bucket;
         let caller = req.extensions.get::<Caller>().cloned().unwrap_or_default();
         let results: Vec<(ObjectIdentifier, Result<Deleted, S3Error>)> = futures::stream::iter(objects)
@@ -39,7 +40,8 @@ impl Tessera {
                             .e_tag
                             .as_ref()
                             .map(|e| Condition { kind: Some(condition::Kind::IfMatch(e.value().to_owned())) });
-                        self.delete_key(bucket, o.key.clone(), o.version_id.clone(), condition).await
+                        let bypass = self.may_bypass(caller, bypass_asked, &bucket, &o.key).await;
+                        self.delete_key(bucket, o.key.clone(), o.version_id.clone(), condition, bypass).await
                     };
                     (o, r)
                 }

@@ -33,6 +33,8 @@ pub(super) fn from_failure(f: &Failure) -> S3Error {
         C::EntityTooLarge => S3ErrorCode::EntityTooLarge,
         C::NoSuchVersion => S3ErrorCode::NoSuchVersion,
         C::MethodNotAllowed => S3ErrorCode::MethodNotAllowed,
+        C::ObjectLocked => S3ErrorCode::AccessDenied,
+        C::InvalidBucketState => S3ErrorCode::InvalidBucketState,
         // A rolling upgrade under way: the feature exists only once every
         // metadata node runs the release that has it.
         C::NotYetEnabled => S3ErrorCode::NotImplemented,
@@ -139,6 +141,8 @@ mod tests {
                 C::NotYetEnabled => ("NotImplemented", 501),
                 C::NoSuchVersion => ("NoSuchVersion", 404),
                 C::MethodNotAllowed => ("MethodNotAllowed", 405),
+                C::ObjectLocked => ("AccessDenied", 403),
+                C::InvalidBucketState => ("InvalidBucketState", 409),
                 C::Unspecified => ("InternalError", 500),
             }
         };
@@ -151,7 +155,7 @@ mod tests {
             assert_eq!(answer(&e), (code.to_owned(), status), "{c:?}");
             assert_eq!(e.message(), Some("the message"));
         }
-        assert_eq!(seen, 19, "every failure code is mapped");
+        assert_eq!(seen, 21, "every failure code is mapped");
     }
 
     #[test]

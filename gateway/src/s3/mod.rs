@@ -43,6 +43,7 @@ mod errors;
 mod hosts;
 mod listing;
 mod multipart;
+mod object_lock;
 mod probes;
 mod ranges;
 mod tagging;
@@ -56,6 +57,7 @@ use encryption::*;
 use errors::*;
 use hosts::*;
 use listing::*;
+use object_lock::*;
 use ranges::*;
 use tagging::*;
 use versioning::*;
@@ -176,7 +178,8 @@ impl S3 for Tessera {
             other => other?.unwrap_or_default(),
         };
         let name = req.input.bucket;
-        let create = pb::CreateBucket { name: name.clone(), owner, ec: None, acl, acl_disabled };
+        let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
+        let create = pb::CreateBucket { name: name.clone(), owner, ec: None, acl, acl_disabled, object_lock };
         let created = self.write_cmd(command::Op::CreateBucket(create));
         match created.await {
             Ok(_) => {}
@@ -341,8 +344,42 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetObjectLockConfigurationInput>,
     ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Err(probes::not_configured(S3ErrorCode::ObjectLockConfigurationNotFoundError, "object lock configuration"))
+        self.get_lock_config_op(req).await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        self.put_lock_config_op(req).await
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        self.put_retention_op(req).await
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        self.get_retention_op(req).await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        self.put_legal_hold_op(req).await
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        self.get_legal_hold_op(req).await
     }
 
     async fn get_public_access_block(
@@ -479,6 +516,12 @@ impl S3 for Tessera {
         let tags = tags_of_header(input.tagging.as_deref())?;
         let bucket = self.bucket(&input.bucket).await?;
         let acl = acls::requested_acl(&bucket, &headers, None)?.unwrap_or_default();
+        let lock = requested_lock(
+            &bucket,
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
         let sealing =
             self.new_sealing(&bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
         if let Some(c) = &condition {
@@ -503,6 +546,7 @@ impl S3 for Tessera {
             acl,
             sse: sealing.map(|s| s.enc),
             tags,
+            lock,
             ..Default::default()
         };
         let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
@@ -548,6 +592,8 @@ impl S3 for Tessera {
             version_id: shown_version(&rec),
             ..Default::default()
         };
+        (out.object_lock_mode, out.object_lock_retain_until_date, out.object_lock_legal_hold_status) =
+            lock_headers(&rec);
         out.content_type = input.response_content_type.or_else(|| non_empty(&meta.content_type));
         out.content_encoding = input.response_content_encoding.or_else(|| non_empty(&meta.content_encoding));
         out.content_disposition = input.response_content_disposition.or_else(|| non_empty(&meta.content_disposition));
@@ -606,6 +652,8 @@ impl S3 for Tessera {
             version_id: shown_version(&rec),
             ..Default::default()
         };
+        (out.object_lock_mode, out.object_lock_retain_until_date, out.object_lock_legal_hold_status) =
+            lock_headers(&rec);
         if input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
             copy_checksums!(out, &rec.checksums);
             out.checksum_type = checksum_type_of(&rec.checksums);
@@ -615,12 +663,14 @@ impl S3 for Tessera {
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let caller = req.extensions.get::<Caller>().cloned().unwrap_or_default();
         let input = req.input;
         if input.if_match_last_modified_time.is_some() || input.if_match_size.is_some() {
             return Err(s3_error!(NotImplemented, "conditional deletes accept only If-Match"));
         }
         let condition = input.if_match.as_ref().map(delete_condition);
-        let d = self.delete_key(input.bucket, input.key, input.version_id, condition).await?;
+        let bypass = self.may_bypass(&caller, input.bypass_governance_retention, &input.bucket, &input.key).await;
+        let d = self.delete_key(input.bucket, input.key, input.version_id, condition, bypass).await?;
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: d.delete_marker.then_some(true),
             version_id: d.version_id,
@@ -689,6 +739,13 @@ impl S3 for Tessera {
         let sealing =
             self.new_sealing(&bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
         let tags = copy_tags(&src, input.tagging_directive.as_ref(), input.tagging.as_deref())?;
+        // A copy gets the lock its request asks for, never the source's.
+        let lock = requested_lock(
+            &bucket,
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
         let algs: Vec<Alg> = src.checksums.iter().filter_map(|c| Alg::from_name(&c.algorithm)).collect();
         let plan = ChecksumPlan { algs, ..Default::default() };
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), src.size);
@@ -709,6 +766,7 @@ impl S3 for Tessera {
             acl,
             sse: sealing.map(|s| s.enc),
             tags,
+            lock,
             ..Default::default()
         };
         let headers = sse_headers(record.sse.as_ref(), customer.as_ref());

@@ -195,6 +195,12 @@ impl Tessera {
             acl,
             sse,
             tags,
+            lock: requested_lock(
+                &b,
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )?,
         };
         self.write_cmd(command::Op::CreateUpload(pb::CreateUpload { upload: Some(upload) })).await?;
         let mut out = CreateMultipartUploadOutput {

@@ -81,11 +81,12 @@ impl Tessera {
         key: String,
         version_id: Option<String>,
         condition: Option<Condition>,
+        bypass_governance: bool,
     ) -> S3Result<Deleted> {
         version_arg(version_id.as_deref())?;
         let conditional = condition.is_some();
         let asked = version_id.clone();
-        let op = command::Op::DeleteObject(pb::DeleteObject { bucket, key, condition, version_id });
+        let op = command::Op::DeleteObject(pb::DeleteObject { bucket, key, condition, version_id, bypass_governance });
         match self.write_cmd(op).await {
             Ok(r) => Ok(match r.outcome {
                 Some(command_result::Outcome::Object(rec)) => {

@@ -166,6 +166,14 @@ pub(crate) fn apply(st: &MetaState, seq: u64, cmd: &Command, w: &mut Writes) -> 
         Op::PutPart(c) => put_part(st, now, c, w),
         Op::CompleteUpload(c) => complete_upload(st, now, seq, c, w),
         Op::SetBucketVersioning(c) => versions::set_versioning(st, c, w),
+        Op::SetObjectLockConfig(c) => super::lock::set_config(st, c, w),
+        Op::SetObjectRetention(c) => super::lock::set_retention(st, now, c, w),
+        Op::SetObjectLegalHold(c) => {
+            super::lock::require_lock(&st.require_bucket(&c.bucket)?)?;
+            versions::change_version(st, &c.bucket, &c.key, &c.version_id, w, |rec| {
+                rec.lock.get_or_insert_with(Default::default).legal_hold = c.on;
+            })
+        }
         Op::AbortUpload(c) => abort_upload(st, c, w),
         Op::RegisterDatanode(c) => super::cluster::register_datanode(st, now, c, w),
         Op::SetDiskState(c) => super::cluster::set_disk_state(st, c, w),
@@ -296,6 +304,9 @@ fn create_bucket(st: &MetaState, now: u64, c: &CreateBucket, w: &mut Writes) -> 
         ec: c.ec,
         acl: c.acl.clone(),
         acl_disabled: c.acl_disabled,
+        // Object lock needs versioning, which then stays enabled.
+        object_lock: c.object_lock,
+        versioning: if c.object_lock { Versioning::Enabled as i32 } else { 0 },
         ..Default::default()
     };
     w.put(keys::bucket(&c.name), encode(&rec));
@@ -384,6 +395,7 @@ fn put_object(st: &MetaState, now: u64, seq: u64, c: &PutObject, w: &mut Writes)
         let rec = versions::put_version(st, &bucket, &c.key, old, rec, seq, w)?;
         return Ok(Outcome::Object(rec));
     }
+    super::lock::on_write(&bucket, &mut rec)?;
     store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
 }
@@ -392,7 +404,8 @@ fn delete_object(st: &MetaState, now: u64, seq: u64, c: &DeleteObject, w: &mut W
     let bucket = st.require_bucket(&c.bucket)?;
     check_key(&c.key)?;
     if let Some(id) = &c.version_id {
-        return versions::delete_version(st, &c.bucket, &c.key, id, c.condition.as_ref(), w);
+        let guard = super::lock::Guard { now, bypass_governance: c.bypass_governance };
+        return versions::delete_version(st, &c.bucket, &c.key, id, c.condition.as_ref(), guard, w);
     }
     let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
     check_condition(c.condition.as_ref(), old.as_ref())?;
@@ -598,6 +611,7 @@ fn complete_upload(
         version_id: String::new(),
         delete_marker: false,
         version_seq: 0,
+        lock: up.lock,
         parts: chosen
             .iter()
             .map(|p| PartRef {
@@ -616,6 +630,8 @@ fn complete_upload(
     if bucket.versioning() != Versioning::Unversioned {
         return Ok(Outcome::Object(versions::put_version(st, &bucket, &c.key, old, rec, seq, w)?));
     }
+    let mut rec = rec;
+    super::lock::on_write(&bucket, &mut rec)?;
     store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
 }

@@ -12,6 +12,7 @@
 mod apply;
 mod cluster;
 pub mod list;
+mod lock;
 pub mod multipart;
 pub mod versions;
 

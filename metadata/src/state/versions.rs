@@ -29,6 +29,7 @@ use tessera_rpc::proto::meta::{
 use super::MetaState;
 use super::apply::{Writes, bodies, check_condition, done, shard_pgs, store_object};
 use super::list::ListQuery;
+use super::lock::{self, Guard};
 use crate::MetaError;
 use crate::db::{CF_SM, cf};
 use crate::keys;
@@ -293,6 +294,11 @@ impl MetaState {
 
 pub(super) fn set_versioning(st: &MetaState, c: &SetBucketVersioning, w: &mut Writes) -> Result<Outcome, MetaError> {
     let mut rec = st.require_bucket(&c.bucket)?;
+    if rec.object_lock && c.versioning != Versioning::Enabled as i32 {
+        return Err(MetaError::InvalidBucketState(
+            "an object lock configuration is present on this bucket, so the versioning state cannot be changed".into(),
+        ));
+    }
     match Versioning::try_from(c.versioning) {
         Ok(v @ (Versioning::Enabled | Versioning::Suspended)) => rec.versioning = v as i32,
         _ => return Err(MetaError::InvalidArgument("versioning can be enabled or suspended, not turned off".into())),
@@ -342,8 +348,10 @@ pub(super) fn put_version(
     let enabled = bucket.versioning() == Versioning::Enabled;
     rec.version_seq = seq;
     rec.version_id = if enabled { version_id(seq) } else { String::new() };
+    lock::on_write(bucket, &mut rec)?;
     match old {
         Some(old) if !enabled && old.version_id.is_empty() => {
+            lock::may_remove(&old, Guard { now: rec.last_modified_ms, bypass_governance: false })?;
             store_object(b, key, Some(&old), &rec, w);
             return Ok(rec);
         }
@@ -361,16 +369,17 @@ pub(super) fn put_version(
         None => {}
     }
     if !enabled {
-        drop_noncurrent_null(st, b, key, w)?;
+        drop_noncurrent_null(st, b, key, rec.last_modified_ms, w)?;
     }
     store_object(b, key, None, &rec, w);
     Ok(rec)
 }
 
-fn drop_noncurrent_null(st: &MetaState, bucket: &str, key: &str, w: &mut Writes) -> Result<(), MetaError> {
+fn drop_noncurrent_null(st: &MetaState, bucket: &str, key: &str, now: u64, w: &mut Writes) -> Result<(), MetaError> {
     let Some(seq) = st.null_seq(bucket, key)? else { return Ok(()) };
     let vk = keys::version(bucket, key, seq);
     if let Some(r) = st.get::<ObjectRecord>(&vk)? {
+        lock::may_remove(&r, Guard { now, bypass_governance: false })?;
         for b in bodies(&r) {
             w.collect(Some(b));
         }
@@ -390,6 +399,7 @@ pub(super) fn delete_version(
     key: &str,
     id: &str,
     cond: Option<&Condition>,
+    guard: Guard,
     w: &mut Writes,
 ) -> Result<Outcome, MetaError> {
     if id.is_empty() {
@@ -401,6 +411,7 @@ pub(super) fn delete_version(
         return Ok(Outcome::Object(ObjectRecord { version_id, ..Default::default() }));
     };
     check_condition(cond, Some(&rec))?;
+    lock::may_remove(&rec, guard)?;
     for b in bodies(&rec) {
         w.collect(Some(b));
     }
