@@ -3,10 +3,10 @@
 //! read them first (rclone, s3cmd, Terraform, the SDKs' helpers) go on.
 //! For settings Tessera does not offer yet, setting them is refused
 //! elsewhere (NotImplemented or AccessControlListNotSupported), so these
-//! answers stay true: no encryption, no tags, no lifecycle, no website, no
-//! object lock, versioning never enabled. Policy, CORS, the public access
-//! block, ACLs and object ownership can be set; their getters use the
-//! "none" answers here only when none is.
+//! answers stay true: no lifecycle, no website, no logging, no
+//! notifications. Policy, CORS, the public access block, ACLs, object
+//! ownership, encryption, tags, versioning and object lock can be set;
+//! their getters use the "none" answers here only when none is.
 
 use s3s::{S3Error, S3ErrorCode};
 
