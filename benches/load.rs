@@ -105,6 +105,10 @@ struct Args {
     /// PUT is sealed and every GET opened, to measure what SSE costs.
     #[arg(long)]
     sse_s3: bool,
+    /// Enable versioning on the load bucket: every PUT makes a version
+    /// (the older ones stay), to measure what versioning costs.
+    #[arg(long)]
+    versioning: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -537,6 +541,12 @@ async fn main() -> anyhow::Result<()> {
         let conf = ServerSideEncryptionConfiguration::builder().rules(rule).build()?;
         c.put_bucket_encryption().bucket(&bucket).server_side_encryption_configuration(conf).send().await?;
         println!("bucket {bucket}: default encryption SSE-S3 (AES256)");
+    }
+    if args.versioning {
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        let conf = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+        c.put_bucket_versioning().bucket(&bucket).versioning_configuration(conf).send().await?;
+        println!("bucket {bucket}: versioning enabled");
     }
     let n = |base: usize| ((base as f64 * args.scale).ceil() as usize).max(1);
     let streams = |own: usize| args.streams.unwrap_or(own).max(1);

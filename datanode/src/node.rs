@@ -156,24 +156,6 @@ impl Rates {
     }
 }
 
-/// A worker's status as a heartbeat carries it.
-fn report(s: &tessera_common::worker::WorkerStatus) -> WorkerReport {
-    let (last_error, last_error_ms) = s.last_error.as_ref().map_or((String::new(), 0), |(e, t)| {
-        (e.clone(), t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
-    });
-    WorkerReport {
-        name: s.name.clone(),
-        state: s.state.as_str().to_owned(),
-        progress: s.progress.clone().unwrap_or_default(),
-        steps: s.steps,
-        errors: s.errors,
-        last_error,
-        last_error_ms,
-        node_id: 0,
-        reported_ms: 0,
-    }
-}
-
 impl Worker for HeartbeatWorker {
     fn name(&self) -> String {
         format!("datanode-heartbeat:{}", NodeId(self.node_id))
@@ -206,7 +188,7 @@ impl Worker for HeartbeatWorker {
         })
         .await
         .map_err(|e| e.to_string())?;
-        let workers = self.workers.iter().map(|w| report(&w.status())).collect();
+        let workers = self.workers.iter().map(|w| WorkerReport::of(&w.status())).collect();
         let sent = self.meta.heartbeat(HeartbeatRequest { node_id: self.node_id, disks: usage, workers }).await;
         self.metrics.heartbeats.get_or_create(&result_labels(if sent.is_ok() { "ok" } else { "error" })).inc();
         let reply = sent.map_err(|e| e.to_string())?;

@@ -126,6 +126,9 @@ fn route(method: &Method, rest: &str) -> Option<(&'static str, Option<String>)> 
         ("sse", false, "GET") => "admin:SseStatus",
         ("sse", true, "POST") if name.as_deref() == Some("rewrap") => "admin:RewrapKeys",
         ("join-tokens", false, "POST") => "admin:CreateJoinToken",
+        ("bucket-ttl", true, "PUT") => "admin:PutBucketTtl",
+        ("bucket-ttl", true, "GET") => "admin:GetBucketTtl",
+        ("lifecycle", false, "GET") => "admin:LifecycleStatus",
         _ => return None,
     };
     Some((action, name))
@@ -242,8 +245,80 @@ impl AdminRoute {
             }
             "admin:RewrapKeys" => self.rewrap().await,
             "admin:CreateJoinToken" => self.join_token(&doc()?).await,
+            "admin:PutBucketTtl" => self.put_bucket_ttl(&name, &doc()?).await,
+            "admin:GetBucketTtl" => {
+                let b = self.meta.get_bucket(&name).await.map_err(unavailable)?;
+                let b =
+                    b.bucket.ok_or_else(|| fail(StatusCode::NOT_FOUND, "NoSuchBucket", format!("no bucket {name}")))?;
+                let rules: Vec<Value> = b.lifecycle.iter().filter(|r| crate::is_extension(r)).map(ttl_json).collect();
+                Ok(Answer(StatusCode::OK, json!({"bucket": name, "rules": rules})))
+            }
+            "admin:LifecycleStatus" => {
+                let workers = self.meta.worker_status().await.map_err(unavailable)?.workers;
+                let w = workers.iter().find(|w| w.name == "lifecycle");
+                Ok(Answer(
+                    StatusCode::OK,
+                    json!({
+                        "state": w.map_or("unknown", |w| w.state.as_str()),
+                        "progress": w.map(|w| w.progress.clone()),
+                        "errors": w.map_or(0, |w| w.errors),
+                        "last_error": w.map(|w| w.last_error.clone()).filter(|e| !e.is_empty()),
+                        "node_id": w.map(|w| w.node_id),
+                    }),
+                ))
+            }
             _ => Err(fail(StatusCode::NOT_FOUND, "NoSuchAdminCall", "unknown admin call")),
         }
+    }
+
+    /// Tessera's lifecycle extension, ages in seconds: `{"rules": [{"prefix",
+    /// "expire_seconds"?, "noncurrent_seconds"?, "abort_incomplete_seconds"?}]}`
+    /// replaces the bucket's TTL rules (an empty list removes them); S3's
+    /// lifecycle rules stay as they are.
+    async fn put_bucket_ttl(&self, bucket: &str, doc: &Value) -> Result<Answer, Answer> {
+        let bad = |m: String| fail(StatusCode::BAD_REQUEST, "InvalidArgument", m);
+        let list = doc["rules"].as_array().ok_or_else(|| bad("rules is a list".into()))?;
+        let mut rules = Vec::new();
+        for (i, r) in list.iter().enumerate() {
+            let secs = |name: &str| -> Result<u64, Answer> {
+                match r.get(name) {
+                    None | Some(Value::Null) => Ok(0),
+                    Some(v) => v
+                        .as_u64()
+                        .filter(|s| (1..=10 * 365 * 86_400).contains(s))
+                        .ok_or_else(|| bad(format!("rule {i}: {name} is 1 to 315360000 seconds"))),
+                }
+            };
+            let rule = tessera_rpc::proto::meta::LifecycleRule {
+                id: format!("tessera-ttl-{i}"),
+                enabled: true,
+                prefix: r.get("prefix").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                expiration_seconds: secs("expire_seconds")?,
+                noncurrent_seconds: secs("noncurrent_seconds")?,
+                abort_incomplete_seconds: secs("abort_incomplete_seconds")?,
+                ..Default::default()
+            };
+            if !crate::is_extension(&rule) {
+                return Err(bad(format!(
+                    "rule {i} sets none of expire_seconds, noncurrent_seconds, abort_incomplete_seconds"
+                )));
+            }
+            rules.push(rule);
+        }
+        let n = rules.len();
+        let set = tessera_rpc::proto::meta::SetBucketLifecycle { bucket: bucket.to_owned(), rules, extension: true };
+        let r =
+            self.meta.write(Command { now_ms: 0, op: Some(Op::SetBucketLifecycle(set)) }).await.map_err(unavailable)?;
+        if let Some(command_result::Outcome::Failure(f)) = r.outcome {
+            return Err(match f.code() {
+                failure::Code::NoSuchBucket => {
+                    fail(StatusCode::NOT_FOUND, "NoSuchBucket", format!("no bucket {bucket}"))
+                }
+                failure::Code::NotYetEnabled => fail(StatusCode::NOT_IMPLEMENTED, "NotImplemented", f.message),
+                _ => fail(StatusCode::BAD_REQUEST, "InvalidArgument", f.message),
+            });
+        }
+        Ok(Answer(StatusCode::OK, json!({"bucket": bucket, "rules": n})))
     }
 
     /// A single-use join token for one new node: `{"role", "ttl_s"?}` →
@@ -572,6 +647,17 @@ fn respond(a: Answer) -> S3Response<Body> {
     r.status = Some(a.0);
     r.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     r
+}
+
+/// A TTL rule (the lifecycle extension) as the admin API shows it.
+fn ttl_json(r: &tessera_rpc::proto::meta::LifecycleRule) -> Value {
+    let secs = |s: u64| (s > 0).then_some(s);
+    json!({
+        "prefix": r.prefix,
+        "expire_seconds": secs(r.expiration_seconds),
+        "noncurrent_seconds": secs(r.noncurrent_seconds),
+        "abort_incomplete_seconds": secs(r.abort_incomplete_seconds),
+    })
 }
 
 #[cfg(test)]

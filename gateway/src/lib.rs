@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod policy;
 mod post;
 mod s3;
+pub(crate) use s3::is_extension;
 mod sigv2;
 pub mod spool;
 pub mod sse;

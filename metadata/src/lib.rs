@@ -21,6 +21,7 @@ mod batcher;
 mod db;
 mod error;
 mod keys;
+pub mod lifecycle;
 mod liveness;
 mod metrics;
 mod node;

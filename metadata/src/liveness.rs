@@ -39,6 +39,8 @@ pub struct LivenessTable {
     usage: Arc<Mutex<HashMap<u32, DiskUsage>>>,
     /// Each node's workers as its last heartbeat reported them.
     workers: Arc<Mutex<HashMap<u64, Vec<WorkerReport>>>>,
+    /// This metadata node's own workers (lifecycle), by name.
+    local: Arc<Mutex<HashMap<String, WorkerReport>>>,
 }
 
 impl LivenessTable {
@@ -62,9 +64,17 @@ impl LivenessTable {
     }
 
     /// Every node's workers as last reported, by node then name.
+    /// Records the status of one of this metadata node's own workers.
+    pub fn record_local(&self, node_id: u64, report: WorkerReport) {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let r = WorkerReport { node_id, reported_ms: ms, ..report };
+        self.local.lock().unwrap_or_else(|p| p.into_inner()).insert(r.name.clone(), r);
+    }
+
     pub fn workers(&self) -> Vec<WorkerReport> {
         let w = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<WorkerReport> = w.values().flatten().cloned().collect();
+        v.extend(self.local.lock().unwrap_or_else(|p| p.into_inner()).values().cloned());
         v.sort_by(|a, b| (a.node_id, &a.name).cmp(&(b.node_id, &b.name)));
         v
     }

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use tessera_common::worker::{WorkerConfig, spawn_worker};
 
+use crate::lifecycle::LifecycleWorker;
 use crate::liveness::{LivenessTable, LivenessWorker};
 use crate::metrics::MetaMetrics;
 use crate::raft::{LogStore, NetworkFactory, RaftService, StateMachineStore, TypeConfig};
@@ -50,6 +51,9 @@ pub struct MetaConfig {
     pub disk_out_after: Duration,
     /// How often the leader's liveness worker looks.
     pub liveness_interval: Duration,
+    /// How often the leader's lifecycle worker starts a pass over the
+    /// buckets with lifecycle rules.
+    pub lifecycle_interval: Duration,
     /// Where the node's metrics are registered (`tessera_metadata_*`).
     pub metrics: MetricsRegistry,
     /// The highest command level the node understands: this release's
@@ -94,6 +98,7 @@ impl MetaConfig {
             disk_down_after: Duration::from_secs(15),
             disk_out_after: Duration::from_secs(600),
             liveness_interval: Duration::from_secs(1),
+            lifecycle_interval: Duration::from_secs(10),
             metrics: MetricsRegistry::default(),
             command_level: crate::version::LEVEL,
             enroll: None,
@@ -119,6 +124,9 @@ impl MetaConfig {
         }
         if self.snapshot_after_entries == 0 {
             return bad("snapshot_after_entries must be positive");
+        }
+        if self.lifecycle_interval.is_zero() {
+            return bad("lifecycle_interval must be positive");
         }
         if self.disk_out_after <= self.disk_down_after || self.liveness_interval.is_zero() {
             return bad("disk_out_after must exceed disk_down_after, and liveness_interval be positive");
@@ -203,6 +211,7 @@ pub async fn start(
         );
     }
     let (workers_stop, workers_rx) = watch::channel(false);
+    let lifecycle_rx = workers_rx.clone();
     let liveness_worker = spawn_worker(
         LivenessWorker::new(
             raft.clone(),
@@ -217,6 +226,24 @@ pub async fn start(
         WorkerConfig { idle_interval: config.liveness_interval, ..WorkerConfig::default() },
         workers_rx,
     );
+    let lifecycle_worker = spawn_worker(
+        LifecycleWorker::new(raft.clone(), state.clone(), config.node_id, config.lifecycle_interval),
+        WorkerConfig {
+            idle_interval: Duration::from_millis(200).min(config.lifecycle_interval),
+            ..WorkerConfig::default()
+        },
+        lifecycle_rx,
+    );
+    // Its status joins the datanodes' workers in WorkerStatus.
+    let reporter = {
+        let (liveness, watch, node_id) = (liveness.clone(), lifecycle_worker.watch(), config.node_id);
+        tokio::spawn(async move {
+            loop {
+                liveness.record_local(node_id, tessera_rpc::proto::meta::WorkerReport::of(&watch.status()));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
     let follower = tokio::spawn(metrics.clone().follow(raft.clone(), config.node_id));
     let poller = tokio::spawn(poll_levels(raft.clone(), levels.clone(), config.node_id));
     let health = HealthService::new("meta", NodeId(config.node_id));
@@ -284,6 +311,10 @@ pub async fn start(
         workers_stop.send_replace(true);
         if let Err(e) = liveness_worker.join().await {
             tracing::warn!(error = %e, "liveness worker ended badly");
+        }
+        reporter.abort();
+        if let Err(e) = lifecycle_worker.join().await {
+            tracing::warn!(error = %e, "lifecycle worker ended badly");
         }
         let stopped = raft.shutdown().await;
         follower.abort();

@@ -39,7 +39,8 @@
 //!    `RestoreShards`, `MoveShard`, `RewrapKey` with a version id); object
 //!    lock (`SetObjectLockConfig`, `SetObjectRetention`,
 //!    `SetObjectLegalHold`, commands 50–52, a bucket created with it,
-//!    records carrying a lock). Writes into a
+//!    records carrying a lock); lifecycle rules (`SetBucketLifecycle`,
+//!    command 53). Writes into a
 //!    versioned bucket are level-1 commands whose meaning the bucket's
 //!    record changes; they exist only after `SetBucketVersioning`, which
 //!    the gate holds back until every member is at level 4. (A node of an
@@ -72,7 +73,8 @@ pub fn needed(cmd: &Command) -> Option<u32> {
         Op::SetBucketVersioning(_)
         | Op::SetObjectLockConfig(_)
         | Op::SetObjectRetention(_)
-        | Op::SetObjectLegalHold(_) => 4,
+        | Op::SetObjectLegalHold(_)
+        | Op::SetBucketLifecycle(_) => 4,
         Op::CreateBucket(c) if c.object_lock => 4,
         Op::PutObject(c) if c.record.as_ref().is_some_and(|r| r.lock.is_some()) => 4,
         Op::CreateUpload(c) if c.upload.as_ref().is_some_and(|u| u.lock.is_some()) => 4,

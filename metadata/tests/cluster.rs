@@ -474,9 +474,10 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     assert_eq!(state_of(&reply), (true, true));
     assert_eq!(reply.usage, hb.disks, "the leader shows the last reported usage");
     let workers = c.worker_status().await.unwrap().workers;
-    assert_eq!(workers.len(), 1);
-    assert_eq!((workers[0].node_id, workers[0].name.as_str(), workers[0].state.as_str()), (7, "heal:d70", "busy"));
-    assert!(workers[0].reported_ms > 0);
+    let names: Vec<(u64, &str)> = workers.iter().map(|w| (w.node_id, w.name.as_str())).collect();
+    assert_eq!(names, [(1, "lifecycle"), (7, "heal:d70")], "the leader's own workers and the datanode's");
+    assert_eq!((workers[1].node_id, workers[1].name.as_str(), workers[1].state.as_str()), (7, "heal:d70", "busy"));
+    assert!(workers[1].reported_ms > 0);
 
     // Silence: down, then out, each seen on the watch stream.
     let mut seen = vec![];

@@ -43,6 +43,27 @@ pub mod proto {
                 if self.stored_len > 0 { self.stored_len } else { size }
             }
         }
+
+        impl WorkerReport {
+            /// A worker's status as heartbeats and WorkerStatus carry it
+            /// (`node_id` and `reported_ms` are the metadata leader's to set).
+            pub fn of(s: &tessera_common::worker::WorkerStatus) -> Self {
+                let (last_error, last_error_ms) = s.last_error.as_ref().map_or((String::new(), 0), |(e, t)| {
+                    (e.clone(), t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+                });
+                WorkerReport {
+                    name: s.name.clone(),
+                    state: s.state.as_str().to_owned(),
+                    progress: s.progress.clone().unwrap_or_default(),
+                    steps: s.steps,
+                    errors: s.errors,
+                    last_error,
+                    last_error_ms,
+                    node_id: 0,
+                    reported_ms: 0,
+                }
+            }
+        }
     }
     /// `tessera.data.v1`: the datanode's shard service.
     #[allow(missing_docs, clippy::all)]

@@ -41,6 +41,7 @@ mod deletes;
 mod encryption;
 mod errors;
 mod hosts;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod object_lock;
@@ -56,6 +57,7 @@ use convert::*;
 use encryption::*;
 use errors::*;
 use hosts::*;
+pub(crate) use lifecycle::is_extension;
 use listing::*;
 use object_lock::*;
 use ranges::*;
@@ -328,8 +330,21 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Err(probes::not_configured(S3ErrorCode::NoSuchLifecycleConfiguration, "lifecycle configuration"))
+        self.get_lifecycle_op(req).await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        self.put_lifecycle_op(req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        self.delete_lifecycle_op(req).await
     }
 
     async fn get_bucket_website(

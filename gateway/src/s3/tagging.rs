@@ -57,7 +57,7 @@ pub(super) fn tags_of_header(h: Option<&str>) -> S3Result<Vec<pb::Header>> {
 }
 
 /// The tags of a `<Tagging>` document.
-fn tags_of_set(set: Vec<Tag>, max: usize) -> S3Result<Vec<pb::Header>> {
+pub(super) fn tags_of_set(set: Vec<Tag>, max: usize) -> S3Result<Vec<pb::Header>> {
     let tags = set
         .into_iter()
         .map(|t| match (t.key, t.value) {
@@ -69,7 +69,7 @@ fn tags_of_set(set: Vec<Tag>, max: usize) -> S3Result<Vec<pb::Header>> {
     Ok(tags)
 }
 
-fn tag_set(tags: &[pb::Header]) -> Vec<Tag> {
+pub(super) fn tag_set(tags: &[pb::Header]) -> Vec<Tag> {
     tags.iter().map(|t| Tag { key: Some(t.name.clone()), value: Some(t.value.clone()) }).collect()
 }
 

@@ -167,6 +167,16 @@ pub(crate) fn apply(st: &MetaState, seq: u64, cmd: &Command, w: &mut Writes) -> 
         Op::CompleteUpload(c) => complete_upload(st, now, seq, c, w),
         Op::SetBucketVersioning(c) => versions::set_versioning(st, c, w),
         Op::SetObjectLockConfig(c) => super::lock::set_config(st, c, w),
+        Op::SetBucketLifecycle(c) => {
+            let mut rec = st.require_bucket(&c.bucket)?;
+            if c.rules.iter().any(|r| crate::lifecycle::is_extension(r) != c.extension) {
+                return Err(MetaError::InvalidArgument("lifecycle rules of the other kind".into()));
+            }
+            rec.lifecycle.retain(|r| crate::lifecycle::is_extension(r) != c.extension);
+            rec.lifecycle.extend(c.rules.iter().cloned());
+            w.put(keys::bucket(&c.bucket), encode(&rec));
+            Ok(done())
+        }
         Op::SetObjectRetention(c) => super::lock::set_retention(st, now, c, w),
         Op::SetObjectLegalHold(c) => {
             super::lock::require_lock(&st.require_bucket(&c.bucket)?)?;

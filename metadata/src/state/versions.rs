@@ -69,6 +69,8 @@ fn summary_of(raw: &[u8]) -> Result<ObjectRecord, MetaError> {
         checksums: s.checksums,
         version_id: s.version_id,
         delete_marker: s.delete_marker,
+        tags: s.tags,
+        lock: s.lock,
         ..Default::default()
     })
 }
