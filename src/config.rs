@@ -256,6 +256,9 @@ options! {
         /// A disk down this long is marked out and its data moves [default: 10m].
         #[arg(long, env = "TESSERA_DISK_OUT_AFTER")]
         pub disk_out_after: Option<HumanDuration>,
+        /// The leader's lifecycle worker starts a pass this often [default: 10s].
+        #[arg(long, env = "TESSERA_LIFECYCLE_INTERVAL")]
+        pub lifecycle_interval: Option<HumanDuration>,
         /// Lifetime of the node certificates this node signs (enrollments, renewals) [default: 365d].
         #[arg(long, env = "TESSERA_CERT_VALIDITY", hide = true)]
         pub cert_validity: Option<HumanDuration>,

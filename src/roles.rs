@@ -320,6 +320,9 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
     if let Some(d) = o.disk_out_after {
         mc.disk_out_after = d.0;
     }
+    if let Some(d) = o.lifecycle_interval {
+        mc.lifecycle_interval = d.0;
+    }
     if let Some(l) = o.command_level {
         mc.command_level = l;
     }
