@@ -633,7 +633,13 @@ async fn list_scenario(
                     body: Some(Body { kind: Some(body::Kind::InlineData(Vec::new())), ..Default::default() }),
                     ..Default::default()
                 };
-                let put = PutObject { bucket: bucket.clone(), key: key(i), record: Some(record), condition: None };
+                let put = PutObject {
+                    bucket: bucket.clone(),
+                    key: key(i),
+                    record: Some(record),
+                    condition: None,
+                    origin: String::new(),
+                };
                 let r = client.write(Command { now_ms: 0, op: Some(command::Op::PutObject(put)) }).await?;
                 if let Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(f)) = r.outcome {
                     bail!("metadata refused a record: {f:?}");

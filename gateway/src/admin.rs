@@ -129,6 +129,9 @@ fn route(method: &Method, rest: &str) -> Option<(&'static str, Option<String>)> 
         ("bucket-ttl", true, "PUT") => "admin:PutBucketTtl",
         ("bucket-ttl", true, "GET") => "admin:GetBucketTtl",
         ("lifecycle", false, "GET") => "admin:LifecycleStatus",
+        ("notify-targets", true, "PUT") => "admin:PutNotifyTarget",
+        ("notify-targets", true, "DELETE") => "admin:DeleteNotifyTarget",
+        ("notify", false, "GET") => "admin:NotifyStatus",
         _ => return None,
     };
     Some((action, name))
@@ -253,9 +256,24 @@ impl AdminRoute {
                 let rules: Vec<Value> = b.lifecycle.iter().filter(|r| crate::is_extension(r)).map(ttl_json).collect();
                 Ok(Answer(StatusCode::OK, json!({"bucket": name, "rules": rules})))
             }
-            "admin:LifecycleStatus" => {
+            "admin:PutNotifyTarget" | "admin:DeleteNotifyTarget" => {
+                let url = if action == "admin:PutNotifyTarget" {
+                    doc()?["url"].as_str().unwrap_or_default().to_owned()
+                } else {
+                    String::new()
+                };
+                if action == "admin:PutNotifyTarget" && !url.starts_with("http://") {
+                    return Err(fail(StatusCode::BAD_REQUEST, "InvalidArgument", "url is an http:// URL"));
+                }
+                let target = tessera_rpc::proto::meta::NotifyTarget { name: name.clone(), url };
+                let set = tessera_rpc::proto::meta::SetNotifyTarget { target: Some(target) };
+                self.write(Op::SetNotifyTarget(set)).await?;
+                Ok(Answer(StatusCode::OK, json!({"target": name, "arn": format!("arn:tessera:sqs::{name}:webhook")})))
+            }
+            "admin:LifecycleStatus" | "admin:NotifyStatus" => {
                 let workers = self.meta.worker_status().await.map_err(unavailable)?.workers;
-                let w = workers.iter().find(|w| w.name == "lifecycle");
+                let wanted = if action == "admin:NotifyStatus" { "notify" } else { "lifecycle" };
+                let w = workers.iter().find(|w| w.name == wanted);
                 Ok(Answer(
                     StatusCode::OK,
                     json!({

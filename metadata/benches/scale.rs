@@ -80,6 +80,7 @@ fn put(i: u64) -> Command {
             key: key(i),
             record: Some(record),
             condition: None,
+            origin: String::new(),
         })),
     }
 }

@@ -43,7 +43,13 @@ fn put(bucket: &str, key: String, i: u64) -> Command {
         body: Some(Body { kind: Some(body::Kind::Shards(shards)), seal_salt: Vec::new() }),
         ..Default::default()
     };
-    let op = Op::PutObject(PutObject { bucket: bucket.into(), key, record: Some(record), condition: None });
+    let op = Op::PutObject(PutObject {
+        bucket: bucket.into(),
+        key,
+        record: Some(record),
+        condition: None,
+        origin: String::new(),
+    });
     Command { now_ms: 1_760_000_000_000, op: Some(op) }
 }
 

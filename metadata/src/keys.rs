@@ -20,6 +20,9 @@
 //! | `d` damage | `d` data id be32(part) be16(shard) be32(disk) | DamageReport |
 //! | `j` join tokens | `j` token id | JoinTokenRecord (deleted when used) |
 //! | `c` cluster CA | `cca` | ClusterCa |
+//! | `c` dead letters | `cdead` | be64 count of events given up |
+//! | `w` webhook targets | `w` name | NotifyTarget |
+//! | `e` event outbox | `e` be64(seq) be16(rule) | NotifyEvent (deleted when delivered) |
 //!
 //! Bucket names are at most 63 bytes, so one length byte prefixes them and a
 //! bucket's keys form one contiguous range (range-friendly, for a later
@@ -62,6 +65,23 @@ pub(crate) const WORKER_RATES: &[u8] = b"crates";
 pub(crate) const ROOT_KEY: &[u8] = b"croot";
 /// The cluster's CA, certificate and key (`c` table too).
 pub(crate) const CLUSTER_CA: &[u8] = b"cca";
+
+/// The count of events given up (`c` table too).
+pub(crate) const DEAD_LETTERS: &[u8] = b"cdead";
+pub(crate) const EVENTS: u8 = b'e';
+
+pub(crate) fn notify_target(name: &str) -> Vec<u8> {
+    let mut k = vec![b'w'];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub(crate) fn event(seq: u64, rule: u16) -> Vec<u8> {
+    let mut k = vec![EVENTS];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(&rule.to_be_bytes());
+    k
+}
 
 pub(crate) fn join_token(id: &str) -> Vec<u8> {
     let mut k = vec![b'j'];

@@ -25,6 +25,7 @@ pub mod lifecycle;
 mod liveness;
 mod metrics;
 mod node;
+pub mod notify;
 mod read_index;
 mod read_pool;
 // openraft fixes the storage error type (StorageError, ~224 bytes) in its traits.

@@ -20,6 +20,7 @@ use tessera_common::worker::{WorkerConfig, spawn_worker};
 use crate::lifecycle::LifecycleWorker;
 use crate::liveness::{LivenessTable, LivenessWorker};
 use crate::metrics::MetaMetrics;
+use crate::notify::NotifyWorker;
 use crate::raft::{LogStore, NetworkFactory, RaftService, StateMachineStore, TypeConfig};
 use crate::service::MetaService;
 use crate::version::Levels;
@@ -212,6 +213,7 @@ pub async fn start(
     }
     let (workers_stop, workers_rx) = watch::channel(false);
     let lifecycle_rx = workers_rx.clone();
+    let notify_rx = workers_rx.clone();
     let liveness_worker = spawn_worker(
         LivenessWorker::new(
             raft.clone(),
@@ -234,12 +236,20 @@ pub async fn start(
         },
         lifecycle_rx,
     );
-    // Its status joins the datanodes' workers in WorkerStatus.
+    let notify_worker = spawn_worker(
+        NotifyWorker::new(raft.clone(), state.clone(), config.node_id, "us-east-1".into()),
+        WorkerConfig { idle_interval: Duration::from_millis(200), ..WorkerConfig::default() },
+        notify_rx,
+    );
+    // Their status joins the datanodes' workers in WorkerStatus.
     let reporter = {
-        let (liveness, watch, node_id) = (liveness.clone(), lifecycle_worker.watch(), config.node_id);
+        let watches = [lifecycle_worker.watch(), notify_worker.watch()];
+        let (liveness, node_id) = (liveness.clone(), config.node_id);
         tokio::spawn(async move {
             loop {
-                liveness.record_local(node_id, tessera_rpc::proto::meta::WorkerReport::of(&watch.status()));
+                for w in &watches {
+                    liveness.record_local(node_id, tessera_rpc::proto::meta::WorkerReport::of(&w.status()));
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })
@@ -315,6 +325,9 @@ pub async fn start(
         reporter.abort();
         if let Err(e) = lifecycle_worker.join().await {
             tracing::warn!(error = %e, "lifecycle worker ended badly");
+        }
+        if let Err(e) = notify_worker.join().await {
+            tracing::warn!(error = %e, "notify worker ended badly");
         }
         let stopped = raft.shutdown().await;
         follower.abort();

@@ -40,7 +40,8 @@
 //!    lock (`SetObjectLockConfig`, `SetObjectRetention`,
 //!    `SetObjectLegalHold`, commands 50–52, a bucket created with it,
 //!    records carrying a lock); lifecycle rules (`SetBucketLifecycle`,
-//!    command 53). Writes into a
+//!    command 53); bucket notifications (`SetBucketNotifications`,
+//!    `SetNotifyTarget`, `AckEvents`, commands 54–56). Writes into a
 //!    versioned bucket are level-1 commands whose meaning the bucket's
 //!    record changes; they exist only after `SetBucketVersioning`, which
 //!    the gate holds back until every member is at level 4. (A node of an
@@ -74,7 +75,10 @@ pub fn needed(cmd: &Command) -> Option<u32> {
         | Op::SetObjectLockConfig(_)
         | Op::SetObjectRetention(_)
         | Op::SetObjectLegalHold(_)
-        | Op::SetBucketLifecycle(_) => 4,
+        | Op::SetBucketLifecycle(_)
+        | Op::SetBucketNotifications(_)
+        | Op::SetNotifyTarget(_)
+        | Op::AckEvents(_) => 4,
         Op::CreateBucket(c) if c.object_lock => 4,
         Op::PutObject(c) if c.record.as_ref().is_some_and(|r| r.lock.is_some()) => 4,
         Op::CreateUpload(c) if c.upload.as_ref().is_some_and(|u| u.lock.is_some()) => 4,

@@ -85,6 +85,7 @@ fn put(bucket: &str, key: &str, tag: u64) -> Command {
             key: key.into(),
             record: Some(record),
             condition: None,
+            origin: String::new(),
         })),
     }
 }
@@ -475,9 +476,9 @@ async fn silent_disks_go_down_then_out_and_come_back() {
     assert_eq!(reply.usage, hb.disks, "the leader shows the last reported usage");
     let workers = c.worker_status().await.unwrap().workers;
     let names: Vec<(u64, &str)> = workers.iter().map(|w| (w.node_id, w.name.as_str())).collect();
-    assert_eq!(names, [(1, "lifecycle"), (7, "heal:d70")], "the leader's own workers and the datanode's");
-    assert_eq!((workers[1].node_id, workers[1].name.as_str(), workers[1].state.as_str()), (7, "heal:d70", "busy"));
-    assert!(workers[1].reported_ms > 0);
+    assert_eq!(names, [(1, "lifecycle"), (1, "notify"), (7, "heal:d70")], "the leader's own workers, the datanode's");
+    assert_eq!((workers[2].node_id, workers[2].name.as_str(), workers[2].state.as_str()), (7, "heal:d70", "busy"));
+    assert!(workers[2].reported_ms > 0);
 
     // Silence: down, then out, each seen on the watch stream.
     let mut seen = vec![];

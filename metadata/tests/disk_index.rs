@@ -36,6 +36,7 @@ fn a_command_applied_twice_never_collects_live_shards() {
             key: "k".into(),
             record: Some(ObjectRecord { etag: md5_hex(1), body: Some(body(42, 1)), ..Default::default() }),
             condition: None,
+            origin: String::new(),
         })),
     };
     apply_real(&st, 2, &put).unwrap();
@@ -94,7 +95,8 @@ fn restored_shards_leave_the_missing_list() {
     )
     .unwrap();
     let rec = ObjectRecord { etag: md5_hex(1), body: Some(with_missing(7, vec![0, 2])), ..Default::default() };
-    let put = PutObject { bucket: "bkt".into(), key: "k".into(), record: Some(rec), condition: None };
+    let put =
+        PutObject { bucket: "bkt".into(), key: "k".into(), record: Some(rec), condition: None, origin: String::new() };
     apply_real(&st, 2, &cmd(2, Op::PutObject(put))).unwrap();
     let upload = UploadRecord { bucket: "bkt".into(), key: "m".into(), upload_id: "u1".into(), ..Default::default() };
     apply_real(&st, 3, &cmd(3, Op::CreateUpload(CreateUpload { upload: Some(upload) }))).unwrap();
@@ -164,7 +166,16 @@ fn a_moved_shard_switches_its_record_and_the_disk_index() {
     apply_real(
         &st,
         2,
-        &cmd(2, Op::PutObject(PutObject { bucket: "bkt".into(), key: "k".into(), record: Some(rec), condition: None })),
+        &cmd(
+            2,
+            Op::PutObject(PutObject {
+                bucket: "bkt".into(),
+                key: "k".into(),
+                record: Some(rec),
+                condition: None,
+                origin: String::new(),
+            }),
+        ),
     )
     .unwrap();
     let mv = |position: u32, from: u32, to: u32, key: &str| {

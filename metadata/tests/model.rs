@@ -317,6 +317,7 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                     key,
                     record: Some(record),
                     condition: condition(cond, &cur_etag),
+                    origin: String::new(),
                 })
             }
             Action::Delete { bucket, key, cond } => {
@@ -606,6 +607,7 @@ fn delimiter_listing_of_many_segments_pages_exactly() {
                 bucket: "videos".into(),
                 key: format!("show{f:02}/seg{s:03}.ts"),
                 record: Some(ObjectRecord { etag: md5_hex(seq), body: Some(body(seq, 0)), ..Default::default() }),
+                origin: String::new(),
                 condition: None,
             });
             model.apply(seq, &op).unwrap();

@@ -197,6 +197,7 @@ fn run(actions: Vec<Action>, max: usize) {
                 key: KEYS[*k].into(),
                 record: Some(ObjectRecord { etag: md5_hex(index), body: Some(body(index, 1)), ..Default::default() }),
                 condition: None,
+                origin: String::new(),
             }),
             Action::Delete(k) => {
                 Op::DeleteObject(DeleteObject { bucket: "bkt".into(), key: KEYS[*k].into(), ..Default::default() })
@@ -334,6 +335,7 @@ fn a_retried_put_makes_one_version() {
             bucket: "bkt".into(),
             key: "k".into(),
             record: Some(ObjectRecord { etag: md5_hex(b), body: Some(body(b, 1)), ..Default::default() }),
+            origin: String::new(),
             condition: None,
         })
     };
@@ -369,8 +371,13 @@ fn object_lock_is_enforced_by_the_state_machine() {
     let t0 = 1_000_000;
     let put = |index: u64, key: &str, lock: Option<ObjectLock>| {
         let record = ObjectRecord { etag: md5_hex(index), body: Some(body(index, 1)), lock, ..Default::default() };
-        let op =
-            Op::PutObject(PutObject { bucket: "bkt".into(), key: key.into(), record: Some(record), condition: None });
+        let op = Op::PutObject(PutObject {
+            bucket: "bkt".into(),
+            key: key.into(),
+            record: Some(record),
+            condition: None,
+            origin: String::new(),
+        });
         apply_real(&st, index, &cmd(t0 + index, op)).unwrap().unwrap().version_id
     };
     let delete = |index: u64, now: u64, key: &str, id: &str, bypass: bool| {
@@ -446,8 +453,57 @@ fn object_lock_is_enforced_by_the_state_machine() {
         lock: lock(LockMode::Governance, t0 + 9),
         ..Default::default()
     };
-    let op =
-        Op::PutObject(PutObject { bucket: "plain".into(), key: "k".into(), record: Some(record), condition: None });
+    let op = Op::PutObject(PutObject {
+        bucket: "plain".into(),
+        key: "k".into(),
+        record: Some(record),
+        condition: None,
+        origin: String::new(),
+    });
     let e = apply_real(&st, 51, &cmd(t0, op));
     assert!(matches!(&e, Err(MetaError::InvalidArgument(m)) if m.contains("Object Lock")), "{e:?}");
+}
+
+#[test]
+fn events_stay_in_the_outbox_until_acknowledged_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let st = open(dir.path());
+        let create = CreateBucket { name: "bkt".into(), owner: "o".into(), ..Default::default() };
+        apply_real(&st, 1, &cmd(1, Op::CreateBucket(create))).unwrap();
+        let target = NotifyTarget { name: "hook".into(), url: "http://127.0.0.1:9/e".into() };
+        apply_real(&st, 2, &cmd(2, Op::SetNotifyTarget(SetNotifyTarget { target: Some(target) }))).unwrap();
+        let rule = NotifyRule {
+            id: "r".into(),
+            target: "hook".into(),
+            events: vec!["s3:ObjectCreated:*".into()],
+            prefix: "live/".into(),
+            suffix: String::new(),
+        };
+        let set = SetBucketNotifications { bucket: "bkt".into(), rules: vec![rule.clone()] };
+        apply_real(&st, 3, &cmd(3, Op::SetBucketNotifications(set))).unwrap();
+        let bad = NotifyRule { target: "nobody".into(), ..rule };
+        let set = SetBucketNotifications { bucket: "bkt".into(), rules: vec![bad] };
+        assert!(matches!(
+            apply_real(&st, 4, &cmd(4, Op::SetBucketNotifications(set))),
+            Err(MetaError::InvalidArgument(_))
+        ));
+        for (i, key) in [(5u64, "live/a"), (6, "vod/b"), (7, "live/c")] {
+            let record = ObjectRecord { etag: md5_hex(i), body: Some(body(i, 0)), ..Default::default() };
+            let put = PutObject { bucket: "bkt".into(), key: key.into(), record: Some(record), ..Default::default() };
+            apply_real(&st, i, &cmd(i, Op::PutObject(put))).unwrap();
+        }
+    }
+    // Reopened (a restart): both events are still there, in write order.
+    let st = open(dir.path());
+    let events = st.pending_events(100).unwrap();
+    let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["live/a", "live/c"]);
+    assert_eq!(events[0].event_name, "ObjectCreated:Put");
+    let ack = AckEvents { seqs: vec![events[0].seq], rules: vec![events[0].rule], dead: false };
+    apply_real(&st, 8, &cmd(8, Op::AckEvents(ack))).unwrap();
+    let ack = AckEvents { seqs: vec![events[1].seq], rules: vec![events[1].rule], dead: true };
+    apply_real(&st, 9, &cmd(9, Op::AckEvents(ack))).unwrap();
+    assert!(st.pending_events(100).unwrap().is_empty());
+    assert_eq!(st.dead_letters().unwrap(), 1, "the event given up is counted");
 }

@@ -44,6 +44,7 @@ mod hosts;
 mod lifecycle;
 mod listing;
 mod multipart;
+mod notifications;
 mod object_lock;
 mod probes;
 mod ranges;
@@ -490,8 +491,14 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetBucketNotificationConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketNotificationConfigurationOutput::default()))
+        self.get_notifications_op(req).await
+    }
+
+    async fn put_bucket_notification_configuration(
+        &self,
+        req: S3Request<PutBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketNotificationConfigurationOutput>> {
+        self.put_notifications_op(req).await
     }
 
     async fn get_bucket_request_payment(
@@ -564,7 +571,13 @@ impl S3 for Tessera {
             lock,
             ..Default::default()
         };
-        let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record.clone()), condition };
+        let put = pb::PutObject {
+            bucket: input.bucket,
+            key: input.key,
+            record: Some(record.clone()),
+            condition,
+            origin: String::new(),
+        };
         let committed = self.write_cmd(command::Op::PutObject(put)).await;
         let committed = committed.map_err(|e| if conditional { raced(e) } else { e })?;
         let mut out = PutObjectOutput {
@@ -785,7 +798,13 @@ impl S3 for Tessera {
             ..Default::default()
         };
         let headers = sse_headers(record.sse.as_ref(), customer.as_ref());
-        let put = pb::PutObject { bucket: input.bucket, key: input.key, record: Some(record), condition: None };
+        let put = pb::PutObject {
+            bucket: input.bucket,
+            key: input.key,
+            record: Some(record),
+            condition: None,
+            origin: "Copy".into(),
+        };
         let r = self.write_cmd(command::Op::PutObject(put)).await?;
         let Some(command_result::Outcome::Object(stored)) = r.outcome else {
             return Err(s3_error!(InternalError, "the metadata service did not return the stored record"));

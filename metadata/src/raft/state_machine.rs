@@ -523,6 +523,7 @@ mod tests {
                 key: key.into(),
                 record: Some(record),
                 condition: None,
+                origin: String::new(),
             })),
         }
     }

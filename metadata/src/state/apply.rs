@@ -167,6 +167,9 @@ pub(crate) fn apply(st: &MetaState, seq: u64, cmd: &Command, w: &mut Writes) -> 
         Op::CompleteUpload(c) => complete_upload(st, now, seq, c, w),
         Op::SetBucketVersioning(c) => versions::set_versioning(st, c, w),
         Op::SetObjectLockConfig(c) => super::lock::set_config(st, c, w),
+        Op::SetBucketNotifications(c) => super::notify::set_rules(st, c, w),
+        Op::SetNotifyTarget(c) => super::notify::set_target(c, w),
+        Op::AckEvents(c) => super::notify::ack(st, c, w),
         Op::SetBucketLifecycle(c) => {
             let mut rec = st.require_bucket(&c.bucket)?;
             if c.rules.iter().any(|r| crate::lifecycle::is_extension(r) != c.extension) {
@@ -403,11 +406,21 @@ fn put_object(st: &MetaState, now: u64, seq: u64, c: &PutObject, w: &mut Writes)
             return Ok(Outcome::Object(same));
         }
         let rec = versions::put_version(st, &bucket, &c.key, old, rec, seq, w)?;
+        super::notify::emit(&bucket, &c.key, &created(&c.origin), &rec, seq, now, w);
         return Ok(Outcome::Object(rec));
     }
     super::lock::on_write(&bucket, &mut rec)?;
+    super::notify::emit(&bucket, &c.key, &created(&c.origin), &rec, seq, now, w);
     store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
+}
+
+/// The event name of a PutObject made by `origin` (a copy, a form upload).
+fn created(origin: &str) -> String {
+    match origin {
+        "Copy" | "Post" => format!("ObjectCreated:{origin}"),
+        _ => "ObjectCreated:Put".to_owned(),
+    }
 }
 
 fn delete_object(st: &MetaState, now: u64, seq: u64, c: &DeleteObject, w: &mut Writes) -> Result<Outcome, MetaError> {
@@ -415,16 +428,18 @@ fn delete_object(st: &MetaState, now: u64, seq: u64, c: &DeleteObject, w: &mut W
     check_key(&c.key)?;
     if let Some(id) = &c.version_id {
         let guard = super::lock::Guard { now, bypass_governance: c.bypass_governance };
-        return versions::delete_version(st, &c.bucket, &c.key, id, c.condition.as_ref(), guard, w);
+        return versions::delete_version(st, &bucket, &c.key, id, c.condition.as_ref(), (guard, seq), w);
     }
     let old: Option<ObjectRecord> = st.get(&keys::object(&c.bucket, &c.key))?;
     check_condition(c.condition.as_ref(), old.as_ref())?;
     if bucket.versioning() != Versioning::Unversioned {
         let marker = ObjectRecord { delete_marker: true, last_modified_ms: now, ..Default::default() };
         let marker = versions::put_version(st, &bucket, &c.key, old, marker, seq, w)?;
+        super::notify::emit(&bucket, &c.key, "ObjectRemoved:DeleteMarkerCreated", &marker, seq, now, w);
         return Ok(Outcome::Object(marker));
     }
     if let Some(old) = old {
+        super::notify::emit(&bucket, &c.key, "ObjectRemoved:Delete", &old, seq, now, w);
         for b in bodies(&old) {
             w.collect(Some(b));
         }
@@ -638,10 +653,13 @@ fn complete_upload(
     w.delete(keys::upload(&c.bucket, &c.key, &c.upload_id));
     let bucket = st.require_bucket(&c.bucket)?;
     if bucket.versioning() != Versioning::Unversioned {
-        return Ok(Outcome::Object(versions::put_version(st, &bucket, &c.key, old, rec, seq, w)?));
+        let rec = versions::put_version(st, &bucket, &c.key, old, rec, seq, w)?;
+        super::notify::emit(&bucket, &c.key, "ObjectCreated:CompleteMultipartUpload", &rec, seq, now, w);
+        return Ok(Outcome::Object(rec));
     }
     let mut rec = rec;
     super::lock::on_write(&bucket, &mut rec)?;
+    super::notify::emit(&bucket, &c.key, "ObjectCreated:CompleteMultipartUpload", &rec, seq, now, w);
     store_object(&c.bucket, &c.key, old.as_ref(), &rec, w);
     Ok(Outcome::Object(rec))
 }

@@ -14,6 +14,7 @@ mod cluster;
 pub mod list;
 mod lock;
 pub mod multipart;
+pub mod notify;
 pub mod versions;
 
 use std::sync::Arc;

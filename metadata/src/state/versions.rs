@@ -397,13 +397,14 @@ fn drop_noncurrent_null(st: &MetaState, bucket: &str, key: &str, now: u64, w: &m
 /// deleted version's id and whether it was a delete marker.
 pub(super) fn delete_version(
     st: &MetaState,
-    bucket: &str,
+    b: &BucketRecord,
     key: &str,
     id: &str,
     cond: Option<&Condition>,
-    guard: Guard,
+    (guard, seq): (Guard, u64),
     w: &mut Writes,
 ) -> Result<Outcome, MetaError> {
+    let bucket = b.name.as_str();
     if id.is_empty() {
         return Err(invalid_version());
     }
@@ -414,6 +415,7 @@ pub(super) fn delete_version(
     };
     check_condition(cond, Some(&rec))?;
     lock::may_remove(&rec, guard)?;
+    super::notify::emit(b, key, "ObjectRemoved:Delete", &rec, seq, guard.now, w);
     for b in bodies(&rec) {
         w.collect(Some(b));
     }
