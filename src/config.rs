@@ -259,6 +259,9 @@ options! {
         /// The leader's lifecycle worker starts a pass this often [default: 10s].
         #[arg(long, env = "TESSERA_LIFECYCLE_INTERVAL")]
         pub lifecycle_interval: Option<HumanDuration>,
+        /// The lifecycle worker's pause after each page of 1,000 versions [default: 0s].
+        #[arg(long, env = "TESSERA_LIFECYCLE_THROTTLE")]
+        pub lifecycle_throttle: Option<HumanDuration>,
         /// Lifetime of the node certificates this node signs (enrollments, renewals) [default: 365d].
         #[arg(long, env = "TESSERA_CERT_VALIDITY", hide = true)]
         pub cert_validity: Option<HumanDuration>,

@@ -323,6 +323,9 @@ pub async fn run_meta(o: MetaOptions) -> anyhow::Result<()> {
     if let Some(d) = o.lifecycle_interval {
         mc.lifecycle_interval = d.0;
     }
+    if let Some(d) = o.lifecycle_throttle {
+        mc.lifecycle_throttle = d.0;
+    }
     if let Some(l) = o.command_level {
         mc.command_level = l;
     }

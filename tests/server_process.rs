@@ -1,6 +1,7 @@
 //! `tessera server` as a user runs it: a real process on a temp data dir,
 //! driven by aws-sdk-s3; generated credentials printed once and reused;
-//! SIGTERM shuts down cleanly; a restart keeps every object.
+//! SIGTERM shuts down cleanly; a restart keeps every object and every
+//! bucket notification not yet delivered.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
+
+mod support;
 
 /// Every file under `dir`, recursively.
 fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -159,4 +162,114 @@ async fn embedded_server_runs_stops_and_restarts_with_its_data() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen") && err.lines().count() == 1, "{err}");
+}
+
+/// A signed admin API call to the server on `port`: (status, JSON).
+async fn admin(port: u16, method: &str, path: &str, body: &[u8], who: (&str, &str)) -> (u16, serde_json::Value) {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let path = format!("/tessera/admin/v1/{path}");
+    let signed = support::sig::signed_headers(method, &addr.to_string(), &path, "", body, who.0, who.1);
+    let len = body.len().to_string();
+    let mut headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    headers.push(("content-length", &len));
+    let (status, _, out) = support::raw_http(addr, method, &path, &headers, body).await;
+    (status, serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null))
+}
+
+/// Bucket notifications are kept in the metadata service until delivered:
+/// events of writes made while the webhook is down survive a `kill -9` of
+/// the server and reach the webhook once both are back, each once after
+/// de-duplication by sequencer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_events_survive_a_kill_and_a_restart() {
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = [free_port(), free_port(), free_port()];
+    let hook_port = free_port(); // nothing listens there yet
+    let mut server = start(&data, ports, 4);
+    banner(&mut server);
+    let creds = std::fs::read_to_string(data.join("root-credentials")).unwrap();
+    let mut it = creds.lines();
+    let (ak, sk) = (it.next().unwrap().to_owned(), it.next().unwrap().to_owned());
+    let body = format!(r#"{{"url":"http://127.0.0.1:{hook_port}/events"}}"#);
+    let (st, out) = admin(server.s3, "PUT", "notify-targets/hook", body.as_bytes(), (&ak, &sk)).await;
+    assert_eq!(st, 200, "{out}");
+    let c = client(server.s3, &ak, &sk);
+    c.create_bucket().bucket("feed").send().await.unwrap();
+    let queue = QueueConfiguration::builder()
+        .queue_arn("arn:tessera:sqs::hook:webhook")
+        .events(Event::S3ObjectCreated)
+        .build()
+        .unwrap();
+    let cfg = NotificationConfiguration::builder().queue_configurations(queue).build();
+    c.put_bucket_notification_configuration().bucket("feed").notification_configuration(cfg).send().await.unwrap();
+    for k in ["a", "b", "c"] {
+        c.put_object().bucket("feed").key(k).body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // a few failed posts
+    drop(server); // kill -9
+
+    // The webhook comes up, then the server.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", hook_port)).await.unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let seen = got.clone();
+    let hook = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf[end + 4..])
+                {
+                    seen.lock().unwrap().push(v);
+                    break;
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+        }
+    });
+    let mut server = start(&data, ports, 4);
+    banner(&mut server);
+    let start_at = Instant::now();
+    loop {
+        let keys: std::collections::BTreeMap<String, String> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let o = &v["Records"][0]["s3"]["object"];
+                (
+                    o["sequencer"].as_str().unwrap_or_default().to_owned(),
+                    o["key"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let mut keys: Vec<String> = keys.into_values().collect();
+        keys.sort();
+        if keys.len() >= 3 {
+            assert_eq!(keys, ["a", "b", "c"], "every event once after de-duplication");
+            break;
+        }
+        assert!(start_at.elapsed() < Duration::from_secs(30), "after the restart the webhook holds {keys:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The deliveries are counted in the metrics.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.s3).parse().unwrap();
+    let (_, _, text) = support::raw_http(addr, "GET", "/tessera/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&text);
+    let delivered = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_metadata_notify_events_total{result=\"delivered\"} "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(delivered.is_some_and(|n| n >= 3), "delivered: {delivered:?}");
+    hook.abort();
+    stop(server);
 }

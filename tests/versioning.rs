@@ -182,8 +182,21 @@ async fn versions_markers_and_their_shards() {
     assert_eq!(k_versions, vec!["null".to_owned(), restored.clone(), marker.clone(), v1.clone()]);
     assert_eq!(get_version(&c, "k", None).await.0, d4);
 
-    // Multipart in a versioned bucket gets a version id.
+    // Conditional writes compare with the current version; a marker is no object.
     set_versioning(&c, BucketVersioningStatus::Enabled).await;
+    let only_new = |data: &'static [u8]| {
+        c.put_object().bucket(B).key("cond").if_none_match("*").body(ByteStream::from_static(data)).send()
+    };
+    only_new(b"first").await.unwrap();
+    let e = only_new(b"again").await.unwrap_err();
+    assert_eq!(status(&e), 412, "If-None-Match: * over a live version");
+    c.delete_object().bucket(B).key("cond").send().await.unwrap();
+    only_new(b"after the marker").await.unwrap();
+    assert_eq!(get_version(&c, "cond", None).await.0, b"after the marker");
+    let e = c.delete_object().bucket(B).key("cond").if_match("\"0123\"").send().await.unwrap_err();
+    assert_eq!(status(&e), 412);
+
+    // Multipart in a versioned bucket gets a version id.
     let mp = c.create_multipart_upload().bucket(B).key("mp").send().await.unwrap();
     let up = mp.upload_id().unwrap();
     let part = c

@@ -35,7 +35,9 @@ use tessera_rpc::proto::meta::{
 };
 
 use crate::MetaState;
+use crate::metrics::MetaMetrics;
 use crate::raft::{RaftRequest, TypeConfig};
+use tessera_common::metrics::label;
 
 const DAY_MS: u64 = 86_400_000;
 /// Versions (or uploads) looked at per step.
@@ -163,12 +165,28 @@ pub struct LifecycleWorker {
     pass: Option<Pass>,
     next_pass_ms: u64,
     counts: LifecycleCounts,
+    metrics: MetaMetrics,
 }
 
 impl LifecycleWorker {
     /// A worker of node `node_id` that starts a pass every `interval`.
     pub fn new(raft: Raft<TypeConfig>, state: MetaState, node_id: u64, interval: Duration) -> Self {
-        LifecycleWorker { raft, state, node_id, interval, pass: None, next_pass_ms: 0, counts: Default::default() }
+        LifecycleWorker {
+            raft,
+            state,
+            node_id,
+            interval,
+            pass: None,
+            next_pass_ms: 0,
+            counts: Default::default(),
+            metrics: MetaMetrics::default(),
+        }
+    }
+
+    /// Counts its actions in `metrics` (`tessera_metadata_lifecycle_actions`).
+    pub fn with_metrics(mut self, metrics: MetaMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     async fn propose(&mut self, mut cmds: Actions) -> Result<(), String> {
@@ -190,6 +208,8 @@ impl LifecycleWorker {
             other => return Err(format!("a lifecycle batch answered {other:?}")),
         };
         for ((_, what), res) in cmds.iter().zip(results) {
+            let action = if matches!(res.outcome, Some(Outcome::Failure(_))) { "refused" } else { what };
+            self.metrics.lifecycle_actions.get_or_create(&label("action", action)).inc();
             match res.outcome {
                 Some(Outcome::Failure(f)) => {
                     self.counts.refused += 1;

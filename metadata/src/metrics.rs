@@ -53,6 +53,13 @@ pub struct MetaMetrics {
     /// may have fewer than k + m shards, or shards off their CRUSH disks,
     /// until heal and rebalance finish).
     pub degraded: Gauge,
+    /// On the leader: the lifecycle worker's actions by `action` (`expire`,
+    /// `noncurrent`, `marker`, `abort`, `refused`: a locked version or a key
+    /// changed since it was judged).
+    pub lifecycle_actions: CounterFamily,
+    /// On the leader: bucket notification posts by `result` (`delivered`,
+    /// `failed`: to be retried, `dead`: given up).
+    pub notify_events: CounterFamily,
 }
 
 impl Default for MetaMetrics {
@@ -73,6 +80,8 @@ impl Default for MetaMetrics {
             voters: Gauge::default(),
             disks: GaugeFamily::default(),
             degraded: Gauge::default(),
+            lifecycle_actions: CounterFamily::default(),
+            notify_events: CounterFamily::default(),
         }
     }
 }
@@ -121,6 +130,16 @@ impl MetaMetrics {
             "tessera_metadata_cluster_degraded",
             "1 while some disk is down or out (leader only)",
             m.degraded.clone(),
+        );
+        r.register(
+            "tessera_metadata_lifecycle_actions",
+            "Lifecycle worker actions by action (leader only)",
+            m.lifecycle_actions.clone(),
+        );
+        r.register(
+            "tessera_metadata_notify_events",
+            "Bucket notification posts by result (leader only)",
+            m.notify_events.clone(),
         );
         m
     }

@@ -55,6 +55,9 @@ pub struct MetaConfig {
     /// How often the leader's lifecycle worker starts a pass over the
     /// buckets with lifecycle rules.
     pub lifecycle_interval: Duration,
+    /// The lifecycle worker's pause after each page (1,000 versions): its
+    /// throttle (0: full speed).
+    pub lifecycle_throttle: Duration,
     /// Where the node's metrics are registered (`tessera_metadata_*`).
     pub metrics: MetricsRegistry,
     /// The highest command level the node understands: this release's
@@ -100,6 +103,7 @@ impl MetaConfig {
             disk_out_after: Duration::from_secs(600),
             liveness_interval: Duration::from_secs(1),
             lifecycle_interval: Duration::from_secs(10),
+            lifecycle_throttle: Duration::ZERO,
             metrics: MetricsRegistry::default(),
             command_level: crate::version::LEVEL,
             enroll: None,
@@ -229,15 +233,18 @@ pub async fn start(
         workers_rx,
     );
     let lifecycle_worker = spawn_worker(
-        LifecycleWorker::new(raft.clone(), state.clone(), config.node_id, config.lifecycle_interval),
+        LifecycleWorker::new(raft.clone(), state.clone(), config.node_id, config.lifecycle_interval)
+            .with_metrics(metrics.clone()),
         WorkerConfig {
             idle_interval: Duration::from_millis(200).min(config.lifecycle_interval),
+            throttle: config.lifecycle_throttle,
             ..WorkerConfig::default()
         },
         lifecycle_rx,
     );
     let notify_worker = spawn_worker(
-        NotifyWorker::new(raft.clone(), state.clone(), config.node_id, "us-east-1".into()),
+        NotifyWorker::new(raft.clone(), state.clone(), config.node_id, "us-east-1".into())
+            .with_metrics(metrics.clone()),
         WorkerConfig { idle_interval: Duration::from_millis(200), ..WorkerConfig::default() },
         notify_rx,
     );

@@ -25,7 +25,9 @@ use tessera_rpc::proto::meta::{AckEvents, Command, NotifyEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::MetaState;
+use crate::metrics::MetaMetrics;
 use crate::raft::{RaftRequest, TypeConfig};
+use tessera_common::metrics::label;
 
 /// Attempts before an event is given up.
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -136,12 +138,29 @@ pub struct NotifyWorker {
     delivered: u64,
     dead: u64,
     last_error: Option<String>,
+    metrics: MetaMetrics,
 }
 
 impl NotifyWorker {
     /// A worker of node `node_id`; events name `region`.
     pub fn new(raft: Raft<TypeConfig>, state: MetaState, node_id: u64, region: String) -> Self {
-        NotifyWorker { raft, state, node_id, region, retry: HashMap::new(), delivered: 0, dead: 0, last_error: None }
+        NotifyWorker {
+            raft,
+            state,
+            node_id,
+            region,
+            retry: HashMap::new(),
+            delivered: 0,
+            dead: 0,
+            last_error: None,
+            metrics: MetaMetrics::default(),
+        }
+    }
+
+    /// Counts its posts in `metrics` (`tessera_metadata_notify_events`).
+    pub fn with_metrics(mut self, metrics: MetaMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     async fn ack(&self, events: Vec<(u64, u32)>, dead: bool) -> Result<(), String> {
@@ -206,6 +225,10 @@ impl Worker for NotifyWorker {
         }
         self.delivered += ok.len() as u64;
         self.dead += dead.len() as u64;
+        let failed = tried - ok.len() - dead.len();
+        for (result, n) in [("delivered", ok.len()), ("dead", dead.len()), ("failed", failed)] {
+            self.metrics.notify_events.get_or_create(&label("result", result)).inc_by(n as u64);
+        }
         self.ack(ok, false).await?;
         self.ack(dead, true).await?;
         Ok(if tried > 0 { StepResult::Busy } else { StepResult::Idle })
