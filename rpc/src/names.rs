@@ -89,6 +89,19 @@ mod tests {
     }
 }
 
+/// The bucket notification events Tessera emits, as a rule names them
+/// (the gateway checks configurations, the state machine matches them).
+pub const NOTIFY_EVENTS: &[&str] = &[
+    "s3:ObjectCreated:*",
+    "s3:ObjectCreated:Put",
+    "s3:ObjectCreated:Post",
+    "s3:ObjectCreated:Copy",
+    "s3:ObjectCreated:CompleteMultipartUpload",
+    "s3:ObjectRemoved:*",
+    "s3:ObjectRemoved:Delete",
+    "s3:ObjectRemoved:DeleteMarkerCreated",
+];
+
 /// The id S3 clients see for the object version written at `seq` (the
 /// state machine's log position of the write): 16 hex digits, so ids of
 /// one key sort like their versions. The `null` version has no seq id.

@@ -32,7 +32,7 @@ fn rule_of(i: usize, q: QueueConfiguration) -> S3Result<pb::NotifyRule> {
     if rule.events.is_empty() {
         return Err(s3_error!(InvalidArgument, "a queue configuration names at least one event"));
     }
-    if let Some(bad) = rule.events.iter().find(|e| !tessera_metadata_events().contains(&e.as_str())) {
+    if let Some(bad) = rule.events.iter().find(|e| !tessera_rpc::names::NOTIFY_EVENTS.contains(&e.as_str())) {
         return Err(s3_error!(InvalidArgument, "The event {bad} is not supported for notifications"));
     }
     for f in q.filter.and_then(|f| f.key).and_then(|k| k.filter_rules).unwrap_or_default() {
@@ -51,20 +51,6 @@ fn rule_of(i: usize, q: QueueConfiguration) -> S3Result<pb::NotifyRule> {
         *slot = value;
     }
     Ok(rule)
-}
-
-/// The event names the state machine emits (its `notify::EVENTS`).
-fn tessera_metadata_events() -> &'static [&'static str] {
-    &[
-        "s3:ObjectCreated:*",
-        "s3:ObjectCreated:Put",
-        "s3:ObjectCreated:Post",
-        "s3:ObjectCreated:Copy",
-        "s3:ObjectCreated:CompleteMultipartUpload",
-        "s3:ObjectRemoved:*",
-        "s3:ObjectRemoved:Delete",
-        "s3:ObjectRemoved:DeleteMarkerCreated",
-    ]
 }
 
 impl Tessera {

@@ -15,17 +15,7 @@ use crate::MetaError;
 use crate::keys;
 use crate::record::encode;
 
-/// The event names a rule may ask for.
-pub const EVENTS: &[&str] = &[
-    "s3:ObjectCreated:*",
-    "s3:ObjectCreated:Put",
-    "s3:ObjectCreated:Post",
-    "s3:ObjectCreated:Copy",
-    "s3:ObjectCreated:CompleteMultipartUpload",
-    "s3:ObjectRemoved:*",
-    "s3:ObjectRemoved:Delete",
-    "s3:ObjectRemoved:DeleteMarkerCreated",
-];
+use tessera_rpc::names::NOTIFY_EVENTS as EVENTS;
 
 /// Whether a rule asking for `asked` wants event `name` (e.g.
 /// `ObjectCreated:Put`).
