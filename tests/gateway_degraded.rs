@@ -186,6 +186,33 @@ async fn hung_datanodes_are_hedged_on_reads_and_given_up_on_writes() {
 
     cluster.datanodes[n].proxy.as_ref().unwrap().pause(false);
     assert_eq!(get_all(&c, "hedge", "a").await, data);
+
+    // Every datanode stalls for longer than all six hedge timeouts together
+    // (a disk or a machine busy for everyone): the read waits for the first
+    // k shards to answer instead of giving up on each in turn.
+    let proxies = || cluster.datanodes.iter().map(|d| d.proxy.as_ref().unwrap());
+    proxies().for_each(|p| p.pause(true));
+    // No SDK retries: the one GET must wait out the stall.
+    let once = aws_sdk_s3::Client::from_conf(
+        c.config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build(),
+    );
+    let get = tokio::spawn(async move { get_all(&once, "hedge", "a").await });
+    tokio::time::sleep(Duration::from_millis(2400)).await;
+    proxies().for_each(|p| p.pause(false));
+    assert_eq!(get.await.unwrap(), data, "a stall shared by every datanode fails no read");
+
+    // A stall that does not end: the read gives up (503) once every shard
+    // has been asked and none answered for 10 hedge timeouts.
+    proxies().for_each(|p| p.pause(true));
+    let once = aws_sdk_s3::Client::from_conf(
+        c.config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build(),
+    );
+    let t = Instant::now();
+    let err = once.get_object().bucket("hedge").key("a").send().await.map(|_| ()).unwrap_err();
+    let took = t.elapsed();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(503), "{err:?}");
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(15), "gave up after {took:?}");
+    proxies().for_each(|p| p.pause(false));
     cluster.shutdown().await;
 }
 

@@ -71,6 +71,11 @@ impl GatewayMetrics {
             m.pipeline.degraded_stripes.clone(),
         );
         r.register(
+            "tessera_gateway_hedged_shard_reads",
+            "Shards opened beside others slower than the hedge timeout",
+            m.pipeline.hedged_shard_reads.clone(),
+        );
+        r.register(
             "tessera_gateway_shard_write_failures",
             "Shard writes given up while the object was stored",
             m.pipeline.shard_write_failures.clone(),

@@ -12,6 +12,8 @@ pub struct PipelineMetrics {
     pub ec_decode_seconds: Histogram,
     /// Stripes that needed parity to be rebuilt (a data shard missing, corrupt or slow).
     pub degraded_stripes: Counter,
+    /// Shards opened beside others slower than the hedge timeout.
+    pub hedged_shard_reads: Counter,
     /// Shard writes given up (failed or stalled) while the object was still stored.
     pub shard_write_failures: Counter,
 }
@@ -22,6 +24,7 @@ impl Default for PipelineMetrics {
             ec_encode_seconds: latency_histogram(),
             ec_decode_seconds: latency_histogram(),
             degraded_stripes: Counter::default(),
+            hedged_shard_reads: Counter::default(),
             shard_write_failures: Counter::default(),
         }
     }
