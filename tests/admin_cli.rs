@@ -149,3 +149,145 @@ async fn keys_and_policies_from_the_command_line() {
     assert_eq!(code(&reader.list_buckets().send().await.unwrap_err()), "InvalidAccessKeyId");
     cluster.shutdown().await;
 }
+
+/// Every shard set the records of `keys` in `bucket` point at: (pg, disks).
+async fn shard_sets(cluster: &Cluster, bucket: &str, keys: &[String]) -> Vec<(u32, Vec<u32>)> {
+    use tessera_rpc::proto::meta::body::Kind;
+    let mut out = Vec::new();
+    for k in keys {
+        let rec = cluster.meta_client.get_object(bucket, k).await.unwrap().object.unwrap();
+        if let Some(Kind::Shards(s)) = rec.body.and_then(|b| b.kind) {
+            out.push((s.pg, s.disks));
+        }
+    }
+    out
+}
+
+/// `tessera admin status`, `node`, `disk`, `rebalance`, `heal` and `meta`
+/// against a cluster of 7 datanodes: the state shown as a table and as
+/// JSON; a drain whose dry run predicts the moves that then happen, waited
+/// for with `rebalance status --wait`, after which the node is removable
+/// and every object reads back; refusals (a drain that would leave too few
+/// disks for EC 4+2, removing a node that holds shards, unknown ids, a key
+/// that is not an admin's) change nothing and exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_state_and_a_drain_from_the_command_line() {
+    let cluster = Cluster::start_with(support::Options {
+        datanodes: 7,
+        gateways: 1,
+        datanode: Box::new(|d| d.rebalance_interval = std::time::Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let root = add_key(&cluster, ROOT, ROOT_SECRET, true).await;
+    add_key(&cluster, "PLAINKEY000000000001", "plain-secret-000000000000", false).await;
+    root.create_bucket().bucket("media").send().await.unwrap();
+    let mut objects = Vec::new();
+    for i in 0..24u64 {
+        let data = support::bytes(if i % 4 == 0 { (2 << 20) + 5 } else { 150 << 10 }, i);
+        let key = format!("seg{i:03}.ts");
+        root.put_object().bucket("media").key(&key).body(ByteStream::from(data.clone())).send().await.unwrap();
+        objects.push((key, data));
+    }
+    let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    let cli = Cli { home: tempfile::tempdir().unwrap(), endpoint: cluster.endpoint(0) };
+
+    // One screen, and the same as JSON.
+    let (status, out, err) = cli.root(&["status"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("redundancy: full") && out.contains("metadata: leader 1"), "{out}");
+    for n in 0..7 {
+        assert!(out.contains(&format!("host-{n}")), "host-{n} missing: {out}");
+    }
+    let (status, out, _) = cli.root(&["--json", "status"]).await;
+    assert_eq!(status, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 7, "{v}");
+    assert!(v["disks"].as_array().unwrap().iter().all(|d| d["state"] == "in" && d["used_bytes"].is_u64()), "{v}");
+    assert_eq!(v["metadata"]["leader"], 1);
+    assert_eq!(v["metadata"]["members"][0]["leader"], true);
+    assert!(
+        v["workers"]["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["name"].as_str().unwrap().starts_with("rebalance"))
+    );
+
+    // Bad input changes nothing and exits 1 with the reason.
+    let epoch = cluster.map().await.epoch;
+    let (status, _, err) = cli.root(&["node", "drain", "999"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("NoSuchNode"), "{err}");
+    let (status, _, err) = cli.root(&["disk", "out", "d99"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("NoSuchDisk"), "{err}");
+    let (status, _, err) = cli.root(&["node", "remove", "103"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("NotDrained") && err.contains("media/"), "{err}");
+    let plain = [("TESSERA_ACCESS_KEY", "PLAINKEY000000000001"), ("TESSERA_SECRET_KEY", "plain-secret-000000000000")];
+    let (status, _, err) = cli.run(&["--endpoint", &cli.endpoint, "node", "drain", "103"], &plain).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("AccessDenied"), "{err}");
+    assert_eq!(cli.root(&["disk", "reweight", "4", "lots"]).await.0, 2, "a weight is a number");
+    assert_eq!(cluster.map().await.epoch, epoch, "a refused call changed the map");
+
+    // The dry run: what would move, and that no single failure would lose data.
+    let (status, out, err) = cli.root(&["--json", "node", "drain", "103", "--dry-run"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    let dry: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(dry["done"], false);
+    let plan = &dry["plan"];
+    assert!(plan["placements_moving"].as_u64().unwrap() > 0, "{plan}");
+    assert!(plan["at_risk"].as_array().unwrap().iter().all(|r| r["level"] != "host"), "{plan}");
+    assert_eq!(cluster.map().await.epoch, epoch, "a dry run changed the map");
+    let (_, human, _) = cli.root(&["node", "drain", "103", "--dry-run"]).await;
+    assert!(human.starts_with("dry run: nothing changed.") && human.contains("PGs"), "{human}");
+
+    // The drain, waited for: the node's disk is empty when the wait ends,
+    // and exactly the predicted shard positions moved.
+    let before = shard_sets(&cluster, "media", &keys).await;
+    let (status, out, err) = cli.root(&["node", "drain", "103"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.starts_with("done."), "{out}");
+    let (status, out, err) = cli.root(&["rebalance", "status", "--wait", "--timeout", "120s"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("rebalance: done"), "{out}");
+    assert!(cluster.meta_client.list_disk_shards(4, Vec::new(), 1).await.unwrap().is_empty(), "disk 4 not empty");
+    let after = shard_sets(&cluster, "media", &keys).await;
+    let moved: u64 =
+        before.iter().zip(&after).map(|((_, a), (_, b))| a.iter().zip(b).filter(|(x, y)| x != y).count() as u64).sum();
+    let predicted: u64 = before.iter().map(|(pg, _)| plan["moves_by_pg"][pg.to_string()].as_u64().unwrap_or(0)).sum();
+    assert!(predicted > 0, "no object of the test lies in a moving PG: {plan}");
+    assert_eq!(moved, predicted, "the dry run predicted {predicted} moved positions; {moved} moved");
+    for (key, data) in &objects {
+        assert_eq!(&support::get_all(&root, "media", key).await, data, "{key}");
+    }
+    let (status, out, err) = cli.root(&["node", "remove", "103"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    let (_, out, _) = cli.root(&["node", "list"]).await;
+    assert!(out.starts_with("NODE") && !out.contains("host-3") && out.contains("host-6"), "{out}");
+
+    // Six datanodes left for 4 + 2 shards: one more drain cannot be placed.
+    let epoch = cluster.map().await.epoch;
+    let (status, _, err) = cli.root(&["disk", "out", "5"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("WouldLoseRedundancy") && err.contains("4+2"), "{err}");
+    let (status, out, _) = cli.root(&["disk", "out", "5", "--dry-run"]).await;
+    assert_eq!(status, 1, "a dry run of a refused change exits as the change would");
+    assert!(out.contains("REFUSED"), "{out}");
+    assert_eq!(cluster.map().await.epoch, epoch);
+
+    // Rates, live; the metadata members.
+    let (status, out, _) = cli.root(&["heal", "throttle", "10MiB/s"]).await;
+    assert_eq!(status, 0);
+    assert!(out.contains("heal: 10"), "{out}");
+    let (_, out, _) = cli.root(&["--json", "workers"]).await;
+    let w: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(w["rates"]["heal_bytes_per_sec"], 10 << 20, "{w}");
+    assert!(w["rates"]["rebalance_bytes_per_sec"].is_null(), "{w}");
+    let (status, out, _) = cli.root(&["meta", "members"]).await;
+    assert_eq!(status, 0);
+    assert!(out.contains("leader") && out.contains("LAG"), "{out}");
+    cluster.shutdown().await;
+}

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::MetricType;
 pub use prometheus_client::metrics::counter::Counter;
 pub use prometheus_client::metrics::family::Family;
 pub use prometheus_client::metrics::gauge::Gauge;
@@ -41,7 +42,14 @@ pub fn latency_family() -> HistogramFamily {
 
 /// The registry a node's metrics go into. Cloning shares it.
 #[derive(Clone, Default)]
-pub struct MetricsRegistry(Arc<Mutex<Registry>>);
+pub struct MetricsRegistry(Arc<Mutex<Inner>>);
+
+#[derive(Default)]
+struct Inner {
+    registry: Registry,
+    /// (name, type) of every registered metric, in order.
+    catalog: Vec<(String, &'static str)>,
+}
 
 impl fmt::Debug for MetricsRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -58,7 +66,23 @@ impl MetricsRegistry {
     /// Adds a metric under `name` (without `_total` for counters).
     pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
         let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        r.register(name, help, metric);
+        let kind = match metric.metric_type() {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Info => "info",
+            _ => "unknown",
+        };
+        r.catalog.push((name.to_owned(), kind));
+        r.registry.register(name, help, metric);
+    }
+
+    /// Every registered metric's name (without `_total`) and type, whether
+    /// or not it has samples yet (the exposition leaves out families
+    /// without any): what the metrics catalog in the docs is checked
+    /// against.
+    pub fn catalog(&self) -> Vec<(String, &'static str)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).catalog.clone()
     }
 
     /// The Prometheus text exposition of every registered metric.
@@ -66,7 +90,7 @@ impl MetricsRegistry {
         let r = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         // Encoding into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &r.registry);
         out
     }
 }
@@ -95,5 +119,8 @@ mod tests {
         assert!(text.contains("tessera_test_used_bytes 42"), "{text}");
         assert!(text.contains("tessera_test_latency_seconds_count{op=\"PutObject\"} 1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+        let kinds: Vec<&str> = reg.catalog().iter().map(|(_, k)| *k).collect();
+        assert_eq!(kinds, ["counter", "gauge", "histogram"]);
+        assert_eq!(reg.catalog()[0].0, "tessera_test_requests");
     }
 }

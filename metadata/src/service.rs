@@ -224,6 +224,24 @@ impl MetaService {
             .nodes()
             .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), voter: voters.contains(id) })
             .collect();
+        // The leader knows how far each member's log matches its own.
+        let progress = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .map(|(id, matched)| MemberProgress {
+                        id: *id,
+                        matched_index: matched.map(|l| l.index),
+                        command_level: if *id == self.node_id {
+                            Some(self.levels.mine())
+                        } else {
+                            self.levels.level_of(*id)
+                        },
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         ClusterStatusReply {
             node_id: self.node_id,
             leader_id: m.current_leader,
@@ -233,6 +251,7 @@ impl MetaService {
             snapshot_index: m.snapshot.map(|l| l.index),
             members,
             command_level: self.levels.mine(),
+            progress,
         }
     }
 }
@@ -625,7 +644,8 @@ impl Meta for MetaService {
     /// node's progress can be watched.
     async fn worker_status(&self, _req: Request<WorkerStatusRequest>) -> Result<Response<WorkerStatusReply>, Status> {
         self.require_leader()?;
-        Ok(Response::new(WorkerStatusReply { workers: self.liveness.workers() }))
+        let rates = self.read(|st| st.worker_rates()).await?.map_err(storage)?;
+        Ok(Response::new(WorkerStatusReply { workers: self.liveness.workers(), rates: Some(rates) }))
     }
 
     async fn cluster_status(

@@ -149,6 +149,14 @@ impl Levels {
         self.heard.lock().unwrap_or_else(|p| p.into_inner()).insert(id, level);
     }
 
+    /// The level node `id` last said it runs (`None`: not heard yet).
+    pub fn level_of(&self, id: u64) -> Option<u32> {
+        if let Some(l) = self.heard.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Some(*l);
+        }
+        None
+    }
+
     /// The level every one of `members` understands (this node's own
     /// included; `me` is this node's id).
     pub fn cluster(&self, me: u64, members: impl IntoIterator<Item = u64>) -> u32 {

@@ -14,6 +14,7 @@
 //! not be reached or failed.
 
 mod cluster;
+mod ops;
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -77,6 +78,40 @@ enum AdminCommand {
     JoinToken {
         #[command(subcommand)]
         command: cluster::JoinTokenCommand,
+    },
+    /// The cluster at a glance: metadata members, datanodes, disks, redundancy, workers.
+    Status,
+    /// Datanodes: list, drain, undrain, remove (--dry-run shows what would move).
+    Node {
+        #[command(subcommand)]
+        command: ops::NodeCommand,
+    },
+    /// Disks: list, out, in, reweight, remove (--dry-run shows what would move).
+    Disk {
+        #[command(subcommand)]
+        command: ops::DiskCommand,
+    },
+    /// Every background worker of every datanode, and the operator's rates.
+    Workers,
+    /// The heal workers: status [--wait], throttle RATE.
+    Heal {
+        #[command(subcommand)]
+        command: ops::WorkCommand,
+    },
+    /// The rebalance workers (drains, new disks): status [--wait], throttle RATE.
+    Rebalance {
+        #[command(subcommand)]
+        command: ops::WorkCommand,
+    },
+    /// The scrub workers: status [--wait], throttle RATE.
+    Scrub {
+        #[command(subcommand)]
+        command: ops::WorkCommand,
+    },
+    /// The metadata service: members.
+    Meta {
+        #[command(subcommand)]
+        command: ops::MetaCommand,
     },
 }
 
@@ -564,6 +599,14 @@ async fn dispatch(args: AdminArgs) -> Result<(), Failure> {
             let t = target(&args)?;
             cluster::join_token(&t, command, json_out).await
         }
+        AdminCommand::Status => ops::status(&target(&args)?, json_out).await,
+        AdminCommand::Node { command } => ops::node(&target(&args)?, command, json_out).await,
+        AdminCommand::Disk { command } => ops::disk(&target(&args)?, command, json_out).await,
+        AdminCommand::Workers => ops::workers(&target(&args)?, json_out).await,
+        AdminCommand::Heal { command } => ops::work(&target(&args)?, "heal", command, json_out).await,
+        AdminCommand::Rebalance { command } => ops::work(&target(&args)?, "rebalance", command, json_out).await,
+        AdminCommand::Scrub { command } => ops::work(&target(&args)?, "scrub", command, json_out).await,
+        AdminCommand::Meta { command } => ops::meta(&target(&args)?, command, json_out).await,
     }
 }
 

@@ -90,13 +90,14 @@ pub fn build_service(
     let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5, dir };
     let post_max = s3.cfg.post_max_bytes;
     let keyring = s3.cfg.sse_keyring.clone();
+    let ec = (s3.cfg.ec.k, s3.cfg.ec.m);
     let mut b = S3ServiceBuilder::new(s3);
     let mut s3s_config = s3s::config::S3Config::default();
     s3s_config.post_object_max_file_size = post_max;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3s_config))));
     b.set_auth(auth);
     b.set_access(access);
-    b.set_route(crate::admin::AdminRoute::new(meta, dir_for_admin, keyring));
+    b.set_route(crate::admin::AdminRoute::new(meta, dir_for_admin, keyring, ec));
     if !domains.is_empty() {
         b.set_host(VirtualHosts { domains });
     }

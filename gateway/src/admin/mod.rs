@@ -43,6 +43,8 @@ use tessera_rpc::proto::meta::{
     encryption, failure,
 };
 
+mod cluster;
+
 use crate::access::Directory;
 use crate::policy::{self, Decision, Kind, Policy, Principal};
 use crate::sse::KeyringFile;
@@ -58,13 +60,16 @@ pub struct AdminRoute {
     meta: MetaClient,
     dir: Arc<Directory>,
     keyring: Option<Arc<KeyringFile>>,
+    /// The EC profile of new objects (k, m): what placement must fit.
+    ec: (usize, usize),
 }
 
 impl AdminRoute {
     /// Serves the admin API over `meta`, deciding callers through `dir`;
-    /// `keyring`: the SSE-S3 master keys, for a rewrap.
-    pub fn new(meta: MetaClient, dir: Arc<Directory>, keyring: Option<Arc<KeyringFile>>) -> Self {
-        AdminRoute { meta, dir, keyring }
+    /// `keyring`: the SSE-S3 master keys, for a rewrap; `ec`: the (k, m)
+    /// of new objects.
+    pub fn new(meta: MetaClient, dir: Arc<Directory>, keyring: Option<Arc<KeyringFile>>, ec: (usize, usize)) -> Self {
+        AdminRoute { meta, dir, keyring, ec }
     }
 }
 
@@ -640,19 +645,28 @@ impl S3Route for AdminRoute {
             return Err(s3_error!(AccessDenied, "admin calls are signed"));
         };
         let rest = req.uri.path().strip_prefix(PREFIX).unwrap_or("");
-        let Some((action, name)) = route(&req.method, rest) else {
-            return Ok(respond(fail(
-                StatusCode::NOT_FOUND,
-                "NoSuchAdminCall",
-                format!("{} {}", req.method, req.uri.path()),
-            )));
+        let call = match (route(&req.method, rest), cluster::route(&req.method, rest)) {
+            (Some((action, name)), _) => (action, Ok(name)),
+            (None, Some((action, call))) => (action, Err(call)),
+            (None, None) => {
+                return Ok(respond(fail(
+                    StatusCode::NOT_FOUND,
+                    "NoSuchAdminCall",
+                    format!("{} {}", req.method, req.uri.path()),
+                )));
+            }
         };
+        let action = call.0;
         if !self.allowed(&caller, action).await? {
             return Err(S3Error::with_message(s3s::S3ErrorCode::AccessDenied, format!("{caller} may not {action}")));
         }
         let body = read_body(req.input).await?;
         check_payload(&req.headers, &body)?;
-        let answer = match self.serve(action, name, &body).await {
+        let answer = match call.1 {
+            Ok(name) => self.serve(action, name, &body).await,
+            Err(c) => self.cluster(c, &body).await,
+        };
+        let answer = match answer {
             Ok(a) | Err(a) => a,
         };
         tracing::info!(target: "tessera_gateway::admin", caller, action, status = answer.0.as_u16(), "admin call");

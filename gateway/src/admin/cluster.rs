@@ -1,0 +1,586 @@
+//! The admin API, cluster part: the state of the cluster at a glance, the
+//! operator's changes to datanodes and disks (drain, return, reweight,
+//! remove) with a dry run that says what would move and which failures
+//! would then lose data, the background workers and their rates, and the
+//! metadata members (docs/admin-api.md).
+//!
+//! | method and path                          | action                  |
+//! |------------------------------------------|-------------------------|
+//! | `GET    status`, `nodes`, `disks`, `members` | `admin:ClusterStatus` |
+//! | `GET    workers`                         | `admin:WorkerStatus`    |
+//! | `PUT    worker-rates`                    | `admin:SetWorkerRates`  |
+//! | `POST   nodes/ID/out`, `nodes/ID/in`     | `admin:MarkOut`         |
+//! | `POST   disks/ID/out`, `disks/ID/in`     | `admin:MarkOut`         |
+//! | `PUT    disks/ID/weight`                 | `admin:Reweight`        |
+//! | `DELETE nodes/ID`, `disks/ID`            | `admin:RemoveDisks`     |
+//!
+//! A change's body may say `{"dry_run": true}`: nothing is changed and the
+//! answer is the plan. A change that would leave the cluster unable to
+//! place every object's k + m shards is refused (409) with the reason, and
+//! nothing is changed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use tessera_common::{DiskId, NodeId, PgId};
+use tessera_placement::{ClusterMap, Level, PlacementRule, Placer, diff_maps};
+use tessera_rpc::proto::meta::command::Op;
+use tessera_rpc::proto::meta::{
+    ClusterMapReply, ClusterStatusReply, MarkOut, RemoveDisks, Reweight, SetWorkerRates, WorkerStatusReply,
+};
+
+use super::{AdminRoute, Answer, fail, unavailable};
+
+/// Shards counted at most per lost disk for the status (the count is a
+/// bound beyond it).
+const LOST_SHARDS_COUNTED: usize = 100_000;
+
+/// A call on the cluster part of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Call {
+    Status,
+    Nodes,
+    Disks,
+    Members,
+    Workers,
+    SetRates,
+    /// Mark a node's disks (`node`) or one disk out or back in.
+    Mark {
+        node: bool,
+        id: String,
+        out: bool,
+    },
+    Reweight {
+        id: String,
+    },
+    Remove {
+        node: bool,
+        id: String,
+    },
+}
+
+/// Which cluster call a request is, and the admin action it needs.
+pub(super) fn route(method: &Method, rest: &str) -> Option<(&'static str, Call)> {
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let id = |s: &&str| (*s).to_owned();
+    Some(match (method.as_str(), parts.as_slice()) {
+        ("GET", ["status"]) => ("admin:ClusterStatus", Call::Status),
+        ("GET", ["nodes"]) => ("admin:ClusterStatus", Call::Nodes),
+        ("GET", ["disks"]) => ("admin:ClusterStatus", Call::Disks),
+        ("GET", ["members"]) => ("admin:ClusterStatus", Call::Members),
+        ("GET", ["workers"]) => ("admin:WorkerStatus", Call::Workers),
+        ("PUT", ["worker-rates"]) => ("admin:SetWorkerRates", Call::SetRates),
+        ("POST", [what @ ("nodes" | "disks"), n, verb @ ("out" | "in")]) => {
+            ("admin:MarkOut", Call::Mark { node: *what == "nodes", id: id(n), out: *verb == "out" })
+        }
+        ("PUT", ["disks", n, "weight"]) => ("admin:Reweight", Call::Reweight { id: id(n) }),
+        ("DELETE", [what @ ("nodes" | "disks"), n]) => {
+            ("admin:RemoveDisks", Call::Remove { node: *what == "nodes", id: id(n) })
+        }
+        _ => return None,
+    })
+}
+
+fn bad(m: impl std::fmt::Display) -> Answer {
+    fail(StatusCode::BAD_REQUEST, "InvalidArgument", m)
+}
+
+/// The cluster's map, datanodes and disk usage, decoded.
+struct MapView {
+    reply: ClusterMapReply,
+    map: Option<ClusterMap>,
+}
+
+impl MapView {
+    fn map(&self) -> Result<&ClusterMap, Answer> {
+        self.map.as_ref().ok_or_else(|| {
+            fail(StatusCode::CONFLICT, "NoClusterMap", "no datanode has registered yet: there is no cluster map")
+        })
+    }
+}
+
+impl AdminRoute {
+    async fn map_view(&self) -> Result<MapView, Answer> {
+        let reply = self.meta.get_cluster_map().await.map_err(unavailable)?;
+        let map = if reply.map.is_empty() {
+            None
+        } else {
+            Some(ClusterMap::from_bytes(&reply.map).map_err(|e| {
+                fail(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("the cluster map: {e}"))
+            })?)
+        };
+        Ok(MapView { reply, map })
+    }
+
+    /// The placement rule of new objects (the gateway's EC profile).
+    fn rule(&self) -> PlacementRule {
+        PlacementRule { shards: self.ec.0 + self.ec.1, failure_domain: Level::Host }
+    }
+
+    pub(super) async fn cluster(&self, call: Call, body: &[u8]) -> Result<Answer, Answer> {
+        let doc: Value = if body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(body).map_err(|e| fail(StatusCode::BAD_REQUEST, "MalformedJSON", e))?
+        };
+        let dry_run = doc["dry_run"].as_bool().unwrap_or(false);
+        match call {
+            Call::Status => self.status().await,
+            Call::Nodes => Ok(Answer(StatusCode::OK, json!({"nodes": nodes_json(&self.map_view().await?)}))),
+            Call::Disks => Ok(Answer(StatusCode::OK, json!({"disks": disks_json(&self.map_view().await?)}))),
+            Call::Members => {
+                let st = self.meta.cluster_status().await.map_err(unavailable)?;
+                Ok(Answer(StatusCode::OK, members_json(&st)))
+            }
+            Call::Workers => {
+                let w = self.meta.worker_status().await.map_err(unavailable)?;
+                Ok(Answer(StatusCode::OK, workers_json(&w)))
+            }
+            Call::SetRates => self.set_rates(&doc).await,
+            Call::Mark { node, id, out } => self.mark(node, &id, out, dry_run).await,
+            Call::Reweight { id } => self.reweight(&id, &doc, dry_run).await,
+            Call::Remove { node, id } => self.remove(node, &id, dry_run).await,
+        }
+    }
+
+    /// Everything an operator looks at first, in one document.
+    async fn status(&self) -> Result<Answer, Answer> {
+        let (st, view, workers) = tokio::join!(self.meta.cluster_status(), self.map_view(), self.meta.worker_status());
+        let st = st.map_err(unavailable)?;
+        let view = view?;
+        let workers = workers.map_err(unavailable)?;
+        let damage = self.meta.list_damage(10_000).await.map_err(unavailable)?.reports.len();
+        let disks = disks_json(&view);
+        let lost: Vec<u32> = view.map.as_ref().map_or_else(Vec::new, |m| {
+            m.disks()
+                .filter(|(_, _, _, d)| !d.state.up || (!d.state.is_in && !d.marked_out))
+                .map(|d| d.3.id.get())
+                .collect()
+        });
+        let mut on_lost = 0usize;
+        for &d in &lost {
+            on_lost += self.count_shards(d).await?;
+        }
+        let (capacity, used) =
+            view.reply.usage.iter().fold((0u64, 0u64), |(c, u), d| (c + d.capacity_bytes, u + d.used_bytes));
+        let redundancy = if lost.is_empty() && damage == 0 { "full" } else { "degraded" };
+        Ok(Answer(
+            StatusCode::OK,
+            json!({
+                "cluster_id": view.reply.cluster_id,
+                "map_epoch": view.reply.epoch,
+                "metadata": members_json(&st),
+                "nodes": nodes_json(&view),
+                "disks": disks,
+                "capacity": {"total_bytes": capacity, "used_bytes": used},
+                "redundancy": {
+                    "state": redundancy,
+                    "lost_disks": lost,
+                    "shards_on_lost_disks": on_lost,
+                    "shards_on_lost_disks_capped": on_lost >= LOST_SHARDS_COUNTED * lost.len().max(1),
+                    "damage_reports": damage,
+                },
+                "workers": workers_json(&workers),
+            }),
+        ))
+    }
+
+    /// Shards the disk index places on `disk` (at most [`LOST_SHARDS_COUNTED`]).
+    async fn count_shards(&self, disk: u32) -> Result<usize, Answer> {
+        let (mut n, mut after) = (0usize, Vec::new());
+        while n < LOST_SHARDS_COUNTED {
+            let page = self.meta.list_disk_shards(disk, after.clone(), 10_000).await.map_err(unavailable)?;
+            n += page.len();
+            match page.last() {
+                Some(e) if page.len() == 10_000 => after = e.data_id.to_vec(),
+                _ => break,
+            }
+        }
+        Ok(n)
+    }
+
+    async fn set_rates(&self, doc: &Value) -> Result<Answer, Answer> {
+        let now = self.meta.worker_status().await.map_err(unavailable)?.rates.unwrap_or_default();
+        let field = |name: &str, current: u64| -> Result<u64, Answer> {
+            match doc.get(name) {
+                None | Some(Value::Null) => Ok(current),
+                Some(v) => v
+                    .as_u64()
+                    .ok_or_else(|| bad(format!("{name} is a number of bytes per second (0: each datanode's own)"))),
+            }
+        };
+        let known = ["heal_bytes_per_sec", "rebalance_bytes_per_sec", "scrub_bytes_per_sec"];
+        if let Some(k) = doc.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
+            return Err(bad(format!("unknown field {k}; the rates are {}", known.join(", "))));
+        }
+        let rates = SetWorkerRates {
+            heal_bytes_per_sec: field("heal_bytes_per_sec", now.heal_bytes_per_sec)?,
+            rebalance_bytes_per_sec: field("rebalance_bytes_per_sec", now.rebalance_bytes_per_sec)?,
+            scrub_bytes_per_sec: field("scrub_bytes_per_sec", now.scrub_bytes_per_sec)?,
+        };
+        self.write(Op::SetWorkerRates(rates)).await?;
+        Ok(Answer(StatusCode::OK, rates_json(&rates)))
+    }
+
+    /// The disks a call names (a node's, or one disk), checked against the
+    /// map, and the (disk, node) pair an operator command names them by.
+    fn named(map: &ClusterMap, node: bool, id: &str) -> Result<(Vec<DiskId>, u32, u64), Answer> {
+        let what = if node { "node" } else { "disk" };
+        let not_found = || {
+            let code = if node { "NoSuchNode" } else { "NoSuchDisk" };
+            fail(StatusCode::NOT_FOUND, code, format!("no {what} {id} in the cluster map"))
+        };
+        if node {
+            let n: NodeId = id.parse().map_err(|_| not_found())?;
+            let disks = map.host_disks(n).map_err(|_| not_found())?;
+            Ok((disks, 0, n.get()))
+        } else {
+            let d: DiskId = id.parse().map_err(|_| not_found())?;
+            map.disk(d).ok_or_else(not_found)?;
+            Ok((vec![d], d.get(), 0))
+        }
+    }
+
+    async fn mark(&self, node: bool, id: &str, out: bool, dry_run: bool) -> Result<Answer, Answer> {
+        let view = self.map_view().await?;
+        let map = view.map()?;
+        let (disks, disk, node_id) = Self::named(map, node, id)?;
+        let mut after = map.clone();
+        for d in &disks {
+            after.mark_out(*d, out).map_err(bad)?;
+        }
+        let plan = self.plan(&view, &after).await?;
+        if !dry_run {
+            if let Some(why) = plan["refused"].as_str() {
+                return Err(fail(StatusCode::CONFLICT, "WouldLoseRedundancy", why));
+            }
+            self.write(Op::MarkOut(MarkOut { disk, node: node_id, out })).await?;
+        }
+        Ok(Answer(StatusCode::OK, json!({"done": !dry_run, "disks": ids(&disks), "out": out, "plan": plan})))
+    }
+
+    async fn reweight(&self, id: &str, doc: &Value, dry_run: bool) -> Result<Answer, Answer> {
+        let weight = doc["weight"].as_u64().ok_or_else(|| bad("weight is a number (0: never placed on)"))?;
+        let view = self.map_view().await?;
+        let map = view.map()?;
+        let (disks, _, _) = Self::named(map, false, id)?;
+        let mut after = map.clone();
+        after.reweight(disks[0], weight).map_err(bad)?;
+        let plan = self.plan(&view, &after).await?;
+        if !dry_run {
+            if let Some(why) = plan["refused"].as_str() {
+                return Err(fail(StatusCode::CONFLICT, "WouldLoseRedundancy", why));
+            }
+            self.write(Op::Reweight(Reweight { disk: disks[0].get(), weight })).await?;
+        }
+        Ok(Answer(StatusCode::OK, json!({"done": !dry_run, "disks": ids(&disks), "weight": weight, "plan": plan})))
+    }
+
+    async fn remove(&self, node: bool, id: &str, dry_run: bool) -> Result<Answer, Answer> {
+        let view = self.map_view().await?;
+        let map = view.map()?;
+        let (disks, disk, node_id) = Self::named(map, node, id)?;
+        // Removal needs the disks empty: a drain first. Say which still hold shards.
+        let mut holding = Vec::new();
+        for d in &disks {
+            let page = self.meta.list_disk_shards(d.get(), Vec::new(), 1).await.map_err(unavailable)?;
+            if let Some(e) = page.first() {
+                let s = e.shard.clone().unwrap_or_default();
+                holding.push(format!("disk {} (e.g. {}/{})", d.get(), s.bucket, s.key));
+            }
+        }
+        if !holding.is_empty() {
+            return Err(fail(
+                StatusCode::CONFLICT,
+                "NotDrained",
+                format!(
+                    "{} still hold shards that records place there; mark {} out, wait for the rebalance to empty it, then remove it",
+                    holding.join(", "),
+                    if node { "the node" } else { "the disk" }
+                ),
+            ));
+        }
+        if !dry_run {
+            self.write(Op::RemoveDisks(RemoveDisks { disk, node: node_id }))
+                .await
+                .map_err(|a| if a.0 == StatusCode::BAD_REQUEST { Answer(StatusCode::CONFLICT, a.1) } else { a })?;
+        }
+        Ok(Answer(StatusCode::OK, json!({"done": !dry_run, "removed": ids(&disks)})))
+    }
+
+    /// What changing the map from `view` to `after` would do: the shard
+    /// placements that move (and an estimate of their bytes and time at the
+    /// current rebalance rate), and, after the change, which single zone,
+    /// rack or host failure would take more than m shards of some PGs (the
+    /// objects there would lose data). `refused` is set when the new map
+    /// cannot place k + m shards.
+    async fn plan(&self, view: &MapView, after: &ClusterMap) -> Result<Value, Answer> {
+        let before = view.map()?;
+        let rule = self.rule();
+        let diff = match diff_maps(before, after, rule) {
+            Ok(d) => d,
+            Err(e) => {
+                return Ok(json!({
+                    "refused": format!(
+                        "after this change objects of EC {}+{} could not be placed on {} distinct disks: {e}",
+                        self.ec.0, self.ec.1, rule.shards
+                    ),
+                }));
+            }
+        };
+        // Bytes: each moving placement carries its disk's used bytes spread
+        // over the placements it holds.
+        let placer = Placer::new(before, rule).map_err(bad)?;
+        let mut held: HashMap<DiskId, u64> = HashMap::new();
+        for pg in 0..before.pg_count {
+            if let Ok(p) = placer.place(PgId(pg)) {
+                for d in p.disks {
+                    *held.entry(d).or_default() += 1;
+                }
+            }
+        }
+        let used: HashMap<u32, u64> = view.reply.usage.iter().map(|u| (u.disk, u.used_bytes)).collect();
+        let bytes: u64 = diff
+            .moves
+            .iter()
+            .map(|mv| used.get(&mv.from.get()).copied().unwrap_or(0) / held.get(&mv.from).copied().unwrap_or(1).max(1))
+            .sum();
+        let mut by_pg: BTreeMap<u32, u64> = BTreeMap::new();
+        for mv in &diff.moves {
+            *by_pg.entry(mv.pg.0).or_default() += 1;
+        }
+        let rate =
+            self.meta.worker_status().await.map(|w| w.rates.unwrap_or_default().rebalance_bytes_per_sec).unwrap_or(0);
+        let seconds = (rate > 0).then(|| bytes.div_ceil(rate));
+        Ok(json!({
+            "placements_moving": diff.moves.len(),
+            "placements_total": diff.placements,
+            "pgs_moving": by_pg.len(),
+            "moves_by_pg": by_pg.iter().map(|(pg, n)| (pg.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "pgs_total": before.pg_count,
+            "bytes_moving_estimate": bytes,
+            "rebalance_bytes_per_sec": (rate > 0).then_some(rate),
+            "seconds_estimate": seconds,
+            "at_risk": at_risk(after, rule, self.ec.1),
+        }))
+    }
+}
+
+/// After a change: for each zone, rack and host whose failure would take
+/// more than `m` shards of some PGs, how many PGs (objects there would
+/// lose data). Empty: any single such failure is survived.
+fn at_risk(map: &ClusterMap, rule: PlacementRule, m: usize) -> Value {
+    let Ok(placer) = Placer::new(map, rule) else { return json!([]) };
+    let mut domain_of: HashMap<DiskId, [String; 3]> = HashMap::new();
+    for (z, r, h, d) in map.disks() {
+        domain_of.insert(d.id, [z.name.clone(), format!("{}/{}", z.name, r.name), h.name.clone()]);
+    }
+    let mut count: BTreeMap<(usize, String), u64> = BTreeMap::new();
+    for pg in 0..map.pg_count {
+        let Ok(p) = placer.place(PgId(pg)) else { continue };
+        for (level, _) in ["zone", "rack", "host"].iter().enumerate() {
+            let mut per: HashMap<&str, usize> = HashMap::new();
+            for d in &p.disks {
+                if let Some(names) = domain_of.get(d) {
+                    *per.entry(names[level].as_str()).or_default() += 1;
+                }
+            }
+            for (name, n) in per {
+                if n > m {
+                    *count.entry((level, name.to_owned())).or_default() += 1;
+                }
+            }
+        }
+    }
+    let levels = ["zone", "rack", "host"];
+    Value::Array(
+        count.into_iter().map(|((l, name), pgs)| json!({"level": levels[l], "name": name, "pgs": pgs})).collect(),
+    )
+}
+
+fn ids(disks: &[DiskId]) -> Vec<u32> {
+    disks.iter().map(|d| d.get()).collect()
+}
+
+fn rates_json(r: &SetWorkerRates) -> Value {
+    let v = |x: u64| (x > 0).then_some(x);
+    json!({
+        "heal_bytes_per_sec": v(r.heal_bytes_per_sec),
+        "rebalance_bytes_per_sec": v(r.rebalance_bytes_per_sec),
+        "scrub_bytes_per_sec": v(r.scrub_bytes_per_sec),
+    })
+}
+
+fn workers_json(w: &WorkerStatusReply) -> Value {
+    let list: Vec<Value> = w
+        .workers
+        .iter()
+        .map(|r| {
+            json!({
+                "node": r.node_id,
+                "name": r.name,
+                "state": r.state,
+                "progress": r.progress,
+                "steps": r.steps,
+                "errors": r.errors,
+                "last_error": (!r.last_error.is_empty()).then_some(&r.last_error),
+                "reported_ms": r.reported_ms,
+            })
+        })
+        .collect();
+    json!({"workers": list, "rates": rates_json(&w.rates.unwrap_or_default())})
+}
+
+fn members_json(st: &ClusterStatusReply) -> Value {
+    let progress: HashMap<u64, _> = st.progress.iter().map(|p| (p.id, p)).collect();
+    let members: Vec<Value> = st
+        .members
+        .iter()
+        .map(|m| {
+            let p = progress.get(&m.id);
+            let matched = p.and_then(|p| p.matched_index);
+            json!({
+                "id": m.id,
+                "addr": m.addr,
+                "voter": m.voter,
+                "leader": st.leader_id == Some(m.id),
+                "matched_index": matched,
+                "lag": matched.map(|i| st.last_log_index.saturating_sub(i)),
+                "command_level": p.and_then(|p| p.command_level),
+            })
+        })
+        .collect();
+    json!({
+        "leader": st.leader_id,
+        "term": st.term,
+        "last_log_index": st.last_log_index,
+        "applied_index": st.last_applied,
+        "snapshot_index": st.snapshot_index,
+        "members": members,
+    })
+}
+
+fn disks_json(view: &MapView) -> Vec<Value> {
+    let Some(map) = &view.map else { return Vec::new() };
+    let usage: HashMap<u32, _> = view.reply.usage.iter().map(|u| (u.disk, u)).collect();
+    map.disks()
+        .map(|(z, r, h, d)| {
+            let u = usage.get(&d.id.get());
+            let state = if !d.state.up {
+                "down"
+            } else if d.marked_out {
+                "draining"
+            } else if !d.state.is_in {
+                "out"
+            } else if d.full {
+                "full"
+            } else {
+                "in"
+            };
+            json!({
+                "id": d.id.get(),
+                "node": h.node.0,
+                "host": h.name,
+                "rack": r.name,
+                "zone": z.name,
+                "state": state,
+                "up": d.state.up,
+                "in": d.state.is_in,
+                "marked_out": d.marked_out,
+                "full": d.full,
+                "weight": d.weight,
+                "weight_fixed": d.weight_fixed,
+                "capacity_bytes": u.map(|u| u.capacity_bytes),
+                "used_bytes": u.map(|u| u.used_bytes),
+                "healthy": u.map(|u| u.healthy),
+            })
+        })
+        .collect()
+}
+
+fn nodes_json(view: &MapView) -> Vec<Value> {
+    let Some(map) = &view.map else { return Vec::new() };
+    let records: HashMap<u64, _> = view.reply.datanodes.iter().map(|d| (d.node_id, d)).collect();
+    map.disks()
+        .fold(BTreeMap::<u64, (String, String, String, Vec<u32>, usize)>::new(), |mut acc, (z, r, h, d)| {
+            let e =
+                acc.entry(h.node.0).or_insert_with(|| (z.name.clone(), r.name.clone(), h.name.clone(), Vec::new(), 0));
+            e.3.push(d.id.get());
+            e.4 += usize::from(d.state.up);
+            acc
+        })
+        .into_iter()
+        .map(|(id, (zone, rack, host, disks, up))| {
+            let rec = records.get(&id);
+            json!({
+                "id": id,
+                "addr": rec.map(|r| r.addr.clone()),
+                "zone": zone,
+                "rack": rack,
+                "host": host,
+                "disks": disks,
+                "disks_up": up,
+                "state": if up == 0 { "down" } else if up < disks.len() { "degraded" } else { "up" },
+                "registered_ms": rec.map(|r| r.registered_ms),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_calls_map_to_actions() {
+        let r = |m: Method, p: &str| route(&m, p);
+        assert_eq!(r(Method::GET, "status"), Some(("admin:ClusterStatus", Call::Status)));
+        assert_eq!(r(Method::GET, "nodes/"), Some(("admin:ClusterStatus", Call::Nodes)));
+        assert_eq!(r(Method::GET, "workers"), Some(("admin:WorkerStatus", Call::Workers)));
+        assert_eq!(
+            r(Method::POST, "nodes/3/out"),
+            Some(("admin:MarkOut", Call::Mark { node: true, id: "3".into(), out: true }))
+        );
+        assert_eq!(
+            r(Method::POST, "disks/7/in"),
+            Some(("admin:MarkOut", Call::Mark { node: false, id: "7".into(), out: false }))
+        );
+        assert_eq!(r(Method::PUT, "disks/7/weight"), Some(("admin:Reweight", Call::Reweight { id: "7".into() })));
+        assert_eq!(
+            r(Method::DELETE, "nodes/2"),
+            Some(("admin:RemoveDisks", Call::Remove { node: true, id: "2".into() }))
+        );
+        assert_eq!(r(Method::POST, "nodes/3/sideways"), None);
+        assert_eq!(r(Method::DELETE, "status"), None);
+        assert_eq!(r(Method::GET, "nodes/3/out"), None);
+    }
+
+    /// Three hosts of two disks each, EC 2+1 (3 shards): one host holds at
+    /// most one shard of a PG, so no single failure loses data; with one
+    /// host's disks out, two hosts are left for three shards and a host
+    /// failure would take two (> m = 1) of some PGs.
+    #[test]
+    fn at_risk_names_the_domains_whose_failure_would_lose_data() {
+        use tessera_placement::{Disk, Host};
+        let mut map = ClusterMap::new(64).unwrap();
+        for h in 1..=3u64 {
+            let disks = (0..2).map(|i| Disk::new(DiskId((h * 10 + i) as u32), 100)).collect();
+            map.add_host("z", "r", Host { node: NodeId(h), name: format!("h{h}"), disks }).unwrap();
+        }
+        let rule = PlacementRule { shards: 3, failure_domain: Level::Host };
+        let risk = at_risk(&map, rule, 1);
+        let hosts: Vec<&Value> = risk.as_array().unwrap().iter().filter(|r| r["level"] == "host").collect();
+        assert!(hosts.is_empty(), "{risk}");
+        // The zone and rack hold every shard: their failure loses everything.
+        assert!(risk.as_array().unwrap().iter().any(|r| r["level"] == "zone" && r["pgs"] == 64), "{risk}");
+
+        for d in map.host_disks(NodeId(3)).unwrap() {
+            map.mark_out(d, true).unwrap();
+        }
+        let risk = at_risk(&map, rule, 1);
+        let hosts: Vec<&Value> = risk.as_array().unwrap().iter().filter(|r| r["level"] == "host").collect();
+        assert!(!hosts.is_empty(), "{risk}");
+        assert!(hosts.iter().all(|r| r["name"] != "h3"), "h3 holds nothing after its drain: {risk}");
+    }
+}

@@ -1,0 +1,429 @@
+//! `tessera admin status`, `node …`, `disk …`, `workers`, `heal|rebalance|scrub
+//! …` and `meta members`: the cluster's state and the operator's changes to
+//! it, through the admin API's cluster calls.
+
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tessera_common::ByteSize;
+
+use super::{Failure, Target, call, ok, print, table};
+
+/// A change to one node or disk.
+#[derive(Args, Debug)]
+pub(super) struct Change {
+    /// The node's or disk's id (`103` or `n103`, `4` or `d4`).
+    id: String,
+    /// Say what would move and what a failure would then lose; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum NodeCommand {
+    /// Every datanode: its host, failure domains, disks and state.
+    List,
+    /// Drain a datanode: its disks are marked out and the rebalance moves
+    /// their shards away (they keep serving reads meanwhile).
+    Drain(Change),
+    /// Take a drained datanode's disks back in.
+    Undrain(Change),
+    /// Remove a drained, empty datanode from the cluster map.
+    Remove(Change),
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum DiskCommand {
+    /// Every disk: its node, state, weight, use.
+    List,
+    /// Mark a disk out: its shards move away (a drain of one disk).
+    Out(Change),
+    /// Take a disk back in.
+    In(Change),
+    /// Set a disk's placement weight (0: nothing is placed on it).
+    Reweight {
+        #[command(flatten)]
+        change: Change,
+        weight: u64,
+    },
+    /// Remove an empty disk from the cluster map.
+    Remove(Change),
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum WorkCommand {
+    /// This worker on every datanode: state, progress, errors.
+    Status {
+        /// Keep showing progress until no such worker is busy.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up (exit 1) after this long.
+        #[arg(long, default_value = "1h")]
+        timeout: tessera_common::HumanDuration,
+    },
+    /// Limit the worker's bytes per second on every datanode (e.g. 50MiB;
+    /// 0: each datanode's own setting), live.
+    Throttle { rate: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum MetaCommand {
+    /// The metadata service's Raft members: leader, term, replication lag.
+    Members,
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Bytes for people: 1023 B, 1.5 KiB, 229.0 GiB.
+fn human(b: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+fn size(v: &Value) -> String {
+    v.as_u64().map_or_else(|| "-".into(), human)
+}
+
+fn members_table(m: &Value) -> String {
+    let rows: Vec<Vec<String>> = m["members"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|x| {
+            let role = match (x["leader"].as_bool(), x["voter"].as_bool()) {
+                (Some(true), _) => "leader",
+                (_, Some(true)) => "voter",
+                _ => "learner",
+            };
+            vec![s(&x["id"]), role.into(), s(&x["addr"]), s(&x["matched_index"]), s(&x["lag"]), s(&x["command_level"])]
+        })
+        .collect();
+    format!(
+        "term {}, last log index {}, applied {}\n{}",
+        s(&m["term"]),
+        s(&m["last_log_index"]),
+        s(&m["applied_index"]),
+        table(&["ID", "ROLE", "ADDRESS", "MATCHED", "LAG", "LEVEL"], &rows)
+    )
+}
+
+fn nodes_table(nodes: &Value) -> String {
+    let rows: Vec<Vec<String>> = nodes
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|n| {
+            let disks: Vec<String> =
+                n["disks"].as_array().map_or(&[][..], Vec::as_slice).iter().map(|d| d.to_string()).collect();
+            vec![
+                s(&n["id"]),
+                s(&n["host"]),
+                format!("{}/{}", s(&n["zone"]), s(&n["rack"])),
+                s(&n["state"]),
+                format!("{} ({} up)", disks.join(","), s(&n["disks_up"])),
+                s(&n["addr"]),
+            ]
+        })
+        .collect();
+    table(&["NODE", "HOST", "ZONE/RACK", "STATE", "DISKS", "ADDRESS"], &rows)
+}
+
+fn disks_table(disks: &Value) -> String {
+    let rows: Vec<Vec<String>> = disks
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|d| {
+            let used = match (d["used_bytes"].as_u64(), d["capacity_bytes"].as_u64()) {
+                (Some(u), Some(c)) if c > 0 => format!("{} / {} ({}%)", human(u), human(c), u * 100 / c),
+                _ => "-".into(),
+            };
+            vec![
+                s(&d["id"]),
+                s(&d["node"]),
+                s(&d["host"]),
+                s(&d["state"]),
+                format!("{}{}", s(&d["weight"]), if d["weight_fixed"] == json!(true) { " (set)" } else { "" }),
+                used,
+            ]
+        })
+        .collect();
+    table(&["DISK", "NODE", "HOST", "STATE", "WEIGHT", "USED"], &rows)
+}
+
+fn workers_table(w: &Value, only: Option<&str>) -> String {
+    let rows: Vec<Vec<String>> = w["workers"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter(|x| only.is_none_or(|o| x["name"].as_str().is_some_and(|n| n.split(':').next() == Some(o))))
+        .map(|x| {
+            let err = x["last_error"].as_str().map_or(String::new(), |e| format!(" (last: {e})"));
+            vec![s(&x["node"]), s(&x["name"]), s(&x["state"]), s(&x["progress"]), format!("{}{err}", s(&x["errors"]))]
+        })
+        .collect();
+    format!("{}{}", table(&["NODE", "WORKER", "STATE", "PROGRESS", "ERRORS"], &rows), rates_line(w))
+}
+
+fn rates_line(w: &Value) -> String {
+    let rate = |k: &str| w["rates"][k].as_u64().map_or("each node's own".to_owned(), |r| format!("{}/s", human(r)));
+    format!(
+        "rates: heal {}, rebalance {}, scrub {}\n",
+        rate("heal_bytes_per_sec"),
+        rate("rebalance_bytes_per_sec"),
+        rate("scrub_bytes_per_sec")
+    )
+}
+
+/// The workers in a few lines: per kind, how many are in each state and
+/// their errors; then the busy ones and those with errors, one line each.
+fn workers_summary(w: &Value) -> String {
+    let list = w["workers"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut kinds: std::collections::BTreeMap<&str, (std::collections::BTreeMap<&str, usize>, u64)> =
+        std::collections::BTreeMap::new();
+    for x in list {
+        let kind = x["name"].as_str().unwrap_or("?").split(':').next().unwrap_or("?");
+        let e = kinds.entry(kind).or_default();
+        *e.0.entry(x["state"].as_str().unwrap_or("?")).or_default() += 1;
+        e.1 += x["errors"].as_u64().unwrap_or(0);
+    }
+    let mut out = String::new();
+    for (kind, (states, errors)) in &kinds {
+        let states: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        out.push_str(&format!("  {kind}: {}; {errors} errors\n", states.join(", ")));
+    }
+    for x in list.iter().filter(|x| x["state"] != "idle" || x["last_error"].is_string()) {
+        let err = x["last_error"].as_str().map_or(String::new(), |e| format!(" — last error: {e}"));
+        out.push_str(&format!(
+            "  {} on node {} {}: {}{err}\n",
+            s(&x["name"]),
+            s(&x["node"]),
+            s(&x["state"]),
+            s(&x["progress"])
+        ));
+    }
+    out.push_str("  ");
+    out.push_str(&rates_line(w));
+    out
+}
+
+fn status_text(v: &Value) -> String {
+    let r = &v["redundancy"];
+    let lost: Vec<String> =
+        r["lost_disks"].as_array().map_or(&[][..], Vec::as_slice).iter().map(|d| d.to_string()).collect();
+    let redundancy = if r["state"] == "full" {
+        "full: every disk up and in, no damage reported".to_owned()
+    } else {
+        format!(
+            "DEGRADED: lost disks [{}] holding {}{} shards; {} damage reports awaiting repair",
+            lost.join(","),
+            if r["shards_on_lost_disks_capped"] == json!(true) { "at least " } else { "" },
+            s(&r["shards_on_lost_disks"]),
+            s(&r["damage_reports"])
+        )
+    };
+    let leader = v["metadata"]["leader"].as_u64().map_or("NONE".to_owned(), |l| l.to_string());
+    format!(
+        "cluster {} (map epoch {})\nredundancy: {}\ncapacity: {} used of {}\n\nmetadata: leader {}, {}\ndatanodes:\n{}\ndisks:\n{}\nworkers (each one: tessera admin workers):\n{}",
+        s(&v["cluster_id"]),
+        s(&v["map_epoch"]),
+        redundancy,
+        size(&v["capacity"]["used_bytes"]),
+        size(&v["capacity"]["total_bytes"]),
+        leader,
+        members_table(&v["metadata"]),
+        nodes_table(&v["nodes"]),
+        disks_table(&v["disks"]),
+        workers_summary(&v["workers"]),
+    )
+}
+
+fn plan_text(v: &Value) -> String {
+    let p = &v["plan"];
+    let mut out = String::new();
+    if v["done"] == json!(true) {
+        out.push_str("done.\n");
+    } else {
+        out.push_str("dry run: nothing changed.\n");
+    }
+    if let Some(why) = p["refused"].as_str() {
+        out.push_str(&format!("REFUSED: {why}\n"));
+        return out;
+    }
+    if p.is_null() {
+        return out;
+    }
+    out.push_str(&format!(
+        "moves {} of {} shard placements ({} of {} PGs), about {}",
+        s(&p["placements_moving"]),
+        s(&p["placements_total"]),
+        s(&p["pgs_moving"]),
+        s(&p["pgs_total"]),
+        size(&p["bytes_moving_estimate"]),
+    ));
+    match p["seconds_estimate"].as_u64() {
+        Some(secs) => out.push_str(&format!(", ~{secs} s at the rebalance rate\n")),
+        None => out.push_str(" (at each datanode's own rebalance rate)\n"),
+    }
+    let risk = p["at_risk"].as_array().map_or(&[][..], Vec::as_slice);
+    let lossy: Vec<String> = risk
+        .iter()
+        .filter(|r| r["level"] == "host" || r["level"] == "rack" || r["level"] == "zone")
+        .map(|r| format!("{} {} ({} PGs)", s(&r["level"]), s(&r["name"]), s(&r["pgs"])))
+        .collect();
+    if lossy.is_empty() {
+        out.push_str("afterwards any single zone, rack or host can fail without losing data\n");
+    } else {
+        out.push_str(&format!("afterwards these failures would lose data: {}\n", lossy.join("; ")));
+    }
+    out
+}
+
+async fn change(
+    t: &Target,
+    method: &str,
+    path: &str,
+    body: Value,
+    dry_run: bool,
+    json_out: bool,
+) -> Result<(), Failure> {
+    let mut body = body;
+    body["dry_run"] = json!(dry_run);
+    let v = ok(call(t, method, path, body.to_string().as_bytes()).await?)?;
+    print(json_out, &v, plan_text);
+    match v["plan"]["refused"].as_str() {
+        // A dry run of a change that would be refused: exit as the change would.
+        Some(why) => Err(Failure::Refused(format!("the change would be refused: {why}"))),
+        None => Ok(()),
+    }
+}
+
+pub(super) async fn status(t: &Target, json_out: bool) -> Result<(), Failure> {
+    let v = ok(call(t, "GET", "status", b"").await?)?;
+    print(json_out, &v, status_text);
+    Ok(())
+}
+
+pub(super) async fn node(t: &Target, c: &NodeCommand, json_out: bool) -> Result<(), Failure> {
+    let (method, path, ch) = match c {
+        NodeCommand::List => {
+            let v = ok(call(t, "GET", "nodes", b"").await?)?;
+            print(json_out, &v, |v| nodes_table(&v["nodes"]));
+            return Ok(());
+        }
+        NodeCommand::Drain(ch) => ("POST", format!("nodes/{}/out", ch.id), ch),
+        NodeCommand::Undrain(ch) => ("POST", format!("nodes/{}/in", ch.id), ch),
+        NodeCommand::Remove(ch) => ("DELETE", format!("nodes/{}", ch.id), ch),
+    };
+    change(t, method, &path, json!({}), ch.dry_run, json_out).await
+}
+
+pub(super) async fn disk(t: &Target, c: &DiskCommand, json_out: bool) -> Result<(), Failure> {
+    let (method, path, body, ch) = match c {
+        DiskCommand::List => {
+            let v = ok(call(t, "GET", "disks", b"").await?)?;
+            print(json_out, &v, |v| disks_table(&v["disks"]));
+            return Ok(());
+        }
+        DiskCommand::Out(ch) => ("POST", format!("disks/{}/out", ch.id), json!({}), ch),
+        DiskCommand::In(ch) => ("POST", format!("disks/{}/in", ch.id), json!({}), ch),
+        DiskCommand::Reweight { change: ch, weight } => {
+            ("PUT", format!("disks/{}/weight", ch.id), json!({"weight": weight}), ch)
+        }
+        DiskCommand::Remove(ch) => ("DELETE", format!("disks/{}", ch.id), json!({}), ch),
+    };
+    change(t, method, &path, body, ch.dry_run, json_out).await
+}
+
+pub(super) async fn workers(t: &Target, json_out: bool) -> Result<(), Failure> {
+    let v = ok(call(t, "GET", "workers", b"").await?)?;
+    print(json_out, &v, |v| workers_table(v, None));
+    Ok(())
+}
+
+/// `heal`, `rebalance` or `scrub` (`name`) status or throttle.
+pub(super) async fn work(t: &Target, name: &str, c: &WorkCommand, json_out: bool) -> Result<(), Failure> {
+    match c {
+        WorkCommand::Throttle { rate } => {
+            let r: ByteSize = rate.trim_end_matches("/s").parse().map_err(|e| Failure::Usage(format!("{e}")))?;
+            let body = json!({ format!("{name}_bytes_per_sec"): r.0 });
+            let v = ok(call(t, "PUT", "worker-rates", body.to_string().as_bytes()).await?)?;
+            print(json_out, &v, |v| {
+                let set = v[format!("{name}_bytes_per_sec")].as_u64();
+                format!(
+                    "{name}: {}\n",
+                    set.map_or("each datanode's own rate".to_owned(), |r| format!("{}/s", human(r)))
+                )
+            });
+            Ok(())
+        }
+        WorkCommand::Status { wait: false, .. } => {
+            let v = ok(call(t, "GET", "workers", b"").await?)?;
+            print(json_out, &v, |v| workers_table(v, Some(name)));
+            Ok(())
+        }
+        WorkCommand::Status { wait: true, timeout } => wait_idle(t, name, timeout.0, json_out).await,
+    }
+}
+
+/// Polls until no `name` worker is busy (each datanode reports with its
+/// heartbeat, so a worker is seen idle three times in a row, a second
+/// apart, before this ends),
+/// showing each worker's progress line as it changes.
+async fn wait_idle(t: &Target, name: &str, timeout: Duration, json_out: bool) -> Result<(), Failure> {
+    let start = Instant::now();
+    let mut idle_seen = 0;
+    let mut last = String::new();
+    loop {
+        let v = ok(call(t, "GET", "workers", b"").await?)?;
+        let mine: Vec<&Value> = v["workers"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter(|x| x["name"].as_str().is_some_and(|n| n.split(':').next() == Some(name)))
+            .collect();
+        let busy: Vec<&&Value> = mine.iter().filter(|x| x["state"] == "busy" || x["state"] == "throttled").collect();
+        if !json_out {
+            let line: String = busy
+                .iter()
+                .map(|x| format!("{} on node {}: {}", s(&x["name"]), s(&x["node"]), s(&x["progress"])))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if line != last && !line.is_empty() {
+                eprintln!("[{:>4}s] {line}", start.elapsed().as_secs());
+            }
+            last = line;
+        }
+        idle_seen = if busy.is_empty() { idle_seen + 1 } else { 0 };
+        if idle_seen >= 3 {
+            print(json_out, &v, |v| {
+                format!("{name}: done after {} s\n{}", start.elapsed().as_secs(), workers_table(v, Some(name)))
+            });
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(Failure::Refused(format!("{name} still busy after {timeout:?}")));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+pub(super) async fn meta(t: &Target, c: &MetaCommand, json_out: bool) -> Result<(), Failure> {
+    let MetaCommand::Members = c;
+    let v = ok(call(t, "GET", "members", b"").await?)?;
+    print(json_out, &v, members_table);
+    Ok(())
+}
