@@ -291,3 +291,91 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     assert!(out.contains("leader") && out.contains("LAG"), "{out}");
     cluster.shutdown().await;
 }
+
+/// The EC profile of an object's body.
+async fn ec_of(cluster: &Cluster, bucket: &str, key: &str) -> (u32, u32) {
+    use tessera_rpc::proto::meta::body::Kind;
+    let rec = cluster.meta_client.get_object(bucket, key).await.unwrap().object.unwrap();
+    match rec.body.and_then(|b| b.kind) {
+        Some(Kind::Shards(s)) => s.ec.map(|e| (e.k, e.m)).unwrap(),
+        other => panic!("{key} is not sharded: {other:?}"),
+    }
+}
+
+/// `tessera admin bucket …`: buckets made and listed, their usage counted,
+/// a quota refused below the usage and then enforced on PUTs through S3
+/// (400 QuotaExceeded) until objects are deleted, an EC profile per bucket
+/// that new objects get, and the refusals (a taken or bad name, too many
+/// shards for the disks, a bucket that is not empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buckets_quotas_and_ec_profiles_from_the_command_line() {
+    let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;
+    let root = add_key(&cluster, ROOT, ROOT_SECRET, true).await;
+    let cli = Cli { home: tempfile::tempdir().unwrap(), endpoint: cluster.endpoint(0) };
+
+    let (status, out, err) = cli.root(&["bucket", "create", "media"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    let (status, _, err) = cli.root(&["bucket", "create", "media"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("BucketAlreadyExists"), "{err}");
+    let (status, _, err) = cli.root(&["bucket", "create", "Bad_Name"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("InvalidBucketName"), "{err}");
+
+    let put = |key: &'static str, len: usize, seed: u64| {
+        root.put_object().bucket("media").key(key).body(ByteStream::from(support::bytes(len, seed))).send()
+    };
+    for (i, key) in ["a.ts", "b.ts", "c.ts"].into_iter().enumerate() {
+        put(key, 300 << 10, i as u64).await.unwrap();
+    }
+    put("index.m3u8", 10 << 10, 9).await.unwrap();
+    let (status, out, _) = cli.root(&["--json", "bucket", "info", "media"]).await;
+    assert_eq!(status, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["usage"]["objects"], 4, "{v}");
+    assert_eq!(v["usage"]["bytes"], (900 << 10) + (10 << 10), "{v}");
+    assert_eq!(v["owner"], ROOT);
+
+    // A quota below the usage is refused; one above it is enforced.
+    let (status, _, err) = cli.root(&["bucket", "quota", "media", "500KiB"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("QuotaBelowUsage"), "{err}");
+    assert_eq!(cli.root(&["bucket", "quota", "media", "1MiB"]).await.0, 0);
+    put("d.ts", 100 << 10, 4).await.unwrap();
+    let e = put("e.ts", 100 << 10, 5).await.unwrap_err();
+    assert_eq!(code(&e), "QuotaExceeded");
+    assert_eq!(e.raw_response().unwrap().status().as_u16(), 400);
+    assert!(root.head_object().bucket("media").key("e.ts").send().await.is_err(), "a refused body was stored");
+    root.delete_object().bucket("media").key("a.ts").send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // the gateway counts again
+    put("e.ts", 100 << 10, 5).await.unwrap();
+    let (_, out, _) = cli.root(&["bucket", "info", "media"]).await;
+    assert!(out.contains("quota: 1.0 MiB"), "{out}");
+    assert_eq!(cli.root(&["bucket", "quota", "media", "0"]).await.0, 0);
+    put("f.ts", 600 << 10, 6).await.unwrap();
+
+    // EC profiles of new objects.
+    assert_eq!(ec_of(&cluster, "media", "f.ts").await, (4, 2));
+    let (status, out, err) = cli.root(&["bucket", "set-ec", "media", "2+1"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    put("g.ts", 300 << 10, 7).await.unwrap();
+    assert_eq!(ec_of(&cluster, "media", "g.ts").await, (2, 1));
+    assert_eq!(support::get_all(&root, "media", "g.ts").await, support::bytes(300 << 10, 7));
+    let (status, _, err) = cli.root(&["bucket", "set-ec", "media", "9+9"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("NotEnoughDisks"), "{err}");
+    assert_eq!(cli.root(&["bucket", "set-ec", "media", "nine"]).await.0, 2);
+    assert_eq!(cli.root(&["bucket", "set-ec", "media", "default"]).await.0, 0);
+    put("h.ts", 300 << 10, 8).await.unwrap();
+    assert_eq!(ec_of(&cluster, "media", "h.ts").await, (4, 2));
+
+    let (_, out, _) = cli.root(&["bucket", "list"]).await;
+    assert!(out.starts_with("BUCKET") && out.lines().any(|l| l.starts_with("media")), "{out}");
+    let (status, _, err) = cli.root(&["bucket", "delete", "media"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("BucketNotEmpty"), "{err}");
+    assert_eq!(cli.root(&["bucket", "create", "scratch"]).await.0, 0);
+    assert_eq!(cli.root(&["bucket", "delete", "scratch"]).await.0, 0);
+    assert_eq!(cli.root(&["bucket", "info", "scratch"]).await.0, 1);
+    cluster.shutdown().await;
+}

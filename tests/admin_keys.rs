@@ -119,7 +119,7 @@ async fn keys_and_policies_through_the_admin_api() {
     let (status, _, body) = raw_http(addr, "POST", path, &headers, br#"{"description":"bad"}"#).await;
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("XAmzContentSHA256Mismatch"), "{}", String::from_utf8_lossy(&body));
-    assert_eq!(admin(&cluster, "GET", "nodes", b"", as_root).await.0, 404);
+    assert_eq!(admin(&cluster, "GET", "frobnicate", b"", as_root).await.0, 404);
     assert_eq!(admin(&cluster, "POST", "keys", b"{not json", as_root).await.0, 400);
     let keys_now = keys_of(&admin(&cluster, "GET", "keys", b"", as_root).await.1);
     assert_eq!(keys_now.len(), 4, "refused calls changed nothing: {keys_now:?}");

@@ -149,6 +149,11 @@ pub(crate) fn versions_of_key(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// The prefix of every noncurrent version in `bucket`.
+pub(crate) fn versions_prefix(bucket: &str) -> Vec<u8> {
+    with_bucket(VERSIONS, bucket)
+}
+
 /// A noncurrent version of `key` (newer versions sort first).
 pub(crate) fn version(bucket: &str, key: &str, seq: u64) -> Vec<u8> {
     let mut k = versions_of_key(bucket, key);

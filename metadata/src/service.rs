@@ -402,6 +402,15 @@ impl Meta for MetaService {
         }))
     }
 
+    async fn bucket_usage(&self, req: Request<BucketRequest>) -> Result<Response<BucketUsageReply>, Status> {
+        let name = req.into_inner().name;
+        let r = self.read(move |st| st.bucket_usage(&name)).await?;
+        Ok(Response::new(match r {
+            Ok(u) => u,
+            Err(e) => BucketUsageReply { failure: Some(failure_of(e)?), ..Default::default() },
+        }))
+    }
+
     async fn list_buckets(&self, _req: Request<ListBucketsRequest>) -> Result<Response<ListBucketsReply>, Status> {
         let buckets = self.read(|st| st.buckets()).await?.map_err(storage)?;
         Ok(Response::new(ListBucketsReply { buckets }))

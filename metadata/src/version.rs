@@ -49,6 +49,9 @@
 //!    enabled: built from a snapshot it would not see the command it does
 //!    not know.)
 //!
+//! 5. bucket administration: `SetBucketQuota`, `SetBucketEc` (commands
+//!    57–58).
+//!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
 //! would drop an unknown field without noticing.
@@ -60,7 +63,7 @@ use tessera_rpc::proto::meta::Command;
 use tessera_rpc::proto::meta::command::Op;
 
 /// The highest command level this release understands.
-pub const LEVEL: u32 = 4;
+pub const LEVEL: u32 = 5;
 
 /// The level every release understands (also what a node that never said
 /// counts as: releases before the gate did not say).
@@ -71,6 +74,7 @@ pub const BASE_LEVEL: u32 = 1;
 pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
+        Op::SetBucketQuota(_) | Op::SetBucketEc(_) => 5,
         Op::SetBucketVersioning(_)
         | Op::SetObjectLockConfig(_)
         | Op::SetObjectRetention(_)

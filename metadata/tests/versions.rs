@@ -507,3 +507,39 @@ fn events_stay_in_the_outbox_until_acknowledged_across_a_reopen() {
     assert!(st.pending_events(100).unwrap().is_empty());
     assert_eq!(st.dead_letters().unwrap(), 1, "the event given up is counted");
 }
+
+/// A bucket's usage counts current objects and their bytes, noncurrent
+/// versions and theirs, delete markers, and uploads in progress with their
+/// parts' bytes: what a quota is compared with.
+#[test]
+fn bucket_usage_counts_versions_markers_and_uploads() {
+    let (_dir, st) = versioned_bucket();
+    let put = |key: &str, size: u64, i: u64| {
+        let record = ObjectRecord { size, etag: md5_hex(i), body: Some(body(i, 1)), ..Default::default() };
+        Op::PutObject(PutObject { bucket: "bkt".into(), key: key.into(), record: Some(record), ..Default::default() })
+    };
+    apply_real(&st, 3, &cmd(3, put("k1", 100, 3))).unwrap();
+    apply_real(&st, 4, &cmd(4, put("k1", 200, 4))).unwrap();
+    apply_real(&st, 5, &cmd(5, put("k2", 50, 5))).unwrap();
+    let del = DeleteObject { bucket: "bkt".into(), key: "k2".into(), ..Default::default() };
+    apply_real(&st, 6, &cmd(6, Op::DeleteObject(del))).unwrap();
+    let upload = UploadRecord { bucket: "bkt".into(), key: "big".into(), upload_id: "u1".into(), ..Default::default() };
+    apply_real(&st, 7, &cmd(7, Op::CreateUpload(CreateUpload { upload: Some(upload) }))).unwrap();
+    for n in 1..=2u32 {
+        let part = PartRecord {
+            number: n,
+            size: 300,
+            etag: md5_hex(u64::from(n)),
+            body: Some(body(8, 1)),
+            ..Default::default()
+        };
+        let put = PutPart { bucket: "bkt".into(), key: "big".into(), upload_id: "u1".into(), part: Some(part) };
+        apply_real(&st, 7 + u64::from(n), &cmd(7 + u64::from(n), Op::PutPart(put))).unwrap();
+    }
+    let u = st.bucket_usage("bkt").unwrap();
+    assert_eq!((u.objects, u.bytes), (1, 200), "{u:?}");
+    assert_eq!((u.noncurrent_versions, u.noncurrent_bytes), (2, 150), "{u:?}");
+    assert_eq!(u.delete_markers, 1, "{u:?}");
+    assert_eq!((u.uploads, u.upload_bytes), (1, 600), "{u:?}");
+    assert_eq!(st.bucket_usage("nope"), Err(MetaError::NoSuchBucket));
+}

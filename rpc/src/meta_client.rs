@@ -291,6 +291,17 @@ impl MetaClient {
         .await
     }
 
+    /// What a bucket holds: objects, versions, bytes, uploads (a scan of
+    /// its records on the leader).
+    pub async fn bucket_usage(&self, name: &str) -> Result<BucketUsageReply, MetaClientError> {
+        let req = BucketRequest { name: name.to_owned() };
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.bucket_usage(req).await }
+        })
+        .await
+    }
+
     /// All buckets (linearizable).
     pub async fn list_buckets(&self) -> Result<ListBucketsReply, MetaClientError> {
         self.call(true, |mut c| async move { c.list_buckets(ListBucketsRequest {}).await }).await

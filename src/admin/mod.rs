@@ -108,6 +108,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ops::WorkCommand,
     },
+    /// Buckets: list, info (usage), create, delete, quota, set-ec.
+    Bucket {
+        #[command(subcommand)]
+        command: ops::BucketCommand,
+    },
     /// The metadata service: members.
     Meta {
         #[command(subcommand)]
@@ -607,6 +612,7 @@ async fn dispatch(args: AdminArgs) -> Result<(), Failure> {
         AdminCommand::Rebalance { command } => ops::work(&target(&args)?, "rebalance", command, json_out).await,
         AdminCommand::Scrub { command } => ops::work(&target(&args)?, "scrub", command, json_out).await,
         AdminCommand::Meta { command } => ops::meta(&target(&args)?, command, json_out).await,
+        AdminCommand::Bucket { command } => ops::bucket(&target(&args)?, command, json_out).await,
     }
 }
 

@@ -68,6 +68,27 @@ pub(super) enum WorkCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub(super) enum BucketCommand {
+    /// Every bucket: owner, versioning, quota, EC profile.
+    List,
+    /// One bucket, with what it holds (a count of its records).
+    Info { name: String },
+    /// A new bucket, owned by the calling key or `--owner`.
+    Create {
+        name: String,
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Delete an empty bucket.
+    Delete { name: String },
+    /// Limit the bytes a bucket holds (e.g. 100GiB; 0: no quota). Refused
+    /// below what it holds already.
+    Quota { name: String, size: String },
+    /// The EC profile of the bucket's new objects (e.g. 8+3, or `default`).
+    SetEc { name: String, profile: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub(super) enum MetaCommand {
     /// The metadata service's Raft members: leader, term, replication lag.
     Members,
@@ -419,6 +440,90 @@ async fn wait_idle(t: &Target, name: &str, timeout: Duration, json_out: bool) ->
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+fn buckets_table(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = v["buckets"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|b| {
+            let ec = b["ec"]["k"].as_u64().map_or("default".to_owned(), |k| format!("{k}+{}", s(&b["ec"]["m"])));
+            vec![s(&b["name"]), s(&b["owner"]), s(&b["versioning"]), size(&b["quota_bytes"]), ec]
+        })
+        .collect();
+    table(&["BUCKET", "OWNER", "VERSIONING", "QUOTA", "EC"], &rows)
+}
+
+fn bucket_text(b: &Value) -> String {
+    let u = &b["usage"];
+    let ec = b["ec"]["k"].as_u64().map_or("the gateway's default".to_owned(), |k| format!("{k}+{}", s(&b["ec"]["m"])));
+    format!(
+        "bucket {}, owner {}, versioning {}{}\nEC profile of new objects: {ec}\nobjects: {} ({})\nnoncurrent versions: {} ({})\ndelete markers: {}\nuploads in progress: {} ({})\nquota: {} ({} counted)\n",
+        s(&b["name"]),
+        s(&b["owner"]),
+        s(&b["versioning"]),
+        if b["object_lock"] == json!(true) { ", object lock" } else { "" },
+        s(&u["objects"]),
+        size(&u["bytes"]),
+        s(&u["noncurrent_versions"]),
+        size(&u["noncurrent_bytes"]),
+        s(&u["delete_markers"]),
+        s(&u["uploads"]),
+        size(&u["upload_bytes"]),
+        if b["quota_bytes"].is_null() { "none".to_owned() } else { size(&b["quota_bytes"]) },
+        size(&u["quota_counted_bytes"]),
+    )
+}
+
+pub(super) async fn bucket(t: &Target, c: &BucketCommand, json_out: bool) -> Result<(), Failure> {
+    match c {
+        BucketCommand::List => {
+            let v = ok(call(t, "GET", "buckets", b"").await?)?;
+            print(json_out, &v, buckets_table);
+        }
+        BucketCommand::Info { name } => {
+            let v = ok(call(t, "GET", &format!("buckets/{name}"), b"").await?)?;
+            print(json_out, &v, bucket_text);
+        }
+        BucketCommand::Create { name, owner } => {
+            let body = json!({"name": name, "owner": owner});
+            let v = ok(call(t, "POST", "buckets", body.to_string().as_bytes()).await?)?;
+            print(json_out, &v, |v| format!("created {}, owned by {}\n", s(&v["name"]), s(&v["owner"])));
+        }
+        BucketCommand::Delete { name } => {
+            let v = ok(call(t, "DELETE", &format!("buckets/{name}"), b"").await?)?;
+            print(json_out, &v, |v| format!("deleted {}\n", s(&v["deleted"])));
+        }
+        BucketCommand::Quota { name, size: q } => {
+            let q: ByteSize = q.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
+            let body = json!({"quota_bytes": q.0});
+            let v = ok(call(t, "PUT", &format!("buckets/{name}/quota"), body.to_string().as_bytes()).await?)?;
+            print(json_out, &v, |v| {
+                let quota = if v["quota_bytes"].is_null() { "no quota".to_owned() } else { size(&v["quota_bytes"]) };
+                format!("{}: {quota} ({} used)\n", s(&v["bucket"]), size(&v["used_bytes"]))
+            });
+        }
+        BucketCommand::SetEc { name, profile } => {
+            let body = if profile == "default" {
+                json!({"default": true})
+            } else {
+                let (k, m) = profile
+                    .split_once('+')
+                    .and_then(|(k, m)| Some((k.trim().parse::<u64>().ok()?, m.trim().parse::<u64>().ok()?)))
+                    .ok_or_else(|| Failure::Usage(format!("{profile}: an EC profile is K+M (e.g. 8+3) or default")))?;
+                json!({"k": k, "m": m})
+            };
+            let v = ok(call(t, "PUT", &format!("buckets/{name}/ec"), body.to_string().as_bytes()).await?)?;
+            print(json_out, &v, |v| {
+                let ec = v["ec"]["k"]
+                    .as_u64()
+                    .map_or("the gateway's default".to_owned(), |k| format!("{k}+{}", s(&v["ec"]["m"])));
+                format!("{}: new objects are stored with EC {ec}\n", s(&v["bucket"]))
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn meta(t: &Target, c: &MetaCommand, json_out: bool) -> Result<(), Failure> {

@@ -13,6 +13,7 @@
 //! | `POST   disks/ID/out`, `disks/ID/in`     | `admin:MarkOut`         |
 //! | `PUT    disks/ID/weight`                 | `admin:Reweight`        |
 //! | `DELETE nodes/ID`, `disks/ID`            | `admin:RemoveDisks`     |
+//! | buckets: see [`super::buckets`]          |                         |
 //!
 //! A change's body may say `{"dry_run": true}`: nothing is changed and the
 //! answer is the plan. A change that would leave the cluster unable to
@@ -30,6 +31,9 @@ use tessera_rpc::proto::meta::{
     ClusterMapReply, ClusterStatusReply, MarkOut, RemoveDisks, Reweight, SetWorkerRates, WorkerStatusReply,
 };
 
+use super::calls::Matched;
+#[cfg(test)]
+use super::calls::find;
 use super::{AdminRoute, Answer, fail, unavailable};
 
 /// Shards counted at most per lost disk for the status (the count is a
@@ -58,42 +62,62 @@ pub(super) enum Call {
         node: bool,
         id: String,
     },
+    Buckets,
+    BucketInfo {
+        bucket: String,
+    },
+    CreateBucket,
+    DeleteBucket {
+        bucket: String,
+    },
+    SetQuota {
+        bucket: String,
+    },
+    SetEc {
+        bucket: String,
+    },
 }
 
-/// Which cluster call a request is, and the admin action it needs.
-pub(super) fn route(method: &Method, rest: &str) -> Option<(&'static str, Call)> {
-    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-    let id = |s: &&str| (*s).to_owned();
-    Some(match (method.as_str(), parts.as_slice()) {
-        ("GET", ["status"]) => ("admin:ClusterStatus", Call::Status),
-        ("GET", ["nodes"]) => ("admin:ClusterStatus", Call::Nodes),
-        ("GET", ["disks"]) => ("admin:ClusterStatus", Call::Disks),
-        ("GET", ["members"]) => ("admin:ClusterStatus", Call::Members),
-        ("GET", ["workers"]) => ("admin:WorkerStatus", Call::Workers),
-        ("PUT", ["worker-rates"]) => ("admin:SetWorkerRates", Call::SetRates),
-        ("POST", [what @ ("nodes" | "disks"), n, verb @ ("out" | "in")]) => {
-            ("admin:MarkOut", Call::Mark { node: *what == "nodes", id: id(n), out: *verb == "out" })
-        }
-        ("PUT", ["disks", n, "weight"]) => ("admin:Reweight", Call::Reweight { id: id(n) }),
-        ("DELETE", [what @ ("nodes" | "disks"), n]) => {
-            ("admin:RemoveDisks", Call::Remove { node: *what == "nodes", id: id(n) })
-        }
+/// The cluster call a matched request is (`None`: a call of the API's
+/// other parts).
+pub(super) fn call_of(method: &Method, m: &Matched) -> Option<Call> {
+    let p = |i: usize| m.params.get(i).cloned().unwrap_or_default();
+    Some(match (method.as_str(), m.template) {
+        (_, "status") => Call::Status,
+        ("GET", "nodes") => Call::Nodes,
+        ("GET", "disks") => Call::Disks,
+        (_, "members") => Call::Members,
+        (_, "workers") => Call::Workers,
+        (_, "worker-rates") => Call::SetRates,
+        (_, "nodes/{id}/out") => Call::Mark { node: true, id: p(0), out: true },
+        (_, "nodes/{id}/in") => Call::Mark { node: true, id: p(0), out: false },
+        (_, "disks/{id}/out") => Call::Mark { node: false, id: p(0), out: true },
+        (_, "disks/{id}/in") => Call::Mark { node: false, id: p(0), out: false },
+        (_, "disks/{id}/weight") => Call::Reweight { id: p(0) },
+        ("DELETE", "nodes/{id}") => Call::Remove { node: true, id: p(0) },
+        ("DELETE", "disks/{id}") => Call::Remove { node: false, id: p(0) },
+        ("GET", "buckets") => Call::Buckets,
+        ("POST", "buckets") => Call::CreateBucket,
+        ("GET", "buckets/{bucket}") => Call::BucketInfo { bucket: p(0) },
+        ("DELETE", "buckets/{bucket}") => Call::DeleteBucket { bucket: p(0) },
+        (_, "buckets/{bucket}/quota") => Call::SetQuota { bucket: p(0) },
+        (_, "buckets/{bucket}/ec") => Call::SetEc { bucket: p(0) },
         _ => return None,
     })
 }
 
-fn bad(m: impl std::fmt::Display) -> Answer {
+pub(super) fn bad(m: impl std::fmt::Display) -> Answer {
     fail(StatusCode::BAD_REQUEST, "InvalidArgument", m)
 }
 
 /// The cluster's map, datanodes and disk usage, decoded.
-struct MapView {
+pub(super) struct MapView {
     reply: ClusterMapReply,
     map: Option<ClusterMap>,
 }
 
 impl MapView {
-    fn map(&self) -> Result<&ClusterMap, Answer> {
+    pub(super) fn map(&self) -> Result<&ClusterMap, Answer> {
         self.map.as_ref().ok_or_else(|| {
             fail(StatusCode::CONFLICT, "NoClusterMap", "no datanode has registered yet: there is no cluster map")
         })
@@ -101,7 +125,7 @@ impl MapView {
 }
 
 impl AdminRoute {
-    async fn map_view(&self) -> Result<MapView, Answer> {
+    pub(super) async fn map_view(&self) -> Result<MapView, Answer> {
         let reply = self.meta.get_cluster_map().await.map_err(unavailable)?;
         let map = if reply.map.is_empty() {
             None
@@ -115,10 +139,10 @@ impl AdminRoute {
 
     /// The placement rule of new objects (the gateway's EC profile).
     fn rule(&self) -> PlacementRule {
-        PlacementRule { shards: self.ec.0 + self.ec.1, failure_domain: Level::Host }
+        PlacementRule { shards: self.ec.k + self.ec.m, failure_domain: Level::Host }
     }
 
-    pub(super) async fn cluster(&self, call: Call, body: &[u8]) -> Result<Answer, Answer> {
+    pub(super) async fn cluster(&self, caller: &str, call: Call, body: &[u8]) -> Result<Answer, Answer> {
         let doc: Value = if body.is_empty() {
             json!({})
         } else {
@@ -141,6 +165,12 @@ impl AdminRoute {
             Call::Mark { node, id, out } => self.mark(node, &id, out, dry_run).await,
             Call::Reweight { id } => self.reweight(&id, &doc, dry_run).await,
             Call::Remove { node, id } => self.remove(node, &id, dry_run).await,
+            Call::Buckets => self.buckets().await,
+            Call::BucketInfo { bucket } => self.bucket_info(&bucket).await,
+            Call::CreateBucket => self.create_bucket(caller, &doc).await,
+            Call::DeleteBucket { bucket } => self.delete_bucket(&bucket).await,
+            Call::SetQuota { bucket } => self.set_quota(&bucket, &doc).await,
+            Call::SetEc { bucket } => self.set_ec(&bucket, &doc).await,
         }
     }
 
@@ -324,7 +354,7 @@ impl AdminRoute {
                 return Ok(json!({
                     "refused": format!(
                         "after this change objects of EC {}+{} could not be placed on {} distinct disks: {e}",
-                        self.ec.0, self.ec.1, rule.shards
+                        self.ec.k, self.ec.m, rule.shards
                     ),
                 }));
             }
@@ -362,7 +392,7 @@ impl AdminRoute {
             "bytes_moving_estimate": bytes,
             "rebalance_bytes_per_sec": (rate > 0).then_some(rate),
             "seconds_estimate": seconds,
-            "at_risk": at_risk(after, rule, self.ec.1),
+            "at_risk": at_risk(after, rule, self.ec.m),
         }))
     }
 }
@@ -534,7 +564,7 @@ mod tests {
 
     #[test]
     fn cluster_calls_map_to_actions() {
-        let r = |m: Method, p: &str| route(&m, p);
+        let r = |m: Method, p: &str| find(&m, p).and_then(|x| call_of(&m, &x).map(|c| (x.action, c)));
         assert_eq!(r(Method::GET, "status"), Some(("admin:ClusterStatus", Call::Status)));
         assert_eq!(r(Method::GET, "nodes/"), Some(("admin:ClusterStatus", Call::Nodes)));
         assert_eq!(r(Method::GET, "workers"), Some(("admin:WorkerStatus", Call::Workers)));
@@ -551,9 +581,32 @@ mod tests {
             r(Method::DELETE, "nodes/2"),
             Some(("admin:RemoveDisks", Call::Remove { node: true, id: "2".into() }))
         );
+        assert_eq!(r(Method::POST, "buckets"), Some(("admin:CreateBucket", Call::CreateBucket)));
+        assert_eq!(
+            r(Method::PUT, "buckets/media/quota"),
+            Some(("admin:SetBucketQuota", Call::SetQuota { bucket: "media".into() }))
+        );
         assert_eq!(r(Method::POST, "nodes/3/sideways"), None);
         assert_eq!(r(Method::DELETE, "status"), None);
         assert_eq!(r(Method::GET, "nodes/3/out"), None);
+        // Calls of the API's other parts are not cluster calls.
+        let keys = find(&Method::GET, "keys").unwrap();
+        assert_eq!(call_of(&Method::GET, &keys), None);
+    }
+
+    /// Every call of the table that is a cluster call is answered by one
+    /// (none falls through to the key and policy part unanswered).
+    #[test]
+    fn every_cluster_template_has_its_call() {
+        for (m, template, _) in super::super::calls::CALLS {
+            let method: Method = m.parse().unwrap();
+            let path = template.replace("{id}", "3").replace("{bucket}", "b").replace("{name}", "n");
+            let matched = find(&method, &path).unwrap();
+            let is_cluster = ["status", "nodes", "disks", "members", "workers", "worker-rates", "buckets"]
+                .iter()
+                .any(|p| template.split('/').next() == Some(*p));
+            assert_eq!(call_of(&method, &matched).is_some(), is_cluster, "{m} {template}");
+        }
     }
 
     /// Three hosts of two disks each, EC 2+1 (3 shards): one host holds at

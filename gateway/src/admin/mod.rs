@@ -43,6 +43,8 @@ use tessera_rpc::proto::meta::{
     encryption, failure,
 };
 
+mod buckets;
+mod calls;
 mod cluster;
 
 use crate::access::Directory;
@@ -60,15 +62,20 @@ pub struct AdminRoute {
     meta: MetaClient,
     dir: Arc<Directory>,
     keyring: Option<Arc<KeyringFile>>,
-    /// The EC profile of new objects (k, m): what placement must fit.
-    ec: (usize, usize),
+    /// The EC profile of new objects: what placement must fit.
+    ec: crate::EcDefaults,
 }
 
 impl AdminRoute {
     /// Serves the admin API over `meta`, deciding callers through `dir`;
-    /// `keyring`: the SSE-S3 master keys, for a rewrap; `ec`: the (k, m)
-    /// of new objects.
-    pub fn new(meta: MetaClient, dir: Arc<Directory>, keyring: Option<Arc<KeyringFile>>, ec: (usize, usize)) -> Self {
+    /// `keyring`: the SSE-S3 master keys, for a rewrap; `ec`: the EC
+    /// profile of new objects.
+    pub fn new(
+        meta: MetaClient,
+        dir: Arc<Directory>,
+        keyring: Option<Arc<KeyringFile>>,
+        ec: crate::EcDefaults,
+    ) -> Self {
         AdminRoute { meta, dir, keyring, ec }
     }
 }
@@ -112,36 +119,6 @@ fn new_secret() -> String {
     (0..40).map(|_| char::from(ALPHABET[r.random_range(0..ALPHABET.len())])).collect()
 }
 
-/// Which admin action a call is, and what it names (a key id, a policy name).
-fn route(method: &Method, rest: &str) -> Option<(&'static str, Option<String>)> {
-    let mut parts = rest.splitn(2, '/');
-    let what = parts.next()?;
-    let name = parts.next().filter(|n| !n.is_empty()).map(str::to_owned);
-    if name.as_deref().is_some_and(|n| n.contains('/')) {
-        return None;
-    }
-    let action = match (what, name.is_some(), method.as_str()) {
-        ("keys", false, "GET") | ("keys", true, "GET") => "admin:ListKeys",
-        ("keys", false, "POST") => "admin:CreateKey",
-        ("keys", true, "PATCH") => "admin:UpdateKey",
-        ("keys", true, "DELETE") => "admin:DeleteKey",
-        ("policies", false, "GET") => "admin:ListPolicies",
-        ("policies", true, "PUT") => "admin:PutPolicy",
-        ("policies", true, "DELETE") => "admin:DeletePolicy",
-        ("sse", false, "GET") => "admin:SseStatus",
-        ("sse", true, "POST") if name.as_deref() == Some("rewrap") => "admin:RewrapKeys",
-        ("join-tokens", false, "POST") => "admin:CreateJoinToken",
-        ("bucket-ttl", true, "PUT") => "admin:PutBucketTtl",
-        ("bucket-ttl", true, "GET") => "admin:GetBucketTtl",
-        ("lifecycle", false, "GET") => "admin:LifecycleStatus",
-        ("notify-targets", true, "PUT") => "admin:PutNotifyTarget",
-        ("notify-targets", true, "DELETE") => "admin:DeleteNotifyTarget",
-        ("notify", false, "GET") => "admin:NotifyStatus",
-        _ => return None,
-    };
-    Some((action, name))
-}
-
 impl AdminRoute {
     /// May `caller` (a signed request's key) do `action`?
     async fn allowed(&self, caller: &str, action: &str) -> S3Result<bool> {
@@ -168,6 +145,12 @@ impl AdminRoute {
         match r.outcome {
             Some(command_result::Outcome::Failure(f)) => Err(match f.code() {
                 failure::Code::NoSuchAccessKey => fail(StatusCode::NOT_FOUND, "NoSuchAccessKey", f.message),
+                failure::Code::NoSuchBucket => fail(StatusCode::NOT_FOUND, "NoSuchBucket", f.message),
+                failure::Code::BucketNotEmpty => fail(StatusCode::CONFLICT, "BucketNotEmpty", f.message),
+                failure::Code::BucketAlreadyExists | failure::Code::BucketAlreadyOwnedByYou => {
+                    fail(StatusCode::CONFLICT, "BucketAlreadyExists", f.message)
+                }
+                failure::Code::NotYetEnabled => fail(StatusCode::NOT_IMPLEMENTED, "NotImplemented", f.message),
                 _ => fail(StatusCode::BAD_REQUEST, "InvalidArgument", f.message),
             }),
             _ => Ok(()),
@@ -645,16 +628,16 @@ impl S3Route for AdminRoute {
             return Err(s3_error!(AccessDenied, "admin calls are signed"));
         };
         let rest = req.uri.path().strip_prefix(PREFIX).unwrap_or("");
-        let call = match (route(&req.method, rest), cluster::route(&req.method, rest)) {
-            (Some((action, name)), _) => (action, Ok(name)),
-            (None, Some((action, call))) => (action, Err(call)),
-            (None, None) => {
-                return Ok(respond(fail(
-                    StatusCode::NOT_FOUND,
-                    "NoSuchAdminCall",
-                    format!("{} {}", req.method, req.uri.path()),
-                )));
-            }
+        let Some(matched) = calls::find(&req.method, rest) else {
+            return Ok(respond(fail(
+                StatusCode::NOT_FOUND,
+                "NoSuchAdminCall",
+                format!("{} {}", req.method, req.uri.path()),
+            )));
+        };
+        let call = match cluster::call_of(&req.method, &matched) {
+            Some(c) => (matched.action, Err(c)),
+            None => (matched.action, Ok(matched.params.into_iter().next())),
         };
         let action = call.0;
         if !self.allowed(&caller, action).await? {
@@ -664,7 +647,7 @@ impl S3Route for AdminRoute {
         check_payload(&req.headers, &body)?;
         let answer = match call.1 {
             Ok(name) => self.serve(action, name, &body).await,
-            Err(c) => self.cluster(c, &body).await,
+            Err(c) => self.cluster(&caller, c, &body).await,
         };
         let answer = match answer {
             Ok(a) | Err(a) => a,
@@ -695,23 +678,6 @@ fn ttl_json(r: &tessera_rpc::proto::meta::LifecycleRule) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn calls_map_to_actions() {
-        let get = Method::GET;
-        assert_eq!(route(&get, "keys"), Some(("admin:ListKeys", None)));
-        assert_eq!(route(&get, "keys/"), Some(("admin:ListKeys", None)));
-        assert_eq!(route(&get, "keys/AKID"), Some(("admin:ListKeys", Some("AKID".into()))));
-        assert_eq!(route(&Method::POST, "keys"), Some(("admin:CreateKey", None)));
-        assert_eq!(route(&Method::PATCH, "keys/AKID"), Some(("admin:UpdateKey", Some("AKID".into()))));
-        assert_eq!(route(&Method::DELETE, "keys/AKID"), Some(("admin:DeleteKey", Some("AKID".into()))));
-        assert_eq!(route(&Method::PUT, "policies/ro"), Some(("admin:PutPolicy", Some("ro".into()))));
-        assert_eq!(route(&Method::DELETE, "keys"), None);
-        assert_eq!(route(&Method::PUT, "policies"), None);
-        assert_eq!(route(&get, "keys/a/b"), None);
-        assert_eq!(route(&get, ""), None);
-        assert_eq!(route(&get, "nodes"), None);
-    }
 
     #[test]
     fn fresh_keys_and_secrets_look_like_aws_ones_and_differ() {

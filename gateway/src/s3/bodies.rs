@@ -152,6 +152,7 @@ impl Tessera {
         digest: &mut BodyDigest,
         dek: Option<&DataKey>,
     ) -> S3Result<pb::Body> {
+        self.check_quota(bucket, len).await?;
         let seal_salt = if dek.is_some() { BodyCipher::new_salt() } else { Vec::new() };
         let cipher = dek.map(|k| BodyCipher::new(k, &seal_salt));
         if len <= self.cfg.inline_threshold {

@@ -47,6 +47,7 @@ mod multipart;
 mod notifications;
 mod object_lock;
 mod probes;
+mod quota;
 mod ranges;
 mod tagging;
 mod versioning;
@@ -87,10 +88,10 @@ pub fn build_service(
     let access = RequestCheck::new(dir.clone(), per_key);
     let domains = cfg.domains.clone();
     let (meta, dir_for_admin) = (cluster.meta().clone(), dir.clone());
-    let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5, dir };
+    let s3 = Tessera { cfg, cluster, codecs: Arc::new(Codecs::default()), md5, dir, quota: Default::default() };
     let post_max = s3.cfg.post_max_bytes;
     let keyring = s3.cfg.sse_keyring.clone();
-    let ec = (s3.cfg.ec.k, s3.cfg.ec.m);
+    let ec = s3.cfg.ec;
     let mut b = S3ServiceBuilder::new(s3);
     let mut s3s_config = s3s::config::S3Config::default();
     s3s_config.post_object_max_file_size = post_max;
@@ -114,6 +115,8 @@ struct Tessera {
     md5: Option<tessera_md5::Md5Engine>,
     /// Keys and buckets for access decisions.
     dir: Arc<Directory>,
+    /// Buckets' counted bytes, for their quotas.
+    quota: Arc<quota::QuotaCache>,
 }
 
 #[async_trait::async_trait]

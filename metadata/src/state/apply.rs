@@ -225,6 +225,23 @@ pub(crate) fn apply(st: &MetaState, seq: u64, cmd: &Command, w: &mut Writes) -> 
             w.put(keys::bucket(&c.bucket), encode(&rec));
             Ok(done())
         }
+        Op::SetBucketQuota(c) => {
+            let mut rec = st.require_bucket(&c.bucket)?;
+            rec.quota_bytes = c.quota_bytes;
+            w.put(keys::bucket(&c.bucket), encode(&rec));
+            Ok(done())
+        }
+        Op::SetBucketEc(c) => {
+            let mut rec = st.require_bucket(&c.bucket)?;
+            if let Some(ec) = &c.ec
+                && (ec.k == 0 || ec.m == 0 || ec.block_len == 0)
+            {
+                return Err(MetaError::InvalidArgument("an EC profile has k, m and a block length".into()));
+            }
+            rec.ec = c.ec;
+            w.put(keys::bucket(&c.bucket), encode(&rec));
+            Ok(done())
+        }
         Op::SetClusterCa(c) => {
             let ca = c.ca.clone().filter(|ca| !ca.cert_pem.is_empty() && !ca.key_pem.is_empty());
             let ca =

@@ -196,6 +196,63 @@ impl MetaState {
         self.scan(&[keys::BUCKETS])?.iter().map(|(_, v)| decode(v)).collect()
     }
 
+    /// What `bucket` holds, counted from its records (a scan: its cost
+    /// grows with the bucket). Records are decoded as summaries, so bodies
+    /// and parts are never copied.
+    pub fn bucket_usage(&self, bucket: &str) -> Result<tessera_rpc::proto::meta::BucketUsageReply, MetaError> {
+        use tessera_rpc::proto::meta::{BucketUsageReply, ObjectSummary};
+        self.require_bucket(bucket)?;
+        let mut u = BucketUsageReply::default();
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, CF_SM)?);
+        let mut each = |prefix: &[u8], f: &mut dyn FnMut(&[u8]) -> Result<(), MetaError>| -> Result<(), MetaError> {
+            it.seek(prefix);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                f(v)?;
+                it.next();
+            }
+            it.status()?;
+            Ok(())
+        };
+        each(&keys::objects_prefix(bucket, ""), &mut |v| {
+            let s: ObjectSummary = decode(v)?;
+            if s.delete_marker {
+                u.delete_markers += 1;
+            } else {
+                u.objects += 1;
+                u.bytes += s.size;
+            }
+            Ok(())
+        })?;
+        each(&keys::versions_prefix(bucket), &mut |v| {
+            let s: ObjectSummary = decode(v)?;
+            if s.delete_marker {
+                u.delete_markers += 1;
+            } else {
+                u.noncurrent_versions += 1;
+                u.noncurrent_bytes += s.size;
+            }
+            Ok(())
+        })?;
+        let mut uploads = Vec::new();
+        each(&keys::uploads_prefix(bucket, ""), &mut |v| {
+            let up: tessera_rpc::proto::meta::UploadRecord = decode(v)?;
+            uploads.push(up.upload_id);
+            Ok(())
+        })?;
+        u.uploads = uploads.len() as u64;
+        for id in uploads {
+            each(&keys::parts_prefix(&id), &mut |v| {
+                let p: tessera_rpc::proto::meta::PartSummary = decode(v)?;
+                u.upload_bytes += p.size;
+                Ok(())
+            })?;
+        }
+        Ok(u)
+    }
+
     fn require_bucket(&self, name: &str) -> Result<BucketRecord, MetaError> {
         self.bucket(name)?.ok_or(MetaError::NoSuchBucket)
     }
