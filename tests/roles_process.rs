@@ -327,6 +327,43 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     let commit = metric(&ops[0], "tessera_metadata_raft_commit_index ").unwrap();
     assert!(commit >= 5.0, "commit index {commit}");
 
+    // `tessera admin` through the gateway: the cluster's state, and a
+    // metadata voter removed and added back.
+    let admin = |args: &[&str]| {
+        let out = run(tessera()
+            .args(["admin", "--endpoint", &format!("http://{gw_addr}"), "--admin-access-key", ak])
+            .args(["--admin-secret-key", sk])
+            .args(args));
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    };
+    let (status, out, err) = admin(&["--json", "status"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let members = v["metadata"]["members"].as_array().unwrap();
+    assert_eq!(members.iter().filter(|m| m["voter"] == true).count(), 3, "{v}");
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["disks"].as_array().unwrap().len(), 6, "{v}");
+    let leader = v["metadata"]["leader"].as_u64().unwrap();
+    let other = (1..=3u64).find(|&i| i != leader).unwrap();
+    let (status, out, err) = admin(&["meta", "remove", &other.to_string()]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(out.lines().filter(|l| l.contains(" voter ") || l.contains(" leader ")).count(), 2, "{out}");
+    let (status, out, err) = admin(&["meta", "add", &other.to_string(), "--addr", &urls[other as usize - 1]]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(out.lines().filter(|l| l.contains(" voter ") || l.contains(" leader ")).count(), 3, "{out}");
+    let (status, _, err) = admin(&["meta", "remove", "9"]);
+    assert_eq!(status, 1);
+    assert!(err.contains("NoSuchMember"), "{err}");
+    let (status, _, err) = admin(&["meta", "add", "9", "--addr", "http://127.0.0.1:1"]);
+    assert_eq!(status, 1);
+    assert!(err.contains("MemberUnreachable"), "{err}");
+    let start = Instant::now();
+    while metric(&ops[0], "tessera_metadata_raft_voters ") != Some(3.0) {
+        assert!(start.elapsed() < Duration::from_secs(30), "three voters again expected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Nodes without a certificate of this cluster's CA get nowhere: a
     // datanode with another CA's certificate, and one speaking plain text,
     // cannot reach the metadata service; raw plain-text connections to the

@@ -129,6 +129,11 @@ impl WorkerWatch {
     pub fn status(&self) -> WorkerStatus {
         self.0.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// Makes the idle worker look for work now.
+    pub fn wake(&self) {
+        self.0.wake.notify_one();
+    }
 }
 
 impl WorkerState {

@@ -405,6 +405,20 @@ async fn run_node(
                     )
                 })
                 .collect();
+            // A new map (a drain, a disk added, out or back) wakes the
+            // rebalancers at once rather than after their idle interval.
+            let wakers: Vec<_> = movers.iter().map(|m| m.watch()).collect();
+            let mut epochs = cluster.epochs();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        changed = epochs.changed() => if changed.is_err() { return },
+                        _ = stop.changed() => return,
+                    }
+                    wakers.iter().for_each(WorkerWatch::wake);
+                }
+            });
             let workers: Vec<_> =
                 scrubbers.into_iter().chain(collectors).chain(healers).chain(movers).collect::<Vec<_>>();
             let hb = spawn_worker(

@@ -699,7 +699,8 @@ impl Meta for MetaService {
     }
 
     async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<ClusterStatusReply>, Status> {
-        only(&req, &[Role::Meta], "change the metadata membership")?;
+        // Gateways too: the admin API's membership calls.
+        only(&req, &[Role::Meta, Role::Gateway], "change the metadata membership")?;
         // openraft validates a change against this node's own membership
         // before it checks leadership, so a lagging follower would refuse a
         // valid change; only the leader may judge it.
@@ -714,7 +715,7 @@ impl Meta for MetaService {
         &self,
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<ClusterStatusReply>, Status> {
-        only(&req, &[Role::Meta], "change the metadata membership")?;
+        only(&req, &[Role::Meta, Role::Gateway], "change the metadata membership")?;
         self.require_leader()?;
         let r = req.into_inner();
         let voters: BTreeSet<u64> = r.voters.into_iter().collect();

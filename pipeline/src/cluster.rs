@@ -151,6 +151,8 @@ struct Inner {
     wire: WireClient,
     connect_timeout: Duration,
     metrics: Arc<PipelineMetrics>,
+    /// The epoch of the view, for those who wait on map changes.
+    epochs: watch::Sender<u64>,
 }
 
 impl Cluster {
@@ -171,6 +173,7 @@ impl Cluster {
                 wire: WireClient::new(connect_timeout),
                 connect_timeout,
                 metrics,
+                epochs: watch::channel(0).0,
             }),
             transport: ShardTransport::default(),
             local: None,
@@ -217,11 +220,18 @@ impl Cluster {
                     Err(p) => p.into_inner(),
                 };
                 if v.epoch >= cur.epoch {
+                    let epoch = v.epoch;
                     *cur = Arc::new(v);
+                    self.inner.epochs.send_if_modified(|e| std::mem::replace(e, epoch) != epoch);
                 }
             }
             Err(e) => tracing::warn!("ignoring cluster map: {e}"),
         }
+    }
+
+    /// The view's map epoch as it changes (the first value is the current).
+    pub fn epochs(&self) -> watch::Receiver<u64> {
+        self.inner.epochs.subscribe()
     }
 
     /// Fetches the map now (linearizable).

@@ -113,7 +113,7 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ops::BucketCommand,
     },
-    /// The metadata service: members.
+    /// The metadata service: members, add, remove.
     Meta {
         #[command(subcommand)]
         command: ops::MetaCommand,

@@ -92,6 +92,16 @@ pub(super) enum BucketCommand {
 pub(super) enum MetaCommand {
     /// The metadata service's Raft members: leader, term, replication lag.
     Members,
+    /// Make a running metadata node a voter: it joins as a learner, catches
+    /// up, then votes.
+    Add {
+        id: u64,
+        /// Its metadata URL (http://host:port).
+        #[arg(long)]
+        addr: String,
+    },
+    /// Remove a voter (the others go on; the last one cannot be removed).
+    Remove { id: String },
 }
 
 fn s(v: &Value) -> String {
@@ -406,6 +416,10 @@ pub(super) async fn work(t: &Target, name: &str, c: &WorkCommand, json_out: bool
 /// showing each worker's progress line as it changes.
 async fn wait_idle(t: &Target, name: &str, timeout: Duration, json_out: bool) -> Result<(), Failure> {
     let start = Instant::now();
+    // Rebalancers must also have made a pass over the current map (one
+    // that has not noticed a drain yet is idle with nothing done).
+    let epoch =
+        if name == "rebalance" { ok(call(t, "GET", "status", b"").await?)?["map_epoch"].as_u64() } else { None };
     let mut idle_seen = 0;
     let mut last = String::new();
     loop {
@@ -428,7 +442,8 @@ async fn wait_idle(t: &Target, name: &str, timeout: Duration, json_out: bool) ->
             }
             last = line;
         }
-        idle_seen = if busy.is_empty() { idle_seen + 1 } else { 0 };
+        let behind = epoch.is_some_and(|e| mine.iter().any(|x| pass_epoch(x).is_some_and(|p| p < e)));
+        idle_seen = if busy.is_empty() && !behind { idle_seen + 1 } else { 0 };
         if idle_seen >= 3 {
             print(json_out, &v, |v| {
                 format!("{name}: done after {} s\n{}", start.elapsed().as_secs(), workers_table(v, Some(name)))
@@ -526,9 +541,22 @@ pub(super) async fn bucket(t: &Target, c: &BucketCommand, json_out: bool) -> Res
     Ok(())
 }
 
+/// The map epoch a rebalancer's progress names ("…, map epoch 7, …").
+fn pass_epoch(w: &Value) -> Option<u64> {
+    let p = w["progress"].as_str()?;
+    let rest = &p[p.find("map epoch ")? + "map epoch ".len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 pub(super) async fn meta(t: &Target, c: &MetaCommand, json_out: bool) -> Result<(), Failure> {
-    let MetaCommand::Members = c;
-    let v = ok(call(t, "GET", "members", b"").await?)?;
+    let v = match c {
+        MetaCommand::Members => ok(call(t, "GET", "members", b"").await?)?,
+        MetaCommand::Add { id, addr } => {
+            let body = json!({"id": id, "addr": addr});
+            ok(call(t, "POST", "members", body.to_string().as_bytes()).await?)?
+        }
+        MetaCommand::Remove { id } => ok(call(t, "DELETE", &format!("members/{id}"), b"").await?)?,
+    };
     print(json_out, &v, members_table);
     Ok(())
 }

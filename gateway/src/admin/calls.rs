@@ -29,6 +29,8 @@ pub const CALLS: &[(&str, &str, &str)] = &[
     ("GET", "nodes", "admin:ClusterStatus"),
     ("GET", "disks", "admin:ClusterStatus"),
     ("GET", "members", "admin:ClusterStatus"),
+    ("POST", "members", "admin:ChangeMembership"),
+    ("DELETE", "members/{id}", "admin:ChangeMembership"),
     ("GET", "workers", "admin:WorkerStatus"),
     ("PUT", "worker-rates", "admin:SetWorkerRates"),
     ("POST", "nodes/{id}/out", "admin:MarkOut"),

@@ -76,6 +76,10 @@ pub(super) enum Call {
     SetEc {
         bucket: String,
     },
+    AddMember,
+    RemoveMember {
+        id: String,
+    },
 }
 
 /// The cluster call a matched request is (`None`: a call of the API's
@@ -86,7 +90,9 @@ pub(super) fn call_of(method: &Method, m: &Matched) -> Option<Call> {
         (_, "status") => Call::Status,
         ("GET", "nodes") => Call::Nodes,
         ("GET", "disks") => Call::Disks,
-        (_, "members") => Call::Members,
+        ("GET", "members") => Call::Members,
+        ("POST", "members") => Call::AddMember,
+        ("DELETE", "members/{id}") => Call::RemoveMember { id: p(0) },
         (_, "workers") => Call::Workers,
         (_, "worker-rates") => Call::SetRates,
         (_, "nodes/{id}/out") => Call::Mark { node: true, id: p(0), out: true },
@@ -171,7 +177,69 @@ impl AdminRoute {
             Call::DeleteBucket { bucket } => self.delete_bucket(&bucket).await,
             Call::SetQuota { bucket } => self.set_quota(&bucket, &doc).await,
             Call::SetEc { bucket } => self.set_ec(&bucket, &doc).await,
+            Call::AddMember => self.add_member(&doc).await,
+            Call::RemoveMember { id } => self.remove_member(&id).await,
         }
+    }
+
+    /// `{"id", "addr"}`: a running metadata node joins as a learner,
+    /// catches up and becomes a voter. It must answer at `addr` as node
+    /// `id` first; nothing changes otherwise.
+    async fn add_member(&self, doc: &Value) -> Result<Answer, Answer> {
+        let id = doc["id"].as_u64().filter(|&i| i > 0).ok_or_else(|| bad("id is the node's id (a number above 0)"))?;
+        let addr = doc["addr"].as_str().filter(|a| a.starts_with("http://") || a.starts_with("https://"));
+        let addr = addr.ok_or_else(|| bad("addr is the node's metadata URL (http://host:port or https://…)"))?;
+        let st = self.meta.cluster_status().await.map_err(unavailable)?;
+        if st.members.iter().any(|m| m.id == id && m.voter) {
+            return Err(fail(StatusCode::CONFLICT, "MemberExists", format!("node {id} is a voter already")));
+        }
+        let probe_cfg = tessera_rpc::MetaClientConfig {
+            call_timeout: std::time::Duration::from_secs(3),
+            deadline: std::time::Duration::from_secs(5),
+            ..tessera_rpc::MetaClientConfig::new(vec![addr.to_owned()])
+        };
+        let probe = tessera_rpc::MetaClient::new(probe_cfg).cluster_status().await.map_err(|e| {
+            fail(StatusCode::CONFLICT, "MemberUnreachable", format!("no metadata node answers at {addr}: {e}"))
+        })?;
+        if probe.node_id != id {
+            return Err(fail(
+                StatusCode::CONFLICT,
+                "MemberUnreachable",
+                format!("the node at {addr} is node {}, not {id}", probe.node_id),
+            ));
+        }
+        let learner = tokio::time::timeout(std::time::Duration::from_secs(120), self.meta.add_learner(id, addr, 0));
+        match learner.await {
+            Ok(r) => r.map_err(|e| fail(StatusCode::CONFLICT, "MembershipRefused", e))?,
+            Err(_) => {
+                return Err(fail(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "MemberNotCaughtUp",
+                    format!("node {id} is a learner but did not catch up within 120 s; call again to promote it"),
+                ));
+            }
+        };
+        let st =
+            self.meta.add_voters(vec![id]).await.map_err(|e| fail(StatusCode::CONFLICT, "MembershipRefused", e))?;
+        Ok(Answer(StatusCode::OK, members_json(&st)))
+    }
+
+    /// Removes a voter: the others go on as the voting members.
+    async fn remove_member(&self, id: &str) -> Result<Answer, Answer> {
+        let not_found = || fail(StatusCode::NOT_FOUND, "NoSuchMember", format!("no metadata voter {id}"));
+        let id: NodeId = id.parse().map_err(|_| not_found())?;
+        let st = self.meta.cluster_status().await.map_err(unavailable)?;
+        let voters: Vec<u64> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+        if !voters.contains(&id.get()) {
+            return Err(not_found());
+        }
+        let rest: Vec<u64> = voters.into_iter().filter(|&v| v != id.get()).collect();
+        if rest.is_empty() {
+            return Err(fail(StatusCode::CONFLICT, "LastVoter", "the last voter cannot be removed"));
+        }
+        let st =
+            self.meta.change_membership(rest).await.map_err(|e| fail(StatusCode::CONFLICT, "MembershipRefused", e))?;
+        Ok(Answer(StatusCode::OK, members_json(&st)))
     }
 
     /// Everything an operator looks at first, in one document.
