@@ -243,9 +243,18 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     // The drain, waited for: the node's disk is empty when the wait ends,
     // and exactly the predicted shard positions moved.
     let before = shard_sets(&cluster, "media", &keys).await;
+    // Paused rebalancers move nothing until started.
+    let (status, out, err) = cli.root(&["rebalance", "pause"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await; // a heartbeat carries it
     let (status, out, err) = cli.root(&["node", "drain", "103"]).await;
     assert_eq!(status, 0, "{out}{err}");
     assert!(out.starts_with("done."), "{out}");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(!cluster.meta_client.list_disk_shards(4, Vec::new(), 1).await.unwrap().is_empty(), "moved while paused");
+    let (_, out, _) = cli.root(&["rebalance", "status"]).await;
+    assert!(out.contains("paused by the operator") && out.contains("(PAUSED)"), "{out}");
+    assert_eq!(cli.root(&["rebalance", "start"]).await.0, 0);
     let (status, out, err) = cli.root(&["rebalance", "status", "--wait", "--timeout", "120s"]).await;
     assert_eq!(status, 0, "{out}{err}");
     assert!(out.contains("rebalance: done"), "{out}");
@@ -285,6 +294,13 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     let (status, out, _) = cli.root(&["meta", "members"]).await;
     assert_eq!(status, 0);
     assert!(out.contains("leader") && out.contains("LAG"), "{out}");
+    let (status, out, _) = cli.root(&["gc", "status"]).await;
+    assert_eq!(status, 0);
+    assert!(out.lines().filter(|l| l.contains("gc:")).count() >= 6, "a collector per disk: {out}");
+    let (status, out, _) = cli.root(&["lifecycle", "status"]).await;
+    assert_eq!(status, 0);
+    assert!(out.lines().any(|l| l.contains("lifecycle")), "{out}");
+    assert_eq!(cli.root(&["gc", "throttle", "1MiB"]).await.0, 2, "the collector has no rate");
     cluster.shutdown().await;
 }
 

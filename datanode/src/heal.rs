@@ -344,6 +344,9 @@ impl Worker for HealWorker {
     }
 
     async fn step(&mut self) -> Result<StepResult, String> {
+        if self.rate.paused() {
+            return Ok(StepResult::Idle); // resumed by a wake-up
+        }
         let started = Instant::now();
         let disk_id = self.disk.id().get();
         if self.disk.is_full() {
@@ -426,6 +429,9 @@ impl Worker for HealWorker {
     }
 
     fn progress(&self) -> Option<String> {
+        if self.rate.paused() {
+            return Some("paused by the operator".to_owned());
+        }
         let mut s = format!(
             "pass {}, {} shards ({} MB) rebuilt, {} restored, {} not rebuilt, at most {} KiB/s",
             self.progress.passes + 1,

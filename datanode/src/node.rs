@@ -140,19 +140,28 @@ impl Rates {
         }
     }
 
-    /// The operator's rates, where set; this node's own elsewhere.
-    fn apply(&self, set: &tessera_rpc::proto::meta::SetWorkerRates) {
-        for ((rate, own), asked) in [
-            (&self.heal, set.heal_bytes_per_sec),
-            (&self.rebalance, set.rebalance_bytes_per_sec),
-            (&self.scrub, set.scrub_bytes_per_sec),
+    /// The operator's rates, where set; this node's own elsewhere; and
+    /// the pauses. Returns the kinds of workers resumed (to wake them).
+    fn apply(&self, set: &tessera_rpc::proto::meta::SetWorkerRates) -> Vec<&'static str> {
+        let mut resumed = Vec::new();
+        for (kind, (rate, own), asked, paused) in [
+            ("heal", &self.heal, set.heal_bytes_per_sec, set.heal_paused),
+            ("rebalance", &self.rebalance, set.rebalance_bytes_per_sec, set.rebalance_paused),
+            ("scrub", &self.scrub, set.scrub_bytes_per_sec, set.scrub_paused),
         ] {
             let want = if asked > 0 { asked } else { *own };
             if rate.get() != want {
-                tracing::info!(bytes_per_sec = want, "worker rate changed");
+                tracing::info!(kind, bytes_per_sec = want, "worker rate changed");
                 rate.set(want);
             }
+            if rate.set_paused(paused) {
+                tracing::info!(kind, paused, "workers paused or resumed by the operator");
+                if !paused {
+                    resumed.push(kind);
+                }
+            }
         }
+        resumed
     }
 }
 
@@ -193,7 +202,10 @@ impl Worker for HeartbeatWorker {
         self.metrics.heartbeats.get_or_create(&result_labels(if sent.is_ok() { "ok" } else { "error" })).inc();
         let reply = sent.map_err(|e| e.to_string())?;
         if let Some(rates) = &reply.rates {
-            self.rates.apply(rates);
+            for kind in self.rates.apply(rates) {
+                let of_kind = |w: &&WorkerWatch| w.status().name.split(':').next() == Some(kind);
+                self.workers.iter().filter(of_kind).for_each(WorkerWatch::wake);
+            }
         }
         self.sent += 1;
         Ok(StepResult::Idle)

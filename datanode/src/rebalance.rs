@@ -371,6 +371,9 @@ impl Worker for RebalanceWorker {
     }
 
     async fn step(&mut self) -> Result<StepResult, String> {
+        if self.rate.paused() {
+            return Ok(StepResult::Idle); // resumed by a wake-up
+        }
         let started = Instant::now();
         let view = self.cluster.view();
         if view.map.is_none() {
@@ -427,6 +430,9 @@ impl Worker for RebalanceWorker {
     }
 
     fn progress(&self) -> Option<String> {
+        if self.rate.paused() {
+            return Some("paused by the operator".to_owned());
+        }
         let at = match &self.phase {
             Phase::Own(after) if after.is_empty() => "between passes".to_owned(),
             Phase::Own(after) => format!("own index after {}", hex_of(after)),

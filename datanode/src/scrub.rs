@@ -123,6 +123,9 @@ impl<S: DamageSink> Worker for ScrubWorker<S> {
     }
 
     async fn step(&mut self) -> Result<StepResult, String> {
+        if self.rate.paused() {
+            return Ok(StepResult::Idle); // resumed by a wake-up
+        }
         let started = Instant::now();
         let disk = self.disk.clone();
         let cursor = self.progress.cursor.clone();
@@ -172,6 +175,9 @@ impl<S: DamageSink> Worker for ScrubWorker<S> {
     }
 
     fn progress(&self) -> Option<String> {
+        if self.rate.paused() {
+            return Some("paused by the operator".to_owned());
+        }
         Some(format!(
             "pass {}, {} shards ({} MB) checked, {} damaged",
             self.progress.passes + 1,

@@ -50,7 +50,7 @@
 //!    not know.)
 //!
 //! 5. bucket administration: `SetBucketQuota`, `SetBucketEc` (commands
-//!    57–58).
+//!    57–58); paused workers (`SetWorkerRates` with a pause set).
 //!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
@@ -75,6 +75,7 @@ pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
         Op::SetBucketQuota(_) | Op::SetBucketEc(_) => 5,
+        Op::SetWorkerRates(c) if c.heal_paused || c.rebalance_paused || c.scrub_paused => 5,
         Op::SetBucketVersioning(_)
         | Op::SetObjectLockConfig(_)
         | Op::SetObjectRetention(_)

@@ -113,6 +113,16 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ops::BucketCommand,
     },
+    /// The garbage collectors: status [--wait].
+    Gc {
+        #[command(subcommand)]
+        command: ops::WorkCommand,
+    },
+    /// The metadata leader's lifecycle worker: status [--wait].
+    Lifecycle {
+        #[command(subcommand)]
+        command: ops::WorkCommand,
+    },
     /// The metadata service: members, add, remove.
     Meta {
         #[command(subcommand)]
@@ -611,6 +621,8 @@ async fn dispatch(args: AdminArgs) -> Result<(), Failure> {
         AdminCommand::Heal { command } => ops::work(&target(&args)?, "heal", command, json_out).await,
         AdminCommand::Rebalance { command } => ops::work(&target(&args)?, "rebalance", command, json_out).await,
         AdminCommand::Scrub { command } => ops::work(&target(&args)?, "scrub", command, json_out).await,
+        AdminCommand::Gc { command } => ops::work(&target(&args)?, "gc", command, json_out).await,
+        AdminCommand::Lifecycle { command } => ops::work(&target(&args)?, "lifecycle", command, json_out).await,
         AdminCommand::Meta { command } => ops::meta(&target(&args)?, command, json_out).await,
         AdminCommand::Bucket { command } => ops::bucket(&target(&args)?, command, json_out).await,
     }

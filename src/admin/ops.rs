@@ -65,6 +65,11 @@ pub(super) enum WorkCommand {
     /// Limit the worker's bytes per second on every datanode (e.g. 50MiB;
     /// 0: each datanode's own setting), live.
     Throttle { rate: String },
+    /// Pause the worker on every datanode (it takes no step until started).
+    Pause,
+    /// Start a paused worker again.
+    #[command(alias = "resume")]
+    Start,
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,13 +215,12 @@ fn workers_table(w: &Value, only: Option<&str>) -> String {
 }
 
 fn rates_line(w: &Value) -> String {
-    let rate = |k: &str| w["rates"][k].as_u64().map_or("each node's own".to_owned(), |r| format!("{}/s", human(r)));
-    format!(
-        "rates: heal {}, rebalance {}, scrub {}\n",
-        rate("heal_bytes_per_sec"),
-        rate("rebalance_bytes_per_sec"),
-        rate("scrub_bytes_per_sec")
-    )
+    let rate = |k: &str| {
+        let r = w["rates"][format!("{k}_bytes_per_sec")].as_u64();
+        let r = r.map_or("each node's own".to_owned(), |r| format!("{}/s", human(r)));
+        if w["rates"][format!("{k}_paused")] == json!(true) { format!("{r} (PAUSED)") } else { r }
+    };
+    format!("rates: heal {}, rebalance {}, scrub {}\n", rate("heal"), rate("rebalance"), rate("scrub"))
 }
 
 /// The workers in a few lines: per kind, how many are in each state and
@@ -388,6 +392,20 @@ pub(super) async fn workers(t: &Target, json_out: bool) -> Result<(), Failure> {
 /// `heal`, `rebalance` or `scrub` (`name`) status or throttle.
 pub(super) async fn work(t: &Target, name: &str, c: &WorkCommand, json_out: bool) -> Result<(), Failure> {
     match c {
+        WorkCommand::Throttle { .. } | WorkCommand::Pause | WorkCommand::Start
+            if !["heal", "rebalance", "scrub"].contains(&name) =>
+        {
+            Err(Failure::Usage(format!(
+                "{name} has no live rate or pause (the collector only deletes what nothing references; the lifecycle worker is paced by lifecycle_throttle)"
+            )))
+        }
+        WorkCommand::Pause | WorkCommand::Start => {
+            let paused = matches!(c, WorkCommand::Pause);
+            let body = json!({ format!("{name}_paused"): paused });
+            let v = ok(call(t, "PUT", "worker-rates", body.to_string().as_bytes()).await?)?;
+            print(json_out, &v, |_| format!("{name}: {}\n", if paused { "paused" } else { "started" }));
+            Ok(())
+        }
         WorkCommand::Throttle { rate } => {
             let r: ByteSize = rate.trim_end_matches("/s").parse().map_err(|e| Failure::Usage(format!("{e}")))?;
             let body = json!({ format!("{name}_bytes_per_sec"): r.0 });

@@ -308,14 +308,30 @@ impl AdminRoute {
                     .ok_or_else(|| bad(format!("{name} is a number of bytes per second (0: each datanode's own)"))),
             }
         };
-        let known = ["heal_bytes_per_sec", "rebalance_bytes_per_sec", "scrub_bytes_per_sec"];
+        let flag = |name: &str, current: bool| -> Result<bool, Answer> {
+            match doc.get(name) {
+                None | Some(Value::Null) => Ok(current),
+                Some(v) => v.as_bool().ok_or_else(|| bad(format!("{name} is true or false"))),
+            }
+        };
+        let known = [
+            "heal_bytes_per_sec",
+            "rebalance_bytes_per_sec",
+            "scrub_bytes_per_sec",
+            "heal_paused",
+            "rebalance_paused",
+            "scrub_paused",
+        ];
         if let Some(k) = doc.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
-            return Err(bad(format!("unknown field {k}; the rates are {}", known.join(", "))));
+            return Err(bad(format!("unknown field {k}; the fields are {}", known.join(", "))));
         }
         let rates = SetWorkerRates {
             heal_bytes_per_sec: field("heal_bytes_per_sec", now.heal_bytes_per_sec)?,
             rebalance_bytes_per_sec: field("rebalance_bytes_per_sec", now.rebalance_bytes_per_sec)?,
             scrub_bytes_per_sec: field("scrub_bytes_per_sec", now.scrub_bytes_per_sec)?,
+            heal_paused: flag("heal_paused", now.heal_paused)?,
+            rebalance_paused: flag("rebalance_paused", now.rebalance_paused)?,
+            scrub_paused: flag("scrub_paused", now.scrub_paused)?,
         };
         self.write(Op::SetWorkerRates(rates)).await?;
         Ok(Answer(StatusCode::OK, rates_json(&rates)))
@@ -507,6 +523,9 @@ fn rates_json(r: &SetWorkerRates) -> Value {
         "heal_bytes_per_sec": v(r.heal_bytes_per_sec),
         "rebalance_bytes_per_sec": v(r.rebalance_bytes_per_sec),
         "scrub_bytes_per_sec": v(r.scrub_bytes_per_sec),
+        "heal_paused": r.heal_paused,
+        "rebalance_paused": r.rebalance_paused,
+        "scrub_paused": r.scrub_paused,
     })
 }
 
