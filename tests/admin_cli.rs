@@ -174,7 +174,7 @@ async fn shard_sets(cluster: &Cluster, bucket: &str, keys: &[String]) -> Vec<(u3
 async fn cluster_state_and_a_drain_from_the_command_line() {
     // Rebalancers idle for an hour between passes here: a drain must wake
     // them (a new map epoch does).
-    let cluster = Cluster::start_with(support::Options { datanodes: 7, gateways: 1, ..Default::default() }).await;
+    let mut cluster = Cluster::start_with(support::Options { datanodes: 7, gateways: 1, ..Default::default() }).await;
     let root = add_key(&cluster, ROOT, ROOT_SECRET, true).await;
     add_key(&cluster, "PLAINKEY000000000001", "plain-secret-000000000000", false).await;
     root.create_bucket().bucket("media").send().await.unwrap();
@@ -301,6 +301,26 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     assert_eq!(status, 0);
     assert!(out.lines().any(|l| l.contains("lifecycle")), "{out}");
     assert_eq!(cli.root(&["gc", "throttle", "1MiB"]).await.0, 2, "the collector has no rate");
+
+    // A datanode stops: its disk is lost, and status counts the shards on it.
+    let held = cluster.meta_client.list_disk_shards(1, Vec::new(), 10_000).await.unwrap().len();
+    assert!(held > 0);
+    cluster.stop_datanode(0).await;
+    let started = std::time::Instant::now();
+    let v = loop {
+        let (_, out, _) = cli.root(&["--json", "status"]).await;
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if v["redundancy"]["state"] == "degraded" {
+            break v;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "never degraded: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(v["redundancy"]["lost_disks"], serde_json::json!([1]), "{v}");
+    assert_eq!(v["redundancy"]["shards_on_lost_disks"], held, "{v}");
+    assert_eq!(v["redundancy"]["shards_on_lost_disks_capped"], false, "{v}");
+    let (_, out, _) = cli.root(&["status"]).await;
+    assert!(out.contains(&format!("DEGRADED: lost disks [1] holding {held} shards")), "{out}");
     cluster.shutdown().await;
 }
 

@@ -256,9 +256,11 @@ impl AdminRoute {
                 .map(|d| d.3.id.get())
                 .collect()
         });
-        let mut on_lost = 0usize;
+        let (mut on_lost, mut capped) = (0usize, false);
         for &d in &lost {
-            on_lost += self.count_shards(d).await?;
+            let (n, more) = self.count_shards(d).await?;
+            on_lost += n;
+            capped |= more;
         }
         let (capacity, used) =
             view.reply.usage.iter().fold((0u64, 0u64), |(c, u), d| (c + d.capacity_bytes, u + d.used_bytes));
@@ -276,7 +278,7 @@ impl AdminRoute {
                     "state": redundancy,
                     "lost_disks": lost,
                     "shards_on_lost_disks": on_lost,
-                    "shards_on_lost_disks_capped": on_lost >= LOST_SHARDS_COUNTED * lost.len().max(1),
+                    "shards_on_lost_disks_capped": capped,
                     "damage_reports": damage,
                 },
                 "workers": workers_json(&workers),
@@ -284,18 +286,24 @@ impl AdminRoute {
         ))
     }
 
-    /// Shards the disk index places on `disk` (at most [`LOST_SHARDS_COUNTED`]).
-    async fn count_shards(&self, disk: u32) -> Result<usize, Answer> {
+    /// Shards the disk index places on `disk`, counted up to
+    /// [`LOST_SHARDS_COUNTED`]; true when there are more.
+    async fn count_shards(&self, disk: u32) -> Result<(usize, bool), Answer> {
+        const PAGE: u32 = 10_000;
         let (mut n, mut after) = (0usize, Vec::new());
-        while n < LOST_SHARDS_COUNTED {
-            let page = self.meta.list_disk_shards(disk, after.clone(), 10_000).await.map_err(unavailable)?;
+        loop {
+            let page = self.meta.list_disk_shards(disk, after.clone(), PAGE).await.map_err(unavailable)?;
             n += page.len();
             match page.last() {
-                Some(e) if page.len() == 10_000 => after = e.data_id.to_vec(),
-                _ => break,
+                Some(e) if page.len() == PAGE as usize => {
+                    if n >= LOST_SHARDS_COUNTED {
+                        return Ok((n, true));
+                    }
+                    after = e.data_id.to_vec();
+                }
+                _ => return Ok((n, false)),
             }
         }
-        Ok(n)
     }
 
     async fn set_rates(&self, doc: &Value) -> Result<Answer, Answer> {
