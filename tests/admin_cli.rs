@@ -71,6 +71,7 @@ async fn keys_and_policies_from_the_command_line() {
     let (status, out, _) = cli.root(&["key", "list"]).await;
     assert_eq!(status, 0);
     assert!(out.starts_with("ACCESS KEY"), "{out}");
+    assert_eq!(cli.root(&["user", "list"]).await.1, out, "`user` is `key`, as in mc admin user");
     let line = out.lines().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("enabled") && line.contains("readonly") && line.contains("player"), "{line}");
     assert!(out.lines().any(|l| l.starts_with(ROOT) && l.contains("root")), "{out}");
@@ -254,9 +255,15 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     assert!(!cluster.meta_client.list_disk_shards(4, Vec::new(), 1).await.unwrap().is_empty(), "moved while paused");
     let (_, out, _) = cli.root(&["rebalance", "status"]).await;
     assert!(out.contains("paused by the operator") && out.contains("(PAUSED)"), "{out}");
+    let (_, out, _) = cli.root(&["--json", "status"]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["draining"]["disks"], serde_json::json!([4]), "{v}");
+    let left = cluster.meta_client.list_disk_shards(4, Vec::new(), 10_000).await.unwrap().len();
+    assert_eq!(v["draining"]["shards_left"], left, "{v}");
     assert_eq!(cli.root(&["rebalance", "start"]).await.0, 0);
     let (status, out, err) = cli.root(&["rebalance", "status", "--wait", "--timeout", "120s"]).await;
     assert_eq!(status, 0, "{out}{err}");
+    assert!(err.contains("shards left on draining disks"), "no drain progress shown: {err}");
     assert!(out.contains("rebalance: done"), "{out}");
     assert!(cluster.meta_client.list_disk_shards(4, Vec::new(), 1).await.unwrap().is_empty(), "disk 4 not empty");
     let after = shard_sets(&cluster, "media", &keys).await;

@@ -54,7 +54,8 @@ pub struct AdminArgs {
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
-    /// Access keys: list, info, create, disable, enable, expire, attach, detach, delete.
+    /// Access keys (users, as `mc admin user` calls them): list, info, create, disable, enable, expire, attach, detach, delete.
+    #[command(alias = "user")]
     Key {
         #[command(subcommand)]
         command: KeyCommand,

@@ -438,6 +438,8 @@ async fn wait_idle(t: &Target, name: &str, timeout: Duration, json_out: bool) ->
     // that has not noticed a drain yet is idle with nothing done).
     let epoch =
         if name == "rebalance" { ok(call(t, "GET", "status", b"").await?)?["map_epoch"].as_u64() } else { None };
+    // For drains: the shards left on disks marked out, their rate and an ETA.
+    let mut first_left: Option<(Instant, u64)> = None;
     let mut idle_seen = 0;
     let mut last = String::new();
     loop {
@@ -450,11 +452,22 @@ async fn wait_idle(t: &Target, name: &str, timeout: Duration, json_out: bool) ->
             .collect();
         let busy: Vec<&&Value> = mine.iter().filter(|x| x["state"] == "busy" || x["state"] == "throttled").collect();
         if !json_out {
-            let line: String = busy
+            let mut line: String = busy
                 .iter()
                 .map(|x| format!("{} on node {}: {}", s(&x["name"]), s(&x["node"]), s(&x["progress"])))
                 .collect::<Vec<_>>()
                 .join("; ");
+            if name == "rebalance" {
+                let st = ok(call(t, "GET", "status", b"").await?)?;
+                let left = st["draining"]["shards_left"].as_u64().unwrap_or(0);
+                if !st["draining"]["disks"].as_array().is_none_or(Vec::is_empty) {
+                    let (t0, n0) = *first_left.get_or_insert((Instant::now(), left));
+                    let secs = t0.elapsed().as_secs_f64();
+                    let rate = if secs >= 1.0 { n0.saturating_sub(left) as f64 / secs } else { 0.0 };
+                    let eta = if rate > 0.0 { format!(", ETA {:.0} s", left as f64 / rate) } else { String::new() };
+                    line = format!("{left} shards left on draining disks ({rate:.0}/s{eta}); {line}");
+                }
+            }
             if line != last && !line.is_empty() {
                 eprintln!("[{:>4}s] {line}", start.elapsed().as_secs());
             }

@@ -262,6 +262,16 @@ impl AdminRoute {
             on_lost += n;
             capped |= more;
         }
+        // Disks an operator marked out: what their drain has left to move.
+        let draining: Vec<u32> = view.map.as_ref().map_or_else(Vec::new, |m| {
+            m.disks().filter(|(_, _, _, d)| d.marked_out && d.state.up).map(|d| d.3.id.get()).collect()
+        });
+        let (mut left, mut left_capped) = (0usize, false);
+        for &d in &draining {
+            let (n, more) = self.count_shards(d).await?;
+            left += n;
+            left_capped |= more;
+        }
         let (capacity, used) =
             view.reply.usage.iter().fold((0u64, 0u64), |(c, u), d| (c + d.capacity_bytes, u + d.used_bytes));
         let redundancy = if lost.is_empty() && damage == 0 { "full" } else { "degraded" };
@@ -281,6 +291,7 @@ impl AdminRoute {
                     "shards_on_lost_disks_capped": capped,
                     "damage_reports": damage,
                 },
+                "draining": {"disks": draining, "shards_left": left, "shards_left_capped": left_capped},
                 "workers": workers_json(&workers),
             }),
         ))
