@@ -247,7 +247,8 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     // Paused rebalancers move nothing until started.
     let (status, out, err) = cli.root(&["rebalance", "pause"]).await;
     assert_eq!(status, 0, "{out}{err}");
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await; // a heartbeat carries it
+    // Datanodes learn it with their next heartbeat (every 200 ms here).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (status, out, err) = cli.root(&["node", "drain", "103"]).await;
     assert_eq!(status, 0, "{out}{err}");
     assert!(out.starts_with("done."), "{out}");

@@ -139,12 +139,32 @@ impl MetaConfig {
         Ok(())
     }
 
+    /// This node's election timeout: fixed, not drawn at random, and
+    /// staggered by node id — `max + ((id − 1) mod 3) × (max − min) / 3`
+    /// (600, 700 and 800 ms for nodes 1, 2 and 3 by default).
+    ///
+    /// openraft 0.9 draws a node's timeout once per process, so two
+    /// followers whose draws fall within a vote's round trip of each other
+    /// split the vote after a leader dies, and again after each retry until
+    /// their gap has doubled enough: 3 of 9 leader kills took 2.3–3.3 s to
+    /// the first write. With distinct fixed timeouts the survivor of the
+    /// lowest slot stands alone. Each timeout is at least `max`, so every
+    /// node still refuses votes for at least `max` after it heard a leader,
+    /// which is what the leader lease relies on (read_index.rs).
+    pub fn election_timeout_ms(&self) -> u64 {
+        let (min, max) = (self.election_timeout.0.as_millis() as u64, self.election_timeout.1.as_millis() as u64);
+        max + (self.node_id.saturating_sub(1) % 3) * ((max - min) / 3)
+    }
+
     fn raft_config(&self) -> Result<openraft::Config, MetaError> {
+        let timeout = self.election_timeout_ms();
         openraft::Config {
             cluster_name: "tessera-meta".into(),
             heartbeat_interval: self.heartbeat.as_millis() as u64,
-            election_timeout_min: self.election_timeout.0.as_millis() as u64,
-            election_timeout_max: self.election_timeout.1.as_millis() as u64,
+            // openraft draws from [min, max): one value. Its leader lease
+            // (how long a follower refuses votes) is `max`.
+            election_timeout_min: timeout,
+            election_timeout_max: timeout + 1,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.snapshot_after_entries / 10,
             ..Default::default()
@@ -274,6 +294,7 @@ pub async fn start(
         metrics,
         levels,
         config.cert_validity,
+        config.election_timeout.1,
     );
     let local_meta = LocalMeta::new(advertise, meta.clone());
     // The leader lease (read_index.rs) relies on every node that
@@ -404,5 +425,26 @@ async fn raft_stopped(raft: Raft<TypeConfig>) -> String {
         Some(e) => e,
         // The metrics sender is gone only when Raft is dropped.
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nodes 1–3 wait distinct fixed times, none shorter than the
+    /// configured maximum (what the leader lease relies on), and openraft's
+    /// draw from [min, max) can only give that time.
+    #[test]
+    fn election_timeouts_are_staggered_and_never_below_the_maximum() {
+        let at = |id: u64| {
+            let mut c = MetaConfig::new(id, "127.0.0.1:1".parse().unwrap(), PathBuf::from("/nonexistent"));
+            c.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+            let raft = c.raft_config().unwrap();
+            assert_eq!(raft.election_timeout_max, raft.election_timeout_min + 1);
+            assert_eq!(raft.new_rand_election_timeout::<openraft::TokioRuntime>(), raft.election_timeout_min);
+            c.election_timeout_ms()
+        };
+        assert_eq!([at(1), at(2), at(3), at(4)], [600, 700, 800, 600]);
     }
 }

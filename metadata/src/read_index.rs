@@ -76,8 +76,7 @@ impl ReadIndex {
     /// Read-index rounds for `raft`, counted in `rounds`, and its lease:
     /// a task (in the current runtime) follows openraft's metrics to learn
     /// when a quorum last acknowledged this node as leader.
-    pub(crate) fn new(raft: Raft<TypeConfig>, rounds: tessera_common::metrics::Counter) -> Arc<Self> {
-        let window = lease_window(raft.config().election_timeout_max);
+    pub(crate) fn new(raft: Raft<TypeConfig>, rounds: tessera_common::metrics::Counter, window: Duration) -> Arc<Self> {
         let acked = Arc::new(Mutex::new(None));
         tokio::spawn(follow_acks(raft.clone(), Arc::downgrade(&acked)));
         Arc::new(ReadIndex { raft, queue: Mutex::new(Queue::default()), rounds, acked, window })
@@ -176,8 +175,12 @@ impl ReadIndex {
 /// of it: the other half covers clocks running at different rates, the
 /// time between openraft publishing an acknowledgement and this node
 /// seeing it, and scheduling delays.
-pub(crate) fn lease_window(election_timeout_max_ms: u64) -> Duration {
-    Duration::from_millis(election_timeout_max_ms) / 2
+///
+/// Nodes' election timeouts are staggered (`MetaConfig::election_timeout_ms`),
+/// all at least the configured `election_timeout.1`: `base` is that, the
+/// shortest refusal of any member.
+pub(crate) fn lease_window(base: Duration) -> Duration {
+    base / 2
 }
 
 /// Follows openraft's metrics: each time they change, the moment a quorum

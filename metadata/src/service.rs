@@ -41,6 +41,10 @@ pub struct MetaService {
     read_pool: Arc<crate::read_pool::ReadPool>,
     /// Lifetime of the certificates renewals issue.
     cert_validity: std::time::Duration,
+    /// The shortest time any member refuses votes after it heard the
+    /// leader (the configured `election_timeout.1`): the leader lease is
+    /// half of it.
+    lease_base: std::time::Duration,
 }
 
 /// S3 never lists more than this many entries per page.
@@ -53,10 +57,13 @@ impl MetaService {
     pub fn server(raft: Raft<TypeConfig>, state: MetaState, node_id: u64, liveness: LivenessTable) -> MetaServer<Self> {
         let levels = Arc::new(Levels::new(crate::version::LEVEL));
         let validity = tessera_rpc::enroll::CERT_VALIDITY;
-        Self::server_with_metrics(raft, state, node_id, liveness, MetaMetrics::default(), levels, validity)
+        let lease_base = std::time::Duration::from_millis(raft.config().election_timeout_max);
+        Self::server_with_metrics(raft, state, node_id, liveness, MetaMetrics::default(), levels, validity, lease_base)
     }
 
-    /// [`MetaService::server`], counting into `metrics`.
+    /// [`MetaService::server`], counting into `metrics`; `lease_base`: the
+    /// shortest vote-refusal time of any member (see [`MetaService::lease_base`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn server_with_metrics(
         raft: Raft<TypeConfig>,
         state: MetaState,
@@ -65,11 +72,23 @@ impl MetaService {
         metrics: MetaMetrics,
         levels: Arc<Levels>,
         cert_validity: std::time::Duration,
+        lease_base: std::time::Duration,
     ) -> MetaServer<Self> {
         let (batcher, reads) = (std::sync::OnceLock::new(), std::sync::OnceLock::new());
         let read_pool = Arc::new(crate::read_pool::ReadPool::sized_for_machine());
-        let service =
-            MetaService { raft, batcher, reads, state, node_id, liveness, metrics, levels, read_pool, cert_validity };
+        let service = MetaService {
+            raft,
+            batcher,
+            reads,
+            state,
+            node_id,
+            liveness,
+            metrics,
+            levels,
+            read_pool,
+            cert_validity,
+            lease_base,
+        };
         MetaServer::new(service)
             .max_decoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
@@ -160,7 +179,13 @@ impl MetaService {
     }
 
     fn reads(&self) -> &Arc<ReadIndex> {
-        self.reads.get_or_init(|| ReadIndex::new(self.raft.clone(), self.metrics.read_rounds.clone()))
+        self.reads.get_or_init(|| {
+            ReadIndex::new(
+                self.raft.clone(),
+                self.metrics.read_rounds.clone(),
+                crate::read_index::lease_window(self.lease_base),
+            )
+        })
     }
 
     /// Confirms leadership — by the leader lease when `lease` allows it and
