@@ -15,6 +15,7 @@
 
 mod client;
 mod cluster;
+mod import;
 mod ops;
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -125,6 +126,8 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ops::WorkCommand,
     },
+    /// Copy buckets from another S3 store (MinIO, Garage, AWS): resumable, verified.
+    Import(import::ImportArgs),
     /// The metadata service: members, add, remove.
     Meta {
         #[command(subcommand)]
@@ -448,6 +451,7 @@ async fn dispatch(args: AdminArgs) -> Result<(), Failure> {
         AdminCommand::Gc { command } => ops::work(&target(&args)?, "gc", command, json_out).await,
         AdminCommand::Lifecycle { command } => ops::work(&target(&args)?, "lifecycle", command, json_out).await,
         AdminCommand::Meta { command } => ops::meta(&target(&args)?, command, json_out).await,
+        AdminCommand::Import(a) => import::import(&target(&args)?, a, json_out).await,
         AdminCommand::Bucket { command } => ops::bucket(&target(&args)?, command, json_out).await,
     }
 }
