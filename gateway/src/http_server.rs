@@ -81,7 +81,10 @@ impl Front {
         let method = req.method().as_str().to_owned();
         let admin = req.uri().path().starts_with(crate::admin::PREFIX);
         let mut resp = if let Some(rest) = req.uri().path().strip_prefix("/tessera/").filter(|_| !admin) {
-            self.reserved(rest).await
+            match rest.strip_prefix("console") {
+                Some(file) if file.is_empty() || file.starts_with('/') => crate::console::serve(req.method(), file),
+                _ => self.reserved(rest).await,
+            }
         } else if req.method() == http::Method::OPTIONS {
             self.preflight(cors_bucket.as_deref(), req.headers()).await
         } else {

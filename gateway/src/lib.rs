@@ -12,6 +12,7 @@ mod acl;
 mod admin;
 pub mod audit;
 mod auth;
+mod console;
 mod cors;
 mod http_server;
 pub mod limits;
