@@ -274,7 +274,8 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     assert!(run(tessera().args(["cert", "ca", "--dir"]).arg(&other_ca)).status.success());
     fails_with(upload(&other_ca), "is not the CA of the certificates");
 
-    // A datanode with 6 disks (so EC 4+2 can place on one host) and a gateway.
+    // A datanode with 7 disks (so EC 4+2 can place on one host, and still
+    // after one disk is drained) and a gateway.
     let dn_http = format!("127.0.0.1:{}", free_port());
     let mut dn = tessera();
     let dn_listen = format!("127.0.0.1:{}", free_port());
@@ -287,7 +288,7 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
         "1s",
     ]);
     dn.arg("--cluster-certs").arg(certs("datanode", "dn1"));
-    for d in 1..=6 {
+    for d in 1..=7 {
         dn.arg("--disk").arg(format!("{d}:{}", p(&format!("disk{d}")).display()));
     }
     let dn = Proc::spawn(&mut dn, &p("datanode.log"));
@@ -343,7 +344,7 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     let members = v["metadata"]["members"].as_array().unwrap();
     assert_eq!(members.iter().filter(|m| m["voter"] == true).count(), 3, "{v}");
     assert_eq!(v["nodes"].as_array().unwrap().len(), 1, "{v}");
-    assert_eq!(v["disks"].as_array().unwrap().len(), 6, "{v}");
+    assert_eq!(v["disks"].as_array().unwrap().len(), 7, "{v}");
     let leader = v["metadata"]["leader"].as_u64().unwrap();
     let other = (1..=3u64).find(|&i| i != leader).unwrap();
     let (status, out, err) = admin(&["meta", "remove", &other.to_string()]);
@@ -362,6 +363,40 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
     while metric(&ops[0], "tessera_metadata_raft_voters ") != Some(3.0) {
         assert!(start.elapsed() < Duration::from_secs(30), "three voters again expected");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A disk drained from the command line across processes: the dry run
+    // names what moves, the rebalancer moves it (`--wait` ends when it is
+    // done), the disk is then removable and every object reads back.
+    let mut written = vec![("obj".to_owned(), body.clone())];
+    for i in 0..12u32 {
+        let b: Vec<u8> = (0..150_000u32).map(|j| (j.wrapping_mul(31).wrapping_add(i * 7)) as u8).collect();
+        let key = format!("drain-{i}");
+        s3.put_object().bucket("roles").key(&key).body(b.clone().into()).send().await.unwrap();
+        written.push((key, b));
+    }
+    let (status, out, err) = admin(&["--json", "disk", "out", "1", "--dry-run"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["done"], false, "{plan}");
+    assert!(plan["plan"]["placements_moving"].as_u64().unwrap() > 0, "{plan}");
+    let (status, out, err) = admin(&["disk", "remove", "1"]);
+    assert_eq!(status, 1, "a disk holding shards is not removed: {out}{err}");
+    assert!(err.contains("NotDrained"), "{err}");
+    let (status, out, err) = admin(&["disk", "out", "1"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let (status, out, err) = admin(&["rebalance", "status", "--wait", "--timeout", "120s"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let (status, out, err) = admin(&["disk", "remove", "1"]);
+    assert_eq!(status, 0, "the drained disk is removed: {out}{err}");
+    let (status, out, err) = admin(&["--json", "status"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["disks"].as_array().unwrap().len(), 6, "{v}");
+    assert_eq!(v["redundancy"]["state"], "full", "{v}");
+    for (key, want) in &written {
+        let got = s3.get_object().bucket("roles").key(key).send().await.unwrap().body.collect().await.unwrap();
+        assert_eq!(got.into_bytes().as_ref(), want.as_slice(), "{key} after the drain");
     }
 
     // Nodes without a certificate of this cluster's CA get nowhere: a
