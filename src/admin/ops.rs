@@ -442,6 +442,15 @@ async fn wait_idle(t: &Target, name: &str, timeout: Duration, json_out: bool) ->
     let mut first_left: Option<(Instant, u64)> = None;
     let mut idle_seen = 0;
     let mut last = String::new();
+    // On a terminal, a live bar (shards moved of a drain, with rate and
+    // ETA) or a spinner with the workers' progress; elsewhere, a line each
+    // time the progress changes.
+    let bar = (!json_out && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    });
+    let mut bar_is_drain = false;
     loop {
         let v = ok(call(t, "GET", "workers", b"").await?)?;
         let mine: Vec<&Value> = v["workers"]
@@ -462,20 +471,38 @@ async fn wait_idle(t: &Target, name: &str, timeout: Duration, json_out: bool) ->
                 let left = st["draining"]["shards_left"].as_u64().unwrap_or(0);
                 if !st["draining"]["disks"].as_array().is_none_or(Vec::is_empty) {
                     let (t0, n0) = *first_left.get_or_insert((Instant::now(), left));
+                    if let Some(b) = &bar {
+                        if !bar_is_drain {
+                            b.set_style(
+                                indicatif::ProgressStyle::with_template(
+                                    "{spinner} [{elapsed_precise}] [{wide_bar}] {pos}/{len} shards moved off draining disks, {per_sec}, ETA {eta}\n{wide_msg}",
+                                )
+                                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                            );
+                            bar_is_drain = true;
+                        }
+                        b.set_length(n0.max(left));
+                        b.set_position(n0.saturating_sub(left));
+                    }
                     let secs = t0.elapsed().as_secs_f64();
                     let rate = if secs >= 1.0 { n0.saturating_sub(left) as f64 / secs } else { 0.0 };
                     let eta = if rate > 0.0 { format!(", ETA {:.0} s", left as f64 / rate) } else { String::new() };
                     line = format!("{left} shards left on draining disks ({rate:.0}/s{eta}); {line}");
                 }
             }
-            if line != last && !line.is_empty() {
-                eprintln!("[{:>4}s] {line}", start.elapsed().as_secs());
+            match &bar {
+                Some(b) => b.set_message(line.clone()),
+                None if line != last && !line.is_empty() => eprintln!("[{:>4}s] {line}", start.elapsed().as_secs()),
+                None => {}
             }
             last = line;
         }
         let behind = epoch.is_some_and(|e| mine.iter().any(|x| pass_epoch(x).is_some_and(|p| p < e)));
         idle_seen = if busy.is_empty() && !behind { idle_seen + 1 } else { 0 };
         if idle_seen >= 3 {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
             print(json_out, &v, |v| {
                 format!("{name}: done after {} s\n{}", start.elapsed().as_secs(), workers_table(v, Some(name)))
             });
