@@ -291,6 +291,34 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     assert!(out.contains("REFUSED"), "{out}");
     assert_eq!(cluster.map().await.epoch, epoch);
 
+    // A node's weight: 0 is refused the same way; another is planned for
+    // every disk of the node, then set.
+    let (status, _, err) = cli.root(&["node", "reweight", "104", "0"]).await;
+    assert_eq!(status, 1);
+    assert!(err.contains("WouldLoseRedundancy"), "{err}");
+    assert_eq!(cluster.map().await.epoch, epoch);
+    let (status, out, err) = cli.root(&["--json", "node", "reweight", "104", "300", "--dry-run"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    let dry: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (dry["done"].clone(), dry["disks"].clone()),
+        (serde_json::json!(false), serde_json::json!([5])),
+        "{dry}"
+    );
+    assert_eq!(cluster.map().await.epoch, epoch);
+    let (status, out, err) = cli.root(&["node", "reweight", "104", "300"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    let (_, out, _) = cli.root(&["--json", "disk", "list"]).await;
+    let disks: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let d5 = disks["disks"].as_array().unwrap().iter().find(|d| d["id"] == 5).unwrap();
+    assert_eq!(d5["weight"], 300, "{d5}");
+
+    // Adding a node needs join tokens, which need cluster TLS (this
+    // cluster has none; tests/roles_process.rs adds one with TLS).
+    let (status, out, err) = cli.root(&["node", "add"]).await;
+    assert_ne!(status, 0, "{out}{err}");
+    assert!(err.contains("no CA to join"), "{err}");
+
     // Rates, live; the metadata members.
     let (status, out, _) = cli.root(&["heal", "throttle", "10MiB/s"]).await;
     assert_eq!(status, 0);

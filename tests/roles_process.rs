@@ -399,6 +399,36 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
         assert_eq!(got.into_bytes().as_ref(), want.as_slice(), "{key} after the drain");
     }
 
+    // `node add`: a datanode join token and the command that uses it; a
+    // datanode started that way joins (its disks appear in the status).
+    let (status, out, err) = admin(&["--json", "node", "add", "--ttl", "10m"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let add: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let token = add["token"].as_str().unwrap().to_owned();
+    let command = add["command"].as_str().unwrap();
+    assert!(command.contains(&format!("--join-token {token}")) && command.contains(&urls[0]), "{command}");
+    let dn2_http = format!("127.0.0.1:{}", free_port());
+    let dn2_listen = format!("127.0.0.1:{}", free_port());
+    let mut dn2 = tessera();
+    dn2.args(["datanode", "--node-id", "2", "--listen", &dn2_listen, "--http-listen", &dn2_http])
+        .args(["--meta", &urls.join(","), "--join-token", &token, "--cluster-certs"])
+        .arg(p("dn2-certs"))
+        .arg("--disk")
+        .arg(format!("8:{}", p("disk8").display()));
+    let dn2 = Proc::spawn(&mut dn2, &p("datanode2.log"));
+    wait_ready(&dn2_http, "the added datanode");
+    let start = Instant::now();
+    loop {
+        let (_, out, _) = admin(&["--json", "status"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if v["nodes"].as_array().unwrap().len() == 2 && v["disks"].as_array().unwrap().len() == 7 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the added datanode never registered: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(dn2.terminate().success(), "the added datanode exits cleanly on SIGTERM");
+
     // Nodes without a certificate of this cluster's CA get nowhere: a
     // datanode with another CA's certificate, and one speaking plain text,
     // cannot reach the metadata service; raw plain-text connections to the

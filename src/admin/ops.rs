@@ -31,6 +31,18 @@ pub(super) enum NodeCommand {
     Undrain(Change),
     /// Remove a drained, empty datanode from the cluster map.
     Remove(Change),
+    /// Set the placement weight of each of a datanode's disks (0: nothing is placed on them).
+    Reweight {
+        #[command(flatten)]
+        change: Change,
+        weight: u64,
+    },
+    /// Add a datanode: a single-use join token, and the command that starts the node with it.
+    Add {
+        /// How long the token stays usable (e.g. 30m, 24h; at most 7 days).
+        #[arg(long, default_value = "1h")]
+        ttl: tessera_common::HumanDuration,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -362,8 +374,40 @@ pub(super) async fn node(t: &Target, c: &NodeCommand, json_out: bool) -> Result<
         NodeCommand::Drain(ch) => ("POST", format!("nodes/{}/out", ch.id), ch),
         NodeCommand::Undrain(ch) => ("POST", format!("nodes/{}/in", ch.id), ch),
         NodeCommand::Remove(ch) => ("DELETE", format!("nodes/{}", ch.id), ch),
+        NodeCommand::Reweight { change: ch, weight } => {
+            let path = format!("nodes/{}/weight", ch.id);
+            return change(t, "PUT", &path, json!({"weight": weight}), ch.dry_run, json_out).await;
+        }
+        NodeCommand::Add { ttl } => return add_node(t, ttl, json_out).await,
     };
     change(t, method, &path, json!({}), ch.dry_run, json_out).await
+}
+
+/// A datanode join token, with the command that starts a node with it
+/// (the metadata members' addresses filled in).
+async fn add_node(t: &Target, ttl: &tessera_common::HumanDuration, json_out: bool) -> Result<(), Failure> {
+    let members = ok(call(t, "GET", "members", b"").await?)?;
+    let meta: Vec<&str> = members["members"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter_map(|m| m["addr"].as_str())
+        .collect();
+    let body = json!({"role": "datanode", "ttl_s": ttl.0.as_secs()});
+    let made = ok(call(t, "POST", "join-tokens", body.to_string().as_bytes()).await?)?;
+    let token = made["token"].as_str().unwrap_or("");
+    let command = format!(
+        "tessera datanode --node-id ID --listen HOST:PORT --disk 1:/path/to/disk --meta {} --cluster-certs DIR --join-token {token}",
+        meta.join(",")
+    );
+    let v = json!({"token": token, "ttl_s": ttl.0.as_secs(), "meta": meta, "command": command});
+    print(json_out, &v, |_| {
+        format!(
+            "A single-use join token for one datanode, usable for {}:\n{token}\n\nStart the datanode on its host (an unused node id, its disks, an empty DIR for its certificate):\n  {command}\nIt enrolls with the token, registers its disks, and the rebalance fills them; `tessera admin rebalance status --wait` shows it.\n",
+            tessera_common::HumanDuration(ttl.0)
+        )
+    });
+    Ok(())
 }
 
 pub(super) async fn disk(t: &Target, c: &DiskCommand, json_out: bool) -> Result<(), Failure> {

@@ -38,6 +38,7 @@ pub const CALLS: &[(&str, &str, &str)] = &[
     ("POST", "disks/{id}/out", "admin:MarkOut"),
     ("POST", "disks/{id}/in", "admin:MarkOut"),
     ("PUT", "disks/{id}/weight", "admin:Reweight"),
+    ("PUT", "nodes/{id}/weight", "admin:Reweight"),
     ("DELETE", "nodes/{id}", "admin:RemoveDisks"),
     ("DELETE", "disks/{id}", "admin:RemoveDisks"),
     ("GET", "buckets", "admin:ListBuckets"),

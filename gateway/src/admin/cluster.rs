@@ -55,7 +55,9 @@ pub(super) enum Call {
         id: String,
         out: bool,
     },
+    /// A disk's weight, or every disk's of a node (`node`).
     Reweight {
+        node: bool,
         id: String,
     },
     Remove {
@@ -99,7 +101,8 @@ pub(super) fn call_of(method: &Method, m: &Matched) -> Option<Call> {
         (_, "nodes/{id}/in") => Call::Mark { node: true, id: p(0), out: false },
         (_, "disks/{id}/out") => Call::Mark { node: false, id: p(0), out: true },
         (_, "disks/{id}/in") => Call::Mark { node: false, id: p(0), out: false },
-        (_, "disks/{id}/weight") => Call::Reweight { id: p(0) },
+        (_, "disks/{id}/weight") => Call::Reweight { node: false, id: p(0) },
+        (_, "nodes/{id}/weight") => Call::Reweight { node: true, id: p(0) },
         ("DELETE", "nodes/{id}") => Call::Remove { node: true, id: p(0) },
         ("DELETE", "disks/{id}") => Call::Remove { node: false, id: p(0) },
         ("GET", "buckets") => Call::Buckets,
@@ -169,7 +172,7 @@ impl AdminRoute {
             }
             Call::SetRates => self.set_rates(&doc).await,
             Call::Mark { node, id, out } => self.mark(node, &id, out, dry_run).await,
-            Call::Reweight { id } => self.reweight(&id, &doc, dry_run).await,
+            Call::Reweight { node, id } => self.reweight(node, &id, &doc, dry_run).await,
             Call::Remove { node, id } => self.remove(node, &id, dry_run).await,
             Call::Buckets => self.buckets().await,
             Call::BucketInfo { bucket } => self.bucket_info(&bucket).await,
@@ -393,19 +396,25 @@ impl AdminRoute {
         Ok(Answer(StatusCode::OK, json!({"done": !dry_run, "disks": ids(&disks), "out": out, "plan": plan})))
     }
 
-    async fn reweight(&self, id: &str, doc: &Value, dry_run: bool) -> Result<Answer, Answer> {
+    /// Sets one disk's weight, or each disk's of a node: one plan for the
+    /// whole change, checked before any disk changes.
+    async fn reweight(&self, node: bool, id: &str, doc: &Value, dry_run: bool) -> Result<Answer, Answer> {
         let weight = doc["weight"].as_u64().ok_or_else(|| bad("weight is a number (0: never placed on)"))?;
         let view = self.map_view().await?;
         let map = view.map()?;
-        let (disks, _, _) = Self::named(map, false, id)?;
+        let (disks, _, _) = Self::named(map, node, id)?;
         let mut after = map.clone();
-        after.reweight(disks[0], weight).map_err(bad)?;
+        for d in &disks {
+            after.reweight(*d, weight).map_err(bad)?;
+        }
         let plan = self.plan(&view, &after).await?;
         if !dry_run {
             if let Some(why) = plan["refused"].as_str() {
                 return Err(fail(StatusCode::CONFLICT, "WouldLoseRedundancy", why));
             }
-            self.write(Op::Reweight(Reweight { disk: disks[0].get(), weight })).await?;
+            for d in &disks {
+                self.write(Op::Reweight(Reweight { disk: d.get(), weight })).await?;
+            }
         }
         Ok(Answer(StatusCode::OK, json!({"done": !dry_run, "disks": ids(&disks), "weight": weight, "plan": plan})))
     }
@@ -682,7 +691,14 @@ mod tests {
             r(Method::POST, "disks/7/in"),
             Some(("admin:MarkOut", Call::Mark { node: false, id: "7".into(), out: false }))
         );
-        assert_eq!(r(Method::PUT, "disks/7/weight"), Some(("admin:Reweight", Call::Reweight { id: "7".into() })));
+        assert_eq!(
+            r(Method::PUT, "disks/7/weight"),
+            Some(("admin:Reweight", Call::Reweight { node: false, id: "7".into() }))
+        );
+        assert_eq!(
+            r(Method::PUT, "nodes/103/weight"),
+            Some(("admin:Reweight", Call::Reweight { node: true, id: "103".into() }))
+        );
         assert_eq!(
             r(Method::DELETE, "nodes/2"),
             Some(("admin:RemoveDisks", Call::Remove { node: true, id: "2".into() }))
