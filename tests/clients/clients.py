@@ -656,6 +656,64 @@ class Run:
             mc.remove_bucket(b)
 
 
+def admin_suite(run):
+    """`tessera admin` with aws-cli: a read-only key made from the command
+    line cannot PUT; a bucket quota refuses an upload that would pass it."""
+    if not run.args.tessera:
+        raise StepFailed(f"FAIL [{run.args.label}] admin: --tessera BIN is needed for this suite")
+    label = "".join(c for c in run.args.label.lower() if c.isalnum())
+    bucket = f"admin-{label}"
+    policy_name = f"readonly-{label}"
+
+    def admin(*argv):
+        return run.sh([run.args.tessera, "admin", "--endpoint", run.endpoint, "--admin-access-key",
+                       run.args.access_key, "--admin-secret-key", run.args.secret_key, *argv])
+
+    doc = run.path("readonly.json")
+    with open(doc, "w") as f:
+        json.dump({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+            "s3:GetObject", "s3:ListBucket", "s3:ListAllMyBuckets"], "Resource": "*"}]}, f)
+    one = run.path("one.bin")
+    run.random_file(one, MiB, "admin-one")
+    big = run.path("big.bin")
+    run.random_file(big, 4 * MiB, "admin-big")
+    with run.step("admin", "policy put + key create --policy (read-only)"):
+        admin("policy", "put", policy_name, doc)
+        made = json.loads(admin("--json", "key", "create", "--policy", policy_name, "--description", "clients"))
+        ro_key, ro_secret = made["access_key"], made["secret_key"]
+    run.aws("s3", "mb", f"s3://{bucket}")
+    run.aws("s3", "cp", one, f"s3://{bucket}/one.bin")
+    saved = dict(run.env)
+    run.env.update(AWS_ACCESS_KEY_ID=ro_key, AWS_SECRET_ACCESS_KEY=ro_secret)
+    try:
+        with run.step("aws-cli", "read-only key: s3 ls and cp down work, cp up is AccessDenied"):
+            assert "one.bin" in run.aws("s3", "ls", f"s3://{bucket}/")
+            run.aws("s3", "cp", f"s3://{bucket}/one.bin", run.path("back.bin"))
+            run.same_file(one, run.path("back.bin"))
+            try:
+                run.aws("s3", "cp", one, f"s3://{bucket}/denied.bin")
+                raise AssertionError("a read-only key wrote an object")
+            except AssertionError as e:
+                assert "AccessDenied" in str(e), e
+    finally:
+        run.env = saved
+    with run.step("admin + aws-cli", "bucket quota 3MiB: a 4 MiB upload is QuotaExceeded, 1 MiB fits"):
+        admin("bucket", "quota", bucket, "3MiB")
+        try:
+            run.aws("s3", "cp", big, f"s3://{bucket}/big.bin")
+            raise AssertionError("an upload past the quota was stored")
+        except AssertionError as e:
+            assert "QuotaExceeded" in str(e), e
+        run.aws("s3", "cp", one, f"s3://{bucket}/two.bin")
+        info = json.loads(admin("--json", "bucket", "info", bucket))
+        assert info["usage"]["objects"] == 2 and info["quota_bytes"] == 3 * MiB, info
+    admin("key", "delete", ro_key)
+    admin("policy", "delete", policy_name)
+    admin("bucket", "quota", bucket, "0")
+    run.aws("s3", "rm", "--recursive", f"s3://{bucket}/")
+    run.aws("s3", "rb", f"s3://{bucket}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--endpoint", required=True)
@@ -663,8 +721,9 @@ def main():
     ap.add_argument("--secret-key", required=True)
     ap.add_argument("--label", default="tessera")
     ap.add_argument("--work", required=True)
-    ap.add_argument("--only", help="comma-separated subset: aws,boto3,sse,rclone,s3cmd,minio")
+    ap.add_argument("--only", help="comma-separated subset: aws,boto3,sse,versioning,rclone,s3cmd,minio,admin")
     ap.add_argument("--ca-bundle", help="PEM file of the CA to trust for an https:// endpoint")
+    ap.add_argument("--tessera", help="the tessera binary (for the admin suite)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     run = Run(args)
@@ -676,6 +735,7 @@ def main():
         "rclone": run.rclone,
         "s3cmd": run.s3cmd,
         "minio": run.minio,
+        "admin": lambda: admin_suite(run),
     }
     chosen = args.only.split(",") if args.only else list(suites)
     start = time.monotonic()
