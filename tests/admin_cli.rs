@@ -200,6 +200,7 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     assert_eq!(status, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["nodes"].as_array().unwrap().len(), 7, "{v}");
+    assert!(v["nodes"].as_array().unwrap().iter().all(|n| n["version"] == env!("CARGO_PKG_VERSION")), "{v}");
     assert!(v["disks"].as_array().unwrap().iter().all(|d| d["state"] == "in" && d["used_bytes"].is_u64()), "{v}");
     assert_eq!(v["metadata"]["leader"], 1);
     assert_eq!(v["metadata"]["members"][0]["leader"], true);
@@ -318,6 +319,48 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
     let (status, out, err) = cli.root(&["node", "add"]).await;
     assert_ne!(status, 0, "{out}{err}");
     assert!(err.contains("no CA to join"), "{err}");
+
+    // The collectors and the lifecycle worker are paused and started
+    // (they have no byte rate to throttle).
+    for kind in ["gc", "lifecycle"] {
+        let (status, out, err) = cli.root(&[kind, "pause"]).await;
+        assert_eq!(status, 0, "{out}{err}");
+        assert_eq!(out, format!("{kind}: paused\n"));
+        let (status, _, err) = cli.root(&[kind, "throttle", "1MiB/s"]).await;
+        assert_eq!(status, 2);
+        assert!(err.contains("no byte rate"), "{err}");
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let (_, out, _) = cli.root(&["--json", "workers"]).await;
+        let w: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mine: Vec<&serde_json::Value> = w["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| ["gc", "lifecycle"].contains(&x["name"].as_str().unwrap().split(':').next().unwrap()))
+            .collect();
+        if mine.len() >= 7 && mine.iter().all(|x| x["progress"] == "paused by the operator") {
+            assert_eq!(
+                (w["rates"]["gc_paused"].clone(), w["rates"]["lifecycle_paused"].clone()),
+                (true.into(), true.into())
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "gc and lifecycle never said they were paused: {w}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, out, _) = cli.root(&["workers"]).await;
+    assert!(out.contains("PAUSED: gc, lifecycle"), "{out}");
+    for kind in ["gc", "lifecycle"] {
+        assert_eq!(cli.root(&[kind, "start"]).await.0, 0);
+    }
+    let (_, out, _) = cli.root(&["--json", "workers"]).await;
+    let w: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((w["rates"]["gc_paused"].clone(), w["rates"]["lifecycle_paused"].clone()), (false.into(), false.into()));
 
     // Rates, live; the metadata members.
     let (status, out, _) = cli.root(&["heal", "throttle", "10MiB/s"]).await;

@@ -166,3 +166,60 @@ async fn unreferenced_shards_leave_the_disks_after_the_grace_period() {
 
     cluster.shutdown().await;
 }
+
+/// The operator's pause: while the collectors are paused a deleted
+/// object's shards stay on the disks past the grace period; started again,
+/// they are removed (at once: starting wakes the collectors).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paused_collectors_remove_nothing_until_started() {
+    const ROOT: (&str, &str) = ("ROOTKEY00000000000001", "root-secret-00000000000000000");
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 1,
+        datanode: Box::new(|d| {
+            d.gc_grace = Duration::from_secs(1);
+            d.gc_interval = Duration::from_millis(200);
+        }),
+        ..Default::default()
+    })
+    .await;
+    let c = support::add_key(&cluster, ROOT.0, ROOT.1, true).await;
+    c.create_bucket().bucket("gcp").send().await.unwrap();
+    for k in ["keep", "drop"] {
+        let data = support::bytes(300 << 10, 9);
+        c.put_object().bucket("gcp").key(k).body(ByteStream::from(data)).send().await.unwrap();
+    }
+    let (status, v) = support::admin_call(&cluster, "PUT", "worker-rates", br#"{"gc_paused": true}"#, ROOT).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["gc_paused"], true, "{v}");
+    // Every datanode hears of the pause with its next heartbeat.
+    let start = Instant::now();
+    loop {
+        let (_, w) = support::admin_call(&cluster, "GET", "workers", b"", ROOT).await;
+        let gc: Vec<&serde_json::Value> = w["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["name"].as_str().unwrap().starts_with("gc:"))
+            .collect();
+        if gc.len() == 6 && gc.iter().all(|x| x["progress"] == "paused by the operator") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the collectors never said they were paused: {w}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.delete_object().bucket("gcp").key("drop").send().await.unwrap();
+    let before = shard_files(&cluster);
+    assert_eq!(before.len(), 12);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(shard_files(&cluster), before, "a paused collector removed files");
+
+    let (status, v) = support::admin_call(&cluster, "PUT", "worker-rates", br#"{"gc_paused": false}"#, ROOT).await;
+    assert_eq!(status, 200, "{v}");
+    let start = Instant::now();
+    while shard_files(&cluster).len() != 6 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the collectors never removed the deleted object's shards");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get_all(&c, "gcp", "keep").await, support::bytes(300 << 10, 9));
+    cluster.shutdown().await;
+}

@@ -36,6 +36,7 @@ use tessera_common::worker::{StepResult, Worker};
 use tessera_rpc::MetaClient;
 
 use crate::metrics::{DatanodeMetrics, disk_labels};
+use crate::rate::Rate;
 use crate::{FsDisk, ShardError, ShardKey};
 
 /// Shard files looked at per step.
@@ -119,6 +120,8 @@ pub struct GcWorker<C: ReferenceCheck> {
     pub deleted: u64,
     deleted_bytes: u64,
     metrics: DatanodeMetrics,
+    /// The operator's pause (only the flag of this rate is used).
+    pause: Rate,
 }
 
 fn now_ms() -> u64 {
@@ -130,7 +133,22 @@ impl<C: ReferenceCheck> GcWorker<C> {
     /// resuming from its saved state.
     pub fn new(disk: FsDisk, check: C, grace: Duration) -> Self {
         let state = GcState::load(&disk);
-        GcWorker { disk, check, grace, state, deleted: 0, deleted_bytes: 0, metrics: DatanodeMetrics::default() }
+        GcWorker {
+            disk,
+            check,
+            grace,
+            state,
+            deleted: 0,
+            deleted_bytes: 0,
+            metrics: DatanodeMetrics::default(),
+            pause: Rate::new(u64::MAX),
+        }
+    }
+
+    /// Takes no step while the operator has `pause` paused.
+    pub fn with_pause(mut self, pause: Rate) -> Self {
+        self.pause = pause;
+        self
     }
 
     /// Counts into `metrics` (`tessera_datanode_gc_*`).
@@ -151,6 +169,9 @@ impl<C: ReferenceCheck> Worker for GcWorker<C> {
     }
 
     async fn step(&mut self) -> Result<StepResult, String> {
+        if self.pause.paused() {
+            return Ok(StepResult::Idle);
+        }
         let disk = self.disk.clone();
         let cursor = self.state.cursor.clone();
         let page = tokio::task::spawn_blocking(move || {
@@ -216,6 +237,9 @@ impl<C: ReferenceCheck> Worker for GcWorker<C> {
     }
 
     fn progress(&self) -> Option<String> {
+        if self.pause.paused() {
+            return Some("paused by the operator".to_owned());
+        }
         Some(format!(
             "pass {}, {} files pending, {} removed ({} MB)",
             self.state.passes + 1,

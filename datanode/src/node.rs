@@ -128,6 +128,8 @@ struct Rates {
     heal: (Rate, u64),
     rebalance: (Rate, u64),
     scrub: (Rate, u64),
+    /// Only its pause: a collector moves no bytes to pace.
+    gc: Rate,
 }
 
 impl Rates {
@@ -137,11 +139,14 @@ impl Rates {
             heal: r(config.heal_rate_bytes_per_sec),
             rebalance: r(config.rebalance_rate_bytes_per_sec),
             scrub: r(config.scrub_rate_bytes_per_sec),
+            gc: Rate::new(u64::MAX),
         }
     }
 
     /// The operator's rates, where set; this node's own elsewhere; and
-    /// the pauses. Returns the kinds of workers resumed (to wake them).
+    /// the pauses. Returns the kinds of workers paused or resumed: they are
+    /// woken, to take the step that stops or starts them and to say so at
+    /// once (an idle worker might not step again for its whole interval).
     fn apply(&self, set: &tessera_rpc::proto::meta::SetWorkerRates) -> Vec<&'static str> {
         let mut resumed = Vec::new();
         for (kind, (rate, own), asked, paused) in [
@@ -156,10 +161,12 @@ impl Rates {
             }
             if rate.set_paused(paused) {
                 tracing::info!(kind, paused, "workers paused or resumed by the operator");
-                if !paused {
-                    resumed.push(kind);
-                }
+                resumed.push(kind);
             }
+        }
+        if self.gc.set_paused(set.gc_paused) {
+            tracing::info!(kind = "gc", paused = set.gc_paused, "workers paused or resumed by the operator");
+            resumed.push("gc");
         }
         resumed
     }
@@ -358,6 +365,7 @@ async fn run_node(
         host,
         disks: infos,
         registered_ms: 0,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let registered = match register(&meta, record, &mut shutdown).await {
         Ok(()) => adopt_cluster_id(&meta, &disks).await,
@@ -384,7 +392,9 @@ async fn run_node(
                 .iter()
                 .map(|d| {
                     spawn_worker(
-                        GcWorker::new(d.clone(), meta.clone(), config.gc_grace).with_metrics(metrics.clone()),
+                        GcWorker::new(d.clone(), meta.clone(), config.gc_grace)
+                            .with_metrics(metrics.clone())
+                            .with_pause(rates.gc.clone()),
                         WorkerConfig { idle_interval: config.gc_interval, ..WorkerConfig::default() },
                         shutdown.clone(),
                     )

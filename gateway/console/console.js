@@ -273,7 +273,7 @@ const views = {
     rows("#members", (m.members || []).map((x) => [x.id, x.addr, x.leader ? "leader" : x.voter ? "voter" : "learner",
       x.matched_index ?? "-", x.lag ?? "-", x.command_level ?? "-"]));
     rows("#nodes", (s.nodes || []).map((n) => [n.id, n.addr, [n.zone, n.rack, n.host].join(" / "), n.state,
-      `${n.disks_up}/${(n.disks || []).length}`]));
+      `${n.disks_up}/${(n.disks || []).length}`, n.version || "?"]));
     rows("#disks", (s.disks || []).map((d) => [d.id, d.node, d.state, d.weight, bytes(d.used_bytes),
       bytes(d.capacity_bytes),
       el("progress", { max: d.capacity_bytes || 1, value: d.used_bytes || 0 })]));
@@ -329,11 +329,12 @@ const views = {
       const states = {};
       for (const x of kinds[kind]) states[x.state] = (states[x.state] || 0) + 1;
       const limited = ["heal", "rebalance", "scrub"].includes(kind);
+      const pausable = limited || kind === "gc" || kind === "lifecycle";
       const paused = rates[kind + "_paused"] === true;
       const rate = rates[kind + "_bytes_per_sec"];
       return [kind, kinds[kind].length, Object.entries(states).map(([k, v]) => `${v} ${k}`).join(", "),
         limited ? (rate ? bytes(rate) + "/s" : "each node's own") : "-",
-        limited ? el("button", { class: "pause", "data-kind": kind, onclick: guarded(async () => {
+        pausable ? el("button", { class: "pause", "data-kind": kind, onclick: guarded(async () => {
           await admin("PUT", "worker-rates", { [kind + "_paused"]: !paused });
           await views.workers();
         }) }, paused ? "Start" : "Pause") : ""];

@@ -166,6 +166,8 @@ pub struct LifecycleWorker {
     next_pass_ms: u64,
     counts: LifecycleCounts,
     metrics: MetaMetrics,
+    /// The operator paused it (`SetWorkerRates.lifecycle_paused`).
+    paused: bool,
 }
 
 impl LifecycleWorker {
@@ -180,6 +182,7 @@ impl LifecycleWorker {
             next_pass_ms: 0,
             counts: Default::default(),
             metrics: MetaMetrics::default(),
+            paused: false,
         }
     }
 
@@ -342,6 +345,11 @@ impl Worker for LifecycleWorker {
             self.pass = None;
             return Ok(StepResult::Idle);
         }
+        // Paused, a pass keeps its place and goes on when started again.
+        self.paused = self.state.worker_rates().map_err(|e| e.to_string())?.lifecycle_paused;
+        if self.paused {
+            return Ok(StepResult::Idle);
+        }
         let now = now_ms();
         if self.pass.is_none() {
             if now < self.next_pass_ms {
@@ -397,6 +405,9 @@ impl Worker for LifecycleWorker {
     }
 
     fn progress(&self) -> Option<String> {
+        if self.paused {
+            return Some("paused by the operator".to_owned());
+        }
         let c = &self.counts;
         let next = if self.pass.is_some() { "now".to_owned() } else { format!("at {} ms", self.next_pass_ms) };
         Some(format!(

@@ -51,6 +51,8 @@
 //!
 //! 5. bucket administration: `SetBucketQuota`, `SetBucketEc` (commands
 //!    57–58); paused workers (`SetWorkerRates` with a pause set).
+//! 6. paused garbage collectors and lifecycle worker (`SetWorkerRates` with
+//!    `gc_paused` or `lifecycle_paused`).
 //!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
@@ -63,7 +65,7 @@ use tessera_rpc::proto::meta::Command;
 use tessera_rpc::proto::meta::command::Op;
 
 /// The highest command level this release understands.
-pub const LEVEL: u32 = 5;
+pub const LEVEL: u32 = 6;
 
 /// The level every release understands (also what a node that never said
 /// counts as: releases before the gate did not say).
@@ -75,6 +77,7 @@ pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
         Op::SetBucketQuota(_) | Op::SetBucketEc(_) => 5,
+        Op::SetWorkerRates(c) if c.gc_paused || c.lifecycle_paused => 6,
         Op::SetWorkerRates(c) if c.heal_paused || c.rebalance_paused || c.scrub_paused => 5,
         Op::SetBucketVersioning(_)
         | Op::SetObjectLockConfig(_)

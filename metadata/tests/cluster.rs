@@ -121,6 +121,7 @@ fn register_datanode(node: u64, disk: u32) -> Command {
                 host: "h".into(),
                 disks: vec![DiskInfo { id: disk, capacity_bytes: 1 << 40, ..Default::default() }],
                 registered_ms: 0,
+                version: String::new(),
             }),
             cluster_id: String::new(),
         })),

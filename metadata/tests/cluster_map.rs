@@ -31,6 +31,7 @@ fn datanode(id: u64, zone: &str, disks: &[u32]) -> Op {
             host: format!("host{id}"),
             disks: disks.iter().map(|&d| DiskInfo { id: d, capacity_bytes: 100 << 30, ..Default::default() }).collect(),
             registered_ms: 0,
+            version: String::new(),
         }),
         cluster_id: "cluster-one".into(),
     })

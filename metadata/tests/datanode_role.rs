@@ -59,6 +59,7 @@ async fn a_datanode_certificate_does_only_what_datanodes_do() {
                 host: "h".into(),
                 disks: vec![DiskInfo { id: 1, capacity_bytes: 1 << 40, ..Default::default() }],
                 registered_ms: 0,
+                version: String::new(),
             }),
             cluster_id: String::new(),
         })),

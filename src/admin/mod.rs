@@ -116,12 +116,12 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ops::BucketCommand,
     },
-    /// The garbage collectors: status [--wait].
+    /// The garbage collectors: status [--wait], pause, start.
     Gc {
         #[command(subcommand)]
         command: ops::WorkCommand,
     },
-    /// The metadata leader's lifecycle worker: status [--wait].
+    /// The metadata leader's lifecycle worker: status [--wait], pause, start.
     Lifecycle {
         #[command(subcommand)]
         command: ops::WorkCommand,

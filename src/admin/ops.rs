@@ -182,11 +182,12 @@ fn nodes_table(nodes: &Value) -> String {
                 format!("{}/{}", s(&n["zone"]), s(&n["rack"])),
                 s(&n["state"]),
                 format!("{} ({} up)", disks.join(","), s(&n["disks_up"])),
+                n["version"].as_str().unwrap_or("?").to_owned(),
                 s(&n["addr"]),
             ]
         })
         .collect();
-    table(&["NODE", "HOST", "ZONE/RACK", "STATE", "DISKS", "ADDRESS"], &rows)
+    table(&["NODE", "HOST", "ZONE/RACK", "STATE", "DISKS", "VERSION", "ADDRESS"], &rows)
 }
 
 fn disks_table(disks: &Value) -> String {
@@ -232,7 +233,10 @@ fn rates_line(w: &Value) -> String {
         let r = r.map_or("each node's own".to_owned(), |r| format!("{}/s", human(r)));
         if w["rates"][format!("{k}_paused")] == json!(true) { format!("{r} (PAUSED)") } else { r }
     };
-    format!("rates: heal {}, rebalance {}, scrub {}\n", rate("heal"), rate("rebalance"), rate("scrub"))
+    let paused: Vec<&str> =
+        ["gc", "lifecycle"].into_iter().filter(|k| w["rates"][format!("{k}_paused")] == json!(true)).collect();
+    let paused = if paused.is_empty() { String::new() } else { format!("; PAUSED: {}", paused.join(", ")) };
+    format!("rates: heal {}, rebalance {}, scrub {}{paused}\n", rate("heal"), rate("rebalance"), rate("scrub"))
 }
 
 /// The workers in a few lines: per kind, how many are in each state and
@@ -436,11 +440,9 @@ pub(super) async fn workers(t: &Target, json_out: bool) -> Result<(), Failure> {
 /// `heal`, `rebalance` or `scrub` (`name`) status or throttle.
 pub(super) async fn work(t: &Target, name: &str, c: &WorkCommand, json_out: bool) -> Result<(), Failure> {
     match c {
-        WorkCommand::Throttle { .. } | WorkCommand::Pause | WorkCommand::Start
-            if !["heal", "rebalance", "scrub"].contains(&name) =>
-        {
+        WorkCommand::Throttle { .. } if !["heal", "rebalance", "scrub"].contains(&name) => {
             Err(Failure::Usage(format!(
-                "{name} has no live rate or pause (the collector only deletes what nothing references; the lifecycle worker is paced by lifecycle_throttle)"
+                "{name} has no byte rate (the collector only deletes what nothing references; the lifecycle worker is paced by the metadata nodes' lifecycle_throttle); pause and start it instead"
             )))
         }
         WorkCommand::Pause | WorkCommand::Start => {

@@ -343,6 +343,8 @@ impl AdminRoute {
             "heal_paused",
             "rebalance_paused",
             "scrub_paused",
+            "gc_paused",
+            "lifecycle_paused",
         ];
         if let Some(k) = doc.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
             return Err(bad(format!("unknown field {k}; the fields are {}", known.join(", "))));
@@ -354,6 +356,8 @@ impl AdminRoute {
             heal_paused: flag("heal_paused", now.heal_paused)?,
             rebalance_paused: flag("rebalance_paused", now.rebalance_paused)?,
             scrub_paused: flag("scrub_paused", now.scrub_paused)?,
+            gc_paused: flag("gc_paused", now.gc_paused)?,
+            lifecycle_paused: flag("lifecycle_paused", now.lifecycle_paused)?,
         };
         self.write(Op::SetWorkerRates(rates)).await?;
         Ok(Answer(StatusCode::OK, rates_json(&rates)))
@@ -554,6 +558,8 @@ fn rates_json(r: &SetWorkerRates) -> Value {
         "heal_paused": r.heal_paused,
         "rebalance_paused": r.rebalance_paused,
         "scrub_paused": r.scrub_paused,
+        "gc_paused": r.gc_paused,
+        "lifecycle_paused": r.lifecycle_paused,
     })
 }
 
@@ -668,6 +674,7 @@ fn nodes_json(view: &MapView) -> Vec<Value> {
                 "disks_up": up,
                 "state": if up == 0 { "down" } else if up < disks.len() { "degraded" } else { "up" },
                 "registered_ms": rec.map(|r| r.registered_ms),
+                "version": rec.map(|r| r.version.clone()).filter(|v| !v.is_empty()),
             })
         })
         .collect()
