@@ -187,6 +187,9 @@ options! {
         /// With TLS on the S3 port, also serve plain HTTP on this address [default: none].
         #[arg(long, env = "TESSERA_PLAIN_LISTEN")]
         pub plain_listen: Option<SocketAddr>,
+        /// Serve the admin API and the web console only on this address (with the S3 API), not on the S3 ports [default: on every port].
+        #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
+        pub admin_listen: Option<SocketAddr>,
         /// How often the certificate files are checked for a change (SIGHUP reloads at once) [default: 2s].
         #[arg(long, env = "TESSERA_TLS_RELOAD_INTERVAL", hide = true)]
         pub tls_reload_interval: Option<HumanDuration>,
@@ -394,6 +397,9 @@ options! {
         /// With TLS on the S3 port, also serve plain HTTP on this address [default: none].
         #[arg(long, env = "TESSERA_PLAIN_LISTEN")]
         pub plain_listen: Option<SocketAddr>,
+        /// Serve the admin API and the web console only on this address (with the S3 API), not on the S3 ports [default: on every port].
+        #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
+        pub admin_listen: Option<SocketAddr>,
         /// How often the certificate files are checked for a change (SIGHUP reloads at once) [default: 2s].
         #[arg(long, env = "TESSERA_TLS_RELOAD_INTERVAL", hide = true)]
         pub tls_reload_interval: Option<HumanDuration>,

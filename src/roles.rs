@@ -664,6 +664,7 @@ pub async fn run_gateway(o: GatewayOptions) -> anyhow::Result<()> {
     gc.audit_log = o.audit_log.clone();
     gc.rate_per_key = o.rate_per_key.unwrap_or(0.0);
     gc.max_connections = o.max_connections.unwrap_or(4096);
+    gc.admin_listen = o.admin_listen;
     gc.rate_per_ip = o.rate_per_ip.unwrap_or(0.0);
     if !(gc.rate_per_key >= 0.0 && gc.rate_per_ip >= 0.0) {
         bail!("rate_per_key and rate_per_ip are requests per second, 0 or more");

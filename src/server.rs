@@ -93,6 +93,7 @@ struct Resolved {
     tls_key: Option<Vec<PathBuf>>,
     tls_self_signed: bool,
     plain_listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
     tls_reload_interval: Option<Duration>,
     sse_keyring: Option<PathBuf>,
 }
@@ -166,6 +167,7 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
         tls_key: o.tls_key,
         tls_self_signed: o.tls_self_signed.unwrap_or(false),
         plain_listen: o.plain_listen,
+        admin_listen: o.admin_listen,
         tls_reload_interval: o.tls_reload_interval.map(|d| d.0),
         sse_keyring: o.sse_keyring,
     };
@@ -244,12 +246,16 @@ pub async fn run(o: ServerOptions) -> anyhow::Result<()> {
     gc.audit_log = args.audit_log.clone();
     gc.sse_keyring = Some(server_keyring(&args)?);
     gc.spool_dir = args.data.join("spool");
+    gc.admin_listen = args.admin_listen;
     std::fs::create_dir_all(&gc.spool_dir).context("create the spool folder")?;
     let gw_task = tokio::spawn(tessera_gateway::serve_on(gc, s3_listener, plain_listener, stop.clone()));
 
     println!("Tessera S3 endpoint: {scheme}://{}", args.listen);
     if let Some(p) = args.plain_listen {
         println!("  also plain HTTP: http://{p}");
+    }
+    if let Some(a) = args.admin_listen {
+        println!("  admin API and console only on: {scheme}://{a}/tessera/console/");
     }
     if let Some(b) = &bundle {
         println!("  self-signed certificate (the CA bundle for clients): {}", b.display());

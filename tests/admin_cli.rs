@@ -490,3 +490,42 @@ async fn buckets_quotas_and_ec_profiles_from_the_command_line() {
     assert_eq!(cli.root(&["bucket", "info", "scratch"]).await.0, 1);
     cluster.shutdown().await;
 }
+
+/// `admin_listen`: the admin API and the console only on a port of their
+/// own (which serves S3 too, for the console's object browser); the S3
+/// port answers 404 for them and goes on serving S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_api_and_console_on_a_port_of_their_own() {
+    let admin_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 1,
+        gateway: Box::new(move |g| g.admin_listen = Some(admin_addr)),
+        ..Default::default()
+    })
+    .await;
+    let root = add_key(&cluster, ROOT, ROOT_SECRET, true).await;
+    root.create_bucket().bucket("media").send().await.unwrap();
+
+    let on_s3_port = Cli { home: tempfile::tempdir().unwrap(), endpoint: cluster.endpoint(0) };
+    let (status, out, err) = on_s3_port.root(&["status"]).await;
+    assert_ne!(status, 0, "the S3 port served an admin call: {out}{err}");
+    assert!(err.contains("404"), "{err}");
+    let (status, _, body) = support::raw_http(cluster.gateway_addrs[0], "GET", "/tessera/console/", &[], b"").await;
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("admin port"));
+
+    let on_admin_port = Cli { home: tempfile::tempdir().unwrap(), endpoint: format!("http://{admin_addr}") };
+    let (status, out, err) = on_admin_port.root(&["status"]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("metadata: leader 1"), "{out}");
+    let (status, _, body) = support::raw_http(admin_addr, "GET", "/tessera/console/", &[], b"").await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("console.js"));
+
+    // S3 on both ports.
+    let via_admin =
+        aws_sdk_s3::Client::from_conf(root.config().to_builder().endpoint_url(format!("http://{admin_addr}")).build());
+    via_admin.put_object().bucket("media").key("a").body(ByteStream::from_static(b"both")).send().await.unwrap();
+    assert_eq!(support::get_all(&root, "media", "a").await, b"both");
+    cluster.shutdown().await;
+}

@@ -80,7 +80,15 @@ impl Front {
             if origin.is_some() || req.method() == http::Method::OPTIONS { self.bucket_name(&req) } else { None };
         let method = req.method().as_str().to_owned();
         let admin = req.uri().path().starts_with(crate::admin::PREFIX);
-        let mut resp = if let Some(rest) = req.uri().path().strip_prefix("/tessera/").filter(|_| !admin) {
+        let console = req.uri().path() == "/tessera/console" || req.uri().path().starts_with("/tessera/console/");
+        let mut resp = if (admin || console) && !req.extensions().get::<AdminPort>().is_none_or(|p| p.0) {
+            // An operator chose a port of its own for these.
+            let mut r =
+                Response::new(Body::from("the admin API and the console are served on the admin port\n".to_owned()));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            r
+        } else if let Some(rest) = req.uri().path().strip_prefix("/tessera/").filter(|_| !admin) {
             match rest.strip_prefix("console") {
                 Some(file) if file.is_empty() || file.starts_with('/') => crate::console::serve(req.method(), file),
                 _ => self.reserved(rest).await,
@@ -364,7 +372,14 @@ pub struct Listeners {
     pub tls: Option<Arc<tessera_rpc::tls::CertStore>>,
     /// A second, plain-HTTP port beside an HTTPS main port, if wanted.
     pub plain: Option<TcpListener>,
+    /// The only port serving the admin API and the console, if wanted
+    /// (HTTPS when the main port is).
+    pub admin: Option<TcpListener>,
 }
+
+/// Whether the port a request came in on serves the admin API and the console.
+#[derive(Clone, Copy)]
+struct AdminPort(bool);
 
 /// How long in-flight requests may take to finish after shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -394,7 +409,8 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let mut conns = JoinSet::new();
     let max_connections = front.config.max_connections.max(1);
-    let Listeners { main, tls, plain } = listeners;
+    let Listeners { main, tls, plain, admin } = listeners;
+    let separate_admin = admin.is_some();
     let tls = match tls {
         Some(store) => Some(tokio_rustls::TlsAcceptor::from(
             store.server_config().map_err(|e| GatewayError::Config(format!("TLS: {e}")))?,
@@ -411,9 +427,10 @@ pub async fn serve(
         }
         // At the cap, nothing is accepted until a connection ends.
         let room = conns.len() < max_connections;
-        let (accepted, over_tls) = tokio::select! {
-            a = main.accept(), if room => (a, tls.is_some()),
-            a = accept_plain(&plain), if room => (a, false),
+        let (accepted, over_tls, admin_port) = tokio::select! {
+            a = main.accept(), if room => (a, tls.is_some(), !separate_admin),
+            a = accept_plain(&plain), if room => (a, false, !separate_admin),
+            a = accept_plain(&admin), if room => (a, tls.is_some(), true),
             _ = shutdown.changed() => continue,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
@@ -432,6 +449,7 @@ pub async fn serve(
             // The client's address, for policies (`aws:SourceIp`) and logs.
             req.extensions_mut().insert(crate::access::Peer(peer));
             req.extensions_mut().insert(crate::access::Transport { tls: over_tls });
+            req.extensions_mut().insert(AdminPort(admin_port));
             front.clone().handle(req)
         });
         let (builder, watcher) = (builder.clone(), graceful.watcher());

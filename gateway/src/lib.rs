@@ -99,6 +99,10 @@ pub struct GatewayConfig {
     /// Where PUT bodies sent without a Content-Length (chunked) wait until
     /// their length is known ([`spool`]); unlinked files.
     pub spool_dir: std::path::PathBuf,
+    /// Serve the admin API and the web console only on this address (with
+    /// the S3 API, for the console's object browser), not on the S3 ports;
+    /// `None`: everywhere.
+    pub admin_listen: Option<SocketAddr>,
     /// At most this many bytes of such bodies wait at once (503 SlowDown
     /// beyond).
     pub spool_bytes: u64,
@@ -156,6 +160,7 @@ impl GatewayConfig {
             header_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(30),
             spool_dir: std::env::temp_dir(),
+            admin_listen: None,
             spool_bytes: 5 << 30,
             audit_log: None,
             max_connections: 4096,
@@ -284,8 +289,17 @@ pub async fn serve_on(
     let reloader = tls.clone().map(|store| tokio::spawn(store.watch(config.tls_reload_interval, shutdown.clone())));
     let keyring_watch =
         config.sse_keyring.clone().map(|k| tokio::spawn(k.watch(config.tls_reload_interval, shutdown.clone())));
+    let admin_listen = config.admin_listen;
     let service = s3::build_service(Arc::new(config), cluster.clone(), md5, dir, per_key);
-    let listeners = http_server::Listeners { main: listener, tls, plain };
+    let admin = match admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| GatewayError::Config(format!("the admin port {addr} cannot be bound: {e}")))?,
+        ),
+        None => None,
+    };
+    let listeners = http_server::Listeners { main: listener, tls, plain, admin };
     let served = http_server::serve(listeners, service, cluster, front, shutdown).await;
     watcher.abort();
     for r in [reloader, keyring_watch].into_iter().flatten() {
