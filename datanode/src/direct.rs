@@ -152,7 +152,7 @@ impl BufferPool {
         // read fits, while every smaller buffer is freed and allocated
         // afresh (zeroed pages, and RSS in the blocking threads' heaps:
         // 1 MiB GETs after 64 MiB ones ran at 600-1,200 ops/s instead of
-        // ~1,450, with 0.6-1,065 MiB peak RSS; issue 24).
+        // ~1,450, with 507-1,065 MiB peak RSS; issue 24).
         while !free.bufs.is_empty() && (free.bufs.len() >= POOLED || free.bytes + vec.len() > POOLED_BYTES) {
             let old = free.bufs.remove(0);
             free.bytes -= old.len();
