@@ -198,6 +198,12 @@ async fn a_tessera_bucket_set_imported_killed_halfway_and_resumed() {
     }
     assert_eq!(history(&dst, "history").await, a, "no version was written twice");
 
+    // A rate of nothing is a usage error, before anything is read.
+    let (status, _, err) =
+        output(import_cmd(&from.endpoint(0), &to.endpoint(0), home.path(), &["--limit-rate", "0"])).await;
+    assert_eq!(status, 2, "{err}");
+    assert!(err.contains("--limit-rate"), "{err}");
+
     // A wrong secret and a missing bucket: refused, with S3's code.
     let mut wrong = import_cmd(&from.endpoint(0), &to.endpoint(0), home.path(), &[]);
     wrong.env("TESSERA_IMPORT_SECRET_KEY", "not-the-secret");

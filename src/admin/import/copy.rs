@@ -273,7 +273,8 @@ pub(super) async fn copy_version(run: &Arc<Run>, job: &Job, e: &Entry) -> Result
             sizes.push(self::head(run, job, &version, Some(n)).await?.content_length().unwrap_or(0).max(0) as u64);
         }
         let headers = headers_and_tags!(head, &run.source, &job.source_bucket, &job.key, version.as_deref());
-        if count > 1 && sizes.iter().sum::<u64>() == e.size {
+        // Empty parts would make empty ranges: such a layout is not copied.
+        if count > 1 && sizes.iter().all(|s| *s > 0) && sizes.iter().sum::<u64>() == e.size {
             return copy_multipart(run, job, e, version, &sizes, headers).await;
         }
     }

@@ -341,6 +341,9 @@ pub(super) async fn import(t: &Target, a: &ImportArgs, json_out: bool) -> Result
     if a.parallel == 0 || a.parallel > 256 {
         return Err(Failure::Usage("--parallel is 1 to 256".into()));
     }
+    if a.limit_rate.is_some_and(|r| r.0 == 0) {
+        return Err(Failure::Usage("--limit-rate is a positive number of bytes per second".into()));
+    }
     let source =
         client(a.from_endpoint.as_deref(), &a.from_key, &a.from_secret, &a.from_region, a.from_ca_bundle.as_deref())?;
     let target = client(Some(&t.endpoint), &t.access_key, &t.secret_key, "us-east-1", t.ca_bundle.as_deref())?;
