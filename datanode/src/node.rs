@@ -148,7 +148,7 @@ impl Rates {
     /// woken, to take the step that stops or starts them and to say so at
     /// once (an idle worker might not step again for its whole interval).
     fn apply(&self, set: &tessera_rpc::proto::meta::SetWorkerRates) -> Vec<&'static str> {
-        let mut resumed = Vec::new();
+        let mut changed = Vec::new();
         for (kind, (rate, own), asked, paused) in [
             ("heal", &self.heal, set.heal_bytes_per_sec, set.heal_paused),
             ("rebalance", &self.rebalance, set.rebalance_bytes_per_sec, set.rebalance_paused),
@@ -161,14 +161,14 @@ impl Rates {
             }
             if rate.set_paused(paused) {
                 tracing::info!(kind, paused, "workers paused or resumed by the operator");
-                resumed.push(kind);
+                changed.push(kind);
             }
         }
         if self.gc.set_paused(set.gc_paused) {
             tracing::info!(kind = "gc", paused = set.gc_paused, "workers paused or resumed by the operator");
-            resumed.push("gc");
+            changed.push("gc");
         }
-        resumed
+        changed
     }
 }
 

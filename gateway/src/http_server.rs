@@ -88,11 +88,10 @@ impl Front {
             *r.status_mut() = StatusCode::NOT_FOUND;
             r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             r
+        } else if console {
+            crate::console::serve(req.method(), &req.uri().path()["/tessera/console".len()..])
         } else if let Some(rest) = req.uri().path().strip_prefix("/tessera/").filter(|_| !admin) {
-            match rest.strip_prefix("console") {
-                Some(file) if file.is_empty() || file.starts_with('/') => crate::console::serve(req.method(), file),
-                _ => self.reserved(rest).await,
-            }
+            self.reserved(rest).await
         } else if req.method() == http::Method::OPTIONS {
             self.preflight(cors_bucket.as_deref(), req.headers()).await
         } else {
