@@ -365,6 +365,48 @@ async fn a_three_node_metadata_cluster_with_a_datanode_and_a_gateway() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The leadership handed to another voter while S3 writes go on through
+    // the gateway: none fails, and the named voter leads.
+    let leader_of = |out: &str| {
+        let v: serde_json::Value = serde_json::from_str(out).unwrap();
+        v["metadata"]["leader"].as_u64()
+    };
+    let (_, out, _) = admin(&["--json", "status"]);
+    let leader = leader_of(&out).unwrap();
+    let target = (1..=3u64).find(|&i| i != leader).unwrap();
+    let stop_puts = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let puts = {
+        let (s3, stop) = (s3.clone(), stop_puts.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let key = format!("during-transfer-{n}");
+                s3.put_object().bucket("roles").key(&key).body(vec![n as u8; 1000].into()).send().await.unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, out, err) = tokio::task::block_in_place(|| admin(&["meta", "transfer-leader", &target.to_string()]));
+    assert_eq!(status, 0, "{out}{err}");
+    let row = out.lines().find(|l| l.split_whitespace().next() == Some(&target.to_string())).unwrap();
+    assert!(row.contains(" leader "), "{out}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_puts.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written_during = puts.await.unwrap();
+    assert!(written_during > 0);
+    for n in (0..written_during).step_by(7) {
+        let key = format!("during-transfer-{n}");
+        let got = s3.get_object().bucket("roles").key(&key).send().await.unwrap().body.collect().await.unwrap();
+        assert_eq!(got.into_bytes().as_ref(), vec![n as u8; 1000].as_slice(), "{key}");
+    }
+    let (_, out, _) = admin(&["--json", "status"]);
+    assert_eq!(leader_of(&out), Some(target), "{out}");
+    let (status, _, err) = admin(&["meta", "transfer-leader", "9"]);
+    assert_eq!(status, 1);
+    assert!(err.contains("NoSuchMember"), "{err}");
+
     // A disk drained from the command line across processes: the dry run
     // names what moves, the rebalancer moves it (`--wait` ends when it is
     // done), the disk is then removable and every object reads back.

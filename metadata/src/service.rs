@@ -24,6 +24,10 @@ use crate::state::list::ListQuery;
 use crate::version::{self, Levels};
 use crate::{MetaError, MetaState};
 
+mod transfer;
+use transfer::Handover;
+pub(crate) use transfer::Standing;
+
 /// Serves the `tessera.meta.v1.Meta` API of one node.
 pub struct MetaService {
     raft: Raft<TypeConfig>,
@@ -45,6 +49,8 @@ pub struct MetaService {
     /// leader (the configured `election_timeout.1`): the leader lease is
     /// half of it.
     lease_base: std::time::Duration,
+    /// A leadership transfer under way, and the client writes in flight.
+    handover: Handover,
 }
 
 /// S3 never lists more than this many entries per page.
@@ -88,6 +94,7 @@ impl MetaService {
             read_pool,
             cert_validity,
             lease_base,
+            handover: Handover::new(),
         };
         MetaServer::new(service)
             .max_decoding_message_size(tessera_rpc::META_MAX_MESSAGE_BYTES)
@@ -101,6 +108,9 @@ impl MetaService {
     /// writes could not commit and its reads could not be confirmed. Raft
     /// itself keeps it leader until it hears the newer term.
     fn cut_off(&self) -> Result<(), Status> {
+        if self.handover.handing() {
+            return Err(marked(Status::unavailable("the metadata leadership is being handed over"), None));
+        }
         let m = self.raft.metrics();
         let m = m.borrow();
         let limit = self.raft.config().election_timeout_max.saturating_mul(3) / 2;
@@ -195,6 +205,7 @@ impl MetaService {
     /// confirmation round; a read confirmed by the lease must check
     /// [`ReadIndex::lease_holds`] once done (read_index.rs).
     async fn linearize(&self, lease: bool) -> Result<Confirmed, Status> {
+        self.handover.wait().await?;
         self.cut_off()?;
         match self.reads().confirm_read(lease).await {
             Ok((Some(index), how)) => {
@@ -394,6 +405,9 @@ impl Meta for MetaService {
         if matches!(cmd.op, Some(command::Op::Batch(_))) {
             return Err(Status::invalid_argument("batches are formed by the leader, not sent"));
         }
+        // Counted in flight (a leadership transfer waits for it), and held
+        // while one is under way.
+        let _counted = self.handover.admit().await?;
         cmd.now_ms = now_ms();
         self.cut_off()?;
         if let Err(e) = self.gate(&cmd) {
@@ -751,5 +765,13 @@ impl Meta for MetaService {
             if r.add { openraft::ChangeMembers::AddVoterIds(voters) } else { voters.into() };
         self.raft.change_membership(change, false).await.map_err(write_error)?;
         Ok(Response::new(self.status()))
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<TransferLeaderRequest>,
+    ) -> Result<Response<ClusterStatusReply>, Status> {
+        only(&req, &[Role::Meta, Role::Gateway], "transfer the metadata leadership")?;
+        Ok(Response::new(self.transfer_leader(req.into_inner().target).await?))
     }
 }

@@ -409,6 +409,83 @@ async fn followers_redirect_and_refusals_are_typed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_named_voter_under_writes_and_reads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let root = tempfile::tempdir().unwrap();
+    let (nodes, c) = three_node_cluster(root.path()).await;
+    create_bucket(&c, "hand").await;
+    // Writers that each read their own write back at once through a client
+    // that starts from another node: every write acknowledged, every read
+    // after it sees it, across the transfers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let (c, stop, writes) = (c.clone(), stop.clone(), writes.clone());
+        let reader = client(nodes.iter().rev().map(|n| n.addr.clone()).collect());
+        writers.push(tokio::spawn(async move {
+            let key = format!("w{w}");
+            let mut tag = w * 1_000_000;
+            while !stop.load(Ordering::SeqCst) {
+                tag += 1;
+                must_write(&c, put("hand", &key, tag)).await;
+                writes.fetch_add(1, Ordering::SeqCst);
+                let seen = reader.get_object("hand", &key).await.unwrap().object.expect("read-after-write");
+                assert_eq!(seen.etag, format!("{tag:032x}"), "{key}: a read missed an acknowledged write");
+            }
+            (key, tag)
+        }));
+    }
+    let leader_now = || async { c.cluster_status().await.unwrap().leader_id.unwrap() };
+    // To each other voter in turn, then to "any other" (0).
+    for round in 0..4u64 {
+        let before = leader_now().await;
+        let target = if round == 3 { 0 } else { before % 3 + 1 };
+        let progress = writes.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let status = c.transfer_leader(target).await.unwrap();
+        let took = started.elapsed();
+        println!("leadership {before} -> {:?} in {took:?}", status.leader_id);
+        let new = status.leader_id.unwrap();
+        assert_ne!(new, before, "round {round}: the leadership did not move");
+        if target != 0 {
+            assert_eq!(new, target, "round {round}");
+        }
+        // The new leader says so itself, and writes go on there.
+        let node = nodes.iter().find(|n| n.id == new).unwrap();
+        assert_eq!(node.client().cluster_status().await.unwrap().leader_id, Some(new));
+        let resumed = Instant::now();
+        while writes.load(Ordering::SeqCst) < progress + 20 {
+            assert!(resumed.elapsed() < Duration::from_secs(10), "writes stopped after the transfer");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // A transfer to the leader itself changes nothing; to a node that is
+    // not a voter it is refused.
+    let leader = leader_now().await;
+    let term = c.cluster_status().await.unwrap().term;
+    let same = c.transfer_leader(leader).await.unwrap();
+    assert_eq!((same.leader_id, same.term), (Some(leader), term));
+    match c.transfer_leader(9).await {
+        Err(tessera_rpc::MetaClientError::Refused(s)) => {
+            assert_eq!(s.code(), tonic::Code::NotFound, "{s:?}");
+        }
+        other => panic!("a transfer to node 9 must be refused: {other:?}"),
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.push(w.await.unwrap());
+    }
+    println!("{} writes during the transfers", writes.load(Ordering::SeqCst));
+    check_acked(&c, "hand", &acked).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_disks_go_down_then_out_and_come_back() {
     let root = tempfile::tempdir().unwrap();
     let (listener, local, mut cfg) = single_node(root.path()).await;

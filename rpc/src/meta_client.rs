@@ -176,7 +176,7 @@ impl MetaClient {
     }
 
     /// One attempt against `addr`, classified for the retry loop.
-    async fn attempt<T, F, Fut>(&self, addr: &str, idempotent: bool, f: &mut F) -> Attempt<T>
+    async fn attempt<T, F, Fut>(&self, addr: &str, idempotent: bool, timeout: Duration, f: &mut F) -> Attempt<T>
     where
         F: FnMut(MetaStub) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
@@ -191,7 +191,7 @@ impl MetaClient {
         let stub = MetaGrpc::with_interceptor(ch, TraceInjector)
             .max_decoding_message_size(crate::META_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(crate::META_MAX_MESSAGE_BYTES);
-        match tokio::time::timeout(self.inner.config.call_timeout, f(stub)).await {
+        match tokio::time::timeout(timeout, f(stub)).await {
             Ok(Ok(resp)) => Attempt::Done(resp.into_inner()),
             Ok(Err(status)) if status.metadata().get(NOT_LEADER_HEADER).is_some() => {
                 let hint = status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -222,15 +222,22 @@ impl MetaClient {
                 if self.leader_hint().as_deref() == Some(addr) {
                     self.set_leader(None);
                 }
-                Attempt::Fail(MetaClientError::Unknown(format!(
-                    "{addr}: no answer within {:?}",
-                    self.inner.config.call_timeout
-                )))
+                Attempt::Fail(MetaClientError::Unknown(format!("{addr}: no answer within {timeout:?}")))
             }
         }
     }
 
-    async fn call<T, F, Fut>(&self, idempotent: bool, mut f: F) -> Result<T, MetaClientError>
+    async fn call<T, F, Fut>(&self, idempotent: bool, f: F) -> Result<T, MetaClientError>
+    where
+        F: FnMut(MetaStub) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        self.call_within(idempotent, self.inner.config.call_timeout, f).await
+    }
+
+    /// [`Self::call`] with a longer answer time for each attempt (calls
+    /// that run long on the leader).
+    async fn call_within<T, F, Fut>(&self, idempotent: bool, timeout: Duration, mut f: F) -> Result<T, MetaClientError>
     where
         F: FnMut(MetaStub) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
@@ -250,7 +257,7 @@ impl MetaClient {
                     cfg.endpoints[next % cfg.endpoints.len()].clone()
                 }
             };
-            match self.attempt(&addr, idempotent, &mut f).await {
+            match self.attempt(&addr, idempotent, timeout, &mut f).await {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { forget } => {
@@ -507,6 +514,15 @@ impl MetaClient {
             async move { c.change_membership(req).await }
         })
         .await
+    }
+
+    /// Hands the metadata leadership to voter `target` (0: the most
+    /// caught-up other voter); the status as the old leader then sees it.
+    /// The leader may take several election timeouts: each attempt waits
+    /// up to 30 s.
+    pub async fn transfer_leader(&self, target: u64) -> Result<ClusterStatusReply, MetaClientError> {
+        let req = TransferLeaderRequest { target };
+        self.call_within(false, Duration::from_secs(30), |mut c| async move { c.transfer_leader(req).await }).await
     }
 
     /// Adds `voters` (already learners) to the voting members, keeping the others.

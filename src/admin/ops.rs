@@ -119,6 +119,10 @@ pub(super) enum MetaCommand {
     },
     /// Remove a voter (the others go on; the last one cannot be removed).
     Remove { id: String },
+    /// Hand the leadership to voter ID (without ID: to the most caught-up
+    /// other voter), e.g. before stopping the leader. Requests pause for
+    /// about an election timeout meanwhile; none fails.
+    TransferLeader { id: Option<u64> },
 }
 
 fn s(v: &Value) -> String {
@@ -660,6 +664,10 @@ pub(super) async fn meta(t: &Target, c: &MetaCommand, json_out: bool) -> Result<
             ok(call(t, "POST", "members", body.to_string().as_bytes()).await?)?
         }
         MetaCommand::Remove { id } => ok(call(t, "DELETE", &format!("members/{id}"), b"").await?)?,
+        MetaCommand::TransferLeader { id } => {
+            let body = id.map_or_else(|| json!({}), |id| json!({"id": id}));
+            ok(call(t, "POST", "leader", body.to_string().as_bytes()).await?)?
+        }
     };
     print(json_out, &v, members_table);
     Ok(())

@@ -31,6 +31,7 @@ pub const CALLS: &[(&str, &str, &str)] = &[
     ("GET", "members", "admin:ClusterStatus"),
     ("POST", "members", "admin:ChangeMembership"),
     ("DELETE", "members/{id}", "admin:ChangeMembership"),
+    ("POST", "leader", "admin:ChangeMembership"),
     ("GET", "workers", "admin:WorkerStatus"),
     ("PUT", "worker-rates", "admin:SetWorkerRates"),
     ("POST", "nodes/{id}/out", "admin:MarkOut"),

@@ -82,6 +82,7 @@ pub(super) enum Call {
     RemoveMember {
         id: String,
     },
+    TransferLeader,
 }
 
 /// The cluster call a matched request is (`None`: a call of the API's
@@ -95,6 +96,7 @@ pub(super) fn call_of(method: &Method, m: &Matched) -> Option<Call> {
         ("GET", "members") => Call::Members,
         ("POST", "members") => Call::AddMember,
         ("DELETE", "members/{id}") => Call::RemoveMember { id: p(0) },
+        ("POST", "leader") => Call::TransferLeader,
         (_, "workers") => Call::Workers,
         (_, "worker-rates") => Call::SetRates,
         (_, "nodes/{id}/out") => Call::Mark { node: true, id: p(0), out: true },
@@ -182,6 +184,7 @@ impl AdminRoute {
             Call::SetEc { bucket } => self.set_ec(&bucket, &doc).await,
             Call::AddMember => self.add_member(&doc).await,
             Call::RemoveMember { id } => self.remove_member(&id).await,
+            Call::TransferLeader => self.transfer_leader(&doc).await,
         }
     }
 
@@ -242,6 +245,24 @@ impl AdminRoute {
         }
         let st =
             self.meta.change_membership(rest).await.map_err(|e| fail(StatusCode::CONFLICT, "MembershipRefused", e))?;
+        Ok(Answer(StatusCode::OK, members_json(&st)))
+    }
+
+    /// `{"id"}` (or `{}`: the most caught-up other voter): the metadata
+    /// leadership moves to that voter; the members as the old leader then
+    /// sees them.
+    async fn transfer_leader(&self, doc: &Value) -> Result<Answer, Answer> {
+        let target = match &doc["id"] {
+            Value::Null => 0,
+            v => v.as_u64().filter(|&i| i > 0).ok_or_else(|| bad("id is a metadata voter's id (a number above 0)"))?,
+        };
+        let st = self.meta.transfer_leader(target).await.map_err(|e| match e {
+            tessera_rpc::MetaClientError::Refused(s) if s.code() == tonic::Code::NotFound => {
+                fail(StatusCode::NOT_FOUND, "NoSuchMember", s.message())
+            }
+            tessera_rpc::MetaClientError::Refused(s) => fail(StatusCode::CONFLICT, "TransferFailed", s.message()),
+            e => unavailable(e),
+        })?;
         Ok(Answer(StatusCode::OK, members_json(&st)))
     }
 
@@ -731,7 +752,7 @@ mod tests {
             let method: Method = m.parse().unwrap();
             let path = template.replace("{id}", "3").replace("{bucket}", "b").replace("{name}", "n");
             let matched = find(&method, &path).unwrap();
-            let is_cluster = ["status", "nodes", "disks", "members", "workers", "worker-rates", "buckets"]
+            let is_cluster = ["status", "nodes", "disks", "members", "leader", "workers", "worker-rates", "buckets"]
                 .iter()
                 .any(|p| template.split('/').next() == Some(*p));
             assert_eq!(call_of(&method, &matched).is_some(), is_cluster, "{m} {template}");

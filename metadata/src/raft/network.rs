@@ -22,9 +22,9 @@ use openraft::raft::{
 use openraft::{BasicNode, Raft};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_rpc::proto::raft::RaftBytes;
 use tessera_rpc::proto::raft::raft_client::RaftClient;
 use tessera_rpc::proto::raft::raft_server::{Raft as RaftGrpc, RaftServer};
+use tessera_rpc::proto::raft::{CampaignReply, CampaignRequest, HoldElectionsReply, HoldElectionsRequest, RaftBytes};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
@@ -33,12 +33,14 @@ use super::{TypeConfig, from_bytes, to_bytes};
 /// Serves Raft RPCs from peers to the local Raft.
 pub struct RaftService {
     raft: Raft<TypeConfig>,
+    /// Held elections and campaigns of a leadership transfer.
+    standing: crate::service::Standing,
 }
 
 impl RaftService {
     /// The service for `raft`, wrapped for a tonic server.
     pub fn server(raft: Raft<TypeConfig>) -> RaftServer<Self> {
-        RaftServer::new(RaftService { raft })
+        RaftServer::new(RaftService { raft, standing: Default::default() })
             .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES)
     }
@@ -48,13 +50,19 @@ impl RaftService {
 /// nodes take part in Raft: a datanode's or a gateway's certificate (valid
 /// in the cluster, for other calls) cannot vote or append entries.
 fn decode<T: DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, Status> {
+    from_meta(&req)?;
+    from_bytes(&req.into_inner().data).map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+}
+
+/// Over mutual TLS, refuses a caller that is not a metadata node.
+fn from_meta<T>(req: &Request<T>) -> Result<(), Status> {
     use tessera_rpc::cluster_tls::{PeerInfo, Role};
     if let Some(PeerInfo { role: Some(role) }) = req.extensions().get::<PeerInfo>()
         && *role != Role::Meta
     {
         return Err(Status::permission_denied(format!("a {} certificate takes no part in Raft", role.as_str())));
     }
-    from_bytes(&req.into_inner().data).map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+    Ok(())
 }
 
 fn reply<T: Serialize>(v: &T) -> Result<Response<RaftBytes>, Status> {
@@ -76,6 +84,18 @@ impl RaftGrpc for RaftService {
     async fn install_snapshot(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(req)?;
         reply(&self.raft.install_snapshot(rpc).await)
+    }
+
+    async fn hold_elections(&self, req: Request<HoldElectionsRequest>) -> Result<Response<HoldElectionsReply>, Status> {
+        from_meta(&req)?;
+        self.standing.hold(&self.raft, std::time::Duration::from_millis(req.into_inner().millis));
+        Ok(Response::new(HoldElectionsReply {}))
+    }
+
+    async fn campaign(&self, req: Request<CampaignRequest>) -> Result<Response<CampaignReply>, Status> {
+        from_meta(&req)?;
+        let time = std::time::Duration::from_millis(req.into_inner().millis);
+        Ok(Response::new(self.standing.campaign(&self.raft, time).await))
     }
 }
 
