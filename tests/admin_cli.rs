@@ -328,8 +328,13 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
         assert_eq!(out, format!("{kind}: paused\n"));
         let (status, _, err) = cli.root(&[kind, "throttle", "1MiB/s"]).await;
         assert_eq!(status, 2);
-        assert!(err.contains("no byte rate"), "{err}");
+        assert!(err.contains("a whole number such as 500"), "{err}");
     }
+    // Their paces, in files (each disk) and versions a second.
+    let (status, out, err) = cli.root(&["gc", "throttle", "400/s"]).await;
+    assert_eq!((status, out.as_str()), (0, "gc: at most 400 files/s on each disk\n"), "{err}");
+    let (status, out, err) = cli.root(&["lifecycle", "throttle", "250"]).await;
+    assert_eq!((status, out.as_str()), (0, "lifecycle: at most 250 versions/s\n"), "{err}");
     let start = std::time::Instant::now();
     loop {
         let (_, out, _) = cli.root(&["--json", "workers"]).await;
@@ -354,13 +359,39 @@ async fn cluster_state_and_a_drain_from_the_command_line() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let (_, out, _) = cli.root(&["workers"]).await;
-    assert!(out.contains("PAUSED: gc, lifecycle"), "{out}");
+    assert!(out.contains("gc 400 files/s (PAUSED), lifecycle 250 versions/s (PAUSED)"), "{out}");
     for kind in ["gc", "lifecycle"] {
         assert_eq!(cli.root(&[kind, "start"]).await.0, 0);
     }
     let (_, out, _) = cli.root(&["--json", "workers"]).await;
     let w: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!((w["rates"]["gc_paused"].clone(), w["rates"]["lifecycle_paused"].clone()), (false.into(), false.into()));
+    assert_eq!(
+        (w["rates"]["gc_files_per_sec"].clone(), w["rates"]["lifecycle_versions_per_sec"].clone()),
+        (400.into(), 250.into())
+    );
+    // The workers themselves say they are paced (datanodes with their next
+    // heartbeat, the lifecycle worker at its next step).
+    let start = std::time::Instant::now();
+    loop {
+        let (_, out, _) = cli.root(&["--json", "workers"]).await;
+        let w: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let says = |kind: &str, what: &str| {
+            w["workers"].as_array().unwrap().iter().any(|x| {
+                x["name"].as_str().unwrap().split(':').next() == Some(kind)
+                    && x["progress"].as_str().is_some_and(|p| p.contains(what))
+            })
+        };
+        if says("gc", "at most 400 files/s") && says("lifecycle", "at most 250 versions/s") {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the paces never showed: {w}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for kind in ["gc", "lifecycle"] {
+        let (status, out, _) = cli.root(&[kind, "throttle", "off"]).await;
+        assert_eq!((status, out), (0, format!("{kind}: no limit\n")));
+    }
 
     // Rates, live; the metadata members.
     let (status, out, _) = cli.root(&["heal", "throttle", "10MiB/s"]).await;

@@ -132,6 +132,51 @@ async fn a_one_second_ttl_expires_versions_markers_and_uploads() {
     cluster.shutdown().await;
 }
 
+/// The operator's pace (`tessera admin lifecycle throttle 4`): the worker
+/// examines at most 4 versions a second, so 16 objects due at once expire
+/// over at least three seconds (unpaced, in one step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paced_lifecycle_worker_expires_at_its_rate() {
+    let cluster = Cluster::start_with(support::Options {
+        gateways: 1,
+        meta: Box::new(|m| m.lifecycle_interval = Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let c = cluster.client(0);
+    support::add_key(&cluster, ROOT.0, ROOT.1, true).await;
+    let (st, out) =
+        support::admin_call(&cluster, "PUT", "worker-rates", br#"{"lifecycle_versions_per_sec": 4}"#, ROOT).await;
+    assert_eq!((st, out["lifecycle_versions_per_sec"].as_u64()), (200, Some(4)), "{out}");
+    c.create_bucket().bucket("paced").send().await.unwrap();
+    for i in 0..16 {
+        c.put_object()
+            .bucket("paced")
+            .key(format!("p/{i:02}"))
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let ttl = br#"{"rules":[{"prefix":"p/","expire_seconds":1}]}"#;
+    let (st, out) = support::admin_call(&cluster, "PUT", "bucket-ttl/paced", ttl, ROOT).await;
+    assert_eq!(st, 200, "{out}");
+    let left = || async { c.list_objects_v2().bucket("paced").send().await.unwrap().key_count().unwrap_or(0) };
+    let start = Instant::now();
+    while left().await == 16 {
+        assert!(start.elapsed() < Duration::from_secs(30), "nothing expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = Instant::now();
+    while left().await > 0 {
+        assert!(first.elapsed() < Duration::from_secs(30), "not everything expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let spread = first.elapsed();
+    assert!(spread >= Duration::from_secs(2), "16 versions at 4 a second expired within {spread:?}");
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_lifecycle_configurations_are_checked_and_kept() {
     let cluster = Cluster::start_with(support::Options { gateways: 1, ..Default::default() }).await;

@@ -120,7 +120,7 @@ pub struct GcWorker<C: ReferenceCheck> {
     pub deleted: u64,
     deleted_bytes: u64,
     metrics: DatanodeMetrics,
-    /// The operator's pause (only the flag of this rate is used).
+    /// The operator's pause, and pace in shard files examined per second.
     pause: Rate,
 }
 
@@ -145,7 +145,8 @@ impl<C: ReferenceCheck> GcWorker<C> {
         }
     }
 
-    /// Takes no step while the operator has `pause` paused.
+    /// Takes no step while the operator has `pause` paused, and examines
+    /// at most its rate of shard files a second.
     pub fn with_pause(mut self, pause: Rate) -> Self {
         self.pause = pause;
         self
@@ -172,6 +173,7 @@ impl<C: ReferenceCheck> Worker for GcWorker<C> {
         if self.pause.paused() {
             return Ok(StepResult::Idle);
         }
+        let started = std::time::Instant::now();
         let disk = self.disk.clone();
         let cursor = self.state.cursor.clone();
         let page = tokio::task::spawn_blocking(move || {
@@ -233,6 +235,10 @@ impl<C: ReferenceCheck> Worker for GcWorker<C> {
         }
         self.metrics.gc_pending_shards.get_or_create(&disk_labels(self.disk.id())).set(self.state.pending.len() as i64);
         self.state.save(&self.disk).map_err(|e| format!("save gc state: {e}"))?;
+        let budget = Duration::from_secs_f64(page.keys.len() as f64 / self.pause.get() as f64);
+        if let Some(rest) = budget.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
         Ok(if finished_pass { StepResult::Idle } else { StepResult::Busy })
     }
 
@@ -240,8 +246,12 @@ impl<C: ReferenceCheck> Worker for GcWorker<C> {
         if self.pause.paused() {
             return Some("paused by the operator".to_owned());
         }
+        let pace = match self.pause.get() {
+            u64::MAX => String::new(),
+            r => format!(", at most {r} files/s"),
+        };
         Some(format!(
-            "pass {}, {} files pending, {} removed ({} MB)",
+            "pass {}, {} files pending, {} removed ({} MB){pace}",
             self.state.passes + 1,
             self.state.pending.len(),
             self.deleted,

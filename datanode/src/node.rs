@@ -128,7 +128,8 @@ struct Rates {
     heal: (Rate, u64),
     rebalance: (Rate, u64),
     scrub: (Rate, u64),
-    /// Only its pause: a collector moves no bytes to pace.
+    /// Shard files examined per second on each disk (`u64::MAX`: no
+    /// limit), and the pause.
     gc: Rate,
 }
 
@@ -163,6 +164,11 @@ impl Rates {
                 tracing::info!(kind, paused, "workers paused or resumed by the operator");
                 changed.push(kind);
             }
+        }
+        let gc = if set.gc_files_per_sec > 0 { set.gc_files_per_sec } else { u64::MAX };
+        if self.gc.get() != gc {
+            tracing::info!(kind = "gc", files_per_sec = gc, "worker rate changed");
+            self.gc.set(gc);
         }
         if self.gc.set_paused(set.gc_paused) {
             tracing::info!(kind = "gc", paused = set.gc_paused, "workers paused or resumed by the operator");

@@ -139,3 +139,32 @@ async fn collects_only_what_stays_unreferenced_for_the_grace_period() {
     assert!(ids_on(&disk).is_empty(), "{:?}", ids_on(&disk));
     assert!(GcState::load(&disk).pending.is_empty());
 }
+
+/// The operator's pace: a collector limited to 20 files a second takes at
+/// least half a second over 12 shard files, and says so; unlimited again,
+/// it takes no such time; paused, it takes no step.
+#[tokio::test]
+async fn a_paced_collector_examines_at_most_its_rate_of_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FsDisk::open(DiskId(7), dir.path()).unwrap();
+    let refs = Refs::default();
+    for _ in 0..4 {
+        store(&disk, 1000); // 4 data ids × 3 shard files
+    }
+    let rate = tessera_datanode::Rate::new(20);
+    let mut gc = GcWorker::new(disk.clone(), refs.clone(), Duration::from_secs(3600)).with_pause(rate.clone());
+    let started = std::time::Instant::now();
+    pass(&mut gc).await;
+    let paced = started.elapsed();
+    assert!(paced >= Duration::from_millis(600), "12 files at 20 a second took {paced:?}");
+    assert!(gc.progress().unwrap().contains("at most 20 files/s"), "{:?}", gc.progress());
+    rate.set(u64::MAX);
+    let started = std::time::Instant::now();
+    pass(&mut gc).await;
+    assert!(started.elapsed() < paced, "unpaced, the pass took {:?} (paced: {paced:?})", started.elapsed());
+    assert!(!gc.progress().unwrap().contains("files/s"), "{:?}", gc.progress());
+    rate.set_paused(true);
+    let passes = gc.state().passes;
+    assert_eq!(gc.step().await.unwrap(), tessera_common::worker::StepResult::Idle);
+    assert_eq!(gc.state().passes, passes, "a paused collector takes no step");
+}

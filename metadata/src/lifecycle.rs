@@ -168,6 +168,8 @@ pub struct LifecycleWorker {
     metrics: MetaMetrics,
     /// The operator paused it (`SetWorkerRates.lifecycle_paused`).
     paused: bool,
+    /// The operator's pace, versions examined per second (0: none).
+    versions_per_sec: u64,
 }
 
 impl LifecycleWorker {
@@ -183,6 +185,7 @@ impl LifecycleWorker {
             counts: Default::default(),
             metrics: MetaMetrics::default(),
             paused: false,
+            versions_per_sec: 0,
         }
     }
 
@@ -233,14 +236,23 @@ impl LifecycleWorker {
 
     /// One page of a bucket's versions: the commands it calls for, and
     /// whether the bucket's versions are done.
+    /// Entries a step lists: a page, or a second's worth when paced.
+    fn page_len(&self) -> usize {
+        match self.versions_per_sec {
+            0 => PAGE,
+            r => (r as usize).clamp(1, PAGE),
+        }
+    }
+
     fn versions_step(&mut self, bucket: &str, rules: &[LifecycleRule], now: u64) -> Result<(Actions, bool), String> {
+        let page_len = self.page_len();
         let pass = self.pass.as_mut().ok_or("no pass")?;
         let Phase::Versions { key_marker, version_marker } = &mut pass.phase else {
             return Err("not listing versions".into());
         };
         let page = self
             .state
-            .list_versions(bucket, "", None, key_marker.as_deref(), version_marker.as_deref(), PAGE)
+            .list_versions(bucket, "", None, key_marker.as_deref(), version_marker.as_deref(), page_len)
             .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         let del = |key: &str, version: Option<String>, etag: Option<String>| Command {
@@ -305,13 +317,14 @@ impl LifecycleWorker {
     }
 
     fn uploads_step(&mut self, bucket: &str, rules: &[LifecycleRule], now: u64) -> Result<(Actions, bool), String> {
+        let page_len = self.page_len();
         let pass = self.pass.as_mut().ok_or("no pass")?;
         let Phase::Uploads { key_marker, upload_marker } = &mut pass.phase else {
             return Err("not listing uploads".into());
         };
         let page = self
             .state
-            .list_uploads(bucket, "", None, key_marker.as_deref(), upload_marker.as_deref(), PAGE)
+            .list_uploads(bucket, "", None, key_marker.as_deref(), upload_marker.as_deref(), page_len)
             .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for up in &page.uploads {
@@ -346,7 +359,8 @@ impl Worker for LifecycleWorker {
             return Ok(StepResult::Idle);
         }
         // Paused, a pass keeps its place and goes on when started again.
-        self.paused = self.state.worker_rates().map_err(|e| e.to_string())?.lifecycle_paused;
+        let rates = self.state.worker_rates().map_err(|e| e.to_string())?;
+        (self.paused, self.versions_per_sec) = (rates.lifecycle_paused, rates.lifecycle_versions_per_sec);
         if self.paused {
             return Ok(StepResult::Idle);
         }
@@ -383,6 +397,7 @@ impl Worker for LifecycleWorker {
             Some(b) => b.lifecycle,
             None => Vec::new(), // deleted meanwhile
         };
+        let (started, examined) = (std::time::Instant::now(), self.counts.examined);
         let (cmds, done) = if rules.is_empty() {
             (Vec::new(), true)
         } else if versions {
@@ -391,6 +406,13 @@ impl Worker for LifecycleWorker {
             self.uploads_step(&bucket, &rules, now)?
         };
         self.propose(cmds).await?;
+        if self.versions_per_sec > 0 {
+            let n = self.counts.examined - examined;
+            let budget = Duration::from_secs_f64(n as f64 / self.versions_per_sec as f64);
+            if let Some(rest) = budget.checked_sub(started.elapsed()) {
+                tokio::time::sleep(rest).await;
+            }
+        }
         if done {
             let pass = self.pass.as_mut().ok_or("no pass")?;
             if versions && !rules.is_empty() {
@@ -410,9 +432,13 @@ impl Worker for LifecycleWorker {
         }
         let c = &self.counts;
         let next = if self.pass.is_some() { "now".to_owned() } else { format!("at {} ms", self.next_pass_ms) };
+        let pace = match self.versions_per_sec {
+            0 => String::new(),
+            r => format!("; at most {r} versions/s"),
+        };
         Some(format!(
             "{} passes, next {next}; {} versions examined, {} expired, {} noncurrent removed, {} markers removed, \
-             {} uploads aborted, {} refused (locked or changed)",
+             {} uploads aborted, {} refused (locked or changed){pace}",
             c.passes, c.examined, c.expired, c.noncurrent_removed, c.markers_removed, c.uploads_aborted, c.refused
         ))
     }

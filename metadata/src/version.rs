@@ -53,6 +53,8 @@
 //!    57–58); paused workers (`SetWorkerRates` with a pause set).
 //! 6. paused garbage collectors and lifecycle worker (`SetWorkerRates` with
 //!    `gc_paused` or `lifecycle_paused`).
+//! 7. paced garbage collectors and lifecycle worker (`SetWorkerRates` with
+//!    `gc_files_per_sec` or `lifecycle_versions_per_sec`).
 //!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
@@ -65,7 +67,7 @@ use tessera_rpc::proto::meta::Command;
 use tessera_rpc::proto::meta::command::Op;
 
 /// The highest command level this release understands.
-pub const LEVEL: u32 = 6;
+pub const LEVEL: u32 = 7;
 
 /// The level every release understands (also what a node that never said
 /// counts as: releases before the gate did not say).
@@ -77,6 +79,7 @@ pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
         Op::SetBucketQuota(_) | Op::SetBucketEc(_) => 5,
+        Op::SetWorkerRates(c) if c.gc_files_per_sec > 0 || c.lifecycle_versions_per_sec > 0 => 7,
         Op::SetWorkerRates(c) if c.gc_paused || c.lifecycle_paused => 6,
         Op::SetWorkerRates(c) if c.heal_paused || c.rebalance_paused || c.scrub_paused => 5,
         Op::SetBucketVersioning(_)
@@ -234,6 +237,13 @@ mod tests {
         assert_eq!(needed(&cmd(Op::RestoreShards(RestoreShards::default()))), Some(1));
         let rewrap = RewrapKey { version_id: "null".into(), ..Default::default() };
         assert_eq!(needed(&cmd(Op::RewrapKey(rewrap))), Some(4));
+        use tessera_rpc::proto::meta::SetWorkerRates;
+        let rates = |r: SetWorkerRates| needed(&cmd(Op::SetWorkerRates(r)));
+        assert_eq!(rates(SetWorkerRates { heal_bytes_per_sec: 1, ..Default::default() }), Some(1));
+        assert_eq!(rates(SetWorkerRates { scrub_paused: true, ..Default::default() }), Some(5));
+        assert_eq!(rates(SetWorkerRates { gc_paused: true, ..Default::default() }), Some(6));
+        assert_eq!(rates(SetWorkerRates { gc_files_per_sec: 9, gc_paused: true, ..Default::default() }), Some(7));
+        assert_eq!(rates(SetWorkerRates { lifecycle_versions_per_sec: 9, ..Default::default() }), Some(7));
         let unknown = Command { now_ms: 0, op: None };
         assert_eq!(needed(&unknown), None);
         assert_eq!(needed(&batch(vec![unknown.clone()])), None);

@@ -116,19 +116,21 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ops::BucketCommand,
     },
-    /// The garbage collectors: status [--wait], pause, start.
+    /// The garbage collectors: status [--wait], throttle FILES/s (shard
+    /// files examined per second on each disk), pause, start.
     Gc {
         #[command(subcommand)]
         command: ops::WorkCommand,
     },
-    /// The metadata leader's lifecycle worker: status [--wait], pause, start.
+    /// The metadata leader's lifecycle worker: status [--wait], throttle
+    /// VERSIONS/s, pause, start.
     Lifecycle {
         #[command(subcommand)]
         command: ops::WorkCommand,
     },
     /// Copy buckets from another S3 store (MinIO, Garage, AWS): resumable, verified.
     Import(import::ImportArgs),
-    /// The metadata service: members, add, remove.
+    /// The metadata service: members, add, remove, transfer-leader.
     Meta {
         #[command(subcommand)]
         command: ops::MetaCommand,

@@ -74,8 +74,10 @@ pub(super) enum WorkCommand {
         #[arg(long, default_value = "1h")]
         timeout: tessera_common::HumanDuration,
     },
-    /// Limit the worker's bytes per second on every datanode (e.g. 50MiB;
-    /// 0: each datanode's own setting), live.
+    /// Limit the worker, live: heal, rebalance and scrub in bytes per
+    /// second on every datanode (e.g. 50MiB; 0: each datanode's own
+    /// setting); gc in shard files examined per second on each disk, and
+    /// lifecycle in versions examined per second (e.g. 500; 0: no limit).
     Throttle { rate: String },
     /// Pause the worker on every datanode (it takes no step until started).
     Pause,
@@ -237,10 +239,18 @@ fn rates_line(w: &Value) -> String {
         let r = r.map_or("each node's own".to_owned(), |r| format!("{}/s", human(r)));
         if w["rates"][format!("{k}_paused")] == json!(true) { format!("{r} (PAUSED)") } else { r }
     };
-    let paused: Vec<&str> =
-        ["gc", "lifecycle"].into_iter().filter(|k| w["rates"][format!("{k}_paused")] == json!(true)).collect();
-    let paused = if paused.is_empty() { String::new() } else { format!("; PAUSED: {}", paused.join(", ")) };
-    format!("rates: heal {}, rebalance {}, scrub {}{paused}\n", rate("heal"), rate("rebalance"), rate("scrub"))
+    let count = |k: &str, field: &str, unit: &str| {
+        let r = w["rates"][field].as_u64().map_or("no limit".to_owned(), |r| format!("{r} {unit}"));
+        if w["rates"][format!("{k}_paused")] == json!(true) { format!("{r} (PAUSED)") } else { r }
+    };
+    format!(
+        "rates: heal {}, rebalance {}, scrub {}, gc {}, lifecycle {}\n",
+        rate("heal"),
+        rate("rebalance"),
+        rate("scrub"),
+        count("gc", "gc_files_per_sec", "files/s"),
+        count("lifecycle", "lifecycle_versions_per_sec", "versions/s")
+    )
 }
 
 /// The workers in a few lines: per kind, how many are in each state and
@@ -444,10 +454,27 @@ pub(super) async fn workers(t: &Target, json_out: bool) -> Result<(), Failure> {
 /// `heal`, `rebalance` or `scrub` (`name`) status or throttle.
 pub(super) async fn work(t: &Target, name: &str, c: &WorkCommand, json_out: bool) -> Result<(), Failure> {
     match c {
-        WorkCommand::Throttle { .. } if !["heal", "rebalance", "scrub"].contains(&name) => {
-            Err(Failure::Usage(format!(
-                "{name} has no byte rate (the collector only deletes what nothing references; the lifecycle worker is paced by the metadata nodes' lifecycle_throttle); pause and start it instead"
-            )))
+        WorkCommand::Throttle { rate } if !["heal", "rebalance", "scrub"].contains(&name) => {
+            let (field, unit) = if name == "gc" {
+                ("gc_files_per_sec", "files/s on each disk")
+            } else {
+                ("lifecycle_versions_per_sec", "versions/s")
+            };
+            let text = rate.trim().trim_end_matches("/s");
+            let n: u64 = match text {
+                "off" | "none" => 0,
+                t => t.parse().map_err(|_| {
+                    Failure::Usage(format!(
+                        "{name} is throttled in {unit}: a whole number such as 500 (0 or off: no limit), not {rate:?}"
+                    ))
+                })?,
+            };
+            let v = ok(call(t, "PUT", "worker-rates", json!({ field: n }).to_string().as_bytes()).await?)?;
+            print(json_out, &v, |v| match v[field].as_u64() {
+                Some(r) => format!("{name}: at most {r} {unit}\n"),
+                None => format!("{name}: no limit\n"),
+            });
+            Ok(())
         }
         WorkCommand::Pause | WorkCommand::Start => {
             let paused = matches!(c, WorkCommand::Pause);

@@ -346,9 +346,13 @@ impl AdminRoute {
         let field = |name: &str, current: u64| -> Result<u64, Answer> {
             match doc.get(name) {
                 None | Some(Value::Null) => Ok(current),
-                Some(v) => v
-                    .as_u64()
-                    .ok_or_else(|| bad(format!("{name} is a number of bytes per second (0: each datanode's own)"))),
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    bad(if name.ends_with("_bytes_per_sec") {
+                        format!("{name} is a number of bytes per second (0: each datanode's own)")
+                    } else {
+                        format!("{name} is a number per second (0: no limit)")
+                    })
+                }),
             }
         };
         let flag = |name: &str, current: bool| -> Result<bool, Answer> {
@@ -366,6 +370,8 @@ impl AdminRoute {
             "scrub_paused",
             "gc_paused",
             "lifecycle_paused",
+            "gc_files_per_sec",
+            "lifecycle_versions_per_sec",
         ];
         if let Some(k) = doc.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
             return Err(bad(format!("unknown field {k}; the fields are {}", known.join(", "))));
@@ -379,6 +385,8 @@ impl AdminRoute {
             scrub_paused: flag("scrub_paused", now.scrub_paused)?,
             gc_paused: flag("gc_paused", now.gc_paused)?,
             lifecycle_paused: flag("lifecycle_paused", now.lifecycle_paused)?,
+            gc_files_per_sec: field("gc_files_per_sec", now.gc_files_per_sec)?,
+            lifecycle_versions_per_sec: field("lifecycle_versions_per_sec", now.lifecycle_versions_per_sec)?,
         };
         self.write(Op::SetWorkerRates(rates)).await?;
         Ok(Answer(StatusCode::OK, rates_json(&rates)))
@@ -581,6 +589,8 @@ fn rates_json(r: &SetWorkerRates) -> Value {
         "scrub_paused": r.scrub_paused,
         "gc_paused": r.gc_paused,
         "lifecycle_paused": r.lifecycle_paused,
+        "gc_files_per_sec": v(r.gc_files_per_sec),
+        "lifecycle_versions_per_sec": v(r.lifecycle_versions_per_sec),
     })
 }
 
