@@ -56,6 +56,9 @@ async fn keys_and_policies_from_the_command_line() {
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":"*"}]}"#,
     )
     .unwrap();
+    let (status, out, err) = cli.root(&["policy", "create", "readonly", policy.to_str().unwrap()]).await;
+    assert_eq!(status, 0, "{out}{err}");
+    // `put` is the same command (a policy is replaced whole).
     let (status, out, err) = cli.root(&["policy", "put", "readonly", policy.to_str().unwrap()]).await;
     assert_eq!(status, 0, "{out}{err}");
     let (status, out, err) =

@@ -190,6 +190,7 @@ enum PolicyCommand {
     /// One policy's document.
     Info { name: String },
     /// Create or replace a policy from a JSON file (`-`: standard input).
+    #[command(alias = "create")]
     Put { name: String, file: PathBuf },
     /// Delete a policy (refused while a key has it attached).
     Delete { name: String },
