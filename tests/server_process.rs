@@ -106,6 +106,9 @@ async fn embedded_server_runs_stops_and_restarts_with_its_data() {
     let lines = banner(&mut server);
     let text = lines.join("\n");
     assert!(text.contains("erasure code: 2+2"), "{text}");
+    // Transparent huge pages are off for the process (its memory; issue 24).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    assert!(status.lines().any(|l| l.split_whitespace().eq(["THP_enabled:", "0"])), "{status}");
     let creds = std::fs::read_to_string(data.join("root-credentials")).unwrap();
     let mut it = creds.lines();
     let (ak, sk) = (it.next().unwrap().to_owned(), it.next().unwrap().to_owned());
