@@ -20,6 +20,11 @@ pub const CF_RAFT: &str = "raft";
 /// The state machine.
 pub const CF_SM: &str = "sm";
 
+/// Most bytes of memtables the database holds, all families together.
+/// Measured (issue 24): after 1,000,000 records loaded through Raft a
+/// metadata node peaked at 145–170 MiB RSS with RocksDB's defaults.
+const DB_WRITE_BUFFER_BYTES: usize = 32 << 20;
+
 /// Opens (or creates) the metadata database at `path`. Corruption or an
 /// unreadable database is an error: never repaired silently.
 pub fn open_db(path: &Path) -> Result<Arc<DB>, MetaError> {
@@ -27,6 +32,10 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, MetaError> {
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_paranoid_checks(true);
+    // All memtables of the three families together (RocksDB's default
+    // lets each family hold two of 64 MiB): a full one is flushed early
+    // instead of growing the node's memory with its write volume.
+    opts.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
     let cfs = [CF_LOG, CF_RAFT, CF_SM].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let db = DB::open_cf_descriptors(&opts, path, cfs)
         .map_err(|e| MetaError::Storage(format!("open {}: {e}", path.display())))?;
@@ -36,4 +45,25 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, MetaError> {
 /// The column family `name`, which `open_db` always creates.
 pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily, MetaError> {
     db.cf_handle(name).ok_or_else(|| MetaError::Storage(format!("column family {name} missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The memtable cap reaches RocksDB (it writes its options to an
+    /// OPTIONS file beside the data).
+    #[test]
+    fn memtables_are_capped_for_the_whole_database() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(super::open_db(dir.path()).unwrap());
+        let options = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("OPTIONS-"))
+            .unwrap();
+        let text = std::fs::read_to_string(options).unwrap();
+        let want = format!("db_write_buffer_size={}", super::DB_WRITE_BUFFER_BYTES);
+        assert!(text.lines().any(|l| l.trim() == want), "{want} not in the OPTIONS file");
+    }
 }
