@@ -174,14 +174,16 @@ impl<C: ReferenceCheck> Worker for GcWorker<C> {
             return Ok(StepResult::Idle);
         }
         let started = std::time::Instant::now();
+        // Paced, a step takes a second's worth at most: its pause stays
+        // short, so a pause or a shutdown is not held behind it.
+        let per_step = SHARDS_PER_STEP.min(usize::try_from(self.pause.get()).unwrap_or(usize::MAX)).max(1);
         let disk = self.disk.clone();
         let cursor = self.state.cursor.clone();
-        let page = tokio::task::spawn_blocking(move || {
-            disk.list((!cursor.is_empty()).then_some(cursor.as_str()), SHARDS_PER_STEP)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        let page =
+            tokio::task::spawn_blocking(move || disk.list((!cursor.is_empty()).then_some(cursor.as_str()), per_step))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
         let mut ids: Vec<DataId> = page.keys.iter().map(|k| k.data_id).collect();
         ids.sort_unstable();
         ids.dedup();

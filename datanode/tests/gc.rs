@@ -140,8 +140,9 @@ async fn collects_only_what_stays_unreferenced_for_the_grace_period() {
     assert!(GcState::load(&disk).pending.is_empty());
 }
 
-/// The operator's pace: a collector limited to 20 files a second takes at
-/// least half a second over 12 shard files, and says so; unlimited again,
+/// The operator's pace: a collector limited to 5 files a second takes at
+/// least two seconds over 12 shard files, one second's worth a step, and
+/// says so; unlimited again,
 /// it takes no such time; paused, it takes no step.
 #[tokio::test]
 async fn a_paced_collector_examines_at_most_its_rate_of_files() {
@@ -151,13 +152,19 @@ async fn a_paced_collector_examines_at_most_its_rate_of_files() {
     for _ in 0..4 {
         store(&disk, 1000); // 4 data ids × 3 shard files
     }
-    let rate = tessera_datanode::Rate::new(20);
+    let rate = tessera_datanode::Rate::new(5);
     let mut gc = GcWorker::new(disk.clone(), refs.clone(), Duration::from_secs(3600)).with_pause(rate.clone());
     let started = std::time::Instant::now();
-    pass(&mut gc).await;
+    let mut steps = 0;
+    let start = gc.state().passes;
+    while gc.state().passes == start {
+        gc.step().await.unwrap();
+        steps += 1;
+    }
     let paced = started.elapsed();
-    assert!(paced >= Duration::from_millis(600), "12 files at 20 a second took {paced:?}");
-    assert!(gc.progress().unwrap().contains("at most 20 files/s"), "{:?}", gc.progress());
+    assert!(paced >= Duration::from_millis(2000), "12 files at 5 a second took {paced:?}");
+    assert_eq!(steps, 3, "a step examines a second's worth (5, 5, 2)");
+    assert!(gc.progress().unwrap().contains("at most 5 files/s"), "{:?}", gc.progress());
     rate.set(u64::MAX);
     let started = std::time::Instant::now();
     pass(&mut gc).await;
