@@ -129,8 +129,7 @@ impl MetaService {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let matched =
-            |id: u64| m.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map_or(0, |l| l.index);
+        let matched = |id: u64| matched_index(&m, id).unwrap_or(0);
         let target = match target {
             0 => voters
                 .iter()
@@ -188,13 +187,11 @@ impl MetaService {
         // liveness, lifecycle — may still add entries; the campaign's
         // rounds wait for those).
         let mut rx = self.raft.metrics();
-        let caught_up = |m: &openraft::RaftMetrics<u64, openraft::BasicNode>| {
-            let matched = m.replication.as_ref().and_then(|r| r.get(&target).cloned().flatten()).map(|l| l.index);
-            matched >= m.last_log_index
-        };
+        let caught_up =
+            |m: &openraft::RaftMetrics<u64, openraft::BasicNode>| matched_index(m, target) >= m.last_log_index;
         if tokio::time::timeout(DRAIN, rx.wait_for(caught_up)).await.is_err() {
             let m = rx.borrow().clone();
-            let matched = m.replication.as_ref().and_then(|r| r.get(&target).cloned().flatten()).map_or(0, |l| l.index);
+            let matched = matched_index(&m, target).unwrap_or(0);
             return Err(Status::failed_precondition(format!(
                 "node {target} has not caught up (its log matches to index {matched} of {})",
                 m.last_log_index.unwrap_or(0)
@@ -231,6 +228,11 @@ impl MetaService {
             ))),
         }
     }
+}
+
+/// How far voter `id`'s log matches the leader's, as the leader knows it.
+fn matched_index(m: &openraft::RaftMetrics<u64, openraft::BasicNode>, id: u64) -> Option<u64> {
+    m.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|l| l.index)
 }
 
 fn older(id: u64) -> Status {
