@@ -639,6 +639,7 @@ async fn list_scenario(
                     record: Some(record),
                     condition: None,
                     origin: String::new(),
+                    bucket_digest: Vec::new(),
                 };
                 let r = client.write(Command { now_ms: 0, op: Some(command::Op::PutObject(put)) }).await?;
                 if let Some(tessera_rpc::proto::meta::command_result::Outcome::Failure(f)) = r.outcome {

@@ -526,3 +526,75 @@ async fn a_rotated_master_key_is_used_at_once_and_a_rewrap_retires_the_old_one()
     assert_eq!(get_all(&c, "rot", "open").await, p1);
     cluster.shutdown().await;
 }
+
+/// A gateway decides a PutObject with the bucket record it read last (for
+/// up to 2 s) and the metadata service applies the put only while the
+/// record is still that one. So when default encryption is turned on
+/// through another gateway, the very next small put through the first one
+/// is stored encrypted (or refused with `SlowDown`, and encrypted when sent
+/// again), never in the clear; a change a put does not depend on (bucket
+/// tags) costs the client nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_follows_default_encryption_set_through_another_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("sse.keyring");
+    Keyring::create_file(&ring).unwrap();
+    let cluster = start(Arc::new(KeyringFile::open(&ring).unwrap())).await;
+    // No retries: a SlowDown must be seen here, not retried by the SDK.
+    let no_retries = |c: aws_sdk_s3::Client| {
+        let conf = c.config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+        aws_sdk_s3::Client::from_conf(conf.build())
+    };
+    let (a, b) = (no_retries(cluster.client(0)), cluster.client(1));
+    a.create_bucket().bucket("late").send().await.unwrap();
+    let put = |k: String| a.put_object().bucket("late").key(k).body(ByteStream::from_static(b"segment")).send();
+    let (mut slowed, mut rounds) = (0, 0);
+    for round in 0..5 {
+        // Gateway a reads (and keeps) the bucket's record: no encryption
+        // (or, from the round before, encryption: then SlowDown first).
+        let r = match put(format!("plain-{round}")).await {
+            Ok(r) => r,
+            Err(e) => {
+                assert_eq!((code(&e).as_str(), status(&e)), ("SlowDown", 503), "{e:?}");
+                slowed += 1;
+                put(format!("plain-{round}")).await.unwrap()
+            }
+        };
+        assert_eq!(r.server_side_encryption(), None);
+        // A tag change through b: a's record is stale, the put goes through.
+        let tagging = aws_sdk_s3::types::Tagging::builder()
+            .tag_set(aws_sdk_s3::types::Tag::builder().key("round").value(round.to_string()).build().unwrap())
+            .build()
+            .unwrap();
+        b.put_bucket_tagging().bucket("late").tagging(tagging).send().await.unwrap();
+        let r = put(format!("tagged-{round}")).await.unwrap();
+        assert_eq!(r.server_side_encryption(), None);
+        // Default encryption through b, then at once a put through a.
+        let rule = ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(
+                ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build().unwrap(),
+            )
+            .build();
+        let conf = ServerSideEncryptionConfiguration::builder().rules(rule).build().unwrap();
+        b.put_bucket_encryption().bucket("late").server_side_encryption_configuration(conf).send().await.unwrap();
+        let key = format!("after-{round}");
+        let r = match put(key.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                assert_eq!((code(&e).as_str(), status(&e)), ("SlowDown", 503), "{e:?}");
+                slowed += 1;
+                put(key.clone()).await.unwrap()
+            }
+        };
+        assert_eq!(r.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "round {round}");
+        let rec = cluster.meta_client.get_object("late", &key).await.unwrap().object.unwrap();
+        assert!(rec.sse.is_some(), "round {round}: stored encrypted");
+        b.delete_bucket_encryption().bucket("late").send().await.unwrap();
+        rounds += 1;
+    }
+    println!("{rounds} rounds, {slowed} puts refused with SlowDown and sent again");
+    // Each change of default encryption made a's kept record decide wrong
+    // once: the put after it was refused, not stored in the clear.
+    assert!((1..2 * rounds).contains(&slowed), "{slowed}");
+    cluster.shutdown().await;
+}

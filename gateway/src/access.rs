@@ -27,7 +27,7 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{S3Error, S3Result, s3_error};
 use tessera_rpc::MetaClient;
-use tessera_rpc::proto::meta::{AccessKeyRecord, failure};
+use tessera_rpc::proto::meta::{AccessKeyRecord, BucketRecord, failure};
 
 use crate::acl;
 use crate::policy::{self, Decision, Kind, Policy, Principal};
@@ -108,7 +108,19 @@ pub struct Directory {
     meta: MetaClient,
     keys: Cached<Option<Arc<KeyAccess>>>,
     buckets: Cached<Option<Arc<BucketAccess>>>,
+    /// Bucket records as PutObject decides with them, with their digests:
+    /// the metadata service applies such a put only while the bucket's
+    /// record is still that one, so a stale entry costs a retry, never a
+    /// write made with an old configuration.
+    for_writes: Cached<Arc<(BucketRecord, Vec<u8>)>>,
+    /// Until when puts go unchecked (and uncached): the metadata cluster
+    /// refused a checked one (a node of an older release).
+    unchecked_until: Mutex<Option<Instant>>,
 }
+
+/// How long puts go unchecked after the metadata cluster refused a checked
+/// one (a rolling upgrade under way).
+const UNCHECKED_FOR: Duration = Duration::from_secs(60);
 
 fn unavailable(e: impl std::fmt::Display) -> S3Error {
     tracing::warn!(error = %e, "metadata service unavailable for an access check");
@@ -132,7 +144,44 @@ fn remember<T>(c: &Cached<T>, k: &str, v: T) {
 impl Directory {
     /// Looks keys and buckets up through `meta`.
     pub fn new(meta: MetaClient) -> Self {
-        Directory { meta, keys: Mutex::new(HashMap::new()), buckets: Mutex::new(HashMap::new()) }
+        Directory {
+            meta,
+            keys: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
+            for_writes: Mutex::new(HashMap::new()),
+            unchecked_until: Mutex::new(None),
+        }
+    }
+
+    /// The record of `bucket` a put may decide with, and its digest, if
+    /// one was read less than [`BUCKET_TTL`] ago.
+    pub fn bucket_for_write(&self, bucket: &str) -> Option<Arc<(BucketRecord, Vec<u8>)>> {
+        cached(&self.for_writes, bucket, BUCKET_TTL)
+    }
+
+    /// Remembers a record read for a put (one with a digest, while checked
+    /// puts are on).
+    pub fn remember_for_write(&self, record: BucketRecord, digest: Vec<u8>) {
+        if !digest.is_empty() && self.checked_puts() {
+            let name = record.name.clone();
+            remember(&self.for_writes, &name, Arc::new((record, digest)));
+        }
+    }
+
+    /// Whether puts carry their bucket record's digest.
+    pub fn checked_puts(&self) -> bool {
+        self.unchecked_until.lock().is_ok_and(|u| u.is_none_or(|until| Instant::now() >= until))
+    }
+
+    /// The metadata cluster refused a checked put: send them unchecked,
+    /// and decide each with a fresh record, for a while.
+    pub fn checked_puts_refused(&self) {
+        if let Ok(mut u) = self.unchecked_until.lock() {
+            *u = Some(Instant::now() + UNCHECKED_FOR);
+        }
+        if let Ok(mut m) = self.for_writes.lock() {
+            m.clear();
+        }
     }
 
     /// The access key `id`, if it exists and is usable (not disabled, not
@@ -217,6 +266,9 @@ impl Directory {
     /// Forgets `bucket` (its policy changed here).
     pub fn forget_bucket(&self, bucket: &str) {
         if let Ok(mut m) = self.buckets.lock() {
+            m.remove(bucket);
+        }
+        if let Ok(mut m) = self.for_writes.lock() {
             m.remove(bucket);
         }
     }

@@ -81,6 +81,7 @@ fn put(i: u64) -> Command {
             record: Some(record),
             condition: None,
             origin: String::new(),
+            bucket_digest: Vec::new(),
         })),
     }
 }

@@ -49,6 +49,7 @@ fn put(bucket: &str, key: String, i: u64) -> Command {
         record: Some(record),
         condition: None,
         origin: String::new(),
+        bucket_digest: Vec::new(),
     });
     Command { now_ms: 1_760_000_000_000, op: Some(op) }
 }

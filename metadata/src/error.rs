@@ -64,6 +64,10 @@ pub enum MetaError {
     /// of a bucket with object lock).
     #[error("invalid bucket state: {0}")]
     InvalidBucketState(String),
+    /// The bucket's record changed since the writer read it (a PutObject
+    /// carrying the digest of an older record): nothing was applied.
+    #[error("the bucket's configuration changed since the write was decided")]
+    BucketChanged,
     /// Any other malformed request.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -97,6 +101,7 @@ impl MetaError {
             MetaError::MethodNotAllowed => Code::MethodNotAllowed,
             MetaError::ObjectLocked(_) => Code::ObjectLocked,
             MetaError::InvalidBucketState(_) => Code::InvalidBucketState,
+            MetaError::BucketChanged => Code::BucketChanged,
             MetaError::Storage(_) => Code::Unspecified,
         };
         Failure { code: code as i32, message: self.to_string() }
@@ -127,6 +132,7 @@ impl MetaError {
             Code::MethodNotAllowed => MetaError::MethodNotAllowed,
             Code::ObjectLocked => MetaError::ObjectLocked(msg),
             Code::InvalidBucketState => MetaError::InvalidBucketState(msg),
+            Code::BucketChanged => MetaError::BucketChanged,
             Code::Unspecified => MetaError::Storage(msg),
         }
     }

@@ -435,9 +435,11 @@ impl Meta for MetaService {
         let name = req.into_inner().name;
         let r = self.read(move |st| st.bucket(&name)).await?;
         Ok(Response::new(match r {
-            Ok(Some(b)) => BucketReply { bucket: Some(b), failure: None },
-            Ok(None) => BucketReply { bucket: None, failure: Some(MetaError::NoSuchBucket.to_failure()) },
-            Err(e) => BucketReply { bucket: None, failure: Some(failure_of(e)?) },
+            Ok(Some(b)) => BucketReply { digest: crate::state::bucket_digest(&b), bucket: Some(b), failure: None },
+            Ok(None) => {
+                BucketReply { bucket: None, failure: Some(MetaError::NoSuchBucket.to_failure()), digest: vec![] }
+            }
+            Err(e) => BucketReply { bucket: None, failure: Some(failure_of(e)?), digest: vec![] },
         }))
     }
 

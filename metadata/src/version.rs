@@ -55,6 +55,9 @@
 //!    `gc_paused` or `lifecycle_paused`).
 //! 7. paced garbage collectors and lifecycle worker (`SetWorkerRates` with
 //!    `gc_files_per_sec` or `lifecycle_versions_per_sec`).
+//! 8. writes checked against the bucket record they were decided with
+//!    (`PutObject` with a `bucket_digest`): an older node would apply them
+//!    unchecked where the others refuse.
 //!
 //! A new command, or a new field that changes what an existing command
 //! means, raises the level and is classified in [`needed`]: an older node
@@ -67,7 +70,7 @@ use tessera_rpc::proto::meta::Command;
 use tessera_rpc::proto::meta::command::Op;
 
 /// The highest command level this release understands.
-pub const LEVEL: u32 = 7;
+pub const LEVEL: u32 = 8;
 
 /// The level every release understands (also what a node that never said
 /// counts as: releases before the gate did not say).
@@ -78,6 +81,7 @@ pub const BASE_LEVEL: u32 = 1;
 pub fn needed(cmd: &Command) -> Option<u32> {
     let op = cmd.op.as_ref()?;
     Some(match op {
+        Op::PutObject(c) if !c.bucket_digest.is_empty() => 8,
         Op::SetBucketQuota(_) | Op::SetBucketEc(_) => 5,
         Op::SetWorkerRates(c) if c.gc_files_per_sec > 0 || c.lifecycle_versions_per_sec > 0 => 7,
         Op::SetWorkerRates(c) if c.gc_paused || c.lifecycle_paused => 6,
@@ -244,6 +248,10 @@ mod tests {
         assert_eq!(rates(SetWorkerRates { gc_paused: true, ..Default::default() }), Some(6));
         assert_eq!(rates(SetWorkerRates { gc_files_per_sec: 9, gc_paused: true, ..Default::default() }), Some(7));
         assert_eq!(rates(SetWorkerRates { lifecycle_versions_per_sec: 9, ..Default::default() }), Some(7));
+        // Checked against the bucket record, whatever else the put carries.
+        let locked = ObjectRecord { lock: Some(Default::default()), ..Default::default() };
+        let checked = PutObject { record: Some(locked), bucket_digest: vec![1; 32], ..Default::default() };
+        assert_eq!(needed(&cmd(Op::PutObject(checked))), Some(8));
         let unknown = Command { now_ms: 0, op: None };
         assert_eq!(needed(&unknown), None);
         assert_eq!(needed(&batch(vec![unknown.clone()])), None);

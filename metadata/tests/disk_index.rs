@@ -37,6 +37,7 @@ fn a_command_applied_twice_never_collects_live_shards() {
             record: Some(ObjectRecord { etag: md5_hex(1), body: Some(body(42, 1)), ..Default::default() }),
             condition: None,
             origin: String::new(),
+            bucket_digest: Vec::new(),
         })),
     };
     apply_real(&st, 2, &put).unwrap();
@@ -95,8 +96,14 @@ fn restored_shards_leave_the_missing_list() {
     )
     .unwrap();
     let rec = ObjectRecord { etag: md5_hex(1), body: Some(with_missing(7, vec![0, 2])), ..Default::default() };
-    let put =
-        PutObject { bucket: "bkt".into(), key: "k".into(), record: Some(rec), condition: None, origin: String::new() };
+    let put = PutObject {
+        bucket: "bkt".into(),
+        key: "k".into(),
+        record: Some(rec),
+        condition: None,
+        origin: String::new(),
+        bucket_digest: Vec::new(),
+    };
     apply_real(&st, 2, &cmd(2, Op::PutObject(put))).unwrap();
     let upload = UploadRecord { bucket: "bkt".into(), key: "m".into(), upload_id: "u1".into(), ..Default::default() };
     apply_real(&st, 3, &cmd(3, Op::CreateUpload(CreateUpload { upload: Some(upload) }))).unwrap();
@@ -174,6 +181,7 @@ fn a_moved_shard_switches_its_record_and_the_disk_index() {
                 record: Some(rec),
                 condition: None,
                 origin: String::new(),
+                bucket_digest: Vec::new(),
             }),
         ),
     )

@@ -318,6 +318,7 @@ fn run(actions: Vec<Action>, queries: Vec<(usize, String, bool, Option<String>, 
                     record: Some(record),
                     condition: condition(cond, &cur_etag),
                     origin: String::new(),
+                    bucket_digest: Vec::new(),
                 })
             }
             Action::Delete { bucket, key, cond } => {
@@ -608,6 +609,7 @@ fn delimiter_listing_of_many_segments_pages_exactly() {
                 key: format!("show{f:02}/seg{s:03}.ts"),
                 record: Some(ObjectRecord { etag: md5_hex(seq), body: Some(body(seq, 0)), ..Default::default() }),
                 origin: String::new(),
+                bucket_digest: Vec::new(),
                 condition: None,
             });
             model.apply(seq, &op).unwrap();

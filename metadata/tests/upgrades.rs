@@ -18,6 +18,14 @@ fn set_bucket_acl(bucket: &str) -> Command {
     Command { now_ms: 0, op: Some(Op::SetBucketAcl(SetBucketAcl { bucket: bucket.into(), acl: vec![grant] })) }
 }
 
+/// `cmd` (a PutObject) checked against the bucket record with `digest`.
+fn checked(mut cmd: Command, digest: &[u8]) -> Command {
+    if let Some(Op::PutObject(p)) = cmd.op.as_mut() {
+        p.bucket_digest = digest.to_vec();
+    }
+    cmd
+}
+
 fn failure_code(o: &Outcome) -> Option<failure::Code> {
     match o {
         Outcome::Failure(f) => Some(f.code()),
@@ -79,6 +87,11 @@ async fn a_mixed_version_cluster_serves_and_enables_new_commands_once_every_node
     assert!(c.get_bucket("videos").await.unwrap().bucket.unwrap().acl.is_empty());
     assert_eq!(c.get_bucket("videos").await.unwrap().bucket.unwrap().versioning, 0);
     assert!(c.get_object("videos", "b").await.unwrap().object.is_none());
+    let digest = c.get_bucket("videos").await.unwrap().digest;
+    assert_eq!(digest.len(), 32);
+    let r = c.write(checked(put("videos", "c", 3), &digest)).await.unwrap().outcome.unwrap();
+    assert_eq!(failure_code(&r), Some(failure::Code::NotYetEnabled), "{r:?}");
+    assert!(c.get_object("videos", "c").await.unwrap().object.is_none());
 
     // Upgrade the old node: same data, this release.
     let (id, port) = n3.stop().await;
@@ -99,6 +112,22 @@ async fn a_mixed_version_cluster_serves_and_enables_new_commands_once_every_node
     must_write(&c, versioning).await;
     assert_eq!(c.get_bucket("videos").await.unwrap().bucket.unwrap().acl.len(), 1);
     assert_eq!(c.get_bucket("videos").await.unwrap().bucket.unwrap().versioning, Versioning::Enabled as i32);
+    // A put checked against the bucket's record: applied while the record
+    // is the one it was decided with, refused (nothing applied) once the
+    // record changed, applied again with the new record's digest.
+    let digest = c.get_bucket("videos").await.unwrap().digest;
+    must_write(&c, checked(put("videos", "c", 3), &digest)).await;
+    must_write(&c, set_bucket_acl("videos")).await;
+    assert_eq!(c.get_bucket("videos").await.unwrap().digest, digest, "the same ACL again: the same record");
+    let tags = SetBucketTags { bucket: "videos".into(), tags: vec![Header { name: "team".into(), value: "a".into() }] };
+    must_write(&c, Command { now_ms: 0, op: Some(Op::SetBucketTags(tags)) }).await;
+    let r = c.write(checked(put("videos", "d", 4), &digest)).await.unwrap().outcome.unwrap();
+    assert_eq!(failure_code(&r), Some(failure::Code::BucketChanged), "{r:?}");
+    assert!(c.get_object("videos", "d").await.unwrap().object.is_none());
+    let fresh = c.get_bucket("videos").await.unwrap().digest;
+    assert_ne!(fresh, digest);
+    must_write(&c, checked(put("videos", "d", 4), &fresh)).await;
+    assert!(c.get_object("videos", "d").await.unwrap().object.is_some());
     // The upgraded node applied the new commands too.
     let leader = n1.client().cluster_status().await.unwrap().last_applied;
     wait_applied(&n3, leader).await;

@@ -198,6 +198,7 @@ fn run(actions: Vec<Action>, max: usize) {
                 record: Some(ObjectRecord { etag: md5_hex(index), body: Some(body(index, 1)), ..Default::default() }),
                 condition: None,
                 origin: String::new(),
+                bucket_digest: Vec::new(),
             }),
             Action::Delete(k) => {
                 Op::DeleteObject(DeleteObject { bucket: "bkt".into(), key: KEYS[*k].into(), ..Default::default() })
@@ -336,6 +337,7 @@ fn a_retried_put_makes_one_version() {
             key: "k".into(),
             record: Some(ObjectRecord { etag: md5_hex(b), body: Some(body(b, 1)), ..Default::default() }),
             origin: String::new(),
+            bucket_digest: Vec::new(),
             condition: None,
         })
     };
@@ -377,6 +379,7 @@ fn object_lock_is_enforced_by_the_state_machine() {
             record: Some(record),
             condition: None,
             origin: String::new(),
+            bucket_digest: Vec::new(),
         });
         apply_real(&st, index, &cmd(t0 + index, op)).unwrap().unwrap().version_id
     };
@@ -459,6 +462,7 @@ fn object_lock_is_enforced_by_the_state_machine() {
         record: Some(record),
         condition: None,
         origin: String::new(),
+        bucket_digest: Vec::new(),
     });
     let e = apply_real(&st, 51, &cmd(t0, op));
     assert!(matches!(&e, Err(MetaError::InvalidArgument(m)) if m.contains("Object Lock")), "{e:?}");

@@ -119,6 +119,74 @@ impl Tessera {
         r.bucket.ok_or_else(|| s3_error!(NoSuchBucket))
     }
 
+    /// The bucket record a PutObject decides with, and its digest (empty:
+    /// the put goes unchecked). Read at most [`crate::access::BUCKET_TTL`]
+    /// ago: a put checked against the digest is applied only while the
+    /// record is still that one (see [`Tessera::commit_put`]), so the
+    /// metadata round trip a put used to make first is saved.
+    pub(super) async fn bucket_for_put(&self, name: &str) -> S3Result<Arc<(pb::BucketRecord, Vec<u8>)>> {
+        if let Some(hit) = self.dir.bucket_for_write(name) {
+            return Ok(hit);
+        }
+        self.fresh_bucket_for_put(name).await
+    }
+
+    async fn fresh_bucket_for_put(&self, name: &str) -> S3Result<Arc<(pb::BucketRecord, Vec<u8>)>> {
+        let r = self.cluster.meta().get_bucket(name).await.map_err(unavailable)?;
+        if let Some(f) = &r.failure {
+            return Err(from_failure(f));
+        }
+        let record = r.bucket.ok_or_else(|| s3_error!(NoSuchBucket))?;
+        let digest = if self.dir.checked_puts() { r.digest } else { Vec::new() };
+        self.dir.remember_for_write(record.clone(), digest.clone());
+        Ok(Arc::new((record, digest)))
+    }
+
+    /// Commits a PutObject decided with `decided`. When the bucket's record
+    /// changed meanwhile (`BucketChanged`, nothing applied), the put is sent
+    /// again checked against the new record if nothing it was decided with
+    /// changed (a bucket's tags, say), and refused with `503 SlowDown`
+    /// otherwise (default encryption, object lock, ACL ownership, quota or
+    /// coding changed under it: decided again, it could differ). A metadata
+    /// cluster that cannot check yet (`NotYetEnabled`: a node of an older
+    /// release) gets it unchecked, after the same comparison with a fresh
+    /// record.
+    pub(super) async fn commit_put(
+        &self,
+        mut put: pb::PutObject,
+        decided: &pb::BucketRecord,
+    ) -> S3Result<CommandResult> {
+        use pb::failure::Code;
+        for _ in 0..3 {
+            let cmd = Command { now_ms: 0, op: Some(command::Op::PutObject(put.clone())) };
+            let r = self.cluster.meta().write(cmd).await.map_err(unavailable)?;
+            let code = match &r.outcome {
+                Some(command_result::Outcome::Failure(f)) => f.code(),
+                _ => return Ok(r),
+            };
+            let unchecked = match code {
+                Code::BucketChanged => false,
+                Code::NotYetEnabled if !put.bucket_digest.is_empty() => {
+                    self.dir.checked_puts_refused();
+                    true
+                }
+                _ => {
+                    return Err(from_failure(match &r.outcome {
+                        Some(command_result::Outcome::Failure(f)) => f,
+                        _ => unreachable!("matched a failure above"),
+                    }));
+                }
+            };
+            self.dir.forget_bucket(&put.bucket);
+            let fresh = self.fresh_bucket_for_put(&put.bucket).await?;
+            if !same_for_put(decided, &fresh.0) {
+                return Err(s3_error!(SlowDown, "the bucket's configuration changed during the upload; retry"));
+            }
+            put.bucket_digest = if unchecked { Vec::new() } else { fresh.1.clone() };
+        }
+        Err(s3_error!(SlowDown, "the bucket's configuration keeps changing; retry"))
+    }
+
     /// The current version of an object (a delete marker is NoSuchKey).
     pub(super) async fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
         self.version(bucket, key, None).await
@@ -351,4 +419,23 @@ impl Tessera {
         }
         r.upload.ok_or_else(|| s3_error!(NoSuchUpload))
     }
+}
+
+/// Whether a put decided with `a` would be decided alike with `b`: the
+/// records are equal but for what a put does not read (the state machine
+/// applies versioning and default retention itself, from the record it
+/// holds).
+fn same_for_put(a: &pb::BucketRecord, b: &pb::BucketRecord) -> bool {
+    let strip = |r: &pb::BucketRecord| pb::BucketRecord {
+        policy: String::new(),
+        cors: Vec::new(),
+        public_access_block: None,
+        tags: Vec::new(),
+        lifecycle: Vec::new(),
+        notifications: Vec::new(),
+        versioning: 0,
+        default_retention: None,
+        ..r.clone()
+    };
+    strip(a) == strip(b)
 }

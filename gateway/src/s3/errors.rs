@@ -38,6 +38,8 @@ pub(super) fn from_failure(f: &Failure) -> S3Error {
         // A rolling upgrade under way: the feature exists only once every
         // metadata node runs the release that has it.
         C::NotYetEnabled => S3ErrorCode::NotImplemented,
+        // A put's bucket changed under it (`commit_put` retries when it may).
+        C::BucketChanged => S3ErrorCode::SlowDown,
         C::Unspecified => S3ErrorCode::InternalError,
     };
     if f.message.is_empty() { S3Error::new(code) } else { S3Error::with_message(code, f.message.clone()) }
@@ -143,6 +145,7 @@ mod tests {
                 C::MethodNotAllowed => ("MethodNotAllowed", 405),
                 C::ObjectLocked => ("AccessDenied", 403),
                 C::InvalidBucketState => ("InvalidBucketState", 409),
+                C::BucketChanged => ("SlowDown", 503),
                 C::Unspecified => ("InternalError", 500),
             }
         };
@@ -155,7 +158,7 @@ mod tests {
             assert_eq!(answer(&e), (code.to_owned(), status), "{c:?}");
             assert_eq!(e.message(), Some("the message"));
         }
-        assert_eq!(seen, 21, "every failure code is mapped");
+        assert_eq!(seen, 22, "every failure code is mapped");
     }
 
     #[test]

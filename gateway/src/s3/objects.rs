@@ -22,16 +22,16 @@ impl Tessera {
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let customer = customer_of!(input)?;
         let tags = tags_of_header(input.tagging.as_deref())?;
-        let bucket = self.bucket(&input.bucket).await?;
-        let acl = acls::requested_acl(&bucket, &headers, None)?.unwrap_or_default();
+        let decided = self.bucket_for_put(&input.bucket).await?;
+        let (bucket, bucket_digest) = (&decided.0, &decided.1);
+        let acl = acls::requested_acl(bucket, &headers, None)?.unwrap_or_default();
         let lock = requested_lock(
-            &bucket,
+            bucket,
             input.object_lock_mode.as_ref(),
             input.object_lock_retain_until_date.as_ref(),
             input.object_lock_legal_hold_status.as_ref(),
         )?;
-        let sealing =
-            self.new_sealing(&bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
+        let sealing = self.new_sealing(bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
         if let Some(c) = &condition {
             precheck_write(self, &input.bucket, &input.key, c).await?;
         }
@@ -39,7 +39,7 @@ impl Tessera {
         let mut digest = BodyDigest::new(plan.hasher(), self.md5.as_ref(), len);
         let mut body = body_stream(input.body, self.cfg.body_idle_timeout);
         let dek = sealing.as_ref().map(|s| &s.dek);
-        let stored = self.store_body(&bucket, &input.key, 0, len, &mut body, &mut digest, dek).await?;
+        let stored = self.store_body(bucket, &input.key, 0, len, &mut body, &mut digest, dek).await?;
         let (md5, computed) = digest.finish().await.map_err(write_error)?;
         let checksums = plan.verify(&md5, &computed, trailing_headers.as_ref())?;
         let record = ObjectRecord {
@@ -63,8 +63,9 @@ impl Tessera {
             record: Some(record.clone()),
             condition,
             origin: String::new(),
+            bucket_digest: bucket_digest.clone(),
         };
-        let committed = self.write_cmd(command::Op::PutObject(put)).await;
+        let committed = self.commit_put(put, bucket).await;
         let committed = committed.map_err(|e| if conditional { raced(e) } else { e })?;
         let mut out = PutObjectOutput {
             e_tag: Some(etag(&record.etag)),
@@ -173,6 +174,7 @@ impl Tessera {
             record: Some(record),
             condition: None,
             origin: "Copy".into(),
+            bucket_digest: Vec::new(),
         };
         let r = self.write_cmd(command::Op::PutObject(put)).await?;
         let Some(command_result::Outcome::Object(stored)) = r.outcome else {

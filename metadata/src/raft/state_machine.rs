@@ -524,6 +524,7 @@ mod tests {
                 record: Some(record),
                 condition: None,
                 origin: String::new(),
+                bucket_digest: Vec::new(),
             })),
         }
     }

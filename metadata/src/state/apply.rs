@@ -410,6 +410,9 @@ pub(crate) fn store_object(bucket: &str, key: &str, old: Option<&ObjectRecord>, 
 
 fn put_object(st: &MetaState, now: u64, seq: u64, c: &PutObject, w: &mut Writes) -> Result<Outcome, MetaError> {
     let bucket = st.require_bucket(&c.bucket)?;
+    if !c.bucket_digest.is_empty() && c.bucket_digest != super::bucket_digest(&bucket) {
+        return Err(MetaError::BucketChanged);
+    }
     check_key(&c.key)?;
     let mut rec = c.record.clone().ok_or_else(|| MetaError::InvalidArgument("put without a record".into()))?;
     if rec.body.is_none() || !rec.parts.is_empty() {

@@ -473,3 +473,16 @@ impl KeyCursor for RocksCursor<'_> {
         }
     }
 }
+
+/// The digest of a bucket's record: SHA-256 of its encoding by this
+/// release. A writer that decided with the record it read (`BucketReply`'s
+/// `digest`) sends it with its PutObject, which applies only while the
+/// record is still that one. Every voter computes it alike: the records are
+/// the same commands applied, and a field an older release would drop can
+/// only be set by a command the version gate holds back until every voter
+/// knows it.
+pub fn bucket_digest(b: &tessera_rpc::proto::meta::BucketRecord) -> Vec<u8> {
+    use prost::Message;
+    use sha2::Digest;
+    sha2::Sha256::digest(b.encode_to_vec()).to_vec()
+}

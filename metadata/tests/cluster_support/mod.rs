@@ -84,6 +84,7 @@ pub fn put(bucket: &str, key: &str, tag: u64) -> Command {
             record: Some(record),
             condition: None,
             origin: String::new(),
+            bucket_digest: Vec::new(),
         })),
     }
 }
