@@ -468,6 +468,43 @@ impl Meta for MetaService {
         }))
     }
 
+    async fn get_objects(&self, req: Request<ObjectsRequest>) -> Result<Response<ObjectsReply>, Status> {
+        let reqs = req.into_inner().requests;
+        if reqs.len() > tessera_rpc::MAX_OBJECTS_PER_READ {
+            return Err(Status::invalid_argument(format!(
+                "at most {} objects in one read",
+                tessera_rpc::MAX_OBJECTS_PER_READ
+            )));
+        }
+        let got = self
+            .read(move |st| {
+                let mut out = Vec::with_capacity(reqs.len());
+                let mut bytes = 0;
+                for r in &reqs {
+                    let missing = if r.version_id.is_empty() { MetaError::NoSuchKey } else { MetaError::NoSuchVersion };
+                    let reply = match st.object_version(&r.bucket, &r.key, &r.version_id) {
+                        Ok(Some(o)) => ObjectReply { object: Some(o), failure: None },
+                        Ok(None) => ObjectReply { object: None, failure: Some(missing.to_failure()) },
+                        Err(e @ MetaError::Storage(_)) => return Err(e),
+                        Err(e) => ObjectReply { object: None, failure: Some(e.to_failure()) },
+                    };
+                    // The rest is left to the caller when the reply would
+                    // grow past its budget (one reply always goes).
+                    bytes += prost::Message::encoded_len(&reply);
+                    if bytes > tessera_rpc::OBJECTS_REPLY_BUDGET && !out.is_empty() {
+                        break;
+                    }
+                    out.push(reply);
+                }
+                Ok(out)
+            })
+            .await?;
+        match got {
+            Ok(replies) => Ok(Response::new(ObjectsReply { replies })),
+            Err(e) => Err(storage(e)),
+        }
+    }
+
     async fn list_objects(&self, req: Request<ListObjectsRequest>) -> Result<Response<ListObjectsReply>, Status> {
         let r = req.into_inner();
         let q = ListQuery { prefix: r.prefix, delimiter: r.delimiter, after: r.after, max_keys: page_size(r.max_keys) };

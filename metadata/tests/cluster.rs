@@ -428,3 +428,57 @@ async fn an_in_process_client_skips_the_network() {
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// `GetObjects`: replies in the order asked, a missing key or version and
+/// a malformed version id answered each on its own, a reply that would
+/// grow past its budget cut to a prefix (the client reads the rest), and
+/// more than the limit refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_objects_are_read_in_one_call() {
+    let root = tempfile::tempdir().unwrap();
+    let n1 = start(1, root.path(), true, 0).await;
+    let c = n1.client();
+    wait_applied(&n1, 1).await;
+    create_bucket(&c, "videos").await;
+    for i in 0..5u64 {
+        must_write(&c, put("videos", &format!("seg-{i}"), i)).await;
+    }
+    let ask = |key: &str, version: &str| ObjectRequest {
+        bucket: "videos".into(),
+        key: key.into(),
+        version_id: version.into(),
+    };
+    let asked =
+        vec![ask("seg-3", ""), ask("nothing", ""), ask("seg-0", ""), ask("seg-1", "not a version"), ask("seg-4", "")];
+    let got = c.get_objects(asked).await.unwrap().replies;
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[0].object.as_ref().unwrap().etag, format!("{:032x}", 3));
+    assert_eq!(got[1].failure.as_ref().unwrap().code(), failure::Code::NoSuchKey);
+    assert_eq!(got[2].object.as_ref().unwrap().etag, format!("{:032x}", 0));
+    assert!(got[3].object.is_none() && got[3].failure.is_some(), "{:?}", got[3]);
+    assert_eq!(got[4].object.as_ref().unwrap().etag, format!("{:032x}", 4));
+    // 40 records of 120 KiB inline bodies: more than a reply's 4 MiB.
+    for i in 0..40u64 {
+        let mut cmd = put("videos", &format!("big-{i:02}"), i);
+        if let Some(Op::PutObject(p)) = cmd.op.as_mut() {
+            let rec = p.record.as_mut().unwrap();
+            rec.size = 120 << 10;
+            rec.body =
+                Some(Body { kind: Some(body::Kind::InlineData(vec![i as u8; 120 << 10])), ..Default::default() });
+        }
+        must_write(&c, cmd).await;
+    }
+    let asked: Vec<_> = (0..40).map(|i| ask(&format!("big-{i:02}"), "")).collect();
+    let got = c.get_objects(asked).await.unwrap().replies;
+    assert!((20..40).contains(&got.len()), "{} replies", got.len());
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.object.as_ref().unwrap().etag, format!("{i:032x}"));
+    }
+    let too_many: Vec<_> = (0..65).map(|i| ask(&format!("seg-{}", i % 5), "")).collect();
+    let e = c.get_objects(too_many).await.unwrap_err();
+    assert!(
+        matches!(&e, tessera_rpc::MetaClientError::Refused(s) if s.code() == tonic::Code::InvalidArgument),
+        "{e:?}"
+    );
+    n1.stop().await;
+}

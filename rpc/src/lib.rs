@@ -89,3 +89,10 @@ pub use meta_client::{LEADER_HEADER, MetaClient, MetaClientConfig, MetaClientErr
 /// keys of 1 KiB), an object record at most 10,000 part references (about
 /// 2 MiB).
 pub const META_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Most objects one `GetObjects` call reads.
+pub const MAX_OBJECTS_PER_READ: usize = 64;
+
+/// The size a `GetObjects` reply stops growing at (it always carries at
+/// least one object; a record is at most about 2 MiB).
+pub const OBJECTS_REPLY_BUDGET: usize = 4 << 20;

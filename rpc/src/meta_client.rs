@@ -95,6 +95,34 @@ struct Inner {
     channels: Mutex<HashMap<String, Channel>>,
     /// The metadata node of this process: calls to its URL skip the network.
     local: Option<LocalMeta>,
+    /// The queue of object reads batched into `GetObjects` calls (started
+    /// with the first read; without a local node only).
+    reads: std::sync::OnceLock<tokio::sync::mpsc::Sender<ReadJob>>,
+    /// Until when reads go one call each (the leader did not know
+    /// `GetObjects`: a release before it).
+    unbatched_until: Mutex<Option<Instant>>,
+}
+
+type ReadJob = (ObjectRequest, tokio::sync::oneshot::Sender<Result<ObjectReply, MetaClientError>>);
+
+/// Object reads in flight in `GetObjects` calls at once: the reads that
+/// arrive meanwhile wait and go together in the next call. One call per
+/// read cost the gateway and the leader ~0.07 ms of CPU beyond the read
+/// itself (a 4 KiB GET costs `tessera server` 0.08 ms in all).
+const READS_IN_FLIGHT: usize = 2;
+
+/// How long reads go unbatched after a leader refused `GetObjects`.
+const UNBATCHED_FOR: Duration = Duration::from_secs(60);
+
+impl MetaClientError {
+    /// The same error for another caller of a batch.
+    fn duplicate(&self) -> Self {
+        match self {
+            MetaClientError::Unavailable(m) => MetaClientError::Unavailable(m.clone()),
+            MetaClientError::Unknown(m) => MetaClientError::Unknown(m.clone()),
+            MetaClientError::Refused(s) => MetaClientError::Refused(s.clone()),
+        }
+    }
 }
 
 enum Attempt<T> {
@@ -142,6 +170,8 @@ impl MetaClient {
                 leader: Mutex::new(None),
                 channels: Mutex::new(HashMap::new()),
                 local,
+                reads: std::sync::OnceLock::new(),
+                unbatched_until: Mutex::new(None),
             }),
         }
     }
@@ -329,11 +359,89 @@ impl MetaClient {
         version_id: &str,
     ) -> Result<ObjectReply, MetaClientError> {
         let req = ObjectRequest { bucket: bucket.to_owned(), key: key.to_owned(), version_id: version_id.to_owned() };
+        if self.inner.local.is_some() || !self.batching_reads() {
+            return self.get_one(req).await;
+        }
+        let queue = self.inner.reads.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * crate::MAX_OBJECTS_PER_READ);
+            tokio::spawn(run_reads(std::sync::Arc::downgrade(&self.inner), rx));
+            tx
+        });
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        if queue.send((req.clone(), answer)).await.is_err() {
+            return self.get_one(req).await;
+        }
+        match answered.await {
+            Ok(r) => r,
+            Err(_) => self.get_one(req).await,
+        }
+    }
+
+    /// Several objects in one linearizable read (at most
+    /// [`crate::MAX_OBJECTS_PER_READ`]); the replies answer a prefix of
+    /// `requests`, in order (the rest would have made the reply too large).
+    pub async fn get_objects(&self, requests: Vec<ObjectRequest>) -> Result<ObjectsReply, MetaClientError> {
+        let req = ObjectsRequest { requests };
+        self.call(true, |mut c| {
+            let req = req.clone();
+            async move { c.get_objects(req).await }
+        })
+        .await
+    }
+
+    async fn get_one(&self, req: ObjectRequest) -> Result<ObjectReply, MetaClientError> {
         self.call(true, |mut c| {
             let req = req.clone();
             async move { c.get_object(req).await }
         })
         .await
+    }
+
+    fn batching_reads(&self) -> bool {
+        let until = *self.inner.unbatched_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_none_or(|u| Instant::now() >= u)
+    }
+
+    /// Answers a batch of reads: one read alone as a `GetObject`, more in
+    /// one `GetObjects` (what its reply leaves out, and everything when
+    /// the leader does not know the call, one `GetObject` each).
+    async fn read_batch(&self, jobs: Vec<ReadJob>) {
+        if jobs.len() == 1 {
+            for (req, answer) in jobs {
+                let _ = answer.send(self.get_one(req).await);
+            }
+            return;
+        }
+        let got = self.get_objects(jobs.iter().map(|(r, _)| r.clone()).collect()).await;
+        let mut replies = match got {
+            Ok(r) => r.replies.into_iter(),
+            Err(MetaClientError::Refused(s)) if s.code() == Code::Unimplemented => {
+                *self.inner.unbatched_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Instant::now() + UNBATCHED_FOR);
+                Vec::new().into_iter()
+            }
+            Err(e) => {
+                for (_, answer) in jobs {
+                    let _ = answer.send(Err(e.duplicate()));
+                }
+                return;
+            }
+        };
+        let mut rest = Vec::new();
+        for (req, answer) in jobs {
+            match replies.next() {
+                Some(reply) => {
+                    let _ = answer.send(Ok(reply));
+                }
+                None => rest.push((req, answer)),
+            }
+        }
+        for (req, answer) in rest {
+            let client = self.clone();
+            tokio::spawn(async move {
+                let _ = answer.send(client.get_one(req).await);
+            });
+        }
     }
 
     /// One page of objects (linearizable).
@@ -533,5 +641,26 @@ impl MetaClient {
             async move { c.change_membership(req).await }
         })
         .await
+    }
+}
+
+/// The read batcher: takes the first queued read, and every read queued
+/// while a call slot was busy, as one batch. Holds no strong reference to
+/// the client between batches, so it ends when the client is dropped.
+async fn run_reads(inner: std::sync::Weak<Inner>, mut rx: tokio::sync::mpsc::Receiver<ReadJob>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(READS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut jobs = vec![first];
+        while jobs.len() < crate::MAX_OBJECTS_PER_READ {
+            let Ok(job) = rx.try_recv() else { break };
+            jobs.push(job);
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let client = MetaClient { inner };
+        tokio::spawn(async move {
+            client.read_batch(jobs).await;
+            drop(slot);
+        });
     }
 }
