@@ -147,3 +147,70 @@ async fn bytes_from_zero_to_100_mib_and_a_large_multipart() {
     }
     cluster.shutdown().await;
 }
+
+/// A gateway keeps the bucket record its puts decide with (2 s): a quota
+/// set through another gateway still holds at once (the put decided
+/// without it is refused at commit, `SlowDown`, nothing stored), and one
+/// lifted there no longer refuses anything (a put refused on a kept record
+/// is decided again on a fresh one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quota_set_or_lifted_through_another_gateway_holds_at_once() {
+    let owned = Cluster::start().await;
+    let cluster = &owned;
+    // Puts through gateway 1, without SDK retries; the admin API on gateway 0.
+    let conf = cluster.client(1).config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+    let a = aws_sdk_s3::Client::from_conf(conf.build());
+    let who = ("ROOTKEY00000000000001", "root-secret-00000000000000000");
+    support::add_key(cluster, who.0, who.1, true).await;
+    let put =
+        |k: &'static str| a.put_object().bucket("quota-test").key(k).body(ByteStream::from(bytes(100 << 10, 1))).send();
+    a.create_bucket().bucket("quota-test").send().await.unwrap();
+    put("k0").await.unwrap();
+    let quota = |n: u64| async move {
+        let body = format!("{{\"quota_bytes\": {n}}}");
+        support::admin_call(cluster, "PUT", "buckets/quota-test/quota", body.as_bytes(), who).await
+    };
+    let (status, answer) = quota(150 << 10).await;
+    assert_eq!(status, 200, "{answer}");
+    let e = put("k1").await.unwrap_err();
+    assert_eq!((support::code(&e).as_str(), support::status(&e)), ("SlowDown", 503), "{e:?}");
+    let e = put("k1").await.unwrap_err();
+    assert_eq!(support::code(&e), "QuotaExceeded", "{e:?}");
+    assert!(get(&a, "quota-test", "k1").await.is_none(), "a refused body was stored");
+    let (status, answer) = quota(0).await;
+    assert_eq!(status, 200, "{answer}");
+    put("k1").await.unwrap();
+    assert_eq!(get(&a, "quota-test", "k1").await.unwrap(), bytes(100 << 10, 1));
+    owned.shutdown().await;
+}
+
+/// A put refused on the record a gateway kept (ACLs disabled there) is
+/// decided again on a fresh one: ACLs enabled through another gateway
+/// apply to the very next put.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_refused_on_a_kept_record_is_decided_again() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+    let cluster = Cluster::start().await;
+    let (a, b) = (cluster.client(1), cluster.client(0));
+    let ownership = |o: ObjectOwnership| {
+        OwnershipControls::builder()
+            .rules(OwnershipControlsRule::builder().object_ownership(o).build().unwrap())
+            .build()
+            .unwrap()
+    };
+    a.create_bucket().bucket("acl-test").send().await.unwrap();
+    let enforced = ownership(ObjectOwnership::BucketOwnerEnforced);
+    a.put_bucket_ownership_controls().bucket("acl-test").ownership_controls(enforced).send().await.unwrap();
+    let put = |k: &'static str, acl: Option<ObjectCannedAcl>| {
+        a.put_object().bucket("acl-test").key(k).set_acl(acl).body(ByteStream::from_static(b"x")).send()
+    };
+    put("k0", None).await.unwrap();
+    let e = put("k1", Some(ObjectCannedAcl::PublicRead)).await.unwrap_err();
+    assert_eq!(support::code(&e), "AccessControlListNotSupported");
+    let writer = ownership(ObjectOwnership::BucketOwnerPreferred);
+    b.put_bucket_ownership_controls().bucket("acl-test").ownership_controls(writer).send().await.unwrap();
+    put("k2", Some(ObjectCannedAcl::PublicRead)).await.unwrap();
+    let grants = a.get_object_acl().bucket("acl-test").key("k2").send().await.unwrap();
+    assert!(grants.grants().len() >= 2, "the public grant was stored: {grants:?}");
+    cluster.shutdown().await;
+}

@@ -106,6 +106,7 @@ impl AdminRoute {
     pub(super) async fn delete_bucket(&self, bucket: &str) -> Result<Answer, Answer> {
         self.record(bucket).await?;
         self.write(Op::DeleteBucket(DeleteBucket { name: bucket.to_owned() })).await?;
+        self.dir.forget_bucket(bucket);
         Ok(Answer(StatusCode::OK, json!({"deleted": bucket})))
     }
 
@@ -126,6 +127,7 @@ impl AdminRoute {
             ));
         }
         self.write(Op::SetBucketQuota(SetBucketQuota { bucket: bucket.to_owned(), quota_bytes: quota })).await?;
+        self.dir.forget_bucket(bucket);
         Ok(Answer(
             StatusCode::OK,
             json!({"bucket": bucket, "quota_bytes": (quota > 0).then_some(quota), "used_bytes": used}),
@@ -165,6 +167,7 @@ impl AdminRoute {
             })
         };
         self.write(Op::SetBucketEc(SetBucketEc { bucket: bucket.to_owned(), ec })).await?;
+        self.dir.forget_bucket(bucket);
         Ok(Answer(StatusCode::OK, json!({"bucket": bucket, "ec": ec_json(ec.as_ref())})))
     }
 }

@@ -124,14 +124,17 @@ impl Tessera {
     /// ago: a put checked against the digest is applied only while the
     /// record is still that one (see [`Tessera::commit_put`]), so the
     /// metadata round trip a put used to make first is saved.
-    pub(super) async fn bucket_for_put(&self, name: &str) -> S3Result<Arc<(pb::BucketRecord, Vec<u8>)>> {
+    /// The second value says whether the record is the one kept (else it
+    /// was just read). A put refused on the kept record (a quota, ACLs
+    /// disabled, no object lock) is decided again on a fresh one first.
+    pub(super) async fn bucket_for_put(&self, name: &str) -> S3Result<(Arc<(pb::BucketRecord, Vec<u8>)>, bool)> {
         if let Some(hit) = self.dir.bucket_for_write(name) {
-            return Ok(hit);
+            return Ok((hit, true));
         }
-        self.fresh_bucket_for_put(name).await
+        Ok((self.fresh_bucket_for_put(name).await?, false))
     }
 
-    async fn fresh_bucket_for_put(&self, name: &str) -> S3Result<Arc<(pb::BucketRecord, Vec<u8>)>> {
+    pub(super) async fn fresh_bucket_for_put(&self, name: &str) -> S3Result<Arc<(pb::BucketRecord, Vec<u8>)>> {
         let r = self.cluster.meta().get_bucket(name).await.map_err(unavailable)?;
         if let Some(f) = &r.failure {
             return Err(from_failure(f));

@@ -22,16 +22,36 @@ impl Tessera {
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let customer = customer_of!(input)?;
         let tags = tags_of_header(input.tagging.as_deref())?;
-        let decided = self.bucket_for_put(&input.bucket).await?;
+        let (mut decided, mut kept) = self.bucket_for_put(&input.bucket).await?;
+        // A quota is checked (and the body refused) before the commit's
+        // record check could tell a kept record is stale: read it fresh.
+        if kept && decided.0.quota_bytes != 0 {
+            (decided, kept) = (self.fresh_bucket_for_put(&input.bucket).await?, false);
+        }
+        let (acl, lock, sealing) = loop {
+            let bucket = &decided.0;
+            let decision = acls::requested_acl(bucket, &headers, None).and_then(|acl| {
+                let lock = requested_lock(
+                    bucket,
+                    input.object_lock_mode.as_ref(),
+                    input.object_lock_retain_until_date.as_ref(),
+                    input.object_lock_legal_hold_status.as_ref(),
+                )?;
+                let sealing =
+                    self.new_sealing(bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
+                Ok((acl.unwrap_or_default(), lock, sealing))
+            });
+            match decision {
+                Ok(d) => break d,
+                // Refused on the kept record: it may be stale.
+                Err(_) if kept => {
+                    self.dir.forget_bucket(&input.bucket);
+                    (decided, kept) = (self.fresh_bucket_for_put(&input.bucket).await?, false);
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let (bucket, bucket_digest) = (&decided.0, &decided.1);
-        let acl = acls::requested_acl(bucket, &headers, None)?.unwrap_or_default();
-        let lock = requested_lock(
-            bucket,
-            input.object_lock_mode.as_ref(),
-            input.object_lock_retain_until_date.as_ref(),
-            input.object_lock_legal_hold_status.as_ref(),
-        )?;
-        let sealing = self.new_sealing(bucket, &input.key, input.server_side_encryption.as_ref(), customer.as_ref())?;
         if let Some(c) = &condition {
             precheck_write(self, &input.bucket, &input.key, c).await?;
         }
