@@ -214,3 +214,24 @@ async fn a_put_refused_on_a_kept_record_is_decided_again() {
     assert!(grants.grants().len() >= 2, "the public grant was stored: {grants:?}");
     cluster.shutdown().await;
 }
+
+/// A gateway's own bucket changes reach its next put at once: object lock
+/// enabled through it does not cost the next put a `SlowDown`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateways_own_object_lock_change_reaches_its_next_put() {
+    use aws_sdk_s3::types::{
+        BucketVersioningStatus, ObjectLockConfiguration, ObjectLockEnabled, VersioningConfiguration,
+    };
+    let cluster = Cluster::start().await;
+    let conf = cluster.client(0).config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+    let a = aws_sdk_s3::Client::from_conf(conf.build());
+    a.create_bucket().bucket("lock-test").send().await.unwrap();
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    a.put_bucket_versioning().bucket("lock-test").versioning_configuration(enabled).send().await.unwrap();
+    let put = |k: &'static str| a.put_object().bucket("lock-test").key(k).body(ByteStream::from_static(b"x")).send();
+    put("k0").await.unwrap();
+    let lock = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).build();
+    a.put_object_lock_configuration().bucket("lock-test").object_lock_configuration(lock).send().await.unwrap();
+    put("k1").await.unwrap();
+    cluster.shutdown().await;
+}

@@ -146,6 +146,7 @@ impl Tessera {
         }
         let set = pb::SetObjectLockConfig { bucket: input.bucket, default_retention };
         self.write_cmd(command::Op::SetObjectLockConfig(set)).await?;
+        self.dir.forget_bucket(&b.name);
         Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
     }
 
