@@ -163,29 +163,20 @@ impl Tessera {
         for _ in 0..3 {
             let cmd = Command { now_ms: 0, op: Some(command::Op::PutObject(put.clone())) };
             let r = self.cluster.meta().write(cmd).await.map_err(unavailable)?;
-            let code = match &r.outcome {
-                Some(command_result::Outcome::Failure(f)) => f.code(),
-                _ => return Ok(r),
-            };
-            let unchecked = match code {
-                Code::BucketChanged => false,
-                Code::NotYetEnabled if !put.bucket_digest.is_empty() => {
-                    self.dir.checked_puts_refused();
-                    true
-                }
-                _ => {
-                    return Err(from_failure(match &r.outcome {
-                        Some(command_result::Outcome::Failure(f)) => f,
-                        _ => unreachable!("matched a failure above"),
-                    }));
-                }
-            };
+            let Some(command_result::Outcome::Failure(f)) = &r.outcome else { return Ok(r) };
+            match f.code() {
+                Code::BucketChanged => {}
+                // Checked puts off for a while: the fresh record below
+                // comes without a digest, and the put goes unchecked.
+                Code::NotYetEnabled if !put.bucket_digest.is_empty() => self.dir.checked_puts_refused(),
+                _ => return Err(from_failure(f)),
+            }
             self.dir.forget_bucket(&put.bucket);
             let fresh = self.fresh_bucket_for_put(&put.bucket).await?;
             if !same_for_put(decided, &fresh.0) {
                 return Err(s3_error!(SlowDown, "the bucket's configuration changed during the upload; retry"));
             }
-            put.bucket_digest = if unchecked { Vec::new() } else { fresh.1.clone() };
+            put.bucket_digest = fresh.1.clone();
         }
         Err(s3_error!(SlowDown, "the bucket's configuration keeps changing; retry"))
     }

@@ -35,29 +35,25 @@ pub struct RaftResponse(pub Vec<u8>);
 // PUTs (`perf`, 3-voter cluster). Postcard encodes a byte string and a
 // sequence of u8 alike (a varint length, then the bytes), so entries
 // already in a log read back unchanged (tested below).
-impl Serialize for RaftRequest {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
+/// Serializes and deserializes `$t(Vec<u8>)` as a byte string.
+macro_rules! byte_string_serde {
+    ($t:ident) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_byte_buf(ByteString).map($t)
+            }
+        }
+    };
 }
 
-impl<'de> Deserialize<'de> for RaftRequest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_byte_buf(ByteString).map(RaftRequest)
-    }
-}
-
-impl Serialize for RaftResponse {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for RaftResponse {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_byte_buf(ByteString).map(RaftResponse)
-    }
-}
+byte_string_serde!(RaftRequest);
+byte_string_serde!(RaftResponse);
 
 /// Reads a byte string, or a sequence of bytes from a format that has no
 /// byte strings.
